@@ -1,0 +1,26 @@
+# make demo: the main job (the whole flow on the built-in examples)
+# make test: the test suite
+# make setup: only the set-up (.venv with the pinned stack, system tools); quick when done
+VENV := .venv
+STAMP := $(VENV)/.setup-done
+
+.PHONY: setup demo test bench lock clean
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock scripts/setup.sh scripts/install_system_tools.sh
+	scripts/setup.sh
+	touch $@
+
+demo: setup
+	$(VENV)/bin/trigger demo
+
+test: setup
+	$(VENV)/bin/python -m pytest
+
+lock: setup
+	$(VENV)/bin/python -m pip freeze --exclude-editable | grep -v '^trigger' > requirements.lock.new
+	(echo "# Exact versions of the whole Python stack (pip freeze of a working .venv). Regenerate: make lock"; cat requirements.lock.new) > requirements.lock
+	rm requirements.lock.new
+
+clean:
+	rm -rf $(VENV) build *.egg-info
