@@ -1,0 +1,140 @@
+"""Vendor-free resource and logic-depth estimates with Yosys.
+
+``synth_xilinx`` maps the bundle's RTL to Xilinx primitives (LUT, FF, CARRY,
+DSP, BRAM, LUTRAM); a second generic LUT-6 mapping gives the logic depth, in
+LUT levels, of the longest register-to-register path, which is what limits the
+clock. These are estimates: Vivado's figures, when available, are the truth.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import jinja2
+
+from trigger.toolchain import find_tool
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "firmware_templates"
+
+# Capacity of parts users target most (LUT, FF, DSP, BRAM36); BRAM18 = 2 * BRAM36.
+PARTS = {
+    "xcvu13p": {"family": "xcup", "LUT": 1728000, "FF": 3456000, "DSP": 12288, "BRAM36": 2688},
+    "xcvu9p": {"family": "xcup", "LUT": 1182240, "FF": 2364480, "DSP": 6840, "BRAM36": 2160},
+    "xcu250": {"family": "xcup", "LUT": 1728000, "FF": 3456000, "DSP": 12288, "BRAM36": 2688},
+    "xcvu7p": {"family": "xcup", "LUT": 788160, "FF": 1576320, "DSP": 4560, "BRAM36": 1440},
+    "xcku115": {"family": "xcu", "LUT": 663360, "FF": 1326720, "DSP": 5520, "BRAM36": 2160},
+    "xc7vx690t": {"family": "xc7", "LUT": 433200, "FF": 866400, "DSP": 3600, "BRAM36": 1470},
+    "xc7z020": {"family": "xc7", "LUT": 53200, "FF": 106400, "DSP": 220, "BRAM36": 140},
+}
+
+# Nanoseconds per LUT level including routing: a rough figure for UltraScale+ at speed grade -2.
+NS_PER_LUT_LEVEL = 0.5
+
+
+class SynthesisError(RuntimeError):
+    pass
+
+
+def part_info(part: str) -> dict | None:
+    """Capacity and Yosys family of a part name such as ``xcvu13p-flga2577-2-e``."""
+    base = part.lower().split("-")[0]
+    for name in sorted(PARTS, key=len, reverse=True):  # xc7z020clg400 -> xc7z020
+        if base.startswith(name):
+            return PARTS[name]
+    return None
+
+
+def family_of(part: str) -> str:
+    info = part_info(part)
+    if info:
+        return info["family"]
+    base = part.lower()
+    if base.startswith("xc7"):
+        return "xc7"
+    if re.match(r"xc(vu|ku|zu|au)\d+p|xcu\d", base):
+        return "xcup"
+    return "xcu"
+
+
+def synthesize(sources, top: str, part: str, work_dir: Path | None = None, parameters=None,
+               dsp: bool = True) -> dict:
+    """Run Yosys on ``sources`` and return counts and depth as a plain dict."""
+    yosys = find_tool("yosys")
+    if yosys is None:
+        raise SynthesisError("yosys not found: run `make setup` (scripts/install_system_tools.sh installs it)")
+    work = Path(work_dir or tempfile.mkdtemp(prefix="trigger-synth-"))
+    work.mkdir(parents=True, exist_ok=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES / "yosys"),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    family = family_of(part)
+    script = env.get_template("synth.ys.j2").render(
+        sources=[str(Path(s).resolve()) for s in sources], top=top, family=family,
+        parameters=parameters or {}, dsp=dsp, stat_json="stat.json", ltp_txt="ltp.txt")
+    (work / "synth.ys").write_text(script)
+    t0 = time.perf_counter()
+    proc = subprocess.run([yosys, "-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=work,
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
+        raise SynthesisError(f"yosys failed on {top}: {last[0]} (log: {work / 'yosys.log'})")
+    stat = json.loads((work / "stat.json").read_text())
+    cells = stat["design"]["num_cells_by_type"]
+    depth = _ltp_length((work / "ltp.txt").read_text())
+    result = summarize_cells(cells)
+    result.update({"logic_levels": depth, "family": family, "part": part, "yosys_seconds": round(seconds, 2),
+                   "cells": dict(sorted(cells.items())), "source": "yosys"})
+    return result
+
+
+def summarize_cells(cells: dict) -> dict:
+    """Group Xilinx primitives into the usual resource classes."""
+    def total(pattern):
+        return sum(n for name, n in cells.items() if re.fullmatch(pattern, name))
+
+    lutram = total(r"RAM\d+[MSX].*|RAM\d+X\d+[SD].*|SRL\w*")
+    return {
+        "LUT": total(r"LUT[1-6]"),
+        "FF": total(r"FD[CPRS]E?"),
+        "CARRY": total(r"CARRY[48]"),
+        "DSP": total(r"DSP48\w*"),
+        "BRAM18": total(r"RAMB18\w*"),
+        "BRAM36": total(r"RAMB36\w*"),
+        "LUTRAM": lutram,
+        "MUXF": total(r"MUXF[789]"),
+    }
+
+
+def _ltp_length(text: str) -> int:
+    m = re.search(r"length=(\d+)", text)
+    return int(m.group(1)) if m else 0
+
+
+def bram_for_table(depth: int, width: int) -> dict:
+    """Block RAMs a depth x width ROM needs: 36 Kb blocks (512x72 .. 32Kx1), with a final 18 Kb half."""
+    shapes36 = [(32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72)]
+    best36 = min(_blocks(depth, width, d, w) for d, w in shapes36)
+    shapes18 = [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)]
+    best18 = min(_blocks(depth, width, d, w) for d, w in shapes18)
+    return {"BRAM36": best36, "BRAM18": best18, "BRAM36_equivalent": min(best36, (best18 + 1) // 2)}
+
+
+def _blocks(depth, width, block_depth, block_width):
+    return -(-depth // block_depth) * -(-width // block_width)
+
+
+def utilization(resources: dict, part: str) -> dict:
+    """Percent of the part used, for the resources whose capacity is known."""
+    info = part_info(part)
+    if not info:
+        return {}
+    bram36 = resources.get("BRAM36", 0) + resources.get("BRAM18", 0) / 2
+    used = {"LUT": resources.get("LUT", 0) + resources.get("LUTRAM", 0), "FF": resources.get("FF", 0),
+            "DSP": resources.get("DSP", 0), "BRAM": bram36}
+    cap = {"LUT": info["LUT"], "FF": info["FF"], "DSP": info["DSP"], "BRAM": info["BRAM36"]}
+    return {k: round(100.0 * used[k] / cap[k], 4) for k in used}
