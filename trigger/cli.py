@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from trigger import __version__
 
@@ -59,6 +60,114 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kind_of_source(source: Path) -> str:
+    """'lut' or 'network' for a model folder, a trigger.yml, or a model file."""
+    import yaml
+
+    if source.is_dir() or source.suffix in (".yml", ".yaml"):
+        config = source / "trigger.yml" if source.is_dir() else source
+        if not config.exists():
+            raise UserError(f"{config} not found: a model folder needs a trigger.yml")
+        try:
+            data = yaml.safe_load(config.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise UserError(f"{config}: not valid YAML ({str(err).splitlines()[0]})") from None
+        kind = data.get("kind") if isinstance(data, dict) else None
+        if kind not in ("lut", "network"):
+            raise UserError(f"{config}: field 'kind' must be 'lut' or 'network', got {kind!r}")
+        return kind
+    if not source.exists():
+        raise UserError(f"{source} not found")
+    if source.suffix.lower() in (".json", ".h5", ".hdf5", ".keras", ".onnx"):
+        return "network"
+    raise UserError(f"{source}: unknown model format {source.suffix!r} (expected a model folder, trigger.yml, "
+                    ".json + weights .h5, .h5 or .onnx)")
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    source = Path(args.source)
+    kind = _kind_of_source(source)
+    out = Path(args.output) if args.output else Path("build") / source.stem
+    if kind == "lut":
+        from trigger.lut import build_bundle
+        bundle = build_bundle(source if source.is_dir() else source.parent, out)
+    else:
+        from trigger.network import build_bundle
+        bundle = build_bundle(source, out, weights=args.weights, precision=args.precision,
+                              backend=args.backend, pipeline=args.pipeline, keep_softmax=args.softmax,
+                              part=args.part, clock_period_ns=args.clock, vectors=args.vectors)
+    print(f"bundle written to {bundle}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from trigger.bundle import load_manifest
+
+    bundle = Path(args.bundle)
+    manifest = load_manifest(bundle)
+    if manifest.get("kind") == "lut":
+        from trigger.lut import verify_bundle
+        result = verify_bundle(bundle, simulator=args.sim, vectors=args.vectors)
+    else:
+        from trigger.network import verify_bundle
+        result = verify_bundle(bundle, simulator=args.sim, vectors=args.vectors)
+    mismatches = result["mismatches"]
+    print(f"{result['vectors']} vectors{' (every address)' if result.get('exhaustive') else ''}; "
+          f"latency {result['latency_cycles']} cycles, II {result['ii']}")
+    for name, count in sorted(mismatches.items()):
+        print(f"  {name}: {count} mismatches")
+    ok = bool(mismatches) and all(v == 0 for v in mismatches.values())
+    if not ok and result.get("first_mismatch"):
+        print(f"first mismatch: {result['first_mismatch']}", file=sys.stderr)
+    print("bit exact: " + ("yes" if ok else "NO"))
+    return 0 if ok else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from trigger.report import build_report, print_summary
+
+    report = build_report(Path(args.bundle), args.budget, synth=not args.no_synth)
+    print_summary(report)
+    print(f"report written to {Path(args.bundle) / 'reports' / 'report.html'}")
+    if not report["budget"]["pass"]:
+        for v in report["budget"]["violations"]:
+            print(f"budget violation: {v['metric']} = {v['value']} exceeds {v['limit']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_ci(args: argparse.Namespace) -> int:
+    """Build, verify and report in one go; non-zero on any mismatch or budget violation."""
+    if args.budget:  # fail on a bad budget before the long work
+        from trigger.report import load_budget
+        load_budget(args.budget)
+    build_args = argparse.Namespace(**{**vars(args), "source": args.source})
+    status = cmd_build(build_args)
+    out = Path(args.output) if args.output else Path("build") / Path(args.source).stem
+    verified = cmd_verify(argparse.Namespace(bundle=out, sim=args.sim, vectors=args.vectors))
+    reported = cmd_report(argparse.Namespace(bundle=out, budget=args.budget, no_synth=False))
+    if status or verified or reported:
+        print("trigger ci: FAILED" + (" (bit mismatches)" if verified else "") + (" (budget)" if reported else ""),
+              file=sys.stderr)
+        return 1
+    print("trigger ci: passed")
+    return 0
+
+
+def _add_build_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="model folder with trigger.yml, a trigger.yml, a Keras .json (+ --weights), "
+                                  "a full-model .h5 or an .onnx file")
+    p.add_argument("-o", "--output", help="bundle folder to write (default: build/<name>)")
+    p.add_argument("--weights", help="weights .h5 for a .json architecture (default: <name>_weights.h5 beside it)")
+    p.add_argument("--precision", help="post-training quantization precision for float models, e.g. 'fixed<16,6>'")
+    p.add_argument("--backend", choices=["vitis", "vivado"], default=None, help="hls4ml backend (default vitis)")
+    p.add_argument("--pipeline", default=None,
+                   help="where RTL pipeline registers go: 'layer' (after every layer) or N (every N adder levels)")
+    p.add_argument("--softmax", action="store_true", help="keep a final softmax (default: output logits)")
+    p.add_argument("--part", help="FPGA part (default from trigger.yml, else xcvu13p-flga2577-2-e)")
+    p.add_argument("--clock", type=float, help="target clock period in ns (default from trigger.yml, else 5)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trigger",
@@ -73,6 +182,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="also print where each tool was found")
     p.set_defaults(func=cmd_doctor)
 
+    p = sub.add_parser("build", help="build a firmware bundle (HLS project, RTL, test vectors) from a model",
+                       description="Convert a model or a model-zoo config into a firmware bundle: manifest.json, "
+                                   "hls/ (hls4ml project), rtl/ (Verilog), vectors/ (emulator inputs/outputs). "
+                                   "Written atomically: a failed build leaves nothing behind.")
+    _add_build_options(p)
+    p.add_argument("--vectors", type=int, default=None, help="number of test vectors to store (networks)")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("verify", help="check emulator == HLS C simulation == RTL simulation, integer for integer",
+                       description="Run the bundle's test vectors (every address, for a table) through the numpy "
+                                   "emulator, the HLS C simulation and the RTL under cocotb; write "
+                                   "reports/verify.json. Exit 0 exactly when every mismatch count is 0.")
+    p.add_argument("bundle", help="bundle folder written by `trigger build`")
+    p.add_argument("--vectors", type=int, default=None, help="number of vectors (networks; default: the stored ones)")
+    p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator", help="RTL simulator")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("report", help="latency, resources and bit-exactness against a budget",
+                       description="Synthesize the bundle's RTL with Yosys, gather latency from verify.json and "
+                                   "write reports/report.json, report.md and report.html. Exit 1 when the "
+                                   "budget fails, naming each violation.")
+    p.add_argument("bundle", help="a verified bundle folder")
+    p.add_argument("--budget", help="budget YAML (default: the 'budget' section of the model's trigger.yml)")
+    p.add_argument("--no-synth", action="store_true", help="skip the Yosys run (no resource figures)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("ci", help="build + verify + report in one command, for a CI pipeline",
+                       description="Build the bundle, verify it and report against the budget; exit non-zero on "
+                                   "any bit mismatch or budget violation.")
+    _add_build_options(p)
+    p.add_argument("--budget", help="budget YAML (default: the model's trigger.yml budget section)")
+    p.add_argument("--vectors", type=int, default=None, help="number of test vectors (networks)")
+    p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator", help="RTL simulator")
+    p.set_defaults(func=cmd_ci)
+
     p = sub.add_parser("demo", help="run the whole flow on the built-in examples",
                        description="Check the tools, then run the flow on every built-in example.")
     p.set_defaults(func=cmd_demo)
@@ -80,11 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from trigger.rtlsim import SimulationError
+    from trigger.synth import SynthesisError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UserError, ValueError, FileNotFoundError) as err:
+    except (UserError, ValueError, FileNotFoundError, SimulationError, SynthesisError) as err:
         print(f"trigger {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -97,3 +97,43 @@ class FirmwareModel:
     @property
     def n_outputs(self) -> int:
         return self.layers[-1].n_out if self.layers else self.n_inputs
+
+
+# ------------------------------------------------------------------ storage
+def to_dict(model: FirmwareModel) -> dict:
+    """A JSON-ready description of the model: formats as strings, weights as integer lists."""
+    layers = []
+    for layer in model.layers:
+        entry = {"type": type(layer).__name__, "name": layer.name}
+        for key, value in vars(layer).items():
+            if key == "name":
+                continue
+            if isinstance(value, FixedFormat):
+                entry[key] = value.cpp
+            elif isinstance(value, np.ndarray):
+                entry[key] = value.astype(np.int64).tolist()
+            else:
+                entry[key] = value
+        layers.append(entry)
+    return {"name": model.name, "input_fmt": model.input_fmt.cpp, "n_inputs": model.n_inputs, "layers": layers}
+
+
+def from_dict(data: dict) -> FirmwareModel:
+    """Inverse of ``to_dict``; only data, never code, is read."""
+    kinds = {"Dense": Dense, "Activation": Activation, "Scale": Scale}
+    layers = []
+    for entry in data["layers"]:
+        entry = dict(entry)
+        kind = entry.pop("type")
+        if kind not in kinds:
+            raise ValueError(f"firmware model layer {entry.get('name')!r}: unknown type {kind!r}")
+        args = {}
+        for key, value in entry.items():
+            if key.endswith("_fmt"):
+                args[key] = FixedFormat.parse(value)
+            elif isinstance(value, list):
+                args[key] = np.array(value, dtype=np.int64)
+            else:
+                args[key] = value
+        layers.append(kinds[kind](**args))
+    return FirmwareModel(data["name"], FixedFormat.parse(data["input_fmt"]), int(data["n_inputs"]), layers)

@@ -1,0 +1,263 @@
+"""Latency, resources and bit-exactness of a bundle, judged against a budget.
+
+Reads what earlier stages left in the bundle (manifest.json, reports/verify.json,
+physics plots), runs the Yosys estimate, and writes report.json for machines,
+report.md and a single-file report.html (plots embedded) for people.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from pathlib import Path
+
+import jinja2
+import yaml
+
+from trigger.bundle import changed_files, load_manifest, write_json
+from trigger.synth import NS_PER_LUT_LEVEL, bram_for_table, synthesize, utilization
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "firmware_templates" / "report"
+
+BUDGET_KEYS = {
+    "latency_ns": "maximum latency in ns at the target clock",
+    "latency_cycles": "maximum latency in clock cycles",
+    "ii": "maximum initiation interval in cycles",
+    "LUT": "maximum LUTs, a count or a percent of the part such as '5%'",
+    "FF": "maximum flip-flops, a count or a percent",
+    "DSP": "maximum DSP slices, a count or a percent",
+    "BRAM": "maximum 36 Kb block RAMs, a count or a percent",
+    "bit_exact": "true to require every verification mismatch count to be 0",
+}
+
+
+class BudgetError(ValueError):
+    pass
+
+
+def load_budget(source) -> dict:
+    """A budget from a YAML file (top-level or under ``budget:``) or a dict, validated."""
+    where = "budget"
+    if isinstance(source, (str, Path)):
+        where = str(source)
+        path = Path(source)
+        if not path.exists():
+            raise BudgetError(f"budget file {path} not found")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise BudgetError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    else:
+        data = source
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BudgetError(f"{where}: a budget is a mapping of limits, got {type(data).__name__}")
+    if "budget" in data:
+        data = data["budget"] or {}
+        if not isinstance(data, dict):
+            raise BudgetError(f"{where}: 'budget' must be a mapping of limits")
+    budget = {}
+    for key, value in data.items():
+        if key not in BUDGET_KEYS:
+            raise BudgetError(f"{where}: unknown budget key {key!r}; known keys: {', '.join(BUDGET_KEYS)}")
+        budget[key] = _check_limit(where, key, value)
+    return budget
+
+
+def _check_limit(where, key, value):
+    if key == "bit_exact":
+        if not isinstance(value, bool):
+            raise BudgetError(f"{where}: bit_exact must be true or false, got {value!r}")
+        return value
+    if isinstance(value, str) and key in ("LUT", "FF", "DSP", "BRAM"):
+        text = value.strip()
+        if not text.endswith("%"):
+            raise BudgetError(f"{where}: {key} must be a count or a percent like '5%', got {value!r}")
+        try:
+            pct = float(text[:-1])
+        except ValueError:
+            raise BudgetError(f"{where}: {key} percent {value!r} is not a number") from None
+        if not 0 < pct <= 100:
+            raise BudgetError(f"{where}: {key} percent must be in (0, 100], got {value!r}")
+        return {"percent": pct}
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BudgetError(f"{where}: {key} must be a number, got {value!r}")
+    if value < 0 or (key == "ii" and value < 1) or (key in ("latency_cycles", "ii") and value != int(value)):
+        raise BudgetError(f"{where}: impossible {key} limit {value!r}")
+    return value
+
+
+def judge(report: dict, budget: dict, part: str) -> dict:
+    """Compare measured figures with each limit: pass and a list of violations."""
+    violations = []
+    lat, res = report["latency"], report["resources"]
+
+    def check(metric, limit, value):
+        if value is None:
+            violations.append({"metric": metric, "limit": limit, "value": None})
+        elif value > limit:
+            violations.append({"metric": metric, "limit": limit, "value": value})
+
+    for key, limit in budget.items():
+        if key == "latency_ns":
+            check(key, limit, lat.get("ns"))
+        elif key == "latency_cycles":
+            check(key, limit, lat.get("cycles"))
+        elif key == "ii":
+            check(key, limit, lat.get("ii"))
+        elif key == "bit_exact":
+            if limit and not report["bit_exact"]:
+                violations.append({"metric": "bit_exact", "limit": True, "value": False})
+        else:
+            if isinstance(limit, dict):
+                pct = res.get("percent", {}).get(key)
+                if pct is None:
+                    raise BudgetError(f"budget: {key} is given in percent but the capacity of part {part!r} "
+                                      "is unknown; give a count")
+                if pct > limit["percent"]:
+                    violations.append({"metric": key, "limit": f"{limit['percent']}%", "value": f"{pct}%"})
+            else:
+                check(key, limit, res.get(key))
+    return {"pass": not violations, "violations": violations, "limits": budget}
+
+
+def build_report(bundle: Path, budget_source=None, synth: bool = True) -> dict:
+    """Gather the figures of a verified bundle into report.json/md/html; returns the report."""
+    bundle = Path(bundle)
+    manifest = load_manifest(bundle)
+    verify_path = bundle / "reports" / "verify.json"
+    if not verify_path.exists():
+        raise FileNotFoundError(f"{verify_path} not found: run `trigger verify {bundle}` first")
+    verify = json.loads(verify_path.read_text())
+    target = manifest.get("target", {})
+    part = target.get("part", "xcvu13p-flga2577-2-e")
+    clock_ns = float(target.get("clock_period_ns", 5.0))
+
+    cycles = verify.get("latency_cycles")
+    latency = {"cycles": cycles, "ns": None if cycles is None or cycles < 0 else round(cycles * clock_ns, 3),
+               "ii": verify.get("ii"), "clock_period_ns": clock_ns, "source": "rtl simulation"}
+
+    rtl = manifest.get("rtl", {})
+    sources = [bundle / s for s in rtl.get("sources", [])] or sorted((bundle / "rtl").glob("*.v"))
+    resources = {"source": "yosys"}
+    if synth:
+        work = bundle / "reports" / "synth"
+        figures = synthesize(sources, rtl.get("top", manifest.get("top", "trigger_top")), part, work_dir=work)
+        resources.update(figures)
+        resources["BRAM"] = figures["BRAM36"] + figures["BRAM18"] / 2
+        resources["percent"] = utilization(figures, part)
+        depth = figures["logic_levels"]
+        resources["logic_levels_ns_estimate"] = round(depth * NS_PER_LUT_LEVEL, 2)
+        resources["fits_clock_estimate"] = depth * NS_PER_LUT_LEVEL <= clock_ns
+    table = manifest.get("table")
+    if table:
+        resources["table_bram"] = bram_for_table(1 << int(table["address_bits"]), int(table["word_bits"]))
+
+    mismatches = verify.get("mismatches", {})
+    bit_exact = bool(mismatches) and all(v == 0 for v in mismatches.values())
+    tampered = changed_files(bundle, manifest)
+    report = {
+        "name": manifest.get("name"),
+        "kind": manifest.get("kind"),
+        "part": part,
+        "latency": latency,
+        "resources": resources,
+        "bit_exact": bit_exact and not tampered,
+        "verification": {"vectors": verify.get("vectors"), "exhaustive": verify.get("exhaustive"),
+                         "mismatches": mismatches, "files_changed_since_build": tampered},
+        "vendor": _vendor_status(),
+    }
+    budget = {}
+    if budget_source is not None:
+        budget = load_budget(budget_source)
+    elif manifest.get("budget"):
+        budget = load_budget(manifest["budget"])
+    report["budget"] = judge(report, budget, part)
+    _write_outputs(bundle, report, manifest)
+    return report
+
+
+def _vendor_status() -> dict:
+    import shutil
+
+    found = {tool: shutil.which(tool) for tool in ("vitis_hls", "vivado_hls", "vivado")}
+    if not any(found.values()):
+        return {"available": False, "note": "no Vitis/Vivado on PATH: resources are Yosys estimates, "
+                                            "latency is from the RTL simulation"}
+    return {"available": True, "tools": {k: v for k, v in found.items() if v}}
+
+
+def _plot_png(report: dict) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = report["resources"]
+    names = [k for k in ("LUT", "FF", "CARRY", "DSP", "BRAM", "LUTRAM") if k in res]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    axes[0].bar(names, [res[k] for k in names], color="#4477aa")
+    axes[0].set_yscale("symlog")
+    axes[0].set_title(f"Resources ({res.get('source')})")
+    lat = report["latency"]
+    axes[1].barh(["latency"], [lat["ns"] or 0], color="#ee6677")
+    limit = report["budget"]["limits"].get("latency_ns")
+    if limit:
+        axes[1].axvline(limit, color="k", ls="--", label=f"budget {limit} ns")
+        axes[1].legend()
+    axes[1].set_xlabel("ns")
+    axes[1].set_title(f"Latency: {lat['cycles']} cycles, II {lat['ii']}")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _write_outputs(bundle: Path, report: dict, manifest: dict) -> None:
+    reports = bundle / "reports"
+    plots = reports / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    (plots / "summary.png").write_bytes(_plot_png(report))
+    write_json(reports / "report.json", report)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                             autoescape=jinja2.select_autoescape(["html"]), keep_trailing_newline=True)
+    images = []
+    for png in sorted(plots.glob("*.png")):
+        images.append({"name": png.stem, "file": f"plots/{png.name}",
+                       "data": base64.b64encode(png.read_bytes()).decode()})
+    context = {"r": report, "manifest": manifest, "images": images, "rows": summary_rows(report)}
+    (reports / "report.md").write_text(env.get_template("report.md.j2").render(**context))
+    (reports / "report.html").write_text(env.get_template("report.html.j2").render(**context))
+
+
+def summary_rows(report: dict) -> list[tuple[str, str]]:
+    lat, res = report["latency"], report["resources"]
+    pct = res.get("percent", {})
+
+    def with_pct(key):
+        value = res.get(key, "-")
+        return f"{value} ({pct[key]:.3g}%)" if key in pct else str(value)
+
+    rows = [
+        ("latency", f"{lat['cycles']} cycles = {lat['ns']} ns at {lat['clock_period_ns']} ns clock"),
+        ("II", str(lat["ii"])),
+        ("LUT", with_pct("LUT")), ("FF", with_pct("FF")), ("DSP", with_pct("DSP")), ("BRAM36", with_pct("BRAM")),
+        ("logic levels", f"{res.get('logic_levels', '-')} LUT levels (~{res.get('logic_levels_ns_estimate', '-')} ns)"),
+        ("bit exact", "yes" if report["bit_exact"] else "NO"),
+        ("budget", "pass" if report["budget"]["pass"] else "FAIL: " + "; ".join(
+            f"{v['metric']} {v['value']} > {v['limit']}" for v in report["budget"]["violations"])),
+    ]
+    return rows
+
+
+def print_summary(report: dict) -> None:
+    rows = summary_rows(report)
+    width = max(len(k) for k, _ in rows)
+    print(f"{report.get('name')} ({report.get('kind')}, {report['part']}, resources from {report['resources']['source']})")
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}")
+
