@@ -45,19 +45,29 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job: check the tools, then run the whole flow on the built-in examples."""
+    """The main job: check the tools, then build, verify and report every built-in example."""
     print("== trigger doctor")
     status = cmd_doctor(argparse.Namespace(verbose=False))
     if status:
         return status
-    print("== fixed-point core self-check")
-    from trigger.fixed import FixedFormat, OverflowCount
-
-    fmt = FixedFormat.parse("ap_fixed<8,3,AP_RND_CONV,AP_SAT>")
-    count = OverflowCount()
-    raw = fmt.quantize([-5.0, -0.0625, 0.03125, 0.09375, 3.96875, 100.0], count)
-    print(f"{fmt.cpp}: raw {raw.tolist()} = {fmt.to_float(raw).tolist()}, {count.overflows} of {count.values} saturated")
-    return 0
+    models = Path(__file__).resolve().parent.parent / "models"
+    examples = sorted(p for p in models.iterdir() if (p / "trigger.yml").exists())
+    if args.only:
+        examples = [p for p in examples if p.name in args.only]
+    failed = []
+    for example in examples:
+        print(f"\n== {example.name}: build, verify, report")
+        out = Path(args.output) / example.name
+        ns = argparse.Namespace(source=str(example), output=str(out), weights=None, precision=None, backend=None,
+                                pipeline=None, softmax=False, part=None, clock=None, vectors=None,
+                                budget=None, sim="verilator")
+        if cmd_ci(ns):
+            failed.append(example.name)
+    print(f"\n== demo: {len(examples) - len(failed)} of {len(examples)} examples built, verified bit exact "
+          f"and within budget; bundles and reports under {args.output}/")
+    for name in failed:
+        print(f"   FAILED: {name}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _kind_of_source(source: Path) -> str:
@@ -218,7 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ci)
 
     p = sub.add_parser("demo", help="run the whole flow on the built-in examples",
-                       description="Check the tools, then run the flow on every built-in example.")
+                       description="Check the tools, then build, verify and report every example under models/ "
+                                   "(what `make demo` runs).")
+    p.add_argument("-o", "--output", default="build/demo", help="where the bundles go (default build/demo)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="run only these examples")
     p.set_defaults(func=cmd_demo)
     return parser
 
