@@ -1,0 +1,109 @@
+"""Hand-built FirmwareModels with seeded random integer weights, shared by the emulator and RTL tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trigger.firmware.model import Activation, Dense, FirmwareModel, Scale
+from trigger.fixed import FixedFormat
+
+F = FixedFormat.parse
+
+
+def exact_accum(input_fmt: FixedFormat, weight_fmt: FixedFormat, n_in: int, extra: int = 1) -> FixedFormat:
+    """An accumulator wide enough for any sum (as hls4ml's precision inference picks)."""
+    prod = input_fmt.product_format(weight_fmt)
+    integer = prod.integer + int(np.ceil(np.log2(n_in + 1))) + extra
+    return FixedFormat(prod.fractional + integer, integer, True)
+
+
+def random_dense(rng, name, n_in, n_out, input_fmt, weight_fmt, bias_fmt, output_fmt, accum_fmt=None,
+                 zero_fraction=0.25) -> Dense:
+    w = rng.integers(weight_fmt.min_raw, weight_fmt.max_raw + 1, (n_in, n_out), dtype=np.int64)
+    w[rng.random((n_in, n_out)) < zero_fraction] = 0  # pruned weights, as QKeras models have
+    b = rng.integers(bias_fmt.min_raw, bias_fmt.max_raw + 1, n_out, dtype=np.int64)
+    accum_fmt = accum_fmt or exact_accum(input_fmt, weight_fmt, n_in)
+    return Dense(name, w, b, input_fmt, weight_fmt, bias_fmt, accum_fmt, output_fmt)
+
+
+def mlp(sizes=(16, 64, 32, 32, 5), seed=0, weight_bits=6) -> FirmwareModel:
+    """A jet-tagger-shaped MLP: fixed<16,6> inputs, weight_bits-bit weights, ReLU between layers."""
+    rng = np.random.default_rng(seed)
+    fmt = F("fixed<16,6>")
+    weight_fmt, bias_fmt = FixedFormat(weight_bits, 1), FixedFormat(weight_bits, 2)
+    layers = []
+    for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        out = F("fixed<16,6>") if k + 2 < len(sizes) else F("fixed<16,6,RND_CONV,SAT>")
+        layers.append(random_dense(rng, f"dense{k}", a, b, fmt, weight_fmt, bias_fmt, out))
+        if k + 2 < len(sizes):
+            fmt = F("ufixed<9,4,RND_CONV,SAT>")
+            layers.append(Activation(f"relu{k}", "relu", b, out, fmt))
+    return FirmwareModel("mlp", F("fixed<16,6>"), sizes[0], layers)
+
+
+def small_models() -> dict[str, FirmwareModel]:
+    """Small models covering the formats and layer kinds the RTL and emulator must handle."""
+    rng = np.random.default_rng(42)
+    models = {}
+
+    # 4-bit unsigned inputs, 4-bit weights, saturating RND_CONV output, linear activation.
+    i4 = F("ufixed<4,0>")
+    d = random_dense(rng, "d0", 6, 5, i4, F("fixed<4,1>"), F("fixed<4,0>"), F("fixed<5,1,RND_CONV,SAT>"))
+    lin = Activation("lin", "linear", 5, d.output_fmt, F("fixed<4,1,RND,WRAP>"))
+    models["u4_linear"] = FirmwareModel("u4_linear", i4, 6, [d, lin])
+
+    # 6-bit inputs, non-power-of-two widths, relu, and a Scale (unfolded batch norm).
+    i6 = F("fixed<6,2>")
+    d0 = random_dense(rng, "d0", 7, 11, i6, F("fixed<5,1>"), F("fixed<7,2>"), F("fixed<10,3,RND,SAT>"))
+    r0 = Activation("r0", "relu", 11, d0.output_fmt, F("ufixed<7,3,RND_CONV,SAT>"))
+    sc = Scale("bn", rng.integers(-20, 21, 11), rng.integers(-60, 61, 11), r0.output_fmt, F("fixed<6,2>"),
+               F("fixed<7,3>"), F("fixed<13,5,RND_CONV,SAT>"))
+    d1 = random_dense(rng, "d1", 11, 3, sc.output_fmt, F("fixed<6,1>"), F("fixed<6,2>"), F("fixed<9,4,TRN,SAT>"))
+    models["s6_scale"] = FirmwareModel("s6_scale", i6, 7, [d0, r0, sc, d1])
+
+    # 16-bit inputs, an accumulator with fewer fractional bits than the products: each product is
+    # rounded (RND) before the sum, as hls4ml does; a saturating unsigned output (ReLU-like range).
+    i16 = F("fixed<16,4>")
+    acc = F("fixed<20,10,RND,SAT>")
+    d = random_dense(rng, "d0", 9, 4, i16, F("fixed<8,2>"), F("fixed<8,3>"), F("ufixed<10,6,RND_CONV,SAT>"), acc)
+    models["s16_rounded_products"] = FirmwareModel("s16_rounded_products", i16, 9, [d])
+
+    # A wrapping accumulator that does overflow: the RTL must reproduce the wrap, not the true sum.
+    i8 = F("fixed<8,3>")
+    d = random_dense(rng, "d0", 10, 4, i8, F("fixed<6,2>"), F("fixed<6,2>"), F("fixed<8,4,TRN,WRAP>"),
+                     F("fixed<12,6,TRN,WRAP>"), zero_fraction=0.0)
+    models["wrapping_accum"] = FirmwareModel("wrapping_accum", i8, 10, [d])
+
+    # An all-zero weight column and an all-zero layer bias: a constant output.
+    d = random_dense(rng, "d0", 5, 3, F("fixed<7,3>"), F("fixed<4,1>"), F("fixed<5,2>"), F("fixed<8,4>"))
+    d.weight[:, 1] = 0
+    models["zero_column"] = FirmwareModel("zero_column", d.input_fmt, 5, [d])
+    return models
+
+
+def requant_chain(overflow: str) -> FirmwareModel:
+    """Linear activations through every rounding mode with one overflow mode: each step drops
+    fractional and integer bits, so every step rounds (ties included) and overflows."""
+    fmt = F("fixed<24,8>")
+    layers = []
+    width, integer = 24, 8
+    for k, rounding in enumerate(("TRN", "RND", "RND_CONV", "TRN_ZERO", "RND_ZERO", "RND_MIN_INF", "RND_INF")):
+        width, integer = width - 2, integer - 1
+        nxt = FixedFormat(width, integer, k < 6, rounding, overflow)  # the last one unsigned
+        layers.append(Activation(f"q{k}_{rounding.lower()}", "linear", 3, fmt, nxt))
+        fmt = nxt
+    return FirmwareModel(f"chain_{overflow.lower()}", F("fixed<24,8>"), 3, layers)
+
+
+def edge_inputs(fmt: FixedFormat, n_in: int) -> np.ndarray:
+    """Zeros, all-min, all-max, alternating min/max, +-1 LSB."""
+    lo, hi = fmt.min_raw, fmt.max_raw
+    rows = [np.zeros(n_in), np.full(n_in, lo), np.full(n_in, hi), np.resize([lo, hi], n_in), np.resize([hi, lo], n_in),
+            np.full(n_in, min(hi, 1)), np.full(n_in, max(lo, -1))]
+    return np.array(rows, dtype=np.int64)
+
+
+def case_inputs(fmt: FixedFormat, n_in: int, n_random: int, seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    rand = rng.integers(fmt.min_raw, fmt.max_raw + 1, (n_random, n_in), dtype=np.int64)
+    return np.vstack([edge_inputs(fmt, n_in), rand])

@@ -1,0 +1,1 @@
+"""Data sources: seeded toy physics generators (and, later, file readers)."""
