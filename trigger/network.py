@@ -30,27 +30,31 @@ VECTOR_SEED = 20261123
 TOP = "trigger_top"
 
 
-def test_inputs(fmt: FixedFormat, n_inputs: int, n: int, seed: int = VECTOR_SEED) -> np.ndarray:
+BLOCK = 4096
+
+
+def input_vectors(fmt: FixedFormat, n_inputs: int, n: int, seed: int = VECTOR_SEED) -> np.ndarray:
     """Raw input vectors: zeros and the format's limits first, then a mix of random draws.
 
     Standard-normal features (what the models were trained on), uniform draws over
     the whole raw range, and real values beyond the range, which the input format's
-    own overflow mode maps into it, exactly as ap_fixed would on the input.
+    own overflow mode maps into it, exactly as ap_fixed would on the input. Drawn in
+    seeded blocks, so the first k of n vectors are the same for every n >= k.
     """
-    rng = np.random.default_rng(seed)
     edges = [np.zeros(n_inputs), np.full(n_inputs, fmt.max_value), np.full(n_inputs, fmt.min_value),
              np.where(np.arange(n_inputs) % 2, fmt.max_value, fmt.min_value),
              np.full(n_inputs, fmt.lsb), np.full(n_inputs, -fmt.lsb)]
-    fixed_part = fmt.quantize(np.array(edges))
-    n_rest = max(n - len(edges), 0)
-    kinds = rng.integers(0, 4, n_rest)
-    normal = rng.standard_normal((n_rest, n_inputs)) * rng.choice([0.5, 1.0, 2.0, 4.0], (n_rest, 1))
+    blocks = [fmt.quantize(np.array(edges))]
     span = max(abs(fmt.min_value), abs(fmt.max_value))
-    beyond = rng.uniform(-3 * span, 3 * span, (n_rest, n_inputs))
-    uniform_raw = rng.integers(fmt.min_raw, fmt.max_raw + 1, (n_rest, n_inputs), dtype=np.int64)
-    real = np.where((kinds == 2)[:, None], beyond, normal)
-    raw = np.where((kinds == 3)[:, None], uniform_raw, fmt.quantize(real))
-    return np.vstack([fixed_part, raw])[:n]
+    for b in range(-(-max(n - len(edges), 0) // BLOCK)):
+        rng = np.random.default_rng([seed, b])
+        kinds = rng.integers(0, 4, BLOCK)
+        normal = rng.standard_normal((BLOCK, n_inputs)) * rng.choice([0.5, 1.0, 2.0, 4.0], (BLOCK, 1))
+        beyond = rng.uniform(-3 * span, 3 * span, (BLOCK, n_inputs))
+        uniform_raw = rng.integers(fmt.min_raw, fmt.max_raw + 1, (BLOCK, n_inputs), dtype=np.int64)
+        real = np.where((kinds == 2)[:, None], beyond, normal)
+        blocks.append(np.where((kinds == 3)[:, None], uniform_raw, fmt.quantize(real)))
+    return np.vstack(blocks)[:n]
 
 
 def _read_config(source: Path) -> tuple[dict, Path | None]:
@@ -114,7 +118,7 @@ def build_bundle(source, out_dir, *, weights=None, precision=None, backend=None,
         hls_model.write()  # the HLS project, ready for vitis_hls; verify compiles its C simulation
         _make_relocatable(bundle / "hls")
         design = write_rtl(fw, bundle / "rtl", top=TOP, pipeline=pipeline)
-        inputs = test_inputs(fw.input_fmt, fw.n_inputs, n_vectors)
+        inputs = input_vectors(fw.input_fmt, fw.n_inputs, n_vectors)
         result = emulate(fw, inputs)
         _save_vectors(bundle, fw, inputs, result.outputs)
         write_json(bundle / "firmware_model.json", to_dict(fw))
@@ -249,7 +253,7 @@ def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = No
     if vectors is None:
         inputs = np.load(bundle / "vectors" / "inputs.npy")
     else:
-        inputs = test_inputs(fw.input_fmt, fw.n_inputs, int(vectors), manifest["vectors"]["seed"])
+        inputs = input_vectors(fw.input_fmt, fw.n_inputs, int(vectors), manifest["vectors"]["seed"])
     timings = {}
     t0 = time.perf_counter()
     emulated = emulate(fw, inputs, trace=False)

@@ -181,7 +181,7 @@ def _manifest(config: LutConfig, layout: AddressLayout, table, fw: dict, regress
         "hls": fw["hls"],
         "latency_cycles": fw["latency_cycles"],
         "target": {"part": config.part, "clock_mhz": config.clock_mhz, "clock_period_ns": clock_ns},
-        "budget": config.budgets,
+        "budget": config.budget,
         "vectors": {"count": n_vectors, "inputs": "vectors/inputs.npy", "outputs": "vectors/outputs.npy",
                     "kind": "bin edges, raw extremes, uniform random raw values, physics muons"},
         "tools": tool_versions(),

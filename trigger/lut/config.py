@@ -62,7 +62,7 @@ class LutConfig:
     low_pt_max: float
     part: str
     clock_mhz: float
-    budgets: dict = field(default_factory=dict)
+    budget: dict = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
 
 
@@ -132,7 +132,7 @@ def load_config(config_dir: Path) -> LutConfig:
         raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     c = _Checker(path)
     top = c.mapping(raw, "", ("kind", "name", "data", "features", "model", "output"),
-                    ("seed", "address", "target", "report", "budgets"))
+                    ("seed", "address", "target", "report", "budget"))
     if top["kind"] != "lut":
         c.fail("kind", f"must be 'lut' for a look-up-table regressor, got {top['kind']!r}")
     name = top["name"]
@@ -190,15 +190,15 @@ def load_config(config_dir: Path) -> LutConfig:
     if not isinstance(part, str) or not part:
         c.fail("target.part", f"must be an FPGA part name, got {part!r}")
     clock_mhz = c.number(hw.get("clock_mhz", 240.0), "target.clock_mhz", positive=True)
-    budgets = top.get("budgets", {}) or {}
-    if not isinstance(budgets, dict):
-        c.fail("budgets", "must be a mapping of limits")
+    budget = top.get("budget", {}) or {}
+    if not isinstance(budget, dict):
+        c.fail("budget", "must be a mapping of limits")
 
     return LutConfig(path=path, name=name, seed=seed, source=source, data_path=data_path,
                      n_train=n_train, n_test=n_test, features=features, address_bits=address_bits,
                      order=[str(o) for o in order], model=model, target=target, output=fmt,
                      thresholds=thresholds, low_pt_max=low_pt_max, part=part, clock_mhz=clock_mhz,
-                     budgets=budgets, raw=raw)
+                     budget=budget, raw=raw)
 
 
 def _features(c: _Checker, value, source: str) -> list[FeatureSpec]:
