@@ -4,7 +4,7 @@
 VENV := .venv
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test bench lock clean
+.PHONY: setup demo test bench bench-da4ml lock clean
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml requirements.lock scripts/setup.sh scripts/install_system_tools.sh
@@ -17,10 +17,18 @@ demo: setup
 test: setup
 	$(VENV)/bin/python -m pytest
 
+bench: setup bench-da4ml
+	$(VENV)/bin/python scripts/bench_network.py
+	$(VENV)/bin/python scripts/bench_lut.py
+
+bench-da4ml: setup
+	scripts/setup_da4ml.sh
+	$(VENV)/bin/python scripts/bench_da4ml.py
+
 lock: setup
 	$(VENV)/bin/python -m pip freeze --exclude-editable | grep -v '^trigger' > requirements.lock.new
 	(echo "# Exact versions of the whole Python stack (pip freeze of a working .venv). Regenerate: make lock"; cat requirements.lock.new) > requirements.lock
 	rm requirements.lock.new
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-da4ml build *.egg-info

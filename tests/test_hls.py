@@ -16,6 +16,8 @@ from trigger.fixed import FixedFormat
 from trigger.hls import convert, csim, describe_formats, settings
 from trigger.models import load_model
 
+from keras_cases import build_networks, random_weights, save_model as _save
+
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference_models"
 needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(),
                                      reason=f"reference models not found at {REFERENCE} (clone ../shared beside the project)")
@@ -40,62 +42,6 @@ def assert_bit_exact(hls_model, fw, seed=0):
     n_bad = int(np.count_nonzero(np.any(e != c, axis=1)))
     assert bad is None, f"{n_bad} of {len(x)} vectors differ; first #{bad}: emulator {e[bad]} C-sim {c[bad]}"
     return x, c
-
-
-def _save(model, tmp, name):
-    path = tmp / f"{name}.json"
-    path.write_text(model.to_json())
-    model.save_weights(tmp / f"{name}_weights.h5")
-    return path
-
-
-def _random_weights(model, seed):
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if layer.weights:
-            layer.set_weights([rng.normal(0, 0.5, w.shape) if "variance" not in w.name else rng.uniform(0.2, 3, w.shape)
-                               for w in layer.weights])
-
-
-def build_networks():
-    """Three further QKeras dense networks: different widths, bits, integer bits and a batch norm."""
-    import tensorflow as tf
-    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
-
-    tf.keras.utils.set_random_seed(11)
-    nets = {}
-    # 4-bit weights and activations, non-power-of-two widths
-    nets["four_bit"] = (tf.keras.Sequential([
-        tf.keras.Input(shape=(10,)),
-        QDense(20, kernel_quantizer=quantized_bits(4, 0, alpha=1), bias_quantizer=quantized_bits(4, 0, alpha=1), name="d1"),
-        QActivation(quantized_relu(4), name="r1"),
-        QDense(7, kernel_quantizer=quantized_bits(4, 0, alpha=1), bias_quantizer=quantized_bits(4, 0, alpha=1), name="d2"),
-        QActivation(quantized_relu(4, 2), name="r2"),
-        QDense(3, kernel_quantizer=quantized_bits(4, 0, alpha=1), bias_quantizer=quantized_bits(4, 0, alpha=1), name="out"),
-    ]), {"input_precision": "fixed<10,4>"})
-    # quantized_bits with integer bits, a signed quantized_bits activation, a string quantizer, Dense(relu) inside
-    nets["integer_bits"] = (tf.keras.Sequential([
-        tf.keras.Input(shape=(12,)),
-        QDense(24, kernel_quantizer=quantized_bits(8, 3, alpha=1), bias_quantizer=quantized_bits(8, 3, alpha=1), name="d1"),
-        QActivation(quantized_bits(8, 2, alpha=1), name="q1"),
-        QDense(13, kernel_quantizer="quantized_bits(6,2,alpha=1)", bias_quantizer="quantized_bits(6,2,alpha=1)",
-               activation="quantized_relu(7,3)", name="d2"),
-        QDense(4, kernel_quantizer=quantized_bits(6, 1, alpha=1), bias_quantizer=quantized_bits(6, 1, alpha=1), name="out"),
-        tf.keras.layers.Activation("softmax"),
-    ]), {"input_precision": "fixed<14,5>"})
-    # batch normalisation after a dense layer (kept by hls4ml as a scale layer), quantized_bits without alpha=1
-    nets["batchnorm"] = (tf.keras.Sequential([
-        tf.keras.Input(shape=(9,)),
-        QDense(15, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1), name="d1"),
-        tf.keras.layers.BatchNormalization(name="bn1"),
-        QActivation(quantized_relu(8, 3), name="r1"),
-        QDense(6, kernel_quantizer=quantized_bits(6, 0), bias_quantizer=quantized_bits(6, 0), name="d2"),
-        tf.keras.layers.Activation("relu", name="r2"),
-        QDense(2, kernel_quantizer=quantized_bits(5, 1, alpha=1), bias_quantizer=quantized_bits(5, 1, alpha=1), name="out"),
-    ]), {"input_precision": "fixed<12,4,RND_CONV,SAT>"})
-    for k, (model, _) in enumerate(nets.values()):
-        _random_weights(model, k)
-    return nets
 
 
 @pytest.fixture(scope="session")
@@ -200,7 +146,7 @@ def test_user_accumulator_too_narrow_is_widened(tmp_path, monkeypatch):
 
     tf.keras.utils.set_random_seed(5)
     model = tf.keras.Sequential([tf.keras.Input(shape=(8,)), tf.keras.layers.Dense(6, name="d1")])
-    _random_weights(model, 9)
+    random_weights(model, 9)
     loaded = load_model(_save(model, tmp_path, "narrow"))
     # hls4ml would use this accumulator as given; the bridge must widen it
     from trigger import hls as bridge

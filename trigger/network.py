@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 
 from trigger import __version__
+from trigger.budget import load_budget
 from trigger.bundle import load_manifest, staging, write_json, write_manifest
 from trigger.firmware.emulator import emulate
 from trigger.firmware.model import FirmwareModel, from_dict, to_dict
@@ -31,6 +32,8 @@ TOP = "trigger_top"
 
 
 BLOCK = 4096
+CONFIG_SECTIONS = {"kind", "name", "dataset", "model", "quantization", "train", "target", "hls", "rtl", "verify",
+                   "budget"}
 
 
 def input_vectors(fmt: FixedFormat, n_inputs: int, n: int, seed: int = VECTOR_SEED) -> np.ndarray:
@@ -61,9 +64,16 @@ def _read_config(source: Path) -> tuple[dict, Path | None]:
     """(trigger.yml mapping, model file) for a model folder, a yml, or a model file."""
     if source.is_dir() or source.suffix in (".yml", ".yaml"):
         path = source / "trigger.yml" if source.is_dir() else source
-        config = yaml.safe_load(path.read_text()) or {}
+        try:
+            config = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
         if not isinstance(config, dict):
             raise ValueError(f"{path}: expected a mapping at the top level")
+        unknown = sorted(set(config) - CONFIG_SECTIONS)
+        if unknown:
+            raise ValueError(f"{path}: unknown section {unknown[0]!r} (known: {', '.join(sorted(CONFIG_SECTIONS))})")
+        load_budget({"budget": config.get("budget") or {}}, where=str(path))
         return config, path
     return {}, None
 

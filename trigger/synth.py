@@ -1,9 +1,10 @@
 """Vendor-free resource and logic-depth estimates with Yosys.
 
 ``synth_xilinx`` maps the bundle's RTL to Xilinx primitives (LUT, FF, CARRY,
-DSP, BRAM, LUTRAM); a second generic LUT-6 mapping gives the logic depth, in
-LUT levels, of the longest register-to-register path, which is what limits the
-clock. These are estimates: Vivado's figures, when available, are the truth.
+DSP, BRAM, LUTRAM). Cutting that netlist at its registers gives the logic depth:
+the number of cells (LUT, CARRY4, MUXF, DSP) on the longest register-to-register
+path, which is what limits the clock. These are estimates: Vivado's figures,
+when available, are the truth.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ PARTS = {
     "xc7z020": {"family": "xc7", "LUT": 53200, "FF": 106400, "DSP": 220, "BRAM36": 140},
 }
 
-# Nanoseconds per LUT level including routing: a rough figure for UltraScale+ at speed grade -2.
+# Nanoseconds per cell level (LUT, CARRY4 slice or MUXF) with routing: a rough figure for UltraScale+ -2.
 NS_PER_LUT_LEVEL = 0.5
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from trigger.budget import load_budget
 from trigger.data.muon import FEATURE_BY_NAME
 from trigger.fixed import FixedFormat
 
@@ -191,8 +192,7 @@ def load_config(config_dir: Path) -> LutConfig:
         c.fail("target.part", f"must be an FPGA part name, got {part!r}")
     clock_mhz = c.number(hw.get("clock_mhz", 240.0), "target.clock_mhz", positive=True)
     budget = top.get("budget", {}) or {}
-    if not isinstance(budget, dict):
-        c.fail("budget", "must be a mapping of limits")
+    load_budget({"budget": budget}, where=str(path))  # fail now, not after the long work
 
     return LutConfig(path=path, name=name, seed=seed, source=source, data_path=data_path,
                      n_train=n_train, n_test=n_test, features=features, address_bits=address_bits,
