@@ -77,7 +77,8 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True) -> dict:
         work = bundle / "reports" / "synth"
         figures = synthesize(sources, rtl.get("top", manifest.get("top", "trigger_top")), part, work_dir=work)
         resources.update(figures)
-        resources["BRAM"] = figures["BRAM36"] + figures["BRAM18"] / 2
+        bram = figures["BRAM36"] + figures["BRAM18"] / 2
+        resources["BRAM"] = int(bram) if bram == int(bram) else bram
         resources["percent"] = utilization(figures, part)
         depth = figures["logic_levels"]
         resources["logic_levels_ns_estimate"] = round(depth * NS_PER_LUT_LEVEL, 2)
@@ -176,7 +177,8 @@ def summary_rows(report: dict) -> list[tuple[str, str]]:
         ("latency", f"{lat['cycles']} cycles = {lat['ns']} ns at {lat['clock_period_ns']} ns clock"),
         ("II", str(lat["ii"])),
         ("LUT", with_pct("LUT")), ("FF", with_pct("FF")), ("DSP", with_pct("DSP")), ("BRAM36", with_pct("BRAM")),
-        ("logic levels", f"{res.get('logic_levels', '-')} LUT levels (~{res.get('logic_levels_ns_estimate', '-')} ns)"),
+        ("logic depth", f"{res.get('logic_levels', '-')} cells (LUT/CARRY4/MUXF/DSP) on the longest register-to-"
+                        f"register path, roughly {res.get('logic_levels_ns_estimate', '-')} ns"),
         ("bit exact", "yes" if report["bit_exact"] else "NO"),
         ("budget", "pass" if report["budget"]["pass"] else "FAIL: " + "; ".join(
             f"{v['metric']} {v['value']} > {v['limit']}" for v in report["budget"]["violations"])),
