@@ -15,6 +15,7 @@ demo: setup
 	$(VENV)/bin/trigger demo
 
 test: setup
+	scripts/setup_da4ml.sh
 	$(VENV)/bin/python -m pytest
 
 bench: setup bench-da4ml

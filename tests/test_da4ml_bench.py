@@ -12,7 +12,7 @@ import pytest
 from firmware_cases import mlp
 from trigger.firmware.emulator import dense_plan, emulate
 from trigger.firmware.model import Activation, Dense
-from trigger.network import test_inputs as make_inputs
+from trigger.network import input_vectors
 from trigger.rtlsim import simulate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,7 +55,7 @@ def _rounding_matters(model, inputs) -> int:
 def small(tmp_path_factory):
     """A small MLP with wrapping, truncating and RND_CONV/SAT casts, emitted by da4ml."""
     model = mlp(sizes=(6, 12, 4), seed=3)
-    inputs = make_inputs(model.input_fmt, model.n_inputs, 3000)
+    inputs = input_vectors(model.input_fmt, model.n_inputs, 3000)
     work = tmp_path_factory.mktemp("da4ml")
     spec = bench.da4ml_spec(model, [{"label": "cutoff_3", "latency_cutoff": 3.0}], inputs, "xcvu13p")
     emitted, _ = bench.run_da4ml(spec, work)

