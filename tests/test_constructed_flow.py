@@ -70,6 +70,10 @@ def test_ci_gate_passes_and_fails_on_budget(model_folders, tmp_path, capsys):
     assert "latency_cycles" in err and "LUT" in err
     report = json.loads((out / "reports" / "report.json").read_text())
     assert [v["metric"] for v in report["budget"]["violations"]] == ["latency_cycles", "LUT"]
+    assert "no Vitis/Vivado on PATH" in report["vendor"]["note"] or report["vendor"]["available"]
+    if not report["vendor"]["available"]:
+        assert main(["report", str(out), "--vendor"]) == 2
+        assert "needs vitis_hls or vivado_hls on PATH" in capsys.readouterr().err
 
 
 def test_ci_refuses_a_bad_budget_before_building(model_folders, tmp_path, capsys):

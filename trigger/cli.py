@@ -136,7 +136,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from trigger.report import build_report, print_summary
 
-    report = build_report(Path(args.bundle), args.budget, synth=not args.no_synth)
+    report = build_report(Path(args.bundle), args.budget, synth=not args.no_synth,
+                          vendor=getattr(args, "vendor", False))
     print_summary(report)
     print(f"report written to {Path(args.bundle) / 'reports' / 'report.html'}")
     if not report["budget"]["pass"]:
@@ -216,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", help="a verified bundle folder")
     p.add_argument("--budget", help="budget YAML (default: the 'budget' section of the model's trigger.yml)")
     p.add_argument("--no-synth", action="store_true", help="skip the Yosys run (no resource figures)")
+    p.add_argument("--vendor", action="store_true",
+                   help="also run hls4ml's build with vitis_hls/vivado_hls (when on PATH) and show its C-synthesis "
+                        "estimate beside the Yosys one")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ci", help="build + verify + report in one command, for a CI pipeline",

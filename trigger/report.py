@@ -54,7 +54,37 @@ def judge(report: dict, budget: dict, part: str) -> dict:
     return {"pass": not violations, "violations": violations, "limits": budget}
 
 
-def build_report(bundle: Path, budget_source=None, synth: bool = True) -> dict:
+def vendor_estimate(bundle: Path, manifest: dict) -> dict:
+    """Run hls4ml's own build (C synthesis) with the vendor tool and read its report.
+
+    Only for network bundles (an hls4ml project); needs vitis_hls or vivado_hls on PATH.
+    """
+    import shutil
+
+    import hls4ml
+    from hls4ml.report import parse_vivado_report
+
+    if manifest.get("kind") != "network":
+        raise ValueError("--vendor runs hls4ml's build, which needs a network bundle")
+    if not (shutil.which("vitis_hls") or shutil.which("vivado_hls")):
+        raise ValueError("--vendor needs vitis_hls or vivado_hls on PATH (source the Xilinx settings script)")
+    work = bundle / "reports" / "vendor"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(bundle / "hls", work / "hls")
+    config = work / "hls" / "hls4ml_config.yml"
+    config.write_text(config.read_text().replace("OutputDir: .", f"OutputDir: {work / 'hls'}"))
+    linked = hls4ml.converters.link_existing_project(str(work / "hls"))
+    linked.build(csim=False, synth=True, vsynth=False)
+    parsed = parse_vivado_report(str(work / "hls")).get("CSynthesisReport", {})
+    if not parsed:
+        raise ValueError(f"the vendor build wrote no C-synthesis report under {work / 'hls'}")
+    tool = "vitis" if shutil.which("vitis_hls") else "vivado"
+    return {"source": tool, "LUT": parsed.get("LUT"), "FF": parsed.get("FF"), "DSP": parsed.get("DSP"),
+            "BRAM_18K": parsed.get("BRAM_18K"), "latency_cycles": parsed.get("WorstLatency"),
+            "ii": parsed.get("IntervalMax"), "estimated_clock_ns": parsed.get("EstimatedClockPeriod")}
+
+
+def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: bool = False) -> dict:
     """Gather the figures of a verified bundle into report.json/md/html; returns the report."""
     bundle = Path(bundle)
     manifest = load_manifest(bundle)
@@ -101,6 +131,8 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True) -> dict:
                          "mismatches": mismatches, "files_changed_since_build": tampered},
         "vendor": _vendor_status(),
     }
+    if vendor:
+        report["vendor"]["hls_estimate"] = vendor_estimate(bundle, manifest)
     budget = {}
     if budget_source is not None:
         budget = load_budget(budget_source)
