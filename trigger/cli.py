@@ -206,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "emulator, the HLS C simulation and the RTL under cocotb; write "
                                    "reports/verify.json. Exit 0 exactly when every mismatch count is 0.")
     p.add_argument("bundle", help="bundle folder written by `trigger build`")
-    p.add_argument("--vectors", type=int, default=None, help="number of vectors (networks; default: the stored ones)")
+    p.add_argument("--vectors", type=int, default=None,
+                   help="networks: number of vectors (default: the stored ones); tables: N random addresses "
+                        "instead of every address")
     p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator", help="RTL simulator")
     p.set_defaults(func=cmd_verify)
 
@@ -241,14 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trigger.rtlsim import SimulationError
-    from trigger.synth import SynthesisError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UserError, ValueError, FileNotFoundError, SimulationError, SynthesisError) as err:
+    except (UserError, ValueError, OSError, RuntimeError) as err:  # SimulationError, SynthesisError too
         print(f"trigger {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

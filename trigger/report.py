@@ -105,7 +105,8 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
     resources = {"source": "yosys"}
     if synth:
         work = bundle / "reports" / "synth"
-        figures = synthesize(sources, rtl.get("top", manifest.get("top", "trigger_top")), part, work_dir=work)
+        figures = synthesize(sources, rtl.get("top", manifest.get("top", "trigger_top")), part, work_dir=work,
+                             data_files=[bundle / f for f in rtl.get("data_files", [])])
         resources.update(figures)
         bram = figures["BRAM36"] + figures["BRAM18"] / 2
         resources["BRAM"] = int(bram) if bram == int(bram) else bram

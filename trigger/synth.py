@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -63,13 +64,18 @@ def family_of(part: str) -> str:
 
 
 def synthesize(sources, top: str, part: str, work_dir: Path | None = None, parameters=None,
-               dsp: bool = True) -> dict:
-    """Run Yosys on ``sources`` and return counts and depth as a plain dict."""
+               dsp: bool = True, data_files=()) -> dict:
+    """Run Yosys on ``sources`` and return counts and depth as a plain dict.
+
+    ``data_files`` (ROM images read with $readmemh by bare name) are copied where Yosys runs.
+    """
     yosys = find_tool("yosys")
     if yosys is None:
         raise SynthesisError("yosys not found: run `make setup` (scripts/install_system_tools.sh installs it)")
     work = Path(work_dir or tempfile.mkdtemp(prefix="trigger-synth-"))
     work.mkdir(parents=True, exist_ok=True)
+    for data in data_files:
+        shutil.copy(data, work / Path(data).name)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES / "yosys"),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     family = family_of(part)
