@@ -9,6 +9,7 @@ when available, are the truth.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -82,6 +83,14 @@ def synthesize(sources, top: str, part: str, work_dir: Path | None = None, param
     script = env.get_template("synth.ys.j2").render(
         sources=[str(Path(s).resolve()) for s in sources], top=top, family=family,
         parameters=parameters or {}, dsp=dsp, stat_json="stat.json", ltp_txt="ltp.txt")
+    digest = hashlib.sha256(script.encode())
+    for path in [*sources, *data_files]:
+        digest.update(Path(path).read_bytes())
+    cached = work / "result.json"
+    if cached.exists():  # the same script on the same files: Yosys would give the same answer
+        previous = json.loads(cached.read_text())
+        if previous.get("inputs_sha256") == digest.hexdigest():
+            return previous
     (work / "synth.ys").write_text(script)
     t0 = time.perf_counter()
     proc = subprocess.run([yosys, "-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=work,
@@ -95,7 +104,8 @@ def synthesize(sources, top: str, part: str, work_dir: Path | None = None, param
     depth = _ltp_length((work / "ltp.txt").read_text())
     result = summarize_cells(cells)
     result.update({"logic_levels": depth, "family": family, "part": part, "yosys_seconds": round(seconds, 2),
-                   "cells": dict(sorted(cells.items())), "source": "yosys"})
+                   "cells": dict(sorted(cells.items())), "source": "yosys", "inputs_sha256": digest.hexdigest()})
+    cached.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
 
 
