@@ -174,7 +174,9 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["vitis", "vivado"], default=None, help="hls4ml backend (default vitis)")
     p.add_argument("--pipeline", default=None,
                    help="where RTL pipeline registers go: 'layer' (after every layer) or N (every N adder levels)")
-    p.add_argument("--softmax", action="store_true", help="keep a final softmax (default: output logits)")
+    p.add_argument("--softmax", action="store_true",
+                   help="keep a final softmax (not supported yet: the build stops with a clear error; "
+                        "default: output logits)")
     p.add_argument("--part", help="FPGA part (default from trigger.yml, else xcvu13p-flga2577-2-e)")
     p.add_argument("--clock", type=float, help="target clock period in ns (default from trigger.yml, else 5)")
 
