@@ -9,6 +9,7 @@ under cocotb, and compares integers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -126,7 +127,8 @@ def build_bundle(source, out_dir, *, weights=None, precision=None, backend=None,
         hls_model, fw = convert(loaded, {"hls": hls_cfg, "target": target}, output_dir=bundle / "hls",
                                 compile=False)
         hls_model.write()  # the HLS project, ready for vitis_hls; verify compiles its C simulation
-        _make_relocatable(bundle / "hls")
+        stamp = hashlib.sha256(json.dumps(to_dict(fw), sort_keys=True).encode()).hexdigest()[:8]
+        _make_relocatable(bundle / "hls", stamp=stamp)
         design = write_rtl(fw, bundle / "rtl", top=TOP, pipeline=pipeline)
         inputs = input_vectors(fw.input_fmt, fw.n_inputs, n_vectors)
         result = emulate(fw, inputs)
@@ -192,23 +194,30 @@ def _tool_versions() -> dict:
     return versions
 
 
-def _make_relocatable(hls_dir: Path, output_dir: str = ".") -> None:
-    """Point hls4ml_config.yml at the project's own folder, and drop the saved Keras model.
+def _make_relocatable(hls_dir: Path, output_dir: str = ".", stamp: str | None = None) -> None:
+    """Point hls4ml_config.yml at the project's own folder, drop the saved Keras model and,
+    given ``stamp``, replace hls4ml's random project stamp with it.
 
-    hls4ml records absolute paths (our temporary folder) and saves the Keras model
-    with a timestamp inside; neither belongs in a bundle that must be byte-identical
-    across builds. The model's sha256 is in the manifest instead.
+    hls4ml records absolute paths (our temporary folder), a random stamp (it names the
+    C-simulation library) and saves the Keras model with a timestamp inside; none of
+    that belongs in a bundle that must be byte-identical across builds. The model's
+    sha256 is in the manifest instead.
     """
     config = hls_dir / "hls4ml_config.yml"
-    lines = []
+    lines, old_stamp = [], None
     for line in config.read_text().splitlines():
         if line.startswith("OutputDir:"):
             line = f"OutputDir: {output_dir}"
         elif line.startswith("KerasModel:"):
             line = "KerasModel: null  # not shipped: see model_sha256 in manifest.json"
+        elif line.startswith("Stamp:") and stamp:
+            old_stamp, line = line.split(":", 1)[1].strip(), f"Stamp: {stamp}"
         lines.append(line)
     config.write_text("\n".join(lines) + "\n")
     (hls_dir / "keras_model.keras").unlink(missing_ok=True)
+    if old_stamp:
+        script = hls_dir / "build_lib.sh"
+        script.write_text(script.read_text().replace(f"LIB_STAMP={old_stamp}", f"LIB_STAMP={stamp}"))
 
 
 def _drop_build_products(hls_dir: Path) -> None:
