@@ -162,7 +162,8 @@ def _plot_png(report: dict) -> bytes:
 
     res = report["resources"]
     names = [k for k in ("LUT", "FF", "CARRY", "DSP", "BRAM", "LUTRAM") if k in res]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    modules = res.get("modules", {})
+    fig, axes = plt.subplots(1, 3 if modules else 2, figsize=(14 if modules else 9, 3.4))
     axes[0].bar(names, [res[k] for k in names], color="#4477aa")
     axes[0].set_yscale("symlog")
     axes[0].set_title(f"Resources ({res.get('source')})")
@@ -174,6 +175,14 @@ def _plot_png(report: dict) -> bytes:
         axes[1].legend()
     axes[1].set_xlabel("ns")
     axes[1].set_title(f"Latency: {lat['cycles']} cycles, II {lat['ii']}")
+    if modules:
+        labels = list(modules)
+        x = range(len(labels))
+        axes[2].bar([i - 0.2 for i in x], [modules[m]["LUT"] for m in labels], 0.4, label="LUT", color="#4477aa")
+        axes[2].bar([i + 0.2 for i in x], [modules[m]["FF"] for m in labels], 0.4, label="FF", color="#228833")
+        axes[2].set_xticks(list(x), [m.split("_")[-1] for m in labels], rotation=45, ha="right")
+        axes[2].set_title("Per module (layer or stage)")
+        axes[2].legend()
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
@@ -188,7 +197,8 @@ def _write_outputs(bundle: Path, report: dict, manifest: dict) -> None:
     (plots / "summary.png").write_bytes(_plot_png(report))
     write_json(reports / "report.json", report)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
-                             autoescape=jinja2.select_autoescape(["html"]), keep_trailing_newline=True)
+                             autoescape=jinja2.select_autoescape(["html"]), keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True)
     images = []
     for png in sorted(plots.glob("*.png")):
         images.append({"name": png.stem, "file": f"plots/{png.name}",

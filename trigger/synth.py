@@ -1,9 +1,10 @@
 """Vendor-free resource and logic-depth estimates with Yosys.
 
 ``synth_xilinx`` maps the bundle's RTL to Xilinx primitives (LUT, FF, CARRY,
-DSP, BRAM, LUTRAM). Cutting that netlist at its registers gives the logic depth:
-the number of cells (LUT, CARRY4, MUXF, DSP) on the longest register-to-register
-path, which is what limits the clock. These are estimates: Vivado's figures,
+DSP, BRAM, LUTRAM). Cutting that netlist at its registers gives the logic depth
+of each module (a layer or a stage): the number of cells (LUT, CARRY4, MUXF, DSP)
+on its longest register-to-register path, which is what limits the clock. Paths
+that cross a module boundary without a register are counted per module. These are estimates: Vivado's figures,
 when available, are the truth.
 """
 
@@ -101,10 +102,16 @@ def synthesize(sources, top: str, part: str, work_dir: Path | None = None, param
         raise SynthesisError(f"yosys failed on {top}: {last[0]} (log: {work / 'yosys.log'})")
     stat = json.loads((work / "stat.json").read_text())
     cells = stat["design"]["num_cells_by_type"]
-    depth = _ltp_length((work / "ltp.txt").read_text())
+    depths = _ltp_lengths((work / "ltp.txt").read_text())
+    modules = {}
+    for name, data in sorted(stat["modules"].items()):
+        name = name.lstrip("\\")
+        modules[name] = summarize_cells(data.get("num_cells_by_type", {}))
+        modules[name]["logic_levels"] = depths.get(name, 0)
     result = summarize_cells(cells)
-    result.update({"logic_levels": depth, "family": family, "part": part, "yosys_seconds": round(seconds, 2),
-                   "cells": dict(sorted(cells.items())), "source": "yosys", "inputs_sha256": digest.hexdigest()})
+    result.update({"logic_levels": max(depths.values(), default=0), "family": family, "part": part,
+                   "yosys_seconds": round(seconds, 2), "cells": dict(sorted(cells.items())), "source": "yosys",
+                   "modules": modules, "inputs_sha256": digest.hexdigest()})
     cached.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
 
@@ -127,9 +134,10 @@ def summarize_cells(cells: dict) -> dict:
     }
 
 
-def _ltp_length(text: str) -> int:
-    m = re.search(r"length=(\d+)", text)
-    return int(m.group(1)) if m else 0
+def _ltp_lengths(text: str) -> dict:
+    """Module name -> cells on its longest path, from Yosys' ltp output."""
+    return {m.group(1).lstrip("\\"): int(m.group(2))
+            for m in re.finditer(r"Longest topological path in (\S+) \(length=(\d+)\)", text)}
 
 
 def bram_for_table(depth: int, width: int) -> dict:
