@@ -56,6 +56,10 @@ def test_ci_gate_passes_and_fails_on_budget(model_folders, tmp_path, capsys):
     assert report["bit_exact"] is True
     assert report["resources"]["source"] == "yosys"
     assert report["resources"]["LUT"] > 0 and report["resources"]["FF"] > 0
+    modules = report["resources"]["modules"]  # one per layer module, plus the top
+    assert "trigger_top" in modules and len(modules) >= 4
+    assert sum(m["LUT"] for m in modules.values()) == report["resources"]["LUT"]
+    assert max(m["logic_levels"] for m in modules.values()) == report["resources"]["logic_levels"] > 0
     assert report["latency"]["cycles"] > 0 and report["latency"]["ii"] == 1
     assert report["latency"]["ns"] == pytest.approx(report["latency"]["cycles"] * 5.0)
     html = (out / "reports" / "report.html").read_text()
