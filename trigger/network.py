@@ -176,7 +176,7 @@ def _notes(loaded, fw: FirmwareModel) -> list[str]:
     notes = []
     if loaded.softmax_dropped:
         notes.append("The final softmax is dropped: the firmware outputs logits (argmax and thresholds on "
-                     "logits are what a trigger uses). Build with --softmax to keep it.")
+                     "logits are what a trigger uses).")
     if not loaded.quantized:
         notes.append("Float model: converted with post-training quantization (formats listed under 'formats').")
     return notes
