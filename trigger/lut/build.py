@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +21,11 @@ from trigger.lut.config import LutConfig, load_config
 from trigger.lut.dataset import load_samples
 from trigger.lut.firmware import hex_lines, input_width, write_firmware
 from trigger.lut.physics import dumps, physics_numbers, physics_plots
+from trigger.toolchain import package_versions
 from trigger.lut.regressor import from_target, make_regressor, to_target
 from trigger.lut.table import emulate, generate_table
 
 N_RANDOM_VECTORS = 2048  # uniform over the raw ranges, plus as many physics muons
-
-
-def tool_versions() -> dict:
-    out = {}
-    for dist in ("trigger", "numpy", "scikit-learn", "tensorflow", "jinja2", "matplotlib"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
 
 
 def edge_and_random_vectors(layout: AddressLayout, test_raw: np.ndarray, seed: int) -> np.ndarray:
@@ -184,5 +174,5 @@ def _manifest(config: LutConfig, layout: AddressLayout, table, fw: dict, regress
         "budget": config.budget,
         "vectors": {"count": n_vectors, "inputs": "vectors/inputs.npy", "outputs": "vectors/outputs.npy",
                     "kind": "bin edges, raw extremes, uniform random raw values, physics muons"},
-        "tools": tool_versions(),
+        "tools": package_versions("trigger", "numpy", "scikit-learn", "tensorflow", "jinja2", "matplotlib"),
     }
