@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -204,9 +205,9 @@ def _make_relocatable(hls_dir: Path, output_dir: str = ".", stamp: str | None = 
         lines.append(line)
     config.write_text("\n".join(lines) + "\n")
     (hls_dir / "keras_model.keras").unlink(missing_ok=True)
-    if old_stamp:
+    if old_stamp:  # build_lib.sh may carry a stamp of its own: set both to ours
         script = hls_dir / "build_lib.sh"
-        script.write_text(script.read_text().replace(f"LIB_STAMP={old_stamp}", f"LIB_STAMP={stamp}"))
+        script.write_text(re.sub(r"(?m)^LIB_STAMP=\w+$", f"LIB_STAMP={stamp}", script.read_text()))
 
 
 def _drop_build_products(hls_dir: Path) -> None:
