@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trigger.fixed import FixedFormat
 from trigger.lut.config import FeatureSpec, LutConfig
 
 
@@ -38,11 +39,11 @@ class Field:
 
     @property
     def min_raw(self) -> int:
-        return -(1 << (self.raw_bits - 1)) if self.signed else 0
+        return FixedFormat(self.raw_bits, self.raw_bits, self.signed).min_raw
 
     @property
     def max_raw(self) -> int:
-        return (1 << (self.raw_bits - 1)) - 1 if self.signed else (1 << self.raw_bits) - 1
+        return FixedFormat(self.raw_bits, self.raw_bits, self.signed).max_raw
 
     def bin(self, raw: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.edges, np.asarray(raw, dtype=np.int64), side="right").astype(np.int64)

@@ -37,11 +37,11 @@ class FeatureSpec:
 
     @property
     def min_raw(self) -> int:
-        return -(1 << (self.raw_bits - 1)) if self.signed else 0
+        return FixedFormat(self.raw_bits, self.raw_bits, self.signed).min_raw
 
     @property
     def max_raw(self) -> int:
-        return (1 << (self.raw_bits - 1)) - 1 if self.signed else (1 << self.raw_bits) - 1
+        return FixedFormat(self.raw_bits, self.raw_bits, self.signed).max_raw
 
 
 @dataclass
