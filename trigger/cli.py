@@ -1,20 +1,78 @@
 """The `trigger` command line: one sub-command per user-facing step of the flow.
 
-Every command exits 0 on success; errors are one line on stderr naming the
-culprit, with a non-zero exit.
+Exit codes: 0 success, 1 a check failed (bit mismatch, budget violation, missing
+tool), 2 bad input. Bad input is one line on stderr naming the culprit: argparse
+refuses malformed options (the ``type=`` functions below), and every
+``trigger.errors.TriggerError`` raised by the flow is printed as
+``trigger <command>: error: <message>``. Any other exception is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 from trigger import __version__
+from trigger.errors import ConfigError, TriggerError
 
 
-class UserError(Exception):
-    """A problem with the user's input: printed as one line, exit code 2."""
+# ------------------------------------------------------------ option types
+# Each raises argparse.ArgumentTypeError: argparse then prints
+# "trigger <command>: error: argument --x: <message>" and exits 2.
+def clock_period_ns(text: str) -> float:
+    """--clock: the target clock period in ns, a positive finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a clock period in ns (e.g. 4 for 250 MHz), got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"the clock period must be a positive, finite number of ns "
+                                         f"(e.g. 4 for 250 MHz), got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """--vectors: a positive whole number."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def pipeline_setting(text: str):
+    """--pipeline: 'layer' or a positive number of adder levels between registers."""
+    if text.strip().lower() == "layer":
+        return "layer"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected 'layer' or a positive number of adder levels, got {text!r}")
+    return value
+
+
+def fpga_part(text: str) -> str:
+    """--part: a part whose capacity is known, e.g. xcvu13p-flga2577-2-e (matched by its prefix)."""
+    from trigger.synth import PARTS, part_info
+
+    if not text.strip() or part_info(text) is None:
+        raise argparse.ArgumentTypeError(f"unknown FPGA part {text!r}; known parts (any package/speed grade, "
+                                         f"e.g. xcvu13p-flga2577-2-e): {', '.join(PARTS)}")
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block): what is wrong, and where to read more."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -50,7 +108,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     status = cmd_doctor(argparse.Namespace(verbose=False))
     if status:
         return status
-    models = Path(__file__).resolve().parent.parent / "models"
+    from trigger.resources import models_dir
+
+    models = models_dir()
     examples = sorted(p for p in models.iterdir() if (p / "trigger.yml").exists())
     if args.only:
         examples = [p for p in examples if p.name in args.only]
@@ -77,60 +137,50 @@ def _kind_of_source(source: Path) -> str:
     if source.is_dir() or source.suffix in (".yml", ".yaml"):
         config = source / "trigger.yml" if source.is_dir() else source
         if not config.exists():
-            raise UserError(f"{config} not found: a model folder needs a trigger.yml")
+            raise ConfigError(f"{config} not found: a model folder needs a trigger.yml")
         try:
             data = yaml.safe_load(config.read_text()) or {}
         except yaml.YAMLError as err:
-            raise UserError(f"{config}: not valid YAML ({str(err).splitlines()[0]})") from None
+            raise ConfigError(f"{config}: not valid YAML ({str(err).splitlines()[0]})") from None
         kind = data.get("kind") if isinstance(data, dict) else None
         if kind not in ("lut", "network"):
-            raise UserError(f"{config}: field 'kind' must be 'lut' or 'network', got {kind!r}")
+            raise ConfigError(f"{config}: field 'kind' must be 'lut' or 'network', got {kind!r}")
         return kind
     if not source.exists():
-        raise UserError(f"{source} not found")
+        raise ConfigError(f"{source} not found")
     if source.suffix.lower() in (".json", ".h5", ".hdf5", ".keras", ".onnx"):
         return "network"
-    raise UserError(f"{source}: unknown model format {source.suffix!r} (expected a model folder, trigger.yml, "
-                    ".json + weights .h5, .h5 or .onnx)")
+    raise ConfigError(f"{source}: unknown model format {source.suffix!r} (expected a model folder, trigger.yml, "
+                      ".json + weights .h5, .h5 or .onnx)")
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from trigger.bundle import build_bundle
+    from trigger.frontends import BuildOptions
+
     source = Path(args.source)
-    kind = _kind_of_source(source)
     out = Path(args.output) if args.output else Path("build") / source.stem
-    if kind == "lut":
-        from trigger.lut import build_bundle
-        bundle = build_bundle(source if source.is_dir() else source.parent, out)
-    else:
-        from trigger.network import build_bundle
-        bundle = build_bundle(source, out, weights=args.weights, precision=args.precision,
-                              backend=args.backend, pipeline=args.pipeline, keep_softmax=args.softmax,
-                              part=args.part, clock_period_ns=args.clock, vectors=args.vectors)
+    options = BuildOptions(weights=args.weights, precision=args.precision, backend=args.backend,
+                           pipeline=args.pipeline, keep_softmax=args.softmax, part=args.part,
+                           clock_period_ns=args.clock, vectors=args.vectors)
+    bundle = build_bundle(source, out, options)
     print(f"bundle written to {bundle}")
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from trigger.bundle import load_manifest
+    from trigger.verify import format_mismatch, verify_bundle
 
-    bundle = Path(args.bundle)
-    manifest = load_manifest(bundle)
-    if manifest.get("kind") == "lut":
-        from trigger.lut import verify_bundle
-        result = verify_bundle(bundle, simulator=args.sim, vectors=args.vectors)
-    else:
-        from trigger.network import verify_bundle
-        result = verify_bundle(bundle, simulator=args.sim, vectors=args.vectors)
-    mismatches = result["mismatches"]
-    print(f"{result['vectors']} vectors{' (every address)' if result.get('exhaustive') else ''}; "
-          f"latency {result['latency_cycles']} cycles, II {result['ii']}")
-    for name, count in sorted(mismatches.items()):
+    result = verify_bundle(Path(args.bundle), simulator=args.sim, vectors=args.vectors)
+    cover = result.get("cover")
+    covered = f" (every value of the {cover['tensor']}: {cover['values']})" if cover else ""
+    print(f"{result['vectors']} vectors{covered}; latency {result['latency_cycles']} cycles, II {result['ii']}")
+    for name, count in result["mismatches"].items():
         print(f"  {name}: {count} mismatches")
-    ok = bool(mismatches) and all(v == 0 for v in mismatches.values())
-    if not ok and result.get("first_mismatch"):
-        print(f"first mismatch: {result['first_mismatch']}", file=sys.stderr)
-    print("bit exact: " + ("yes" if ok else "NO"))
-    return 0 if ok else 1
+    if not result["pass"] and result.get("first_mismatch"):
+        print(format_mismatch(result["first_mismatch"]), file=sys.stderr)
+    print("bit exact: " + ("yes" if result["pass"] else "NO"))
+    return 0 if result["pass"] else 1
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -172,17 +222,20 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="weights .h5 for a .json architecture (default: <name>_weights.h5 beside it)")
     p.add_argument("--precision", help="post-training quantization precision for float models, e.g. 'fixed<16,6>'")
     p.add_argument("--backend", choices=["vitis", "vivado"], default=None, help="hls4ml backend (default vitis)")
-    p.add_argument("--pipeline", default=None,
+    p.add_argument("--pipeline", type=pipeline_setting, default=None, metavar="layer|N",
                    help="where RTL pipeline registers go: 'layer' (after every layer) or N (every N adder levels)")
     p.add_argument("--softmax", action="store_true",
                    help="keep a final softmax (not supported yet: the build stops with a clear error; "
                         "default: output logits)")
-    p.add_argument("--part", help="FPGA part (default from trigger.yml, else xcvu13p-flga2577-2-e)")
-    p.add_argument("--clock", type=float, help="target clock period in ns (default from trigger.yml, else 5)")
+    p.add_argument("--part", type=fpga_part,
+                   help="FPGA part, e.g. xcvu13p-flga2577-2-e (default from trigger.yml, else xcvu13p-flga2577-2-e)")
+    p.add_argument("--clock", type=clock_period_ns, metavar="NS",
+                   help="target clock PERIOD in ns, not a frequency: 4 for 250 MHz "
+                        "(default from trigger.yml, else 5)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="trigger",
         description="Take quantized networks and look-up-table regressors from Python to "
                     "bit-exact FPGA firmware, with verification and latency/resource reports.")
@@ -200,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "hls/ (hls4ml project), rtl/ (Verilog), vectors/ (emulator inputs/outputs). "
                                    "Written atomically: a failed build leaves nothing behind.")
     _add_build_options(p)
-    p.add_argument("--vectors", type=int, default=None, help="number of test vectors to store (networks)")
+    p.add_argument("--vectors", type=positive_int, default=None, metavar="N",
+                   help="number of test vectors to store (networks)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("verify", help="check emulator == HLS C simulation == RTL simulation, integer for integer",
@@ -208,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "emulator, the HLS C simulation and the RTL under cocotb; write "
                                    "reports/verify.json. Exit 0 exactly when every mismatch count is 0.")
     p.add_argument("bundle", help="bundle folder written by `trigger build`")
-    p.add_argument("--vectors", type=int, default=None,
+    p.add_argument("--vectors", type=positive_int, default=None, metavar="N",
                    help="networks: number of vectors (default: the stored ones); tables: N random addresses "
                         "instead of every address")
     p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator", help="RTL simulator")
@@ -231,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "any bit mismatch or budget violation.")
     _add_build_options(p)
     p.add_argument("--budget", help="budget YAML (default: the model's trigger.yml budget section)")
-    p.add_argument("--vectors", type=int, default=None, help="number of test vectors (networks)")
+    p.add_argument("--vectors", type=positive_int, default=None, metavar="N", help="number of test vectors (networks)")
     p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator", help="RTL simulator")
     p.set_defaults(func=cmd_ci)
 
@@ -245,16 +299,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code (argparse's own exits included, for in-process callers)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a malformed option already reported
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
     try:
         return args.func(args)
-    except (UserError, ValueError, OSError, RuntimeError) as err:  # SimulationError, SynthesisError too
-        print(f"trigger {args.command}: error: {err}", file=sys.stderr)
+    except TriggerError as err:  # an expected failure: one line naming the culprit
+        print(f"trigger {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"trigger {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return "; ".join(lines) or type(err).__name__
 
 
 if __name__ == "__main__":

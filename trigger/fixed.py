@@ -212,6 +212,41 @@ class FixedFormat:
             bits = np.where(bits > self._hi, bits - np.int64(1 << self.width), bits)
         return bits
 
+    # ------------------------------------------------------- range analysis
+    @property
+    def sat_min_raw(self) -> int:
+        """The most negative raw value a saturation produces (SAT_SYM stops at -max)."""
+        return -self._hi if (self.overflow == "SAT_SYM" and self.signed) else self._lo
+
+    def rounded(self, raw, source: "FixedFormat") -> np.ndarray:
+        """Raw integers in this format's LSBs after the quantization step of ``cast`` only.
+
+        This is the value ap_fixed compares against the range before handling an
+        overflow; hardware that rounds first and checks overflow second needs it.
+        """
+        raw = np.asarray(raw, dtype=np.int64)
+        shift = self.fractional - source.fractional
+        if shift >= 0:
+            return raw << shift
+        return _round_shift(raw, np.full(raw.shape, -shift, dtype=np.int64), self.rounding)
+
+    def cast_interval(self, lo: int, hi: int, source: "FixedFormat") -> tuple[int, int, bool]:
+        """The range of ``cast`` over every raw value of ``source`` in [lo, hi], and whether one overflows.
+
+        Rounding and saturation are monotonic, so the ends bound the result; a
+        wrap that can happen may land anywhere, and SAT_ZERO adds zero.
+        """
+        count = OverflowCount()
+        ends = self.cast(np.array([lo, hi], dtype=np.int64), source, count)
+        if count.overflows == 0:
+            return int(ends[0]), int(ends[1]), False
+        if self.overflow == "WRAP":
+            return self._lo, self._hi, True
+        out_lo, out_hi = int(ends[0]), int(ends[1])
+        if self.overflow == "SAT_ZERO":
+            out_lo, out_hi = min(out_lo, 0), max(out_hi, 0)
+        return out_lo, out_hi, True
+
     # ------------------------------------------------------------- the core
     def _requantize(self, a: np.ndarray, shift: np.ndarray, counter: OverflowCount | None) -> np.ndarray:
         """Raw value of ``a * 2**shift`` in this format: rounding, then overflow handling."""

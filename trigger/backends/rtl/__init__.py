@@ -1,0 +1,120 @@
+"""Verilog for a firmware model: one module per op behind the standard RTL top.
+
+Each op builds its logic through ``ModuleBuilder`` (Python plans every width and
+register); ``firmware_templates/rtl/module.v.j2`` prints the statements and
+``top.v.j2`` the standard top. Registers: the top registers its input; an op's
+outputs are registered unless the next op is cheap enough to follow without a
+register (``Op.absorbs_previous``: activations, address packing, a ROM read) or
+the op's own logic already ends in a register. ``pipeline=N`` also lets ops with
+adder trees register every N adder levels.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trigger.backends.rtl.builder import ModuleBuilder, RomImage, Sig
+from trigger.errors import ConfigError
+from trigger.ir.model import FirmwareModel
+from trigger.templates import render
+from trigger.vectors import write_mem
+
+__all__ = ["RtlDesign", "write_rtl", "parse_pipeline", "ModuleBuilder", "Sig"]
+
+
+@dataclass
+class RtlDesign:
+    top: str
+    sources: list[Path]
+    data_files: list[Path]
+    latency_cycles: int
+    op_latency: dict[str, int] = field(default_factory=dict)
+    pipeline: object = "layer"
+
+
+def parse_pipeline(pipeline) -> int | None:
+    """'layer' -> None (registers between ops only); N -> a register every N adder levels too."""
+    if pipeline in (None, "layer"):
+        return None
+    text = str(pipeline)
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise ConfigError(f"pipeline must be 'layer' or a positive number of adder levels, got {pipeline!r}")
+
+
+def _ident(name: str) -> str:
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return ident if re.match(r"[A-Za-z]", ident) else f"op_{ident}"
+
+
+def build_op_module(model: FirmwareModel, k: int, name: str, every: int | None) -> tuple[ModuleBuilder, int]:
+    """The module of op k: unpack its inputs, its logic, registers, packed outputs; and its latency."""
+    op = model.ops[k]
+    nxt = model.ops[k + 1] if k + 1 < len(model.ops) else None
+    m = ModuleBuilder(name)
+    xs = [m.unpack(f"x{i}", lsb, fmt) for i, (lsb, fmt) in enumerate(zip(op.input.offsets, op.input.formats))]
+    ys = op.emit_rtl(m, xs, {"pipeline_every": every})
+    if len(ys) != op.output.n:
+        op.fail(f"RTL gave {len(ys)} outputs, expected {op.output.n}")
+    stage = max(y.stage for y in ys if y.const is None) if any(y.const is None for y in ys) else 0
+    ys = [m.delay(y, stage - y.stage) if y.const is None else y for y in ys]  # balance
+    if (nxt is None or not nxt.absorbs_previous) and not op.ends_in_register:
+        ys = [m.reg(f"q{i}", y) for i, y in enumerate(ys)]
+        stage += 1
+    m.outputs = [{"sig": y, "lsb": lsb, "width": fmt.width}
+                 for y, lsb, fmt in zip(ys, op.output.offsets, op.output.formats)]
+    m.op, m.kind, m.latency = op.name, op.kind, stage
+    m.w_in, m.w_out = op.input.bus_width, op.output.bus_width
+    m.input_desc, m.output_desc = op.input.describe(), op.output.describe()
+    return m, stage
+
+
+def write_rtl(model: FirmwareModel, out_dir: Path, top: str = "trigger_top", pipeline="layer") -> RtlDesign:
+    """Writes the Verilog of ``model`` (and its ROM images) behind the standard RTL top into ``out_dir``."""
+    model.validate()
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", top):
+        raise ConfigError(f"top module name {top!r} is not a Verilog identifier")
+    every = parse_pipeline(pipeline)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    modules, latencies, used = [], {}, set()
+    for k, op in enumerate(model.ops):
+        name = f"{top}_{_ident(op.name)}"
+        if name in used:
+            name = f"{name}_{k}"
+        used.add(name)
+        m, latency = build_op_module(model, k, name, every)
+        modules.append(m)
+        latencies[op.name] = latency
+    latency = 1 + sum(latencies.values())  # the input register, then the ops
+
+    sources, data_files = [], []
+    for m in modules:
+        path = out_dir / f"{m.name}.v"
+        path.write_text(render("rtl/module.v.j2", mod=m, top=top))
+        sources.append(path)
+        for rom in m.roms:
+            data_files.append(write_rom(out_dir / rom.file, rom))
+    stages = [{"module": m.name, "has_clock": m.has_clock, "clock_port": "clk", "in_port": "in_data",
+               "out_port": "out_data", "w_out": m.w_out} for m in modules]
+    path = out_dir / f"{top}.v"
+    path.write_text(standard_top(top, f"{model.kind} '{model.name}'", model.input.elements(),
+                                 model.output.elements(), stages, latency))
+    sources.append(path)
+    return RtlDesign(top, sources, data_files, latency, latencies, pipeline if every else "layer")
+
+
+def standard_top(top: str, description: str, inputs: list[dict], outputs: list[dict], stages: list[dict],
+                 latency: int, input_register: bool = True) -> str:
+    """The standard top (DESIGN.md) around a chain of stage modules: the one template every design uses."""
+    w_in = sum(e["width"] for e in inputs)
+    w_out = sum(e["width"] for e in outputs)
+    return render("rtl/top.v.j2", top=top, description=description, inputs=inputs, outputs=outputs,
+                  w_in=w_in, w_out=w_out, stages=stages, latency=latency, input_register=input_register)
+
+
+def write_rom(path: Path, rom: RomImage) -> Path:
+    write_mem(path, rom.words.reshape(-1, 1), [rom.width])
+    return path

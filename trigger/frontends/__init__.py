@@ -1,0 +1,117 @@
+"""Frontends: turn what a user brings into a ``Design`` (a firmware model plus what to ship with it).
+
+A source is a model folder / ``trigger.yml`` (its ``kind`` names the frontend)
+or a model file (its suffix does). Frontends register themselves here; the
+bundle writer (``trigger.bundle``) turns any ``Design`` into the same bundle.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import yaml
+
+from trigger.errors import ConfigError
+from trigger.ir.model import FirmwareModel
+
+DEFAULT_PART = "xcvu13p-flga2577-2-e"
+
+
+@dataclass
+class BuildOptions:
+    """Command-line overrides of a build (None: take the trigger.yml value or the default)."""
+
+    weights: str | None = None
+    precision: str | None = None
+    backend: str | None = None
+    pipeline: object = None
+    keep_softmax: bool = False
+    part: str | None = None
+    clock_period_ns: float | None = None
+    vectors: int | None = None
+
+
+@dataclass
+class Design:
+    """What a frontend hands the bundle writer."""
+
+    model: FirmwareModel
+    write_hls: Callable[[Path], dict]  # writes the HLS project into a folder; returns the manifest's "hls" section
+    source_sha256: str  # of the user's model files or config
+    part: str = DEFAULT_PART
+    clock_period_ns: float = 5.0
+    pipeline: object = "layer"
+    vectors: int = 10_000  # stored test vectors (the cover of a small tensor comes on top, at verify time)
+    extra_vectors: np.ndarray | None = None  # raw input vectors worth keeping (e.g. physics samples)
+    reports: dict[str, bytes] = field(default_factory=dict)  # files written under reports/ at build time
+    notes: list[str] = field(default_factory=list)
+    manifest: dict = field(default_factory=dict)  # kind-specific manifest sections (JSON-ready)
+    budget: dict = field(default_factory=dict)
+    summary: str = ""  # one line printed after the build
+
+
+# kind of trigger.yml -> "module:function"; model-file suffix -> the same
+FRONTENDS: dict[str, str] = {
+    "network": "trigger.frontends.network:design_from_config",
+    "lut": "trigger.lut.build:design_from_config",
+}
+FILE_FRONTENDS: dict[str, str] = {
+    ".json": "trigger.frontends.network:design_from_file",
+    ".h5": "trigger.frontends.network:design_from_file",
+    ".hdf5": "trigger.frontends.network:design_from_file",
+    ".keras": "trigger.frontends.network:design_from_file",
+}
+
+
+def _resolve(target: str) -> Callable:
+    module, _, func = target.partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def read_config(source: Path) -> tuple[dict, Path]:
+    """(trigger.yml mapping, its path) for a model folder or a .yml path; read as data only."""
+    path = source / "trigger.yml" if source.is_dir() else source
+    if not path.exists():
+        raise ConfigError(f"{path} not found: a model folder needs a trigger.yml")
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return config, path
+
+
+def load_design(source, options: BuildOptions | None = None) -> Design:
+    """The design of a model folder, trigger.yml or model file."""
+    source = Path(source)
+    options = options or BuildOptions()
+    if source.is_dir() or source.suffix in (".yml", ".yaml"):
+        config, path = read_config(source)
+        kind = config.get("kind")
+        if kind not in FRONTENDS:
+            raise ConfigError(f"{path}: field 'kind' must be one of {', '.join(sorted(FRONTENDS))}, got {kind!r}")
+        return _resolve(FRONTENDS[kind])(config, path, options)
+    if not source.exists():
+        raise ConfigError(f"{source} not found")
+    suffix = source.suffix.lower()
+    if suffix not in FILE_FRONTENDS:
+        raise ConfigError(f"{source}: unknown model format {source.suffix!r} (expected a model folder, trigger.yml, "
+                          f"or one of {', '.join(sorted(FILE_FRONTENDS))})")
+    return _resolve(FILE_FRONTENDS[suffix])(source, options)
+
+
+def clock_period(value, where: str) -> float:
+    """A clock period in ns from a number (or None -> error), checked finite and positive."""
+    try:
+        ns = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: clock must be a number, got {value!r}") from None
+    if not math.isfinite(ns) or ns <= 0:
+        raise ConfigError(f"{where}: clock must be positive and finite, got {value!r}")
+    return ns

@@ -1,0 +1,312 @@
+"""Networks: a Keras 2 / QKeras model (given, or trained from a model-zoo config) -> firmware model.
+
+hls4ml converts the model and infers every type; the layer mappings
+(``trigger.frontends.layers``) read the converted graph into ops, so the
+emulator and the RTL use exactly what the HLS C++ computes. hls4ml's ``auto``
+accumulators are exact; any accumulator whose range cannot hold the worst-case
+sum over the input format's range is widened and the model converted again.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import hashlib
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from trigger.budget import load_budget
+from trigger.errors import ConfigError, ModelError
+from trigger.fixed import MAX_WIDTH, FixedFormat
+from trigger.frontends import BuildOptions, Design, clock_period
+from trigger.frontends.layers import Context, fixed_format, mapping_for
+from trigger.ir.model import FirmwareModel
+from trigger.ir.ops.dense import Dense
+from trigger.ir.tensor import TensorType
+from trigger.models import LoadedModel, load_model
+from trigger.quiet import quiet_stdout
+
+DEFAULTS = {
+    "backend": "Vitis",  # or "Vivado"
+    "io_type": "io_parallel",
+    "strategy": "Latency",
+    "reuse_factor": 1,
+    "part": "xcvu13p-flga2577-2-e",
+    "clock_period_ns": 5.0,
+    "project_name": "myproject",
+    "input_precision": "fixed<16,6>",
+    # Post-training quantization of float models: the formats weights, biases and layer outputs get.
+    "ptq": {"weight": "fixed<16,6>", "bias": "fixed<16,6>", "result": "fixed<16,6,RND_CONV,SAT>"},
+}
+BACKENDS = ("Vitis", "Vivado")
+CONFIG_SECTIONS = {"kind", "name", "dataset", "model", "quantization", "train", "target", "hls", "rtl", "verify",
+                   "budget"}
+DEFAULT_VECTORS = 10_000
+
+
+def settings(config: dict | None) -> dict:
+    """The HLS settings from a ``trigger.yml`` mapping (sections ``target`` and ``hls``) or a flat mapping."""
+    config = dict(config or {})
+    sections = ("target", "hls", "model", "dataset", "quantization", "budgets", "train", "name")
+    flat = {} if any(k in config for k in sections) else dict(config)
+    flat.update(config.get("target") or {})
+    flat.update(config.get("hls") or {})
+    out = copy.deepcopy(DEFAULTS)
+    if "clock_mhz" in flat:
+        mhz = flat.pop("clock_mhz")
+        if isinstance(mhz, bool) or not isinstance(mhz, (int, float)) or not math.isfinite(mhz) or mhz <= 0:
+            raise ConfigError(f"target.clock_mhz must be a positive number, got {mhz!r}")
+        flat.setdefault("clock_period_ns", 1000.0 / float(mhz))
+    for key, value in flat.items():
+        if key == "ptq":
+            if not isinstance(value, dict):
+                raise ConfigError(f"hls.ptq must be a mapping of weight/bias/result precisions, got {value!r}")
+            unknown = set(value) - set(DEFAULTS["ptq"])
+            if unknown:
+                raise ConfigError(f"hls.ptq: unknown key(s) {sorted(unknown)} (expected weight, bias, result)")
+            out["ptq"].update(value)
+        elif key in DEFAULTS or key == "output_dir":
+            out[key] = value
+        else:
+            raise ConfigError(f"hls config: unknown key {key!r} (known: {', '.join(sorted([*DEFAULTS, 'output_dir']))})")
+    backend = str(out["backend"]).capitalize()
+    if backend not in BACKENDS:
+        raise ConfigError(f"hls.backend {out['backend']!r} is not one of {', '.join(BACKENDS)}")
+    out["backend"] = backend
+    if out["io_type"] != "io_parallel" or str(out["strategy"]).lower() != "latency":
+        raise ConfigError("only io_type io_parallel with the Latency strategy is supported")
+    out["clock_period_ns"] = clock_period(out["clock_period_ns"], "target.clock_period_ns")
+    for text in [out["input_precision"], *out["ptq"].values()]:
+        try:
+            FixedFormat.parse(text)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    return out
+
+
+# ------------------------------------------------------------------ conversion
+def convert(model_source, config: dict | None = None, *, output_dir=None):
+    """Convert a model with hls4ml and read its firmware model: ``(hls_model, FirmwareModel)``.
+
+    ``model_source`` is a ``LoadedModel`` or anything ``load_model`` accepts; ``config`` a
+    ``trigger.yml`` mapping or a flat mapping of ``DEFAULTS`` keys. The hls4ml project is
+    not written (``hls_model.write()`` does that, into ``output_dir``).
+    """
+    import hls4ml
+
+    loaded = model_source if isinstance(model_source, LoadedModel) else load_model(model_source)
+    opts = settings(config)
+    out_dir = Path(output_dir or opts.get("output_dir") or tempfile.mkdtemp(prefix=f"hls_{loaded.name}_"))
+    hcfg = _hls_config(loaded, opts)
+    widened: dict[str, str] = {}
+    for _attempt in range(3):
+        with quiet_stdout():
+            hls_model = hls4ml.converters.convert_from_keras_model(
+                loaded.keras, hls_config=hcfg, output_dir=str(out_dir), project_name=opts["project_name"],
+                backend=opts["backend"], io_type=opts["io_type"], part=opts["part"],
+                clock_period=float(opts["clock_period_ns"]))
+        fw = extract(hls_model, loaded.name)
+        wider = accumulators_to_widen(fw)
+        if not wider:
+            break
+        for lname, fmt in wider.items():
+            hcfg["LayerName"][lname]["Precision"]["accum"] = fmt.hls4ml
+            widened[lname] = fmt.hls4ml
+    else:
+        raise ModelError(f"{loaded.name}: accumulators still overflow after widening {sorted(widened)}")
+    fw.meta["widened_accumulators"] = widened
+    return hls_model, fw
+
+
+def _hls_config(loaded: LoadedModel, opts: dict) -> dict:
+    import hls4ml
+
+    model = loaded.keras
+    with quiet_stdout():
+        hcfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend=opts["backend"],
+                                                    default_precision=opts["ptq"]["result"])
+    hcfg["Model"]["Strategy"] = "Latency"
+    hcfg["Model"]["ReuseFactor"] = int(opts["reuse_factor"])
+    first = model.get_config()["layers"][0]
+    if first["class_name"] != "InputLayer":
+        raise ModelError(f"{model.name}: the rebuilt model has no InputLayer")
+    names = hcfg["LayerName"]
+    input_name = first["config"]["name"]
+    names.setdefault(input_name, {}).setdefault("Precision", {})
+    names[input_name]["Precision"]["result"] = FixedFormat.parse(opts["input_precision"]).hls4ml
+    ptq = {k: FixedFormat.parse(v).hls4ml for k, v in opts["ptq"].items()}
+    for layer in model.layers:
+        prec = names.setdefault(layer.name, {}).setdefault("Precision", {})
+        if not isinstance(prec, dict):
+            prec = names[layer.name]["Precision"] = {"result": prec}
+        cls = type(layer).__name__
+        if cls == "Dense":
+            prec.update(weight=ptq["weight"], bias=ptq["bias"], result=ptq["result"], accum="auto")
+            for suffix in ("_relu", "_linear"):  # hls4ml splits the activation into <layer>_<activation>
+                if layer.name + suffix in names:
+                    names[layer.name + suffix]["Precision"]["result"] = ptq["result"]
+        elif cls == "QDense":
+            prec["accum"] = "auto"
+        elif cls == "BatchNormalization":
+            prec.update(scale=ptq["weight"], bias=ptq["bias"])
+            if not loaded.quantized:
+                prec["result"] = ptq["result"]
+        elif not loaded.quantized and cls != "InputLayer":
+            prec["result"] = ptq["result"]  # float activations get the post-training result format
+    _pin_quantized_bits_activations(model, names)
+    return hcfg
+
+
+def _pin_quantized_bits_activations(model, names: dict) -> None:
+    """Give a quantized_bits activation's type to the layer before it.
+
+    hls4ml 1.3 turns QActivation(quantized_bits) into a linear activation, and its
+    MergeLinearActivation pass removes that layer when the previous layer's type is
+    'auto', losing the quantization. The previous layer's output cast to the same
+    type (the same rounding and saturation) computes the same thing.
+    """
+    layers = model.layers
+    for i, layer in enumerate(layers):
+        act = getattr(layer, "activation", None)
+        if type(act).__name__ != "quantized_bits" or type(layer).__name__ != "QActivation" or i == 0:
+            continue
+        prec = names.get(layer.name, {}).get("Precision", {})
+        result = prec.get("result") if isinstance(prec, dict) else prec
+        if result and result != "auto":
+            prev = layers[i - 1].name
+            for target in (prev, prev + "_linear"):
+                if target in names:
+                    names[target].setdefault("Precision", {})["result"] = result
+
+
+def extract(hls_model, name: str = "model") -> FirmwareModel:
+    """The firmware model of a converted (precision-inferred) hls4ml model, through the layer mappings."""
+    layers = list(hls_model.get_layers())
+    if not layers or not is_input(layers[0]):
+        raise ModelError(f"{name}: the converted model does not start with its input")
+    var = layers[0].get_output_variable()
+    model_input = TensorType.uniform(fixed_format(var.type.precision), int(np.prod(var.shape)))
+    ctx = Context(name, model_input)
+    ops = []
+    for layer in layers[1:]:
+        if is_input(layer):
+            raise ModelError(f"{name}: more than one input layer")
+        mapping = mapping_for(layer)
+        if mapping is None:
+            raise ModelError(f"{name}: hls4ml layer {layer.name} of type {layer.class_name} is not supported")
+        for op in mapping.to_ops(layer, ctx):
+            ops.append(op)
+            ctx.previous = op.output
+    if not ops:
+        raise ModelError(f"{name}: the converted model has no layers")
+    fw = FirmwareModel(name, model_input, ops, kind="network")
+    out_var = hls_model.get_output_variables()
+    if len(out_var) != 1 or fixed_format(out_var[0].type.precision) != fw.output.format:
+        raise ModelError(f"{name}: the hls4ml output is not the last layer's output")
+    fw.validate()
+    return fw
+
+
+def is_input(layer) -> bool:
+    """hls4ml's backends subclass its layer classes: look for Input among the bases."""
+    return any(cls.__name__ == "Input" for cls in type(layer).__mro__)
+
+
+def accumulators_to_widen(fw: FirmwareModel) -> dict[str, FixedFormat]:
+    """Accumulators whose range cannot hold the worst case, with a format that can."""
+    wider = {}
+    for op in fw.ops:
+        if not isinstance(op, Dense):
+            continue
+        prod = op.input.format.product_format(op.weight_fmt)
+        bound = int(max(op.worst_case_sum().max(), 1))
+        acc = op.accum_fmt
+        shift = prod.fractional - acc.fractional
+        # the bound in accumulator units, rounded up, + n_in + 1: each product cast may round down by one LSB
+        need = (-((-bound) >> shift) if shift >= 0 else (bound << -shift)) + op.n_in + 1
+        if need <= acc.max_raw and -need >= acc.min_raw:
+            continue
+        integer_bits = math.ceil(math.log2(need + 1)) + 1 - acc.fractional
+        width = integer_bits + acc.fractional
+        if width > MAX_WIDTH:
+            raise ModelError(f"layer {op.name}: an exact accumulator needs {width} bits (> {MAX_WIDTH}); "
+                             "use narrower inputs or weights")
+        wider[op.name] = FixedFormat(width, integer_bits, True, acc.rounding, acc.overflow)
+    return wider
+
+
+# ------------------------------------------------------------------ designs
+def design_from_file(path: Path, options: BuildOptions) -> Design:
+    """A Keras 2 model file (.json + weights, or a full .h5) given on the command line."""
+    spec = {"json": str(path), "weights": str(options.weights)} if options.weights else path
+    loaded = load_model(spec, keep_softmax=options.keep_softmax)
+    return _design(loaded, {}, options, None)
+
+
+def design_from_config(config: dict, path: Path, options: BuildOptions) -> Design:
+    """A model-zoo folder: a model file named in trigger.yml, or a network trained from it."""
+    unknown = sorted(set(config) - CONFIG_SECTIONS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown section {unknown[0]!r} (known: {', '.join(sorted(CONFIG_SECTIONS))})")
+    budget = load_budget({"budget": config.get("budget") or {}}, where=str(path))
+    settings(config)  # every setting is checked before training
+    model_cfg = config.get("model") or {}
+    keep_softmax = options.keep_softmax or bool(model_cfg.get("keep_softmax", False))
+    if "file" in model_cfg:  # a model shipped with the config
+        file = (path.parent / model_cfg["file"]).resolve()
+        spec = {"json": str(file), "weights": str((path.parent / model_cfg["weights"]).resolve())} \
+            if "weights" in model_cfg else file
+        return _design(load_model(spec, keep_softmax=keep_softmax, name=config.get("name")), config, options,
+                       None, budget)
+    from trigger.train import train
+
+    with tempfile.TemporaryDirectory(prefix="trigger-train-") as work:
+        trained = train(config, Path(work) / "model", where=str(path))
+        spec = {"json": str(trained.json_path), "weights": str(trained.weights_path)}
+        loaded = load_model(spec, keep_softmax=keep_softmax, name=config.get("name"))
+        return _design(loaded, config, options, trained, budget)
+
+
+def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, budget=None) -> Design:
+    from trigger.backends.hls.hls4ml_project import write_project
+
+    hls_cfg = dict(config.get("hls") or {})
+    target = dict(config.get("target") or {})
+    if options.precision:
+        hls_cfg["ptq"] = {"weight": options.precision, "bias": options.precision, "result": options.precision}
+    if options.backend:
+        hls_cfg["backend"] = options.backend
+    if options.part:
+        target["part"] = options.part
+    if options.clock_period_ns:
+        target.pop("clock_mhz", None)
+        target["clock_period_ns"] = options.clock_period_ns
+    full = {"hls": hls_cfg, "target": target}
+    opts = settings(full)
+    hls_model, fw = convert(loaded, full)
+    stamp = hashlib.sha256(json.dumps(fw.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    pipeline = options.pipeline or (config.get("rtl") or {}).get("pipeline", "layer")
+    vectors = int(options.vectors or (config.get("verify") or {}).get("vectors", DEFAULT_VECTORS))
+    notes = []
+    if loaded.softmax_dropped:
+        notes.append("The final softmax is dropped: the firmware outputs logits (argmax and thresholds on "
+                     "logits are what a trigger uses).")
+    if not loaded.quantized:
+        notes.append("Float model: converted with post-training quantization (formats listed under 'formats').")
+    reports = {}
+    if trained is not None:
+        reports["training.json"] = (json.dumps({"float_accuracy": trained.float_accuracy,
+                                                "quantized_accuracy": trained.quantized_accuracy,
+                                                "test_samples": trained.n_test}, indent=2, sort_keys=True)
+                                    + "\n").encode()
+    meaning = "logits (final softmax dropped)" if loaded.softmax_dropped else "network outputs"
+    return Design(
+        model=fw, write_hls=lambda folder: write_project(hls_model, folder, stamp),
+        source_sha256=loaded.sha256, part=opts["part"], clock_period_ns=opts["clock_period_ns"],
+        pipeline=pipeline, vectors=vectors, reports=reports, notes=notes, budget=budget or {},
+        manifest={"formats": [f"input: {fw.input.describe()}"] + [f"{op.name}: {op.describe()}" for op in fw.ops],
+                  "widened_accumulators": fw.meta.get("widened_accumulators", {}),
+                  "output_meaning": meaning})

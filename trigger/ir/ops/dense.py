@@ -1,0 +1,195 @@
+"""``dense``: a constant matrix product, as nnet_dense_latency.h computes it.
+
+Each product ``x_i * w_ij`` is exact, then cast to ``accum_fmt``; the accumulator
+starts from the bias cast to ``accum_fmt`` and adds the products in input order,
+in ``accum_fmt``; the sum is cast to the output format.
+
+The RTL sums the (cast) products in a balanced adder tree. That equals the
+sequential sum when the range analysis proves no partial sum leaves the
+accumulator, or when the accumulator wraps (arithmetic modulo 2**W does not
+depend on order). A saturating accumulator that can overflow is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from trigger.fixed import MAX_WIDTH, FixedFormat, OverflowCount
+from trigger.ir.op import Op, counter, register
+from trigger.ir.ranges import Interval
+
+
+@register
+@dataclass
+class Dense(Op):
+    weight: np.ndarray = None  # raw int64 (n_in, n_out) in weight_fmt
+    bias: np.ndarray = None  # raw int64 (n_out,) in bias_fmt
+    weight_fmt: FixedFormat = None
+    bias_fmt: FixedFormat = None
+    accum_fmt: FixedFormat = None
+
+    kind = "dense"
+    arrays = ("weight", "bias")
+
+    @property
+    def n_in(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def n_out(self) -> int:
+        return int(self.weight.shape[1])
+
+    def validate(self) -> None:
+        self.weight = np.asarray(self.weight, dtype=np.int64)
+        self.bias = np.asarray(self.bias, dtype=np.int64).reshape(-1)
+        if self.weight.ndim != 2 or self.bias.shape != (self.weight.shape[1],):
+            self.fail(f"weight must be (n_in, n_out) and bias (n_out,), got {self.weight.shape} and {self.bias.shape}")
+        if self.weight.shape != (self.input.n, self.output.n):
+            self.fail(f"weight shape {self.weight.shape} does not match {self.input.n} inputs and {self.output.n} outputs")
+        self.input.format, self.output.format  # noqa: B018 - one format per tensor (raises otherwise)
+        self.check_raw("weight", self.weight, self.weight_fmt)
+        self.check_raw("bias", self.bias, self.bias_fmt)
+        if self.input.format.product_format(self.weight_fmt).width > MAX_WIDTH:
+            self.fail(f"product width exceeds {MAX_WIDTH} bits")
+        self.__dict__["_plan"] = self.plan()
+
+    # ------------------------------------------------------------ range analysis
+    def plan(self) -> dict:
+        """Bias in accum, product shift, and whether any product cast or partial sum can overflow."""
+        in_fmt, acc = self.input.format, self.accum_fmt
+        prod_fmt = in_fmt.product_format(self.weight_fmt)
+        bias_count = OverflowCount()
+        bias_acc = acc.cast(self.bias, self.bias_fmt, bias_count)
+        ends = np.stack([self.weight * in_fmt.min_raw, self.weight * in_fmt.max_raw])  # (2, n_in, n_out)
+        end_count = OverflowCount()
+        cast_ends = acc.cast(ends, prod_fmt, end_count)  # the cast is monotonic: its range lies between
+        lo, hi = cast_ends.min(axis=0), cast_ends.max(axis=0)
+        sum_lo = [int(b) + sum(int(v) for v in lo[:, j]) for j, b in enumerate(bias_acc)]
+        sum_hi = [int(b) + sum(int(v) for v in hi[:, j]) for j, b in enumerate(bias_acc)]
+        return {"bias_acc": bias_acc, "bias_overflow": bias_count.overflows, "product_format": prod_fmt,
+                "shift": acc.fractional - prod_fmt.fractional, "product_can_overflow": end_count.overflows > 0,
+                "sum_lo": sum_lo, "sum_hi": sum_hi,
+                "sum_can_overflow": min(sum_lo) < acc.min_raw or max(sum_hi) > acc.max_raw}
+
+    def worst_case_sum(self) -> np.ndarray:
+        """Per output, the largest |partial sum| over any inputs, in product LSBs (object ints)."""
+        in_fmt = self.input.format
+        prod = in_fmt.product_format(self.weight_fmt)
+        x_max = max(abs(in_fmt.min_raw), abs(in_fmt.max_raw))
+        bias_shift = prod.fractional - self.bias_fmt.fractional
+        b = np.abs(self.bias.astype(object))
+        b = b * (1 << bias_shift) if bias_shift >= 0 else -((-b) // (1 << -bias_shift))
+        return (np.abs(self.weight.astype(object)) * x_max).sum(axis=0) + b
+
+    def output_ranges(self, x: list[Interval]) -> list[Interval]:
+        plan = self.plan()
+        acc = self.accum_fmt
+        out = []
+        for j in range(self.n_out):
+            if plan["product_can_overflow"] or plan["sum_can_overflow"]:
+                iv = Interval.of(acc)
+            else:
+                iv = Interval(plan["sum_lo"][j], plan["sum_hi"][j])
+            lo, hi, _ = self.output.formats[j].cast_interval(iv.lo, iv.hi, acc)
+            out.append(Interval(lo, hi))
+        return out
+
+    # ------------------------------------------------------------ emulation
+    def emulate(self, x: np.ndarray, counts: dict) -> np.ndarray:
+        plan = self.__dict__.get("_plan") or self.plan()  # validate() leaves it here
+        acc_fmt, prod_fmt, shift = self.accum_fmt, plan["product_format"], plan["shift"]
+        n, n_in, n_out = x.shape[0], self.n_in, self.n_out
+        if "bias" not in counts:
+            counts["bias"] = OverflowCount(n_out, plan["bias_overflow"])
+        product, accum = counter(counts, "product"), counter(counts, "accum")
+        if shift >= 0 and not plan["product_can_overflow"] and not plan["sum_can_overflow"]:
+            # No product cast rounds or overflows and no partial sum leaves the accumulator:
+            # the sequential sum equals the exact sum, in any order.
+            acc = x @ (self.weight << shift) + plan["bias_acc"]
+            product.add(n * n_in * n_out, 0)
+            accum.add(n * n_in * n_out, 0)
+        else:
+            # hls4ml's order: acc = (accum_t)bias; for ii: acc[jj] += (accum_t)(x[ii] * w[ii][jj]).
+            sum_fmt = acc_fmt.sum_format(acc_fmt)
+            exact_products = shift >= 0 and prod_fmt.width + shift <= MAX_WIDTH
+            acc = np.broadcast_to(plan["bias_acc"], (n, n_out)).copy()
+            for i in range(n_in):
+                p = x[:, i:i + 1] * self.weight[i]
+                if exact_products:
+                    p = _cast_no_rounding(acc_fmt, p << shift, p, prod_fmt, product)
+                else:
+                    p = acc_fmt.cast(p, prod_fmt, product)
+                s = acc + p
+                acc = _cast_no_rounding(acc_fmt, s, s, sum_fmt, accum)
+        return self.output.format.cast(acc, acc_fmt, counter(counts, "output"))
+
+    # ------------------------------------------------------------ RTL
+    def emit_rtl(self, m, xs: list, options: dict) -> list:
+        plan = self.plan()
+        acc = self.accum_fmt
+        can_overflow = plan["product_can_overflow"] or plan["sum_can_overflow"]
+        if can_overflow and acc.overflow != "WRAP":
+            need = max(-min(plan["sum_lo"]), max(plan["sum_hi"]) + 1, 1)
+            int_bits = need.bit_length() + 1 - acc.fractional
+            self.fail(f"accumulator {acc} can overflow (range {min(plan['sum_lo'])}..{max(plan['sum_hi'])} raw) "
+                      f"and saturates, which the parallel adder tree cannot reproduce; widen accum_t to at least "
+                      f"{int_bits} integer bits (e.g. fixed<{acc.fractional + int_bits},{int_bits}>) or make it WRAP")
+        cap = acc.width if can_overflow else None
+        prod_fmt, shift = plan["product_format"], plan["shift"]
+        every = options.get("pipeline_every")
+        trees = []
+        for j in range(self.n_out):
+            leaves = []
+            for i in range(self.n_in):
+                k = int(self.weight[i, j])
+                if k == 0:
+                    continue  # zero weights cost nothing
+                if shift >= 0:
+                    leaves.append(m.mul(f"p{i}_{j}", xs[i], k << shift, cap))
+                else:
+                    p = m.mul(f"m{i}_{j}", xs[i], k)
+                    leaves.append(m.requant(f"p{i}_{j}", p, prod_fmt, acc))
+            b = int(plan["bias_acc"][j])
+            if b != 0 or not leaves:
+                leaves.append(m.const(f"b{j}", b))
+            trees.append(leaves)
+        depth = max((len(t) - 1).bit_length() for t in trees)
+        for level in range(1, depth + 1):
+            registered = every is not None and level % every == 0 and level < depth
+            for j, nodes in enumerate(trees):
+                nxt = [m.add(f"s{j}_{level}_{k // 2}", nodes[k], nodes[k + 1], cap) if k + 1 < len(nodes)
+                       else nodes[k] for k in range(0, len(nodes), 2)]
+                if registered:
+                    nxt = [m.reg(f"r{j}_{level}_{k}", node) for k, node in enumerate(nxt)]
+                trees[j] = nxt
+        outputs = []
+        for j, (root,) in enumerate(trees):
+            if can_overflow:
+                root = m.wrap(f"a{j}", root, acc)
+            outputs.append(m.requant(f"y{j}", root, acc, self.output.formats[j]))
+        return outputs
+
+    def describe(self) -> str:
+        prod = self.input.format.product_format(self.weight_fmt)
+        return (f"dense {self.n_in}->{self.n_out}, weight {self.weight_fmt.cpp}, bias {self.bias_fmt.cpp}, "
+                f"product {prod.cpp}, accum {self.accum_fmt.cpp}, output {self.output.format.cpp}")
+
+
+def _cast_no_rounding(fmt: FixedFormat, shifted: np.ndarray, raw: np.ndarray, source: FixedFormat,
+                      count: OverflowCount) -> np.ndarray:
+    """fmt.cast(raw, source) where no rounding happens (``shifted`` is raw in fmt's LSBs).
+
+    Values strictly inside fmt's range are kept as they are; only the others (and the
+    most negative value, which SAT_SYM treats as an overflow) go through ``fmt.cast``,
+    so the overflow semantics and counts stay those of trigger.fixed.
+    """
+    edge = (shifted <= fmt.min_raw) | (shifted > fmt.max_raw)
+    n_edge = int(np.count_nonzero(edge))
+    count.add(shifted.size - n_edge, 0)
+    if n_edge == 0:
+        return shifted
+    out = shifted.copy()
+    out[edge] = fmt.cast(raw[edge], source, count)
+    return out

@@ -1,0 +1,147 @@
+"""One verifier for every design: emulator == HLS C simulation == RTL simulation, integer for integer.
+
+The vectors are the bundle's stored ones plus, when the firmware model has a
+tensor small enough to enumerate (``trigger.vectors.cover``), one vector for
+every value of it: every address of a table. ``vectors=N`` checks the first N
+test vectors instead. The bundle's own files are used (its HLS project, its
+RTL, its firmware_model.json), and a bundle changed since it was built is
+refused. Every comparison reports its mismatch count; the first mismatching
+vector is reported with its op-by-op emulator trace.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from trigger.backends.hls import run_csim
+from trigger.bundle import VECTOR_SEED, changed_files, load_manifest, write_json
+from trigger.errors import BundleError, ConfigError
+from trigger.ir.model import FirmwareModel, emulate
+from trigger.rtlsim import SIMULATORS, simulate
+from trigger.vectors import cover, test_vectors
+
+COMPARISONS = ("emulator_vs_csim", "emulator_vs_rtl", "csim_vs_rtl", "emulator_vs_stored")
+
+
+def mismatching_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Indices of vectors whose outputs differ in any element (missing rows count as different)."""
+    n = min(len(a), len(b))
+    rows = np.flatnonzero(np.any(a[:n] != b[:n], axis=1))
+    if len(a) != len(b):
+        rows = np.concatenate([rows, np.arange(n, max(len(a), len(b)))])
+    return rows
+
+
+def describe_mismatch(model: FirmwareModel, comparison: str, index: int, inputs: np.ndarray,
+                      outputs: dict[str, np.ndarray]) -> dict:
+    """The first mismatching vector: its inputs, every witness's outputs and the emulator's trace, op by op."""
+    x = inputs[index:index + 1]
+    trace = emulate(model, x, trace=True).trace
+    return {"comparison": comparison, "vector": int(index), "input": x[0].tolist(),
+            **{name: (out[index].tolist() if index < len(out) else None) for name, out in outputs.items()},
+            "emulator_trace": {op.name: np.asarray(t)[0].tolist() for op, t in zip(model.ops, trace)}}
+
+
+def format_mismatch(first: dict) -> str:
+    """The first mismatch as a few lines for a terminal."""
+    lines = [f"first mismatch ({first['comparison']}) at vector {first['vector']}: input {first['input']}"]
+    for name in ("emulator", "csim", "rtl", "stored"):
+        if name in first:
+            lines.append(f"  {name:<9} {first[name]}")
+    for op, values in first.get("emulator_trace", {}).items():
+        lines.append(f"  after {op}: {values}")
+    return "\n".join(lines)
+
+
+def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = None, progress: bool = True) -> dict:
+    """Verify a bundle; writes and returns ``reports/verify.json``."""
+    bundle = Path(bundle)
+    manifest = load_manifest(bundle)
+    if simulator not in SIMULATORS:
+        raise ConfigError(f"unknown simulator {simulator!r}, expected one of {', '.join(SIMULATORS)}")
+    if vectors is not None and (isinstance(vectors, bool) or not isinstance(vectors, int) or vectors < 1):
+        raise ConfigError(f"vectors must be a positive integer, got {vectors!r}")
+    tampered = changed_files(bundle, manifest)
+    if tampered:
+        raise BundleError(f"{bundle}: files changed since the build: {', '.join(tampered[:3])}; rebuild it")
+    model = FirmwareModel.load(bundle)
+    stored_in = np.load(bundle / "vectors" / "inputs.npy", allow_pickle=False)
+    stored_out = np.load(bundle / "vectors" / "outputs.npy", allow_pickle=False)
+    seed = int(manifest["vectors"].get("seed", VECTOR_SEED))
+    covered = None
+    if vectors is None:
+        covered = cover(model)
+        inputs = stored_in if covered is None else np.vstack([stored_in, covered.inputs])
+    else:
+        inputs = test_vectors(model, vectors, seed)[:vectors]
+    timings = {}
+    t0 = time.perf_counter()
+    emulated = emulate(model, inputs)
+    emu = emulated.outputs
+    again = emulate(model, stored_in).outputs
+    timings["emulator_s"] = round(time.perf_counter() - t0, 3)
+
+    work = Path(tempfile.mkdtemp(prefix="trigger-verify-"))
+    try:
+        if progress:
+            print(f"verify {manifest['name']}: {len(inputs)} vectors through the C simulation...", flush=True)
+        csim_out, csim_times = run_csim(bundle, manifest, model, inputs, work)
+        timings.update({k: round(v, 3) for k, v in csim_times.items()})
+        if progress:
+            print(f"verify {manifest['name']}: {len(inputs)} vectors through the RTL ({simulator})...", flush=True)
+        rtl = manifest["rtl"]
+        sim = simulate([bundle / s for s in rtl["sources"]], rtl["top"], model.input.to_bits(inputs),
+                       model.input.widths, model.output.widths, simulator=simulator,
+                       build_dir=bundle / ".sim_build", data_files=[bundle / f for f in rtl.get("data_files", [])],
+                       max_latency=int(manifest["latency_cycles"]) + 8)
+        timings["rtl_build_s"] = round(sim.build_seconds, 3)
+        timings["rtl_sim_s"] = round(sim.seconds, 3)
+    finally:
+        if os.environ.get("TRIGGER_KEEP_WORK"):
+            print(f"work folder kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    rtl_out = model.output.from_bits(sim.outputs)
+
+    pairs = {"emulator_vs_csim": (emu, csim_out), "emulator_vs_rtl": (emu, rtl_out),
+             "csim_vs_rtl": (csim_out, rtl_out), "emulator_vs_stored": (again, stored_out)}
+    mismatches, first = {}, None
+    for name in COMPARISONS:
+        rows = mismatching_rows(*pairs[name])
+        mismatches[name] = int(rows.size)
+        if rows.size and first is None:
+            if name == "emulator_vs_stored":
+                first = describe_mismatch(model, name, int(rows[0]), stored_in,
+                                          {"emulator": again, "stored": stored_out})
+            else:
+                first = describe_mismatch(model, name, int(rows[0]), inputs,
+                                          {"emulator": emu, "csim": csim_out, "rtl": rtl_out})
+    expected = int(manifest["latency_cycles"])
+    mismatches["latency_vs_manifest"] = int(sim.latency_cycles != expected or sim.ii != 1)
+    result = {
+        "kind": manifest["kind"],
+        "name": manifest["name"],
+        "simulator": simulator,
+        "vectors": int(len(inputs)),
+        "stored_vectors": int(len(stored_in)),
+        "cover": None if covered is None else {"tensor": covered.tensor, "values": int(covered.values)},
+        "exhaustive": covered is not None,
+        "mismatches": mismatches,
+        "first_mismatch": first,
+        "latency_cycles": int(sim.latency_cycles),
+        "latency_cycles_expected": expected,
+        "ii": int(sim.ii),
+        "spurious_outputs": int(sim.timing.get("spurious", 0)),
+        "overflows": emulated.overflow_summary(),
+        "timings": timings,
+        "rtl_vectors_per_s": round(len(inputs) / max(sim.seconds, 1e-9), 1),
+    }
+    result["pass"] = all(v == 0 for v in mismatches.values()) and result["spurious_outputs"] == 0
+    write_json(bundle / "reports" / "verify.json", result)
+    return result
