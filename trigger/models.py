@@ -32,7 +32,11 @@ from trigger.errors import ModelError
 QUANTIZERS = ("quantized_bits", "quantized_relu")
 PLAIN_ACTIVATIONS = ("linear", "relu")
 DENSE = ("Dense", "QDense")
-SUPPORTED = ("InputLayer", "Dense", "QDense", "Activation", "QActivation", "BatchNormalization")
+def supported_classes() -> tuple[str, ...]:
+    """The Keras layer classes some layer mapping accepts (trigger.frontends.layers), plus the input."""
+    from trigger.frontends.layers import keras_classes
+
+    return ("InputLayer", *keras_classes())
 # A quantizer given as a string, e.g. "quantized_relu(6, 0)": literal arguments only.
 _QUANT_STR = re.compile(r"^\s*(quantized_bits|quantized_relu)\s*\(\s*[\w.=+\-\s,]*\)\s*$")
 _LITERAL = re.compile(r"^\s*(\w+\s*=\s*)?([+\-]?[\d.]+(e[+\-]?\d+)?|True|False|None|'\w+'|\"\w+\")\s*$")
@@ -213,9 +217,9 @@ def validate_config(config: dict, where: str = "model", keep_softmax: bool = Fal
     for i, layer in enumerate(layers):
         cls, cfg = layer["class_name"], layer["config"]
         lname = cfg.get("name", f"#{i}")
-        if cls not in SUPPORTED:
+        if cls not in supported_classes():
             raise ModelError(f"{where}: layer {lname!r} of type {cls} is not supported "
-                             f"(supported: {', '.join(SUPPORTED)})")
+                             f"(supported: {', '.join(supported_classes())})")
         shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
         if shape is not None:
             if len(shape) != 2:

@@ -12,13 +12,11 @@ import io
 import json
 from pathlib import Path
 
-import jinja2
-
 from trigger.budget import BudgetError, load_budget
 from trigger.bundle import changed_files, load_manifest, write_json
+from trigger.errors import BundleError, ConfigError, ToolError
 from trigger.synth import NS_PER_LUT_LEVEL, bram_for_table, synthesize, utilization
-
-TEMPLATES = Path(__file__).resolve().parent.parent / "firmware_templates" / "report"
+from trigger.templates import render
 
 def judge(report: dict, budget: dict, part: str) -> dict:
     """Compare measured figures with each limit: pass and a list of violations."""
@@ -65,9 +63,9 @@ def vendor_estimate(bundle: Path, manifest: dict) -> dict:
     from hls4ml.report import parse_vivado_report
 
     if manifest.get("kind") != "network":
-        raise ValueError("--vendor runs hls4ml's build, which needs a network bundle")
+        raise ConfigError("--vendor runs hls4ml's build, which needs a network bundle")
     if not (shutil.which("vitis_hls") or shutil.which("vivado_hls")):
-        raise ValueError("--vendor needs vitis_hls or vivado_hls on PATH (source the Xilinx settings script)")
+        raise ConfigError("--vendor needs vitis_hls or vivado_hls on PATH (source the Xilinx settings script)")
     work = bundle / "reports" / "vendor"
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(bundle / "hls", work / "hls")
@@ -77,7 +75,7 @@ def vendor_estimate(bundle: Path, manifest: dict) -> dict:
     linked.build(csim=False, synth=True, vsynth=False)
     parsed = parse_vivado_report(str(work / "hls")).get("CSynthesisReport", {})
     if not parsed:
-        raise ValueError(f"the vendor build wrote no C-synthesis report under {work / 'hls'}")
+        raise ToolError(f"the vendor build wrote no C-synthesis report under {work / 'hls'}")
     tool = "vitis" if shutil.which("vitis_hls") else "vivado"
     return {"source": tool, "LUT": parsed.get("LUT"), "FF": parsed.get("FF"), "DSP": parsed.get("DSP"),
             "BRAM_18K": parsed.get("BRAM_18K"), "latency_cycles": parsed.get("WorstLatency"),
@@ -90,7 +88,7 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
     manifest = load_manifest(bundle)
     verify_path = bundle / "reports" / "verify.json"
     if not verify_path.exists():
-        raise FileNotFoundError(f"{verify_path} not found: run `trigger verify {bundle}` first")
+        raise BundleError(f"{verify_path} not found: run `trigger verify {bundle}` first")
     verify = json.loads(verify_path.read_text())
     target = manifest.get("target", {})
     part = target.get("part", "xcvu13p-flga2577-2-e")
@@ -196,16 +194,13 @@ def _write_outputs(bundle: Path, report: dict, manifest: dict) -> None:
     plots.mkdir(parents=True, exist_ok=True)
     (plots / "summary.png").write_bytes(_plot_png(report))
     write_json(reports / "report.json", report)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
-                             autoescape=jinja2.select_autoescape(["html"]), keep_trailing_newline=True,
-                             trim_blocks=True, lstrip_blocks=True)
     images = []
     for png in sorted(plots.glob("*.png")):
         images.append({"name": png.stem, "file": f"plots/{png.name}",
                        "data": base64.b64encode(png.read_bytes()).decode()})
     context = {"r": report, "manifest": manifest, "images": images, "rows": summary_rows(report)}
-    (reports / "report.md").write_text(env.get_template("report.md.j2").render(**context))
-    (reports / "report.html").write_text(env.get_template("report.html.j2").render(**context))
+    (reports / "report.md").write_text(render("report/report.md.j2", **context))
+    (reports / "report.html").write_text(render("report/report.html.j2", **context))
 
 
 def summary_rows(report: dict) -> list[tuple[str, str]]:

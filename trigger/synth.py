@@ -19,11 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import jinja2
-
+from trigger.errors import ToolError
+from trigger.templates import render
 from trigger.toolchain import find_tool
-
-TEMPLATES = Path(__file__).resolve().parent.parent / "firmware_templates"
 
 # Capacity of parts users target most (LUT, FF, DSP, BRAM36); BRAM18 = 2 * BRAM36.
 PARTS = {
@@ -40,7 +38,7 @@ PARTS = {
 NS_PER_LUT_LEVEL = 0.5
 
 
-class SynthesisError(RuntimeError):
+class SynthesisError(ToolError):
     pass
 
 
@@ -78,10 +76,8 @@ def synthesize(sources, top: str, part: str, work_dir: Path | None = None, param
     work.mkdir(parents=True, exist_ok=True)
     for data in data_files:
         shutil.copy(data, work / Path(data).name)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES / "yosys"),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     family = family_of(part)
-    script = env.get_template("synth.ys.j2").render(
+    script = render("yosys/synth.ys.j2",
         sources=[str(Path(s).resolve()) for s in sources], top=top, family=family,
         parameters=parameters or {}, dsp=dsp, stat_json="stat.json", ltp_txt="ltp.txt")
     digest = hashlib.sha256(script.encode())

@@ -19,6 +19,7 @@ from trigger.fixed import FixedFormat
 from trigger.ir.op import Op
 from trigger.ir.ops.activation import Linear, Relu
 from trigger.ir.ops.dense import Dense
+from trigger.ir.ops.leaky_relu import LeakyRelu
 from trigger.ir.ops.scale import Scale
 from trigger.ir.tensor import TensorType
 
@@ -134,6 +135,17 @@ def activation(layer, ctx: Context) -> list[Op]:
     if act not in kinds:
         ctx.fail(layer, f"activation {act!r} is not supported (supported: {', '.join(kinds)})")
     return [kinds[act](layer.name, ctx.previous, output_type(layer, ctx))]
+
+
+@maps(("ParametrizedActivation",), ("LeakyReLU",))
+def parametrized_activation(layer, ctx: Context) -> list[Op]:
+    """Keras LeakyReLU: hls4ml passes alpha as a double literal converted to param_t."""
+    act = str(layer.get_attr("activation")).lower()
+    if act != "leakyrelu":
+        ctx.fail(layer, f"activation {act!r} is not supported (supported: LeakyReLU)")
+    alpha_fmt = fixed_format(layer.get_attr("param_t").precision, ctx, layer)
+    alpha = int(alpha_fmt.quantize([float(layer.get_attr("activ_param"))])[0])
+    return [LeakyRelu(layer.name, ctx.previous, output_type(layer, ctx), alpha, alpha_fmt)]
 
 
 @maps(("Softmax",))

@@ -1,7 +1,7 @@
 """The LUT regressor's ``trigger.yml``: read with ``yaml.safe_load`` and validated.
 
-Every problem is one line naming the file and the field, raised as ValueError
-before anything is written. Unknown keys are errors too (a typo must not be
+Every problem is one line naming the file and the field, raised as ConfigError
+before anything is written (before the long work: data, training, the table). Unknown keys are errors too (a typo must not be
 silently ignored).
 """
 
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from trigger.budget import load_budget
+from trigger.budget import BudgetError, load_budget
 from trigger.data.muon import FEATURE_BY_NAME
+from trigger.errors import ConfigError
 from trigger.fixed import FixedFormat
 
 MAX_ADDRESS_BITS = 30
@@ -72,7 +73,7 @@ class _Checker:
         self.path = path
 
     def fail(self, where: str, msg: str):
-        raise ValueError(f"{self.path}: {where}: {msg}")
+        raise ConfigError(f"{self.path}: {where}: {msg}")
 
     def mapping(self, value, where: str, required: tuple, optional: tuple = ()) -> dict:
         if not isinstance(value, dict):
@@ -126,11 +127,17 @@ def load_config(config_dir: Path) -> LutConfig:
     if path.is_dir():
         path = path / "trigger.yml"
     if not path.exists():
-        raise ValueError(f"{path}: configuration file not found")
+        raise ConfigError(f"{path}: configuration file not found")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return check_config(raw, path)
+
+
+def check_config(raw, path: Path) -> LutConfig:
+    """Validate a trigger.yml mapping already read (as data) from ``path``."""
+    path = Path(path)
     c = _Checker(path)
     top = c.mapping(raw, "", ("kind", "name", "data", "features", "model", "output"),
                     ("seed", "address", "target", "report", "budget"))
@@ -192,7 +199,10 @@ def load_config(config_dir: Path) -> LutConfig:
         c.fail("target.part", f"must be an FPGA part name, got {part!r}")
     clock_mhz = c.number(hw.get("clock_mhz", 240.0), "target.clock_mhz", positive=True)
     budget = top.get("budget", {}) or {}
-    load_budget({"budget": budget}, where=str(path))  # fail now, not after the long work
+    try:
+        budget = load_budget({"budget": budget}, where=str(path))  # fail now, not after the long work
+    except BudgetError as err:
+        raise ConfigError(str(err)) from None
 
     return LutConfig(path=path, name=name, seed=seed, source=source, data_path=data_path,
                      n_train=n_train, n_test=n_test, features=features, address_bits=address_bits,

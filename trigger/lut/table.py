@@ -1,4 +1,4 @@
-"""Table generation (the regressor on every address) and the numpy emulator of the firmware.
+"""Table generation: the regressor evaluated on every address, quantized to the table word.
 
 Addresses are enumerated in fixed-size chunks, so memory stays bounded by the
 table itself (2 bytes per address for words up to 16 bits) plus one chunk.
@@ -59,7 +59,3 @@ def generate_table(layout: AddressLayout, regressor, target: str, fmt: FixedForm
             bar.update(len(address))
     return Table(words, digest.hexdigest(), count.overflows, time.perf_counter() - t0)
 
-
-def emulate(layout: AddressLayout, words: np.ndarray, raw: np.ndarray) -> np.ndarray:
-    """What the firmware outputs for raw input vectors: the table word at the compressed address."""
-    return words[layout.compress(raw)].astype(np.int64)

@@ -1,0 +1,153 @@
+"""The HLS C++ project of a table (bucketize -> concat -> lookup) and its g++ C simulation.
+
+hls4ml would write a table's 2**20 words into source code as ap_fixed
+constructors; this project keeps them in a plain integer array included from
+a ``.inc`` file written straight from numpy, and the compression as integer
+comparisons against the same edges the emulator and the RTL use. For tables,
+this C++ is the specification of the HLS side.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from trigger.errors import BundleError, FirmwareModelError, ToolError
+from trigger.ir.model import FirmwareModel
+from trigger.ir.ops.bucketize import Bucketize
+from trigger.ir.ops.concat import Concat
+from trigger.ir.ops.lookup import Lookup
+from trigger.templates import write
+from trigger.toolchain import ap_types_include, find_tool
+
+BACKEND = "table_cpp"
+TEMPLATES = {  # file name pattern -> template under firmware_templates/
+    "{top}.h": "hls_table/lut.h.j2",
+    "{top}.cpp": "hls_table/lut.cpp.j2",
+    "{top}_rom.h": "hls_table/lut_rom.h.j2",
+    "{top}_test.cpp": "hls_table/lut_test.cpp.j2",
+    "build_prj.tcl": "hls_table/build_prj.tcl.j2",
+}
+MAX_BITS = 32  # inputs travel as int32 and words as uint32 through the C simulation
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# Names a feature may not take in the generated C++: keywords, and the project's own identifiers.
+_RESERVED = set("""
+    alignas alignof and asm auto bool break case catch char class const constexpr continue default delete do double
+    else enum explicit export extern false float for friend goto if inline int long mutable namespace new noexcept
+    not nullptr operator or private protected public register return short signed sizeof static struct switch
+    template this throw true try typedef typeid typename union unsigned using virtual void volatile while xor
+    address word bin main argc argv in out expected mem_in mem_out vectors mismatches bus text digit v w e x i f
+    std ap_int ap_uint uint32_t int32_t
+""".split())
+
+
+def table_ops(model: FirmwareModel) -> tuple[Bucketize, Concat, Lookup]:
+    """The model's bucketize, concat and lookup ops; a one-line error if it is not that chain."""
+    kinds = [op.kind for op in model.ops]
+    if kinds != ["bucketize", "concat", "lookup"]:
+        raise FirmwareModelError(f"model {model.name!r}: the table C++ backend needs ops bucketize -> concat -> "
+                                 f"lookup, got {' -> '.join(kinds) or 'none'}")
+    return tuple(model.ops)
+
+
+def _c_names(labels: list[str]) -> list[str]:
+    """C identifiers for the inputs: the element names where safe, else x0, x1, ..."""
+    names = []
+    for i, label in enumerate(labels):
+        ok = _IDENT.match(label) and label.lower() not in _RESERVED and not re.fullmatch(r"x\d+", label.lower())
+        names.append(label if ok else f"x{i}")
+    lowered = [n.lower() for n in names]
+    return [n if lowered.count(n.lower()) == 1 else f"x{i}" for i, n in enumerate(names)]
+
+
+def context(model: FirmwareModel, top: str, part: str, clock_period_ns: float) -> dict:
+    bucketize, concat, lookup = table_ops(model)
+    t = model.input
+    for i, f in enumerate(t.formats):
+        if f.fractional != 0 or f.width > MAX_BITS - (0 if f.signed else 1):
+            raise FirmwareModelError(f"model {model.name!r}: input element {i} is {f.cpp}; the table C++ backend "
+                                     f"takes ap_int/ap_uint inputs that fit int32")
+    word = lookup.output.formats[0]
+    if word.width > MAX_BITS:
+        raise FirmwareModelError(f"model {model.name!r}: table word {word.cpp} is wider than {MAX_BITS} bits")
+    labels = list(t.names) if t.names else [f"x{i}" for i in range(t.n)]
+    binning = bucketize.binning or [""] * t.n
+    fields = []
+    for i, (name, label, src, dst, edges, lsb, bus_lsb) in enumerate(zip(
+            _c_names(labels), labels, t.formats, bucketize.output.formats, bucketize.element_edges(), concat.lsb,
+            t.offsets)):
+        fields.append({"name": name, "label": label, "index": i, "cpp": src.cpp, "raw_bits": src.width,
+                       "signed": src.signed, "bits": dst.width, "n_bins": 1 << dst.width, "lsb": lsb,
+                       "bus_lsb": bus_lsb, "binning": binning[i], "edges": [int(e) for e in edges]})
+    return {"top": top, "fields": fields, "bus_bits": t.bus_width, "address_bits": lookup.address_bits,
+            "depth": 1 << lookup.address_bits, "word_bits": word.width, "word_format": word.cpp,
+            "ctype": "unsigned short" if word.width <= 16 else "unsigned int", "inc_file": f"{top}_rom.inc",
+            "part": part, "clock_period_ns": round(float(clock_period_ns), 4)}
+
+
+def write_project(model: FirmwareModel, folder: Path, top: str, part: str, clock_period_ns: float) -> dict:
+    """Writes the HLS project into ``folder``; returns the manifest's "hls" section."""
+    ctx = context(model, top, part, clock_period_ns)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for pattern, template in TEMPLATES.items():
+        write(folder / pattern.format(top=top), template, **ctx)
+    lookup = model.ops[-1]
+    write_inc(folder / ctx["inc_file"], lookup.output.formats[0].to_bits(lookup.words))
+    rel = folder.name
+    return {"backend": BACKEND, "top": top, "sources": [f"{rel}/{top}.cpp"],
+            "headers": [f"{rel}/{top}.h", f"{rel}/{top}_rom.h", f"{rel}/{ctx['inc_file']}"],
+            "testbench": f"{rel}/{top}_test.cpp", "tcl": f"{rel}/build_prj.tcl"}
+
+
+def write_inc(path: Path, values: np.ndarray, chunk: int = 1 << 20) -> Path:
+    """The ROM initialiser: one decimal word and a comma per line, written chunk by chunk."""
+    values = np.asarray(values, dtype=np.int64)
+    uniq, inverse = np.unique(values, return_inverse=True)
+    text = np.array([f"{int(u)},\n" for u in uniq], dtype=object)
+    with open(path, "w") as fh:
+        for start in range(0, len(values), chunk):
+            fh.write("".join(text[inverse[start:start + chunk]].tolist()))
+    return Path(path)
+
+
+def csim(bundle: Path, manifest: dict, model: FirmwareModel, raw: np.ndarray, work: Path
+         ) -> tuple[np.ndarray, dict]:
+    """The bundle's HLS C++ compiled with g++ (hls4ml's ap_types headers) and run on raw inputs."""
+    hls = manifest.get("hls") or {}
+    try:
+        top, sources, testbench = hls["top"], hls["sources"], hls["testbench"]
+    except KeyError as err:
+        raise BundleError(f"{bundle}: manifest.json hls section lacks {err}") from None
+    gxx = find_tool("g++")
+    if gxx is None:
+        raise ToolError("g++ not found: needed for the HLS C simulation (run `trigger doctor`)")
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    exe = work / f"{top}_csim"
+    include = (Path(bundle) / testbench).parent
+    cmd = [gxx, "-std=c++14", "-O1", "-w", f"-I{ap_types_include()}", f"-I{include}",
+           *[str(Path(bundle) / s) for s in sources], str(Path(bundle) / testbench), "-o", str(exe)]
+    t0 = time.perf_counter()
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        first = next((line for line in run.stderr.splitlines() if "error" in line), None) or \
+            (run.stderr.strip().splitlines() or ["(no output)"])[0]
+        raise ToolError(f"g++ failed to compile the C simulation of {top}: {first}")
+    t1 = time.perf_counter()
+    inputs, outputs = work / "csim_inputs.i32", work / "csim_outputs.u32"
+    inputs.write_bytes(np.ascontiguousarray(raw, dtype="<i4").tobytes())
+    run = subprocess.run([str(exe), str(inputs), str(outputs)], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise ToolError(f"C simulation of {top} failed (exit {run.returncode}): "
+                        f"{(run.stderr.strip().splitlines() or ['(no output)'])[0]}")
+    t2 = time.perf_counter()
+    bits = np.fromfile(outputs, dtype="<u4").astype(np.int64)
+    if len(bits) != len(raw):
+        raise ToolError(f"C simulation of {top} returned {len(bits)} words for {len(raw)} vectors")
+    words = model.output.formats[0].from_bits(bits).reshape(-1, 1)
+    return words, {"csim_build_s": round(t1 - t0, 3), "csim_s": round(t2 - t1, 3)}
