@@ -1,10 +1,12 @@
 # make demo: the main job (the whole flow on the built-in examples)
 # make test: the test suite
+# make test-fast: the test suite without the tests marked slow (training, simulation, synthesis, wheel)
+# make check-wheel: build the wheel, install it in a fresh venv and run the CLI from outside the checkout
 # make setup: only the set-up (.venv with the pinned stack, system tools); quick when done
 VENV := .venv
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test bench bench-da4ml lock clean
+.PHONY: setup demo test test-fast check-wheel bench bench-da4ml lock clean
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml requirements.lock scripts/setup.sh scripts/install_system_tools.sh
@@ -17,6 +19,12 @@ demo: setup
 test: setup
 	scripts/setup_da4ml.sh
 	$(VENV)/bin/python -m pytest
+
+test-fast: setup
+	$(VENV)/bin/python -m pytest -m "not slow"
+
+check-wheel: setup
+	scripts/check_wheel.sh
 
 bench: setup bench-da4ml
 	$(VENV)/bin/python scripts/bench_network.py

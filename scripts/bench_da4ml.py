@@ -1,18 +1,21 @@
 """Benchmark: the project's generated RTL beside da4ml's, for the same fixed-point network.
 
 Both generators get the same firmware model (integer weights, every tensor's
-ap_fixed format). Ours goes through ``trigger.rtl.write_rtl``; da4ml runs in its
-own venv (.venv-da4ml, made by scripts/setup_da4ml.sh, because da4ml 0.6 needs
-numpy>=2) through scripts/da4ml_emit.py, and its pipelined Verilog is put behind
-the standard RTL top (firmware_templates/da4ml/standard_top.v.j2). Every design
+ap_fixed format). Ours goes through ``trigger.backends.rtl.write_rtl``; da4ml runs
+in its own venv (.venv-da4ml, made by scripts/setup_da4ml.sh, because da4ml 0.6
+needs numpy>=2) through scripts/da4ml_emit.py, and its pipelined Verilog is put
+behind the project's one standard RTL top (``trigger.backends.rtl.standard_top``)
+as a stage, followed by a generated alignment stage (each da4ml output element,
+padded to da4ml's common width and fraction, requantized to the model's output
+format by the RTL builder). Every design
 is simulated under cocotb on the same seeded vectors and compared, as integers,
 with the numpy emulator (so a wrong latency or a different rounding shows up
 as mismatches), then synthesised with the same Yosys script.
 
 The network is the built-in jet tagger shape 16-64-32-32-5 with seeded random
 6-bit weights in the formats hls4ml's precision inference gives the reference
-QKeras jet tagger (see ``jet_tagger``), or ``--bundle DIR`` loads
-``DIR/firmware_model.json`` (a ``trigger build`` bundle).
+QKeras jet tagger (see ``jet_tagger``), or ``--bundle DIR`` loads the firmware
+model of a ``trigger build`` bundle (dense, scale, relu and linear ops).
 
 Usage: .venv/bin/python scripts/bench_da4ml.py [--bundle DIR] [--vectors N]
 Writes benchmarks/da4ml_comparison.json and benchmarks/da4ml_comparison.md.
@@ -21,7 +24,6 @@ Writes benchmarks/da4ml_comparison.json and benchmarks/da4ml_comparison.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -33,33 +35,35 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-import jinja2
 import numpy as np
 from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from trigger.firmware.emulator import dense_plan, emulate, validate  # noqa: E402
-from trigger.firmware.model import Activation, Dense, FirmwareModel, Scale, from_dict, to_dict  # noqa: E402
+from trigger.backends.rtl import ModuleBuilder, finish_module, stage_of, standard_top, write_module, write_rtl  # noqa: E402
+from trigger.errors import TriggerError  # noqa: E402
 from trigger.fixed import FixedFormat  # noqa: E402
-from trigger.network import input_vectors  # noqa: E402
-from trigger.rtl import write_rtl  # noqa: E402
+from trigger.ir import FirmwareModel, TensorType, emulate  # noqa: E402
+from trigger.ir.ops.activation import Linear, Relu  # noqa: E402
+from trigger.ir.ops.dense import Dense  # noqa: E402
+from trigger.ir.ops.scale import Scale  # noqa: E402
 from trigger.rtlsim import simulate  # noqa: E402
 from trigger.synth import SynthesisError, synthesize  # noqa: E402
+from trigger.templates import render  # noqa: E402
 from trigger.toolchain import find_tool  # noqa: E402
+from trigger.vectors import test_vectors  # noqa: E402
 
 DA4ML_PYTHON = REPO / ".venv-da4ml" / "bin" / "python"
 EMIT = REPO / "scripts" / "da4ml_emit.py"
-TEMPLATES = REPO / "firmware_templates"
 TOP = "trigger_top"
 WEIGHT_SEED = 5
 SHAPE = (16, 64, 32, 32, 5)
 
 
 # ----------------------------------------------------------------- the network
-def jet_tagger(seed: int = WEIGHT_SEED) -> FirmwareModel:
-    """16-64-32-32-5 with seeded random 6-bit weights, formats as hls4ml gives the QKeras jet tagger.
+def jet_tagger(seed: int = WEIGHT_SEED, shape: tuple[int, ...] = SHAPE) -> FirmwareModel:
+    """16-64-32-32-5 (or ``shape``) with seeded random 6-bit weights, formats as hls4ml gives the QKeras jet tagger.
 
     quantized_bits(6,0,alpha=1) weights and biases are ap_fixed<6,1>; inputs
     ap_fixed<16,6>; accumulators hls4ml's exact 'auto' type (product width plus
@@ -70,35 +74,43 @@ def jet_tagger(seed: int = WEIGHT_SEED) -> FirmwareModel:
     wfmt = FixedFormat.parse("fixed<6,1>")
     relu_fmt = FixedFormat.parse("ufixed<6,0,RND_CONV,SAT>")
     in_fmt = FixedFormat.parse("fixed<16,6>")
-    model = FirmwareModel("jet_tagger_random6", in_fmt, SHAPE[0])
+    ops = []
     fmt = in_fmt
-    for k, (n_in, n_out) in enumerate(zip(SHAPE[:-1], SHAPE[1:])):
+    for k, (n_in, n_out) in enumerate(zip(shape[:-1], shape[1:])):
         prod = fmt.product_format(wfmt)
         grow = math.ceil(math.log2(n_in + 1))
         acc = FixedFormat(prod.width + grow, prod.integer + grow, True)
         w = rng.integers(wfmt.min_raw, wfmt.max_raw + 1, (n_in, n_out), dtype=np.int64)
         b = rng.integers(wfmt.min_raw, wfmt.max_raw + 1, n_out, dtype=np.int64)
-        last = k == len(SHAPE) - 2
+        last = k == len(shape) - 2
         name = "output" if last else f"fc{k + 1}"
-        model.layers.append(Dense(name, w, b, fmt, wfmt, wfmt, acc, acc))
+        ops.append(Dense(name, TensorType.uniform(fmt, n_in), TensorType.uniform(acc, n_out), w, b, wfmt, wfmt, acc))
         fmt = acc
         if not last:
-            model.layers.append(Activation(f"relu{k + 1}", "relu", n_out, fmt, relu_fmt))
+            ops.append(Relu(f"relu{k + 1}", TensorType.uniform(fmt, n_out), TensorType.uniform(relu_fmt, n_out)))
             fmt = relu_fmt
-    validate(model)
+    name = "jet_tagger_random6" if tuple(shape) == SHAPE else "random6_" + "_".join(map(str, shape))
+    model = FirmwareModel(name, TensorType.uniform(in_fmt, shape[0]), ops)
+    model.validate()
     return model
 
 
 def load_bundle(bundle: Path) -> FirmwareModel:
-    path = bundle / "firmware_model.json"
-    if not path.is_file():
-        raise SystemExit(f"bench_da4ml: {path} not found (expected a trigger bundle folder)")
+    if not (bundle / "firmware_model.json").is_file():
+        raise SystemExit(f"bench_da4ml: {bundle / 'firmware_model.json'} not found (expected a trigger bundle folder)")
     try:
-        model = from_dict(json.loads(path.read_text()))
-        validate(model)
-    except (ValueError, KeyError, TypeError) as err:
-        raise SystemExit(f"bench_da4ml: {path}: {err}") from None
-    return model
+        return FirmwareModel.load(bundle)
+    except (TriggerError, ValueError, KeyError, TypeError) as err:
+        where = str(bundle / "firmware_model.json")
+        raise SystemExit(f"bench_da4ml: {err}" if where in str(err) else f"bench_da4ml: {where}: {err}") from None
+
+
+def uniform_format(t: TensorType, what: str) -> FixedFormat:
+    """The one format of a tensor's elements (da4ml's tracer and this script need one per tensor)."""
+    if not t.is_uniform:
+        raise SystemExit(f"bench_da4ml: {what} has elements of different formats ({t.describe()}); "
+                         "only networks with one format per tensor are compared")
+    return t.formats[0]
 
 
 # ------------------------------------------------------------- spec for da4ml
@@ -112,9 +124,10 @@ def fmt_fields(fmt: FixedFormat) -> dict:
 def da4ml_spec(model: FirmwareModel, designs: list[dict], vectors: np.ndarray, part: str) -> dict:
     """The network as explicit integer steps for scripts/da4ml_emit.py (no format strings to re-parse)."""
     steps = []
-    for layer in model.layers:
+    for layer in model.ops:
+        out_fmt = uniform_format(layer.output, f"op {layer.name!r}")
         if isinstance(layer, Dense):
-            plan = dense_plan(layer)
+            plan = layer.plan()
             acc = layer.accum_fmt
             if plan["shift"] < 0:
                 raise SystemExit(f"bench_da4ml: layer {layer.name}: the accumulator rounds products "
@@ -129,19 +142,23 @@ def da4ml_spec(model: FirmwareModel, designs: list[dict], vectors: np.ndarray, p
                           "bias": [int(v) for v in plan["bias_acc"]], "bias_frac": acc.fractional,
                           # a wrapping accumulator: the exact sum modulo 2**W equals hls4ml's in any order
                           "wrap_to": fmt_fields(acc) if overflow else None})
-            steps.append({"op": "cast", "layer": layer.name, "to": fmt_fields(layer.output_fmt)})
+            steps.append({"op": "cast", "layer": layer.name, "to": fmt_fields(out_fmt)})
         elif isinstance(layer, Scale):
             steps.append({"op": "scale", "layer": layer.name, "scale": layer.scale.tolist(),
                           "scale_frac": layer.scale_fmt.fractional, "bias": layer.bias.tolist(),
                           "bias_frac": layer.bias_fmt.fractional})
-            steps.append({"op": "cast", "layer": layer.name, "to": fmt_fields(layer.output_fmt)})
-        else:
-            if layer.function == "relu":
+            steps.append({"op": "cast", "layer": layer.name, "to": fmt_fields(out_fmt)})
+        elif isinstance(layer, (Relu, Linear)):
+            if isinstance(layer, Relu):
                 steps.append({"op": "relu", "layer": layer.name})
-            steps.append({"op": "cast", "layer": layer.name, "to": fmt_fields(layer.output_fmt)})
-    return {"name": model.name, "n_inputs": model.n_inputs, "input": fmt_fields(model.input_fmt),
-            "output": fmt_fields(model.output_fmt), "steps": steps, "designs": designs, "part": part,
-            "hard_dc": 2, "vectors": vectors.tolist()}
+            steps.append({"op": "cast", "layer": layer.name, "to": fmt_fields(out_fmt)})
+        else:
+            raise SystemExit(f"bench_da4ml: op {layer.name!r} ({layer.kind}) has no da4ml mapping "
+                             "(dense, scale, relu and linear do)")
+    return {"name": model.name, "n_inputs": model.input.n,
+            "input": fmt_fields(uniform_format(model.input, "the model input")),
+            "output": fmt_fields(uniform_format(model.output, "the model output")), "steps": steps,
+            "designs": designs, "part": part, "hard_dc": 2, "vectors": vectors.tolist()}
 
 
 def run_da4ml(spec: dict, work: Path) -> tuple[dict, float]:
@@ -158,28 +175,41 @@ def run_da4ml(spec: dict, work: Path) -> tuple[dict, float]:
     return json.loads((work / "da4ml" / "emit.json").read_text()), seconds
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
-                              variable_start_string="{=", variable_end_string="=}",
-                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+def layout_format(layout: dict) -> FixedFormat:
+    """The format of one element of da4ml's wrapper bus (every element padded to the same width and fraction)."""
+    return FixedFormat(int(layout["width"]), int(layout["width"]) - int(layout["frac"]), bool(layout["signed"]))
+
+
+def align_module(model: FirmwareModel, emitted: dict) -> ModuleBuilder:
+    """The stage after da4ml's core: each output element, read in da4ml's padded format, cast to the model's
+    output format (exact: da4ml's values already lie on that format's grid and in its range)."""
+    da_fmt = layout_format(emitted["output_layout"])
+    da_bus = TensorType.uniform(da_fmt, model.output.n)
+    m = ModuleBuilder(f"{TOP}_da4ml_align")
+    ys = []
+    for i, (lsb, fmt) in enumerate(zip(da_bus.offsets, model.output.formats)):
+        ys.append(m.requant(f"y{i}", m.unpack(f"x{i}", lsb, da_fmt), da_fmt, fmt))
+    return finish_module(m, ys, da_bus, model.output, "da4ml output alignment", "requant", 0)
 
 
 def da4ml_top(model: FirmwareModel, emitted: dict, design: dict, work: Path) -> list[Path]:
-    """da4ml's design behind the standard top; returns all its Verilog sources."""
-    inl, outl = emitted["input_layout"], emitted["output_layout"]
-    in_fmt, out_fmt = model.input_fmt, model.output_fmt
-    if (inl["width"], inl["frac"], inl["signed"]) != (in_fmt.width, in_fmt.fractional, in_fmt.signed):
-        raise SystemExit(f"bench_da4ml: da4ml's input layout {inl} differs from {in_fmt}")
-    shift = out_fmt.fractional - outl["frac"]
-    if shift < 0 or outl["width"] + shift > out_fmt.width + (not out_fmt.signed and outl["signed"]):
-        raise SystemExit(f"bench_da4ml: da4ml's output layout {outl} does not fit {out_fmt}")
-    text = _environment().get_template("da4ml/standard_top.v.j2").render(
-        top=TOP, wrapper=design["wrapper"], n_in=model.n_inputs, w_in=in_fmt.width, input_fmt=str(in_fmt),
-        n_out=model.n_outputs, w_out=out_fmt.width, output_fmt=str(out_fmt), da_w=outl["width"],
-        da_frac=outl["frac"], da_signed=outl["signed"], shift=shift, latency=design["latency_cycles"])
-    top = work / "da4ml" / design["label"] / f"{TOP}.v"
+    """da4ml's design behind the standard top, then the alignment stage; returns all its Verilog sources."""
+    in_fmt = uniform_format(model.input, "the model input")
+    if layout_format(emitted["input_layout"]) != FixedFormat(in_fmt.width, in_fmt.integer, in_fmt.signed):
+        raise SystemExit(f"bench_da4ml: da4ml's input layout {emitted['input_layout']} differs from {in_fmt}")
+    folder = work / "da4ml" / design["label"]
+    align = align_module(model, emitted)
+    da_bits = model.output.n * int(emitted["output_layout"]["width"])
+    core = {"module": design["wrapper"], "has_clock": True, "clock_port": "clk", "in_port": "model_inp",
+            "out_port": "model_out", "w_out": da_bits}
+    # da4ml registers its input (and every stage): no input register in front of it.
+    text = standard_top(TOP, f"da4ml's pipelined design '{design['wrapper']}' (latency cutoff "
+                             f"{design['latency_cutoff']:g}) for network '{model.name}'",
+                        model.input.elements(), model.output.elements(), [core, stage_of(align)],
+                        design["latency_cycles"], input_register=False)
+    top = folder / f"{TOP}.v"
     top.write_text(text)
-    return [top] + [work / "da4ml" / s for s in design["sources"]]
+    return [top, write_module(align, folder, TOP)] + [work / "da4ml" / s for s in design["sources"]]
 
 
 # ------------------------------------------------------------------ measuring
@@ -197,24 +227,23 @@ def compare(expected: np.ndarray, got: np.ndarray, inputs: np.ndarray) -> dict:
 def measure(entry: dict, sources, data_files, model, inputs, expected, work: Path,
             simulator: str | None) -> dict:
     """Simulates the design on the vectors and compares it with the emulator."""
-    fmt_in, fmt_out = model.input_fmt, model.output_fmt
     if simulator is None:
         entry["rtl_vs_emulator"] = None
         entry["measured_latency_cycles"] = None
         return entry
-    sim = simulate(sources, TOP, fmt_in.to_bits(inputs), fmt_in.width, model.n_outputs, fmt_out.width,
+    sim = simulate(sources, TOP, model.input.to_bits(inputs), model.input.widths, model.output.widths,
                    simulator=simulator, build_dir=work / "sim", data_files=data_files,
                    max_latency=entry["latency_cycles"] + 8)
-    got = fmt_out.from_bits(sim.outputs) if np.all(sim.outputs >= 0) else sim.outputs
+    got = model.output.from_bits(sim.outputs) if np.all(sim.outputs >= 0) else sim.outputs
     entry["rtl_vs_emulator"] = compare(expected, got, inputs)
     entry["measured_latency_cycles"] = sim.latency_cycles
     entry["measured_ii"] = sim.ii
     return entry
 
 
-def _synth(entry: dict, sources, work: Path, part: str) -> dict:
+def _synth(entry: dict, sources, data_files, work: Path, part: str) -> dict:
     try:
-        res = synthesize(sources, TOP, part, work_dir=work / "yosys", dsp=entry["dsp"])
+        res = synthesize(sources, TOP, part, work_dir=work / "yosys", dsp=entry["dsp"], data_files=data_files)
     except SynthesisError as err:  # keep the other designs' results
         entry["synthesis_error"] = str(err)
         return entry
@@ -235,6 +264,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Compare the project's RTL with da4ml's on the same network "
                                              "(Yosys LUT/FF, latency, bit-exactness).")
     ap.add_argument("--bundle", type=Path, help="load BUNDLE/firmware_model.json instead of the random jet tagger")
+    ap.add_argument("--shape", default=",".join(map(str, SHAPE)),
+                    help="layer sizes of the random network, comma separated (default the jet tagger's "
+                         "16,64,32,32,5; e.g. 8,8,4 for a quick run)")
     ap.add_argument("--vectors", type=int, default=2000, help="simulated test vectors per design (default 2000)")
     ap.add_argument("--part", default="xcvu13p-flga2577-2-e", help="part for Yosys synth_xilinx")
     ap.add_argument("--pipeline", default="layer", help="our write_rtl pipelines, comma separated "
@@ -261,11 +293,16 @@ def main(argv=None) -> int:
         model = load_bundle(args.bundle)
         source = {"kind": "bundle", "path": str(args.bundle)}
     else:
-        model = jet_tagger()
-        source = {"kind": "random", "seed": WEIGHT_SEED, "shape": list(SHAPE)}
-    source["firmware_model_sha256"] = hashlib.sha256(
-        json.dumps(to_dict(model), sort_keys=True).encode()).hexdigest()
-    inputs = input_vectors(model.input_fmt, model.n_inputs, args.vectors)
+        try:
+            shape = tuple(int(n) for n in args.shape.split(","))
+        except ValueError:
+            shape = ()
+        if len(shape) < 2 or min(shape) < 1:
+            ap.error(f"--shape must be at least two positive layer sizes, got {args.shape!r}")
+        model = jet_tagger(shape=shape)
+        source = {"kind": "random", "seed": WEIGHT_SEED, "shape": list(shape)}
+    source["firmware_model_sha256"] = model.digest()
+    inputs = test_vectors(model, args.vectors)[:args.vectors]
     expected = emulate(model, inputs).outputs
     pipelines = [int(p) if p.strip().isdigit() else p.strip() for p in args.pipeline.split(",")]
 
@@ -305,7 +342,7 @@ def main(argv=None) -> int:
             measure(entry, sources, data, model, inputs, expected, sub, simulator)
         # Yosys runs are independent processes: --jobs of them at once.
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            futures = [pool.submit(_synth, entry, sources, sub, args.part) for entry, sources, _, sub in tasks]
+            futures = [pool.submit(_synth, entry, sources, data, sub, args.part) for entry, sources, data, sub in tasks]
             for _ in tqdm(as_completed(futures), total=len(futures), desc="synthesise", unit="design"):
                 pass
             results = [f.result() for f in futures]
@@ -314,10 +351,10 @@ def main(argv=None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     report = {
-        "network": {"name": model.name, "source": source, "n_inputs": model.n_inputs,
-                    "n_outputs": model.n_outputs, "input_format": str(model.input_fmt),
-                    "output_format": str(model.output_fmt),
-                    "layers": [_describe(layer) for layer in model.layers]},
+        "network": {"name": model.name, "source": source, "n_inputs": model.input.n,
+                    "n_outputs": model.output.n, "input_format": str(model.input.format),
+                    "output_format": str(model.output.format),
+                    "layers": [_describe(op) for op in model.ops]},
         "part": args.part, "simulator": simulator, "vectors": int(inputs.shape[0]),
         "da4ml": {"version": emitted["da4ml_version"], "hard_dc": emitted["hard_dc"],
                   "interpreter_vs_emulator": compare(expected, interp, inputs),
@@ -328,20 +365,18 @@ def main(argv=None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     json_path, md_path = args.out.with_suffix(".json"), args.out.with_suffix(".md")
     json_path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
-    md_path.write_text(_environment().get_template("report/da4ml_comparison.md.j2").render(r=report))
+    md_path.write_text(render("report/da4ml_comparison.md.j2", r=report))
     print(md_path.read_text())
     bad = [d for d in results if (d["rtl_vs_emulator"] and d["rtl_vs_emulator"]["mismatching_vectors"])
            or "synthesis_error" in d]
     return 1 if bad else 0
 
 
-def _describe(layer) -> dict:
-    d = {"name": layer.name, "type": type(layer).__name__, "n_in": layer.n_in, "n_out": layer.n_out,
-         "output_format": str(layer.output_fmt)}
-    if isinstance(layer, Dense):
-        d.update(weight_format=str(layer.weight_fmt), accum_format=str(layer.accum_fmt))
-    if isinstance(layer, Activation):
-        d["function"] = layer.function
+def _describe(op) -> dict:
+    d = {"name": op.name, "type": op.kind, "n_in": op.input.n, "n_out": op.output.n,
+         "output_format": str(op.output.format)}
+    if isinstance(op, Dense):
+        d.update(weight_format=str(op.weight_fmt), accum_format=str(op.accum_fmt))
     return d
 
 

@@ -29,12 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from trigger.data.muon import simulate_muons  # noqa: E402
-from trigger.lut import build_bundle, verify_bundle  # noqa: E402
+from trigger.bundle import build_bundle  # noqa: E402
 from trigger.lut.binning import build_layout  # noqa: E402
 from trigger.lut.config import load_config  # noqa: E402
 from trigger.lut.dataset import load_samples  # noqa: E402
 from trigger.lut.regressor import make_regressor, to_target  # noqa: E402
 from trigger.lut.table import generate_table  # noqa: E402
+from trigger.verify import verify_bundle  # noqa: E402
 
 EXAMPLE = ROOT / "models" / "muon_pt_lut"
 # feature bits for each table width, in the example's feature order (dphi12, dphi23, dphi34, eta, quality)
@@ -101,14 +102,15 @@ def main() -> int:
         report = verify_bundle(bundle)
         verify_seconds = time.perf_counter() - t0
         t = report["timings"]
+        bits = manifest["table"]["address_bits"]
         result["example" if not args.quick else "verify_16bit"] = {
-            "address_bits": report["address_bits"], "addresses": 1 << report["address_bits"],
+            "address_bits": bits, "addresses": 1 << bits,
             "word_bits": manifest["table"]["word_bits"], "build_seconds": round(build_seconds, 1),
             "verify_seconds": round(verify_seconds, 1), "vectors": report["vectors"],
             "exhaustive": report["exhaustive"], "mismatches": report["mismatches"],
             "latency_cycles": report["latency_cycles"], "ii": report["ii"], "verify_timings": t,
-            "rtl_vectors_per_second": report["rtl_vectors_per_second"],
-            "csim_vectors_per_second": round(report["vectors"] / t["csim_seconds"]),
+            "rtl_vectors_per_second": report["rtl_vectors_per_s"],
+            "csim_vectors_per_second": round(report["vectors"] / max(t["csim_s"], 1e-3)),
             "verify_vectors_per_second_end_to_end": round(report["vectors"] / verify_seconds),
             "bundle_bytes": sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file()),
         }

@@ -1,13 +1,20 @@
-"""Hand-built FirmwareModels with seeded random integer weights, shared by the emulator and RTL tests."""
+"""Hand-built firmware models (trigger.ir ops) with seeded random integer weights, shared by the
+emulator, IR and RTL tests."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from trigger.firmware.model import Activation, Dense, FirmwareModel, Scale
 from trigger.fixed import FixedFormat
+from trigger.ir import FirmwareModel, TensorType
+from trigger.ir.ops.activation import Linear, Relu
+from trigger.ir.ops.dense import Dense
+from trigger.ir.ops.leaky_relu import LeakyRelu
+from trigger.ir.ops.scale import Scale
 
 F = FixedFormat.parse
+T = TensorType.uniform
+ROUNDING_CHAIN = ("TRN", "RND", "RND_CONV", "TRN_ZERO", "RND_ZERO", "RND_MIN_INF", "RND_INF")
 
 
 def exact_accum(input_fmt: FixedFormat, weight_fmt: FixedFormat, n_in: int, extra: int = 1) -> FixedFormat:
@@ -23,7 +30,16 @@ def random_dense(rng, name, n_in, n_out, input_fmt, weight_fmt, bias_fmt, output
     w[rng.random((n_in, n_out)) < zero_fraction] = 0  # pruned weights, as QKeras models have
     b = rng.integers(bias_fmt.min_raw, bias_fmt.max_raw + 1, n_out, dtype=np.int64)
     accum_fmt = accum_fmt or exact_accum(input_fmt, weight_fmt, n_in)
-    return Dense(name, w, b, input_fmt, weight_fmt, bias_fmt, accum_fmt, output_fmt)
+    return Dense(name, T(input_fmt, n_in), T(output_fmt, n_out), w, b, weight_fmt, bias_fmt, accum_fmt)
+
+
+def relu(name: str, previous, out_fmt: FixedFormat) -> Relu:
+    """A ReLU after ``previous`` (an op), into ``out_fmt``."""
+    return Relu(name, previous.output, T(out_fmt, previous.output.n))
+
+
+def linear(name: str, previous, out_fmt: FixedFormat) -> Linear:
+    return Linear(name, previous.output, T(out_fmt, previous.output.n))
 
 
 def mlp(sizes=(16, 64, 32, 32, 5), seed=0, weight_bits=6) -> FirmwareModel:
@@ -31,53 +47,63 @@ def mlp(sizes=(16, 64, 32, 32, 5), seed=0, weight_bits=6) -> FirmwareModel:
     rng = np.random.default_rng(seed)
     fmt = F("fixed<16,6>")
     weight_fmt, bias_fmt = FixedFormat(weight_bits, 1), FixedFormat(weight_bits, 2)
-    layers = []
+    ops = []
     for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         out = F("fixed<16,6>") if k + 2 < len(sizes) else F("fixed<16,6,RND_CONV,SAT>")
-        layers.append(random_dense(rng, f"dense{k}", a, b, fmt, weight_fmt, bias_fmt, out))
+        ops.append(random_dense(rng, f"dense{k}", a, b, fmt, weight_fmt, bias_fmt, out))
         if k + 2 < len(sizes):
             fmt = F("ufixed<9,4,RND_CONV,SAT>")
-            layers.append(Activation(f"relu{k}", "relu", b, out, fmt))
-    return FirmwareModel("mlp", F("fixed<16,6>"), sizes[0], layers)
+            ops.append(relu(f"relu{k}", ops[-1], fmt))
+    return FirmwareModel("mlp", T(F("fixed<16,6>"), sizes[0]), ops)
 
 
 def small_models() -> dict[str, FirmwareModel]:
-    """Small models covering the formats and layer kinds the RTL and emulator must handle."""
+    """Small models covering the formats and op kinds the RTL and emulator must handle."""
     rng = np.random.default_rng(42)
     models = {}
 
     # 4-bit unsigned inputs, 4-bit weights, saturating RND_CONV output, linear activation.
     i4 = F("ufixed<4,0>")
     d = random_dense(rng, "d0", 6, 5, i4, F("fixed<4,1>"), F("fixed<4,0>"), F("fixed<5,1,RND_CONV,SAT>"))
-    lin = Activation("lin", "linear", 5, d.output_fmt, F("fixed<4,1,RND,WRAP>"))
-    models["u4_linear"] = FirmwareModel("u4_linear", i4, 6, [d, lin])
+    models["u4_linear"] = FirmwareModel("u4_linear", T(i4, 6), [d, linear("lin", d, F("fixed<4,1,RND,WRAP>"))])
 
     # 6-bit inputs, non-power-of-two widths, relu, and a Scale (unfolded batch norm).
     i6 = F("fixed<6,2>")
     d0 = random_dense(rng, "d0", 7, 11, i6, F("fixed<5,1>"), F("fixed<7,2>"), F("fixed<10,3,RND,SAT>"))
-    r0 = Activation("r0", "relu", 11, d0.output_fmt, F("ufixed<7,3,RND_CONV,SAT>"))
-    sc = Scale("bn", rng.integers(-20, 21, 11), rng.integers(-60, 61, 11), r0.output_fmt, F("fixed<6,2>"),
-               F("fixed<7,3>"), F("fixed<13,5,RND_CONV,SAT>"))
-    d1 = random_dense(rng, "d1", 11, 3, sc.output_fmt, F("fixed<6,1>"), F("fixed<6,2>"), F("fixed<9,4,TRN,SAT>"))
-    models["s6_scale"] = FirmwareModel("s6_scale", i6, 7, [d0, r0, sc, d1])
+    r0 = relu("r0", d0, F("ufixed<7,3,RND_CONV,SAT>"))
+    sc = Scale("bn", r0.output, T(F("fixed<13,5,RND_CONV,SAT>"), 11), rng.integers(-20, 21, 11),
+               rng.integers(-60, 61, 11), F("fixed<6,2>"), F("fixed<7,3>"))
+    d1 = random_dense(rng, "d1", 11, 3, sc.output.format, F("fixed<6,1>"), F("fixed<6,2>"), F("fixed<9,4,TRN,SAT>"))
+    models["s6_scale"] = FirmwareModel("s6_scale", T(i6, 7), [d0, r0, sc, d1])
 
     # 16-bit inputs, an accumulator with fewer fractional bits than the products: each product is
     # rounded (RND) before the sum, as hls4ml does; a saturating unsigned output (ReLU-like range).
     i16 = F("fixed<16,4>")
     acc = F("fixed<20,10,RND,SAT>")
     d = random_dense(rng, "d0", 9, 4, i16, F("fixed<8,2>"), F("fixed<8,3>"), F("ufixed<10,6,RND_CONV,SAT>"), acc)
-    models["s16_rounded_products"] = FirmwareModel("s16_rounded_products", i16, 9, [d])
+    models["s16_rounded_products"] = FirmwareModel("s16_rounded_products", T(i16, 9), [d])
 
     # A wrapping accumulator that does overflow: the RTL must reproduce the wrap, not the true sum.
     i8 = F("fixed<8,3>")
     d = random_dense(rng, "d0", 10, 4, i8, F("fixed<6,2>"), F("fixed<6,2>"), F("fixed<8,4,TRN,WRAP>"),
                      F("fixed<12,6,TRN,WRAP>"), zero_fraction=0.0)
-    models["wrapping_accum"] = FirmwareModel("wrapping_accum", i8, 10, [d])
+    models["wrapping_accum"] = FirmwareModel("wrapping_accum", T(i8, 10), [d])
 
-    # An all-zero weight column and an all-zero layer bias: a constant output.
-    d = random_dense(rng, "d0", 5, 3, F("fixed<7,3>"), F("fixed<4,1>"), F("fixed<5,2>"), F("fixed<8,4>"))
-    d.weight[:, 1] = 0
-    models["zero_column"] = FirmwareModel("zero_column", d.input_fmt, 5, [d])
+    # All-zero weight columns: output 1 has a zero bias too (a constant 0), output 2 the most
+    # negative bias (a constant); the other outputs have random biases.
+    d = random_dense(rng, "d0", 5, 4, F("fixed<7,3>"), F("fixed<4,1>"), F("fixed<5,2>"), F("fixed<8,4>"))
+    d.weight[:, 1:3] = 0
+    d.bias[1], d.bias[2] = 0, d.bias_fmt.min_raw
+    models["zero_column"] = FirmwareModel("zero_column", d.input, [d])
+
+    # A leaky ReLU (alpha 0.3 in hls4ml's default param_t) between two dense layers.
+    d0 = random_dense(rng, "d0", 6, 8, F("fixed<8,3>"), F("fixed<6,1>"), F("fixed<6,2>"), F("fixed<12,4>"))
+    alpha_fmt = F("fixed<16,6>")
+    lk = LeakyRelu("leaky", d0.output, T(F("fixed<10,3,RND,SAT>"), 8), int(alpha_fmt.quantize([0.3])[0]), alpha_fmt)
+    d1 = random_dense(rng, "d1", 8, 2, lk.output.format, F("fixed<6,1>"), F("fixed<6,2>"), F("fixed<12,5,RND_CONV,SAT>"))
+    models["leaky"] = FirmwareModel("leaky", d0.input, [d0, lk, d1])
+    for model in models.values():
+        model.validate()
     return models
 
 
@@ -85,14 +111,14 @@ def requant_chain(overflow: str) -> FirmwareModel:
     """Linear activations through every rounding mode with one overflow mode: each step drops
     fractional and integer bits, so every step rounds (ties included) and overflows."""
     fmt = F("fixed<24,8>")
-    layers = []
+    ops = []
     width, integer = 24, 8
-    for k, rounding in enumerate(("TRN", "RND", "RND_CONV", "TRN_ZERO", "RND_ZERO", "RND_MIN_INF", "RND_INF")):
+    for k, rounding in enumerate(ROUNDING_CHAIN):
         width, integer = width - 2, integer - 1
         nxt = FixedFormat(width, integer, k < 6, rounding, overflow)  # the last one unsigned
-        layers.append(Activation(f"q{k}_{rounding.lower()}", "linear", 3, fmt, nxt))
+        ops.append(Linear(f"q{k}_{rounding.lower()}", T(fmt, 3), T(nxt, 3)))
         fmt = nxt
-    return FirmwareModel(f"chain_{overflow.lower()}", F("fixed<24,8>"), 3, layers)
+    return FirmwareModel(f"chain_{overflow.lower()}", T(F("fixed<24,8>"), 3), ops)
 
 
 def edge_inputs(fmt: FixedFormat, n_in: int) -> np.ndarray:
@@ -103,7 +129,9 @@ def edge_inputs(fmt: FixedFormat, n_in: int) -> np.ndarray:
     return np.array(rows, dtype=np.int64)
 
 
-def case_inputs(fmt: FixedFormat, n_in: int, n_random: int, seed: int = 7) -> np.ndarray:
+def case_inputs(model: FirmwareModel, n_random: int, seed: int = 7) -> np.ndarray:
+    """Edge rows, then uniform raw draws over the model's input format."""
+    fmt, n_in = model.input.format, model.input.n
     rng = np.random.default_rng(seed)
     rand = rng.integers(fmt.min_raw, fmt.max_raw + 1, (n_random, n_in), dtype=np.int64)
     return np.vstack([edge_inputs(fmt, n_in), rand])

@@ -1,5 +1,6 @@
-"""The LUT flow end to end on a small (10-bit) table: build, determinism, exhaustive verification
-through Verilator and the g++ C simulation, and detection of broken firmware (Icarus)."""
+"""The LUT flow end to end on a small (10-bit) table through the shared bundle writer and verifier:
+build, determinism, exhaustive verification (every address through Verilator and the g++ C
+simulation), and detection of broken firmware (Icarus)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ import numpy as np
 import pytest
 import yaml
 
-from trigger.lut import build_bundle, verify_bundle
+from trigger.bundle import build_bundle
+from trigger.errors import BundleError
+from trigger.ir import FirmwareModel, emulate
+
+pytestmark = pytest.mark.slow
 
 CONFIG = {
     "kind": "lut", "name": "small_pt_lut", "seed": 4,
@@ -27,6 +32,7 @@ CONFIG = {
     "output": {"format": "ufixed<9,8,RND_CONV,SAT>"},
     "report": {"thresholds": [8, 16], "low_pt_max": 4},
 }
+TOP = "small_pt_lut"
 
 
 def _tree(root: Path) -> dict:
@@ -43,25 +49,56 @@ def built(tmp_path_factory):
     return root, first
 
 
+def _copy(bundle: Path, dest: Path) -> Path:
+    """Verification writes into a bundle (reports/verify.json): work on a copy."""
+    shutil.copytree(bundle, dest)
+    return dest
+
+
+def _rehash(bundle: Path, *rels: str) -> None:
+    """Record edited files in the manifest, as if the build had written them (to test the verifier)."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for rel in rels:
+        manifest["files"][rel] = hashlib.sha256((bundle / rel).read_bytes()).hexdigest()
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
 def test_bundle_layout_and_manifest(built):
     root, bundle = built
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert manifest["kind"] == "lut" and manifest["top"] == "small_pt_lut"
+    assert manifest["kind"] == "table" and manifest["top"] == TOP and manifest["latency_cycles"] == 2
     assert manifest["table"]["address_bits"] == 10 and manifest["table"]["word_bits"] == 9
-    assert manifest["rtl"]["latency_cycles"] == 2 and manifest["rtl"]["w_in"] == 13
-    fields = {f["name"]: f for f in manifest["address"]["fields"]}
+    assert manifest["table"]["depth"] == 1024 and manifest["table"]["output"]["unit"] == "GeV"
+    assert manifest["hls"]["backend"] == "table_cpp" and manifest["hls"]["top"] == TOP
+    # each input element at its own width, element 0 in the least significant bits
+    assert [(i["name"], i["width"], i["lsb"], i["signed"]) for i in manifest["inputs"]] == \
+        [("dphi12", 13, 0, True), ("dphi23", 11, 13, True), ("eta", 5, 24, False), ("quality", 2, 29, False)]
+    assert manifest["outputs"][0]["format"] == "ap_ufixed<9,8,AP_RND_CONV,AP_SAT>"
+    assert re.fullmatch(r"[0-9a-f]{64}", manifest["source_sha256"])
+    assert re.fullmatch(r"[0-9a-f]{64}", manifest["table"]["table_sha256"])
+
+    stored = json.loads((bundle / "firmware_model.json").read_text())
+    assert stored["format_version"] == 1 and stored["kind"] == "table"
+    assert [op["op"] for op in stored["ops"]] == ["bucketize", "concat", "lookup"]
+    model = FirmwareModel.load(bundle)
+    assert model.digest() == manifest["model_sha256"]
+    fields = {f["name"]: f for f in model.meta["address"]["fields"]}
     assert [fields[n]["lsb"] for n in ("dphi12", "dphi23", "eta", "quality")] == [0, 5, 7, 9]
     assert len(fields["dphi12"]["edges"]) == 31 and 0 in fields["dphi12"]["edges"]
-    assert [i["raw_bits"] for i in manifest["inputs"]] == [13, 11, 5, 2]
-    assert manifest["output"]["format"] == "ap_ufixed<9,8,AP_RND_CONV,AP_SAT>"
-    assert re.fullmatch(r"[0-9a-f]{64}", manifest["model_hash"])
+    assert model.ops[1].lsb == [0, 5, 7, 9]
+    assert list(model.ops[0].element_edges()[0]) == fields["dphi12"]["edges"]
+
     for rel, digest in manifest["files"].items():
         assert hashlib.sha256((bundle / rel).read_bytes()).hexdigest() == digest, rel
-    for rel in ("hls/small_pt_lut.cpp", "hls/build_prj.tcl", "rtl/small_pt_lut.v", "rtl/small_pt_lut_rom.mem",
-                "vectors/inputs.npy", "vectors/outputs.mem", "reports/physics.json",
-                "reports/plots/pt_turn_on.png", "reports/plots/pt_resolution.png"):
+    for rel in (f"hls/{TOP}.cpp", f"hls/{TOP}_rom.inc", "hls/build_prj.tcl", f"rtl/{TOP}.v",
+                f"rtl/{TOP}_table_rom.mem", "vectors/inputs.npy", "vectors/outputs.mem", "reports/physics.json",
+                "reports/lut.md", "reports/plots/pt_turn_on.png", "reports/plots/pt_resolution.png"):
         assert rel in manifest["files"], rel
-    assert len((bundle / "rtl/small_pt_lut_rom.mem").read_text().split()) == 1024
+    words = (bundle / f"rtl/{TOP}_table_rom.mem").read_text().split()
+    assert [int(w, 16) for w in words] == model.ops[2].words.tolist()
+    inputs = np.load(bundle / "vectors" / "inputs.npy")
+    assert np.array_equal(np.load(bundle / "vectors" / "outputs.npy"), emulate(model, inputs).outputs)
+    assert len(inputs) == manifest["vectors"]["count"] >= 2048 + 1000
     text = (bundle / "manifest.json").read_text()
     assert not re.search(r"20\d\d-\d\d-\d\d", text)  # no timestamps
     assert not list(root.glob(".a.*"))  # no staging folder left behind
@@ -79,68 +116,71 @@ def test_physics_report_numbers(built):
         assert physics["turn_on"][name]["8"]["low_pt_pass_fraction"] >= t16["low_pt_pass_fraction"]
     for png in (bundle / "reports" / "plots").glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| [4:0] | dphi12 | 32 | log |" in (bundle / "reports" / "lut.md").read_text()
 
 
 def test_same_inputs_give_identical_bundle(built):
     root, bundle = built
     again = build_bundle(root / "cfg", root / "b", progress=False)
-    assert _tree(bundle) == _tree(again)
+    first, second = _tree(bundle), _tree(again)
+    assert sorted(first) == sorted(second)
+    assert [rel for rel in first if first[rel] != second[rel]] == []
 
 
-def test_exhaustive_verification_verilator(built):
-    _, bundle = built
+def test_exhaustive_verification_verilator(built, tmp_path):
+    from trigger.verify import verify_bundle
+
+    bundle = _copy(built[1], tmp_path / "bundle")
     report = verify_bundle(bundle, simulator="verilator", progress=False)
     stored = len(np.load(bundle / "vectors" / "inputs.npy"))
-    assert report["exhaustive"] is True and report["address_bits"] == 10
-    assert report["table_vectors"] == 1024 and report["vectors"] == 1024 + stored
-    assert report["addresses_covered"] == 1024
-    assert report["mismatches"] == {"emulator_vs_rtl": 0, "emulator_vs_csim": 0, "csim_vs_rtl": 0,
-                                    "representative_address": 0, "stored_vectors_vs_emulator": 0}
+    assert report["exhaustive"] is True and report["cover"]["values"] == 1024
+    assert report["vectors"] == stored + 1024
+    assert report["mismatches"] == {"emulator_vs_csim": 0, "emulator_vs_rtl": 0, "csim_vs_rtl": 0,
+                                    "emulator_vs_stored": 0, "latency_vs_manifest": 0}
     assert report["first_mismatch"] is None and report["pass"] is True
     assert report["latency_cycles"] == 2 and report["ii"] == 1
     assert json.loads((bundle / "reports" / "verify.json").read_text()) == report
 
 
 def test_tampered_bundle_is_refused(built, tmp_path):
-    _, bundle = built
-    copy = tmp_path / "tampered"
-    shutil.copytree(bundle, copy)
-    mem = copy / "rtl" / "small_pt_lut_rom.mem"
+    from trigger.verify import verify_bundle
+
+    bundle = _copy(built[1], tmp_path / "tampered")
+    mem = bundle / "rtl" / f"{TOP}_table_rom.mem"
     lines = mem.read_text().split("\n")
     lines[5] = f"{(int(lines[5], 16) + 1) % 512:03x}"
     mem.write_text("\n".join(lines))
-    with pytest.raises(ValueError, match="files changed since the build: rtl/small_pt_lut_rom.mem"):
-        verify_bundle(copy, progress=False)
+    with pytest.raises(BundleError, match=f"files changed since the build: rtl/{TOP}_table_rom.mem"):
+        verify_bundle(bundle, progress=False)
 
 
 def test_broken_firmware_is_caught_icarus(built, tmp_path):
-    """A wrong ROM word in the C++ and a wrong edge in the Verilog compression are both reported."""
-    _, bundle = built
-    copy = tmp_path / "broken"
-    shutil.copytree(bundle, copy)
-    manifest = json.loads((copy / "manifest.json").read_text())
-    address = 700
-    inc = copy / "hls" / "small_pt_lut_rom.inc"
-    words = inc.read_text().split(",\n")
-    words[address] = str((int(words[address]) + 1) % 512)
-    inc.write_text(",\n".join(words))
-    edge = manifest["address"]["fields"][0]["edges"][10] + 4096  # dphi12 key, offset binary
-    verilog = copy / "rtl" / "small_pt_lut_compress.v"
-    text = verilog.read_text()
-    assert f"(dphi12_key >= 13'd{edge})" in text
-    verilog.write_text(text.replace(f"(dphi12_key >= 13'd{edge})", f"(dphi12_key >= 13'd{edge + 1})"))
-    for rel in ("hls/small_pt_lut_rom.inc", "rtl/small_pt_lut_compress.v"):
-        manifest["files"][rel] = hashlib.sha256((copy / rel).read_bytes()).hexdigest()
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    """A wrong ROM word in the RTL's .mem and another in the C++ initialiser are both reported,
+    on exactly the vectors that read them."""
+    from trigger.verify import verify_bundle
+    from trigger.vectors import cover
 
-    report = verify_bundle(copy, simulator="icarus", progress=False)
+    bundle = _copy(built[1], tmp_path / "broken")
+    rtl_address, csim_address = 700, 300
+    mem = bundle / "rtl" / f"{TOP}_table_rom.mem"
+    words = mem.read_text().split("\n")
+    words[rtl_address] = f"{(int(words[rtl_address], 16) + 1) % 512:03x}"
+    mem.write_text("\n".join(words))
+    inc = bundle / "hls" / f"{TOP}_rom.inc"
+    values = inc.read_text().split(",\n")
+    values[csim_address] = str((int(values[csim_address]) + 1) % 512)
+    inc.write_text(",\n".join(values))
+    _rehash(bundle, f"rtl/{TOP}_table_rom.mem", f"hls/{TOP}_rom.inc")
+
+    report = verify_bundle(bundle, simulator="icarus", progress=False)
+    model = FirmwareModel.load(bundle)
+    inputs = np.vstack([np.load(bundle / "vectors" / "inputs.npy"), cover(model).inputs])
+    address = emulate(model, inputs, trace=True).trace[1][:, 0]
+    reads_rtl, reads_csim = int(np.sum(address == rtl_address)), int(np.sum(address == csim_address))
+    assert reads_rtl >= 1 and reads_csim >= 1
     m = report["mismatches"]
-    assert m["emulator_vs_csim"] >= 1 and m["emulator_vs_rtl"] >= 1 and m["csim_vs_rtl"] >= 2
-    assert report["pass"] is False and report["first_mismatch"] is not None
-    assert report["latency_cycles"] == 2
-    # the only C-sim mismatches are the vectors that read the corrupted word
-    raw = np.load(copy / "vectors" / "inputs.npy")
-    from trigger.lut.verify import layout_from_manifest
-
-    layout = layout_from_manifest(manifest)
-    assert m["emulator_vs_csim"] == 1 + int(np.count_nonzero(layout.compress(raw) == address))
+    assert m["emulator_vs_rtl"] == reads_rtl and m["emulator_vs_csim"] == reads_csim
+    assert m["csim_vs_rtl"] == reads_rtl + reads_csim and m["emulator_vs_stored"] == 0
+    assert report["pass"] is False and report["latency_cycles"] == 2
+    first = report["first_mismatch"]
+    assert first["comparison"] == "emulator_vs_csim" and first["emulator_trace"]["address"] == [csim_address]

@@ -1,22 +1,21 @@
 """Yosys resource estimates on a design whose content is known."""
 
-from pathlib import Path
-
+from helpers import DEFAULT_PART, PLUS_ONE_RTL
 from trigger.synth import bram_for_table, family_of, synthesize, utilization
-
-FIXTURE = Path(__file__).parent / "rtl" / "plus_one_top.v"
 
 
 def test_synthesize_counts_registers_and_depth(tmp_path):
-    result = synthesize([FIXTURE], "plus_one_top", "xcvu13p-flga2577-2-e", work_dir=tmp_path)
+    result = synthesize([PLUS_ONE_RTL], "plus_one_top", DEFAULT_PART, work_dir=tmp_path)
     # 2 pipeline stages of 3 x 8 data bits, plus 2 valid bits
     assert result["FF"] == 50
     assert result["DSP"] == 0 and result["BRAM36"] == 0
     assert result["LUT"] + result["CARRY"] > 0
     assert result["logic_levels"] >= 1
     assert result["family"] == "xcup"
-    pct = utilization(result, "xcvu13p-flga2577-2-e")
+    pct = utilization(result, DEFAULT_PART)
     assert 0 < pct["FF"] < 0.01
+    # the same script on the same files: the cached answer, without running Yosys again
+    assert synthesize([PLUS_ONE_RTL], "plus_one_top", DEFAULT_PART, work_dir=tmp_path) == result
 
 
 def test_families_and_bram_arithmetic():

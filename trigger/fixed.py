@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from trigger.errors import ConfigError
+
 MAX_WIDTH = 62  # int64 holds a raw value plus the carry of a rounding step
 
 ROUNDING_MODES = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV")
@@ -56,15 +58,15 @@ class FixedFormat:
 
     def __post_init__(self):
         if not isinstance(self.width, (int, np.integer)) or not 1 <= self.width <= MAX_WIDTH:
-            raise ValueError(f"fixed-point width must be 1..{MAX_WIDTH}, got {self.width!r}")
+            raise ConfigError(f"fixed-point width must be 1..{MAX_WIDTH}, got {self.width!r}")
         if self.is_int and (self.integer != self.width or self.rounding != "TRN_ZERO" or self.overflow != "WRAP"):
-            raise ValueError("an ap_int format has integer == width, TRN_ZERO rounding and WRAP overflow")
+            raise ConfigError("an ap_int format has integer == width, TRN_ZERO rounding and WRAP overflow")
         if not isinstance(self.integer, (int, np.integer)):
-            raise ValueError(f"fixed-point integer bits must be an int, got {self.integer!r}")
+            raise ConfigError(f"fixed-point integer bits must be an int, got {self.integer!r}")
         if self.rounding not in ROUNDING_MODES:
-            raise ValueError(f"unknown rounding mode {self.rounding!r}, expected one of {', '.join(ROUNDING_MODES)}")
+            raise ConfigError(f"unknown rounding mode {self.rounding!r}, expected one of {', '.join(ROUNDING_MODES)}")
         if self.overflow not in OVERFLOW_MODES:
-            raise ValueError(f"unknown overflow mode {self.overflow!r}, expected one of {', '.join(OVERFLOW_MODES)}")
+            raise ConfigError(f"unknown overflow mode {self.overflow!r}, expected one of {', '.join(OVERFLOW_MODES)}")
         if self.signed:
             lo, hi = -(1 << (self.width - 1)), (1 << (self.width - 1)) - 1
         else:
@@ -77,7 +79,7 @@ class FixedFormat:
     def parse(cls, text: str) -> "FixedFormat":
         """Parse an hls4ml or Vivado precision string, e.g. ``ap_fixed<16,6,AP_RND_CONV,AP_SAT>``."""
         if not isinstance(text, str):
-            raise ValueError(f"precision must be a string, got {text!r}")
+            raise ConfigError(f"precision must be a string, got {text!r}")
         compact = re.sub(r"\s+", "", text)
         try:
             m = _INT_RE.match(compact)
@@ -86,18 +88,18 @@ class FixedFormat:
                 return cls(width, width, signed=m["kind"] == "int", rounding="TRN_ZERO", is_int=True)
             m = _FIXED_RE.match(compact)
             if not m:
-                raise ValueError("not a fixed/ufixed/int/uint type")
+                raise ConfigError("not a fixed/ufixed/int/uint type")
             args = m["args"].split(",")
             if not 2 <= len(args) <= 5:
-                raise ValueError("expected 2 to 5 template arguments")
+                raise ConfigError("expected 2 to 5 template arguments")
             width, integer = int(args[0]), int(args[1])
             rounding = _strip_ap(args[2]) if len(args) > 2 else "TRN"
             overflow = _strip_ap(args[3]) if len(args) > 3 else "WRAP"
             if len(args) > 4 and int(args[4]) != 0:
-                raise ValueError("saturation bits other than 0 are not supported")
+                raise ConfigError("saturation bits other than 0 are not supported")
             return cls(width, integer, signed=m["kind"] == "fixed", rounding=rounding, overflow=overflow)
         except ValueError as err:
-            raise ValueError(f"bad precision {text!r}: {err}") from None
+            raise ConfigError(f"bad precision {text!r}: {err}") from None
 
     # ------------------------------------------------------------ properties
     @property
@@ -173,7 +175,7 @@ class FixedFormat:
         x = np.asarray(x, dtype=np.float64)
         if not np.all(np.isfinite(x)):
             bad = np.flatnonzero(~np.isfinite(x.ravel()))[0]
-            raise ValueError(f"cannot quantize non-finite value {x.ravel()[bad]!r} (flat index {bad}) to {self}")
+            raise ConfigError(f"cannot quantize non-finite value {x.ravel()[bad]!r} (flat index {bad}) to {self}")
         mantissa, exponent = np.frexp(x)
         # x == m * 2**(exponent - 53) exactly, with |m| < 2**53.
         m = np.ldexp(mantissa, 53).astype(np.int64)
@@ -242,10 +244,11 @@ class FixedFormat:
             return int(ends[0]), int(ends[1]), False
         if self.overflow == "WRAP":
             return self._lo, self._hi, True
-        out_lo, out_hi = int(ends[0]), int(ends[1])
         if self.overflow == "SAT_ZERO":
-            out_lo, out_hi = min(out_lo, 0), max(out_hi, 0)
-        return out_lo, out_hi, True
+            # The values that do not overflow lie between the ends saturated; the others become 0.
+            ends = self.with_modes(overflow="SAT").cast(np.array([lo, hi], dtype=np.int64), source)
+            return min(int(ends[0]), 0), max(int(ends[1]), 0), True
+        return int(ends[0]), int(ends[1]), True
 
     # ------------------------------------------------------------- the core
     def _requantize(self, a: np.ndarray, shift: np.ndarray, counter: OverflowCount | None) -> np.ndarray:

@@ -58,8 +58,8 @@ def install() -> None:
     logger = logging.getLogger("tensorflow")
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.ERROR)
-    # absl replaces the class of its logger when it is first imported: set its level only once
-    # absl (a dependency of TensorFlow, pure Python, quick to import) owns it.
+    # absl installs its own logger class when it is imported, so its logger must not be created
+    # before that: import it (a pure-Python dependency of TensorFlow, quick) and set the level then.
     try:
         from absl import logging as absl_logging
     except ImportError:  # not installed: nothing logs through it

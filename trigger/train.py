@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from trigger.errors import ConfigError
 
 DATASETS = ("jets",)
 
@@ -30,7 +31,7 @@ class TrainResult:
 def _section(config: dict, key: str, where: str) -> dict:
     value = config.get(key)
     if not isinstance(value, dict):
-        raise ValueError(f"{where}: missing or malformed section '{key}'")
+        raise ConfigError(f"{where}: missing or malformed section '{key}'")
     return value
 
 
@@ -38,7 +39,7 @@ def load_dataset(dataset: dict, where: str = "config"):
     """(x_train, y_train, x_test, y_test) of a built-in dataset."""
     name = dataset.get("generator")
     if name not in DATASETS:
-        raise ValueError(f"{where}: dataset.generator {name!r} is not one of {', '.join(DATASETS)}")
+        raise ConfigError(f"{where}: dataset.generator {name!r} is not one of {', '.join(DATASETS)}")
     from trigger.data import jets
 
     seed = int(dataset.get("seed", 1))
@@ -102,7 +103,7 @@ def train(config: dict, out_dir, where: str = "config") -> TrainResult:
     train_cfg = config.get("train") or {}
     hidden = model_cfg.get("hidden")
     if not isinstance(hidden, list) or not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):
-        raise ValueError(f"{where}: model.hidden must be a list of positive layer widths, got {hidden!r}")
+        raise ConfigError(f"{where}: model.hidden must be a list of positive layer widths, got {hidden!r}")
     x, y, xt, yt = load_dataset(dataset, where)
     n_in, n_out = x.shape[1], int(y.max()) + 1
     seed = int(train_cfg.get("seed", 7))

@@ -16,6 +16,7 @@ so the same seed gives the same bytes.
 from __future__ import annotations
 
 import numpy as np
+from trigger.errors import ConfigError
 
 CLASSES = ("g", "q", "W", "Z", "t")
 FEATURES = (
@@ -103,7 +104,7 @@ def _stats() -> tuple[np.ndarray, np.ndarray]:
 def generate(n: int, seed: int = 1, standardise: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``n`` jets with balanced random classes: features (n, 16) float32 and labels (n,) int64 in CLASSES order."""
     if n < 1:
-        raise ValueError(f"number of jets must be positive, got {n}")
+        raise ConfigError(f"number of jets must be positive, got {n}")
     rng = np.random.default_rng([seed, 4242])
     labels = rng.integers(0, N_CLASSES, n).astype(np.int64)
     x = _raw(labels, rng)

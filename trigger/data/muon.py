@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from trigger.errors import ConfigError
 
 PT_MIN, PT_MAX = 2.0, 1000.0
 ETA_MIN, ETA_MAX = 1.2, 2.4
@@ -63,7 +64,7 @@ FEATURE_BY_NAME = {f.name: f for f in FEATURES}
 def simulate_muons(n: int, seed: int) -> dict[str, np.ndarray]:
     """``n`` muons: raw integer features (int64) plus truth ``pt``, ``eta_true``, ``charge``."""
     if n <= 0:
-        raise ValueError(f"number of muons must be positive, got {n}")
+        raise ConfigError(f"number of muons must be positive, got {n}")
     rng = np.random.default_rng(seed)
     charge = rng.integers(0, 2, n) * 2 - 1
     inv_pt = rng.uniform(1.0 / PT_MAX, 1.0 / PT_MIN, n)

@@ -51,7 +51,7 @@ class Design:
     reports: dict[str, bytes] = field(default_factory=dict)  # files written under reports/ at build time
     notes: list[str] = field(default_factory=list)
     manifest: dict = field(default_factory=dict)  # kind-specific manifest sections (JSON-ready)
-    budget: dict = field(default_factory=dict)
+    budget: dict = field(default_factory=dict)  # the trigger.yml budget mapping as written (checked already)
     summary: str = ""  # one line printed after the build
 
 

@@ -216,25 +216,21 @@ def is_input(layer) -> bool:
 
 
 def accumulators_to_widen(fw: FirmwareModel) -> dict[str, FixedFormat]:
-    """Accumulators whose range cannot hold the worst case, with a format that can."""
+    """Accumulators that some inputs can overflow (``Dense.plan``), with a format that cannot."""
     wider = {}
     for op in fw.ops:
         if not isinstance(op, Dense):
             continue
-        prod = op.input.format.product_format(op.weight_fmt)
-        bound = int(max(op.worst_case_sum().max(), 1))
-        acc = op.accum_fmt
-        shift = prod.fractional - acc.fractional
-        # the bound in accumulator units, rounded up, + n_in + 1: each product cast may round down by one LSB
-        need = (-((-bound) >> shift) if shift >= 0 else (bound << -shift)) + op.n_in + 1
-        if need <= acc.max_raw and -need >= acc.min_raw:
+        plan = op.plan()
+        if not (plan["product_can_overflow"] or plan["sum_can_overflow"]):
             continue
-        integer_bits = math.ceil(math.log2(need + 1)) + 1 - acc.fractional
-        width = integer_bits + acc.fractional
+        acc = op.accum_fmt
+        need = max(-min(plan["sum_lo"]), max(plan["sum_hi"]) + 1, 1)  # raw magnitude in accumulator LSBs
+        width = need.bit_length() + 1
         if width > MAX_WIDTH:
             raise ModelError(f"layer {op.name}: an exact accumulator needs {width} bits (> {MAX_WIDTH}); "
                              "use narrower inputs or weights")
-        wider[op.name] = FixedFormat(width, integer_bits, True, acc.rounding, acc.overflow)
+        wider[op.name] = FixedFormat(width, width - acc.fractional, True, acc.rounding, acc.overflow)
     return wider
 
 
@@ -251,7 +247,8 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
     unknown = sorted(set(config) - CONFIG_SECTIONS)
     if unknown:
         raise ConfigError(f"{path}: unknown section {unknown[0]!r} (known: {', '.join(sorted(CONFIG_SECTIONS))})")
-    budget = load_budget({"budget": config.get("budget") or {}}, where=str(path))
+    budget = config.get("budget") or {}
+    load_budget({"budget": budget}, where=str(path))  # a bad budget fails now, not after training
     settings(config)  # every setting is checked before training
     model_cfg = config.get("model") or {}
     keep_softmax = options.keep_softmax or bool(model_cfg.get("keep_softmax", False))

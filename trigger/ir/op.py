@@ -113,7 +113,8 @@ class Op:
         args = {}
         for f in dataclasses.fields(cls):
             if f.name not in data:
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                constant = f.name in cls.arrays or f.name.endswith("_fmt")  # no usable default
+                if constant or (f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING):
                     raise FirmwareModelError(f"op {data.get('name')!r} ({cls.kind}): field {f.name!r} missing")
                 continue
             value = data[f.name]

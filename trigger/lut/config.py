@@ -1,8 +1,8 @@
 """The LUT regressor's ``trigger.yml``: read with ``yaml.safe_load`` and validated.
 
 Every problem is one line naming the file and the field, raised as ConfigError
-before anything is written (before the long work: data, training, the table). Unknown keys are errors too (a typo must not be
-silently ignored).
+before anything is written or trained. Unknown keys are errors too (a typo must
+not be silently ignored).
 """
 
 from __future__ import annotations

@@ -67,6 +67,9 @@ def csim_project(project: Path, model, raw: np.ndarray) -> tuple[np.ndarray, dic
     output format, which is checked."""
     import hls4ml
 
+    from trigger.ir.model import check_inputs
+
+    raw = check_inputs(model, raw)  # out-of-range raw values would reach the C++ as other numbers
     t0 = time.perf_counter()
     with quiet_stdout():
         linked = hls4ml.converters.link_existing_project(str(project))

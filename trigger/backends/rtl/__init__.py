@@ -18,10 +18,12 @@ from pathlib import Path
 from trigger.backends.rtl.builder import ModuleBuilder, RomImage, Sig
 from trigger.errors import ConfigError
 from trigger.ir.model import FirmwareModel
+from trigger.ir.tensor import TensorType
 from trigger.templates import render
 from trigger.vectors import write_mem
 
-__all__ = ["RtlDesign", "write_rtl", "parse_pipeline", "ModuleBuilder", "Sig"]
+__all__ = ["RtlDesign", "write_rtl", "parse_pipeline", "standard_top", "finish_module", "write_module", "stage_of",
+           "ModuleBuilder", "Sig"]
 
 
 @dataclass
@@ -63,12 +65,34 @@ def build_op_module(model: FirmwareModel, k: int, name: str, every: int | None) 
     if (nxt is None or not nxt.absorbs_previous) and not op.ends_in_register:
         ys = [m.reg(f"q{i}", y) for i, y in enumerate(ys)]
         stage += 1
-    m.outputs = [{"sig": y, "lsb": lsb, "width": fmt.width}
-                 for y, lsb, fmt in zip(ys, op.output.offsets, op.output.formats)]
-    m.op, m.kind, m.latency = op.name, op.kind, stage
-    m.w_in, m.w_out = op.input.bus_width, op.output.bus_width
-    m.input_desc, m.output_desc = op.input.describe(), op.output.describe()
+    finish_module(m, ys, op.input, op.output, op.name, op.kind, stage)
     return m, stage
+
+
+def finish_module(m: ModuleBuilder, ys: list[Sig], inputs: TensorType, outputs: TensorType, what: str, kind: str,
+                  latency: int) -> ModuleBuilder:
+    """Puts ``ys`` on the module's output bus (element i at ``outputs.offsets[i]``, at its format's width)
+    and records what ``rtl/module.v.j2`` prints about the module: what it computes, its buses, its latency."""
+    if len(ys) != outputs.n:
+        raise ValueError(f"{m.name}: {len(ys)} output signals for {outputs.n} output elements")
+    m.outputs = [{"sig": y, "lsb": lsb, "width": fmt.width} for y, lsb, fmt in zip(ys, outputs.offsets, outputs.formats)]
+    m.op, m.kind, m.latency = what, kind, latency
+    m.w_in, m.w_out = inputs.bus_width, outputs.bus_width
+    m.input_desc, m.output_desc = inputs.describe(), outputs.describe()
+    return m
+
+
+def write_module(m: ModuleBuilder, out_dir: Path, top: str) -> Path:
+    """Prints a finished module (``finish_module``) with ``rtl/module.v.j2`` into ``out_dir/<name>.v``."""
+    path = Path(out_dir) / f"{m.name}.v"
+    path.write_text(render("rtl/module.v.j2", mod=m, top=top))
+    return path
+
+
+def stage_of(m: ModuleBuilder) -> dict:
+    """The standard top's stage entry for a generated module (ports clk, in_data, out_data)."""
+    return {"module": m.name, "has_clock": m.has_clock, "clock_port": "clk", "in_port": "in_data",
+            "out_port": "out_data", "w_out": m.w_out}
 
 
 def write_rtl(model: FirmwareModel, out_dir: Path, top: str = "trigger_top", pipeline="layer") -> RtlDesign:
@@ -92,13 +116,10 @@ def write_rtl(model: FirmwareModel, out_dir: Path, top: str = "trigger_top", pip
 
     sources, data_files = [], []
     for m in modules:
-        path = out_dir / f"{m.name}.v"
-        path.write_text(render("rtl/module.v.j2", mod=m, top=top))
-        sources.append(path)
+        sources.append(write_module(m, out_dir, top))
         for rom in m.roms:
             data_files.append(write_rom(out_dir / rom.file, rom))
-    stages = [{"module": m.name, "has_clock": m.has_clock, "clock_port": "clk", "in_port": "in_data",
-               "out_port": "out_data", "w_out": m.w_out} for m in modules]
+    stages = [stage_of(m) for m in modules]
     path = out_dir / f"{top}.v"
     path.write_text(standard_top(top, f"{model.kind} '{model.name}'", model.input.elements(),
                                  model.output.elements(), stages, latency))

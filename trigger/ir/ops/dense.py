@@ -57,31 +57,34 @@ class Dense(Op):
 
     # ------------------------------------------------------------ range analysis
     def plan(self) -> dict:
-        """Bias in accum, product shift, and whether any product cast or partial sum can overflow."""
+        """The accumulator's range analysis over every input the input format can hold.
+
+        Each product's exact interval is rounded to the accumulator's LSBs (rounding is
+        monotonic, so the ends bound it) without overflow handling; the bias likewise.
+        Every product interval holds 0, so the sum of the intervals bounds every partial
+        sum in every order: when it fits the accumulator nothing can overflow, the order
+        does not matter and the emulator may use one integer matrix product. Widening an
+        accumulator (the hls4ml frontend) uses the same bounds.
+        """
         in_fmt, acc = self.input.format, self.accum_fmt
         prod_fmt = in_fmt.product_format(self.weight_fmt)
         bias_count = OverflowCount()
         bias_acc = acc.cast(self.bias, self.bias_fmt, bias_count)
-        ends = np.stack([self.weight * in_fmt.min_raw, self.weight * in_fmt.max_raw])  # (2, n_in, n_out)
-        end_count = OverflowCount()
-        cast_ends = acc.cast(ends, prod_fmt, end_count)  # the cast is monotonic: its range lies between
-        lo, hi = cast_ends.min(axis=0), cast_ends.max(axis=0)
-        sum_lo = [int(b) + sum(int(v) for v in lo[:, j]) for j, b in enumerate(bias_acc)]
-        sum_hi = [int(b) + sum(int(v) for v in hi[:, j]) for j, b in enumerate(bias_acc)]
+        ends = acc.rounded(np.stack([self.weight * in_fmt.min_raw, self.weight * in_fmt.max_raw]), prod_fmt)
+        lo, hi = ends.min(axis=0), ends.max(axis=0)  # (n_in, n_out), in accumulator LSBs
+        bias_exact = acc.rounded(self.bias, self.bias_fmt)
+        sum_lo = [int(b) + sum(int(v) for v in lo[:, j]) for j, b in enumerate(bias_exact)]
+        sum_hi = [int(b) + sum(int(v) for v in hi[:, j]) for j, b in enumerate(bias_exact)]
+        product_can_overflow = bool(lo.size) and (int(lo.min()) < acc.min_raw or int(hi.max()) > acc.max_raw)
         return {"bias_acc": bias_acc, "bias_overflow": bias_count.overflows, "product_format": prod_fmt,
-                "shift": acc.fractional - prod_fmt.fractional, "product_can_overflow": end_count.overflows > 0,
+                "shift": acc.fractional - prod_fmt.fractional, "product_can_overflow": product_can_overflow,
                 "sum_lo": sum_lo, "sum_hi": sum_hi,
                 "sum_can_overflow": min(sum_lo) < acc.min_raw or max(sum_hi) > acc.max_raw}
 
     def worst_case_sum(self) -> np.ndarray:
-        """Per output, the largest |partial sum| over any inputs, in product LSBs (object ints)."""
-        in_fmt = self.input.format
-        prod = in_fmt.product_format(self.weight_fmt)
-        x_max = max(abs(in_fmt.min_raw), abs(in_fmt.max_raw))
-        bias_shift = prod.fractional - self.bias_fmt.fractional
-        b = np.abs(self.bias.astype(object))
-        b = b * (1 << bias_shift) if bias_shift >= 0 else -((-b) // (1 << -bias_shift))
-        return (np.abs(self.weight.astype(object)) * x_max).sum(axis=0) + b
+        """Per output, the largest |partial sum| any inputs can give, in accumulator LSBs (from ``plan``)."""
+        plan = self.plan()
+        return np.array([max(-lo, hi) for lo, hi in zip(plan["sum_lo"], plan["sum_hi"])], dtype=object)
 
     def output_ranges(self, x: list[Interval]) -> list[Interval]:
         plan = self.plan()

@@ -1,0 +1,105 @@
+"""Session fixtures shared by the test files: the expensive things are made once per session.
+
+- ``reference_models``: the folder of reference models (../shared beside the checkout); tests
+  that need it skip with a clear message when it is absent.
+- ``qkeras_reference``: qkeras_3layer.json loaded and converted by hls4ml once.
+- ``reference_bundle``: a bundle of qkeras_3layer built and verified once through the CLI (the
+  Verilator model is compiled once into bundle/.sim_build, which later verifications reuse).
+- ``constructed_networks``: the QKeras networks of keras_cases.py, saved once as model folders
+  (JSON + weights + trigger.yml); ``constructed_bundles``: each built and verified once.
+
+Numbers and paths shared by several files are in helpers.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # helpers, keras_cases, firmware_cases
+
+from helpers import BUNDLE_VECTORS, CONSTRUCTED_VECTORS, REFERENCE_MODELS, Bundle  # noqa: E402
+
+
+def build_and_verify(source: Path, out: Path, *build_args: str, verify_args=()) -> Bundle:
+    """``trigger build`` then ``trigger verify`` (in process); the bundle with both exit codes."""
+    from trigger.cli import main
+
+    build = main(["build", str(source), "-o", str(out), *build_args])
+    verify = main(["verify", str(out), *verify_args]) if build == 0 else None
+    report = out / "reports" / "verify.json"
+    return Bundle(out, build, verify, json.loads(report.read_text()) if report.exists() else {})
+
+
+@pytest.fixture(scope="session")
+def reference_models() -> Path:
+    if not REFERENCE_MODELS.is_dir():
+        pytest.skip(f"reference models not found at {REFERENCE_MODELS}: clone the shared folder "
+                    f"beside the checkout (../shared/reference_models)")
+    return REFERENCE_MODELS
+
+
+@dataclass
+class Converted:
+    loaded: object  # trigger.models.LoadedModel
+    hls_model: object  # hls4ml ModelGraph (project not written)
+    fw: object  # trigger.ir.FirmwareModel
+
+
+@pytest.fixture(scope="session")
+def qkeras_reference(reference_models, tmp_path_factory) -> Converted:
+    """qkeras_3layer.json converted by hls4ml (Vitis backend) once, with its firmware model."""
+    from trigger.frontends.network import convert
+    from trigger.models import load_model
+
+    loaded = load_model(reference_models / "qkeras_3layer.json")
+    hls_model, fw = convert(loaded, {"hls": {"backend": "Vitis"}},
+                            output_dir=tmp_path_factory.mktemp("qkeras_reference_hls"))
+    return Converted(loaded, hls_model, fw)
+
+
+@pytest.fixture(scope="session")
+def reference_bundle(reference_models, tmp_path_factory) -> Bundle:
+    """qkeras_3layer.json built (BUNDLE_VECTORS vectors) and verified with Verilator, once."""
+    out = tmp_path_factory.mktemp("reference_bundle") / "qkeras_3layer"
+    return build_and_verify(reference_models / "qkeras_3layer.json", out, "--vectors", str(BUNDLE_VECTORS))
+
+
+@dataclass
+class Network:
+    folder: Path  # model folder with trigger.yml
+    json_path: Path
+    weights_path: Path
+    hls: dict  # the trigger.yml hls section
+
+
+@pytest.fixture(scope="session")
+def constructed_networks(tmp_path_factory) -> dict[str, Network]:
+    """keras_cases.build_networks() saved once: one model folder (JSON, weights, trigger.yml) each."""
+    from keras_cases import build_networks, save_model
+
+    root = tmp_path_factory.mktemp("constructed")
+    nets = {}
+    for name, (model, hls) in build_networks().items():
+        folder = root / name
+        folder.mkdir()
+        json_path = save_model(model, folder, name)
+        config = {"kind": "network", "name": name,
+                  "model": {"file": json_path.name, "weights": f"{name}_weights.h5"},
+                  "hls": hls, "verify": {"vectors": CONSTRUCTED_VECTORS}}
+        (folder / "trigger.yml").write_text(yaml.safe_dump(config))
+        nets[name] = Network(folder, json_path, folder / f"{name}_weights.h5", hls)
+    return nets
+
+
+@pytest.fixture(scope="session")
+def constructed_bundles(constructed_networks, tmp_path_factory) -> dict[str, Bundle]:
+    """Every constructed network built from its folder and verified (Icarus: small designs), once."""
+    root = tmp_path_factory.mktemp("constructed_bundles")
+    return {name: build_and_verify(net.folder, root / name, verify_args=("--sim", "icarus"))
+            for name, net in constructed_networks.items()}

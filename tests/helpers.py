@@ -1,0 +1,77 @@
+"""Constants and assertions shared by the test files (fixtures live in conftest.py).
+
+Every number or path that more than one test file needs is defined here once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+# The reference models live in ../shared beside the checkout (not part of the repository).
+REFERENCE_MODELS = Path(__file__).resolve().parents[2] / "shared" / "reference_models"
+PLUS_ONE_RTL = TESTS / "rtl" / "plus_one_top.v"  # a known 3 x 8-bit design, latency 2
+CONFORMANCE = TESTS / "conformance"  # the tests' own C++ harness templates
+JET_TAGGER = REPO / "models" / "jet_tagger"
+JET_TAGGER_CONFIG = JET_TAGGER / "trigger.yml"
+
+SEED = 20261123
+# Vectors stored in (and verified on) the shared reference bundle: a few thousand keep the
+# Verilator run short; the simulator is compiled once and reused through bundle/.sim_build.
+BUNDLE_VECTORS = 2000
+# Vectors of the bundles built from the constructed QKeras networks (keras_cases.py).
+CONSTRUCTED_VECTORS = 10_000
+# Random vectors per hand-built model (firmware_cases.py) checked against hls4ml's C++ kernels.
+CPP_VECTORS = 3000
+DEFAULT_PART = "xcvu13p-flga2577-2-e"
+CLEAN = {"emulator_vs_csim": 0, "emulator_vs_rtl": 0, "csim_vs_rtl": 0, "emulator_vs_stored": 0,
+         "latency_vs_manifest": 0}
+
+
+@dataclass
+class Bundle:
+    """A bundle a session fixture built and verified (through the CLI)."""
+
+    path: Path
+    build_status: int
+    verify_status: int
+    verify: dict  # reports/verify.json as written by the verification
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads((self.path / "manifest.json").read_text())
+
+
+def assert_certified(result: dict, vectors: int | None = None) -> None:
+    """A verify.json that certifies bit-exactness: every count 0, latency measured as built, II 1."""
+    if vectors is not None:
+        assert result["vectors"] == vectors
+    assert result["mismatches"] == CLEAN, result["first_mismatch"]
+    assert result["pass"] is True
+    assert result["latency_cycles"] == result["latency_cycles_expected"] > 0
+    assert result["ii"] == 1
+    assert result["spurious_outputs"] == 0
+
+
+def assert_same(model, raw: np.ndarray, expected: np.ndarray, got: np.ndarray, names=("reference", "emulator"),
+                what: str = "") -> None:
+    """Equal integers on every vector; otherwise fail with the mismatch count and the first mismatching
+    vector with both outputs and the emulator's op-by-op trace."""
+    from trigger.verify import describe_mismatch, mismatching_rows
+
+    expected, got = np.asarray(expected), np.asarray(got)
+    assert expected.shape == got.shape, f"{what}: shapes {expected.shape} and {got.shape}"
+    rows = mismatching_rows(expected, got)
+    if rows.size:
+        first = describe_mismatch(model, f"{names[0]}_vs_{names[1]}", int(rows[0]), raw,
+                                  {names[0]: expected, names[1]: got})
+        trace = "; ".join(f"{op}={v}" for op, v in first["emulator_trace"].items())
+        pytest.fail(f"{what or model.name}: {rows.size}/{len(raw)} vectors differ; first #{first['vector']} input "
+                    f"{first['input']}: {names[0]} {first[names[0]]} {names[1]} {first[names[1]]}; "
+                    f"emulator trace {trace}")
