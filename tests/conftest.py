@@ -13,7 +13,6 @@ Numbers and paths shared by several files are in helpers.py.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,17 +22,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # helpers, keras_cases, firmware_cases
 
-from helpers import BUNDLE_VECTORS, CONSTRUCTED_VECTORS, REFERENCE_MODELS, Bundle  # noqa: E402
-
-
-def build_and_verify(source: Path, out: Path, *build_args: str, verify_args=()) -> Bundle:
-    """``trigger build`` then ``trigger verify`` (in process); the bundle with both exit codes."""
-    from trigger.cli import main
-
-    build = main(["build", str(source), "-o", str(out), *build_args])
-    verify = main(["verify", str(out), *verify_args]) if build == 0 else None
-    report = out / "reports" / "verify.json"
-    return Bundle(out, build, verify, json.loads(report.read_text()) if report.exists() else {})
+from helpers import BUNDLE_VECTORS, CONSTRUCTED_VECTORS, REFERENCE_MODELS, Bundle, build_and_verify  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +88,7 @@ def constructed_networks(tmp_path_factory) -> dict[str, Network]:
 
 @pytest.fixture(scope="session")
 def constructed_bundles(constructed_networks, tmp_path_factory) -> dict[str, Bundle]:
-    """Every constructed network built from its folder and verified (Icarus: small designs), once."""
+    """Every constructed network built from its folder (trigger.yml) and verified with Verilator, once."""
     root = tmp_path_factory.mktemp("constructed_bundles")
-    return {name: build_and_verify(net.folder, root / name, verify_args=("--sim", "icarus"))
+    return {name: build_and_verify(net.folder, root / name)
             for name, net in constructed_networks.items()}

@@ -102,6 +102,13 @@ def small_models() -> dict[str, FirmwareModel]:
     lk = LeakyRelu("leaky", d0.output, T(F("fixed<10,3,RND,SAT>"), 8), int(alpha_fmt.quantize([0.3])[0]), alpha_fmt)
     d1 = random_dense(rng, "d1", 8, 2, lk.output.format, F("fixed<6,1>"), F("fixed<6,2>"), F("fixed<12,5,RND_CONV,SAT>"))
     models["leaky"] = FirmwareModel("leaky", d0.input, [d0, lk, d1])
+
+    # A leaky ReLU into a SAT_ZERO output that overflows at both ends: the RTL sizes the select
+    # of the two branches from their cast ranges (a wrong SAT_ZERO range once truncated it).
+    d0 = random_dense(rng, "d0", 4, 5, F("fixed<8,3>"), F("fixed<6,1>"), F("fixed<6,2>"), F("fixed<12,5>"))
+    lk = LeakyRelu("leaky", d0.output, T(F("fixed<6,2,RND,SAT_ZERO>"), 5), int(alpha_fmt.quantize([0.3])[0]),
+                   alpha_fmt)
+    models["leaky_sat_zero"] = FirmwareModel("leaky_sat_zero", d0.input, [d0, lk])
     for model in models.values():
         model.validate()
     return models

@@ -48,6 +48,16 @@ class Bundle:
         return json.loads((self.path / "manifest.json").read_text())
 
 
+def build_and_verify(source: Path, out: Path, *build_args: str, verify_args=()) -> Bundle:
+    """``trigger build`` then ``trigger verify`` (in process); the bundle with both exit codes."""
+    from trigger.cli import main
+
+    build = main(["build", str(source), "-o", str(out), *build_args])
+    verify = main(["verify", str(out), *verify_args]) if build == 0 else None
+    report = out / "reports" / "verify.json"
+    return Bundle(out, build, verify, json.loads(report.read_text()) if report.exists() else {})
+
+
 def assert_certified(result: dict, vectors: int | None = None) -> None:
     """A verify.json that certifies bit-exactness: every count 0, latency measured as built, II 1."""
     if vectors is not None:

@@ -2,6 +2,7 @@
 
 import pytest
 
+from helpers import DEFAULT_PART
 from trigger.report import BudgetError, judge, load_budget
 
 REPORT = {
@@ -14,9 +15,9 @@ REPORT = {
 
 def test_budget_met_and_failed():
     ok = judge(REPORT, load_budget({"latency_ns": 50, "LUT": "1%", "FF": 5000, "ii": 1, "bit_exact": True}),
-               "xcvu13p")
+               DEFAULT_PART)
     assert ok == {"pass": True, "violations": [], "limits": ok["limits"]}
-    bad = judge(REPORT, load_budget({"budget": {"latency_cycles": 4, "LUT": 10000, "FF": "0.05%"}}), "xcvu13p")
+    bad = judge(REPORT, load_budget({"budget": {"latency_cycles": 4, "LUT": 10000, "FF": "0.05%"}}), DEFAULT_PART)
     assert not bad["pass"]
     assert bad["violations"] == [
         {"metric": "latency_cycles", "limit": 4, "value": 8},
@@ -26,7 +27,7 @@ def test_budget_met_and_failed():
 
 
 def test_bit_exactness_required():
-    verdict = judge({**REPORT, "bit_exact": False}, load_budget({"bit_exact": True}), "xcvu13p")
+    verdict = judge({**REPORT, "bit_exact": False}, load_budget({"bit_exact": True}), DEFAULT_PART)
     assert verdict["violations"] == [{"metric": "bit_exact", "limit": True, "value": False}]
 
 

@@ -1,63 +1,50 @@
 """Three further QKeras networks, and the CI gate, through the whole CLI flow.
 
-Each network (4-bit, quantized_bits with integer bits, batch norm; non-power-of-two
-widths) is built from a model folder with its own trigger.yml and verified on
-100,000 vectors through the emulator, hls4ml's C simulation and the RTL under
-Verilator. The 4-bit one then goes through `trigger ci` with a budget it meets
-and one it fails, and `trigger report` writes the machine- and people-readable
-reports.
+Each network (4-bit, quantized_bits with integer bits, batch norm; non-power-of-two widths) is
+built from a model folder with its own trigger.yml and verified through the emulator, hls4ml's
+C simulation and the RTL under Verilator (conftest.py: ``constructed_bundles``, once per
+session). The 4-bit one then goes through `trigger ci` with a budget it meets and one it fails,
+and `trigger report` writes the machine- and people-readable reports.
 """
 
 import json
 
 import pytest
-import yaml
 
-from keras_cases import build_networks, save_model
+from helpers import CONSTRUCTED_VECTORS, assert_certified
 from trigger.cli import main
-
-VECTORS = 100_000
-
-
-@pytest.fixture(scope="session")
-def model_folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("constructed")
-    folders = {}
-    for name, (model, hls) in build_networks().items():
-        folder = root / name
-        folder.mkdir()
-        save_model(model, folder, name)
-        config = {"kind": "network", "name": name,
-                  "model": {"file": f"{name}.json", "weights": f"{name}_weights.h5"},
-                  "hls": hls, "verify": {"vectors": VECTORS}}
-        (folder / "trigger.yml").write_text(yaml.safe_dump(config))
-        folders[name] = folder
-    return folders
+from trigger.ir import FirmwareModel
 
 
+@pytest.mark.slow  # three network bundles verified with Verilator
 @pytest.mark.parametrize("name", ["four_bit", "integer_bits", "batchnorm"])
-def test_constructed_network_is_bit_exact(model_folders, name, tmp_path):
-    out = tmp_path / name
-    assert main(["build", str(model_folders[name]), "-o", str(out)]) == 0
-    assert main(["verify", str(out)]) == 0
-    result = json.loads((out / "reports" / "verify.json").read_text())
-    assert result["vectors"] == VECTORS
-    assert set(result["mismatches"].values()) == {0}
-    assert result["latency_cycles"] == result["latency_cycles_expected"] > 0 and result["ii"] == 1
+def test_constructed_network_is_bit_exact(constructed_bundles, name):
+    bundle = constructed_bundles[name]
+    assert bundle.build_status == 0 and bundle.verify_status == 0
+    assert_certified(bundle.verify, CONSTRUCTED_VECTORS)  # the trigger.yml's verify.vectors
+    manifest = bundle.manifest
+    model = FirmwareModel.load(bundle.path)
+    assert manifest["formats"][0] == f"input: {model.input.describe()}"
+    assert manifest["formats"][0].startswith(f"input: {model.input.n} x ap_fixed")
+    assert manifest["formats"][1:] == [f"{op.name}: {op.describe()}" for op in model.ops]
+    assert manifest["name"] == name and manifest["top"] == name
+    assert manifest["vectors"]["count"] == CONSTRUCTED_VECTORS
 
 
-def test_ci_gate_passes_and_fails_on_budget(model_folders, tmp_path, capsys):
+@pytest.mark.slow  # a build, a verification and Yosys synthesis
+def test_ci_gate_passes_and_fails_on_budget(constructed_networks, tmp_path, capsys):
     ok = tmp_path / "ok.yml"
     ok.write_text("budget:\n  latency_cycles: 10\n  ii: 1\n  LUT: 5%\n  DSP: 100\n  bit_exact: true\n")
     out = tmp_path / "bundle"
-    assert main(["ci", str(model_folders["four_bit"]), "-o", str(out), "--budget", str(ok), "--vectors", "5000"]) == 0
+    assert main(["ci", str(constructed_networks["four_bit"].folder), "-o", str(out), "--budget", str(ok),
+                 "--vectors", "5000"]) == 0
     report = json.loads((out / "reports" / "report.json").read_text())
     assert report["budget"] == {"pass": True, "violations": [], "limits": report["budget"]["limits"]}
     assert report["bit_exact"] is True
     assert report["resources"]["source"] == "yosys"
     assert report["resources"]["LUT"] > 0 and report["resources"]["FF"] > 0
-    modules = report["resources"]["modules"]  # one per layer module, plus the top
-    assert "trigger_top" in modules and len(modules) >= 4
+    modules = report["resources"]["modules"]  # one per op module, plus the top
+    assert "four_bit" in modules and len(modules) >= 4
     assert sum(m["LUT"] for m in modules.values()) == report["resources"]["LUT"]
     assert max(m["logic_levels"] for m in modules.values()) == report["resources"]["logic_levels"] > 0
     assert report["latency"]["cycles"] > 0 and report["latency"]["ii"] == 1
@@ -80,10 +67,10 @@ def test_ci_gate_passes_and_fails_on_budget(model_folders, tmp_path, capsys):
         assert "needs vitis_hls or vivado_hls on PATH" in capsys.readouterr().err
 
 
-def test_ci_refuses_a_bad_budget_before_building(model_folders, tmp_path, capsys):
+def test_ci_refuses_a_bad_budget_before_building(constructed_networks, tmp_path, capsys):
     bad = tmp_path / "bad.yml"
     bad.write_text("budget:\n  latency_us: 1\n")
     out = tmp_path / "bundle"
-    assert main(["ci", str(model_folders["four_bit"]), "-o", str(out), "--budget", str(bad)]) == 2
+    assert main(["ci", str(constructed_networks["four_bit"].folder), "-o", str(out), "--budget", str(bad)]) == 2
     assert "unknown budget key 'latency_us'" in capsys.readouterr().err
     assert not out.exists()

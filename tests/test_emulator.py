@@ -108,6 +108,12 @@ def test_cases_exercise_overflow_and_rounding():
     leaky = emulate(models["leaky"], case_inputs(models["leaky"], 500), trace=True)
     assert (leaky.trace[0] < 0).any() and (leaky.trace[0] > 0).any()  # both branches of the leaky ReLU
     assert leaky.overflows["leaky"]["output"].overflows > 0
+    sz = models["leaky_sat_zero"]
+    res = emulate(sz, case_inputs(sz, 500), trace=True)
+    before = sz.ops[1].input.format.to_float(res.trace[0])  # both ends overflow (and become 0)
+    out = sz.ops[1].output.format
+    assert (before > out.max_value).any() and (0.3 * before < out.min_value).any()
+    assert res.overflows["leaky"]["output"].overflows > 0
     for overflow in ("SAT", "WRAP", "SAT_SYM", "SAT_ZERO"):
         chain = requant_chain(overflow)
         res = emulate(chain, case_inputs(chain, 2000))

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from trigger.errors import ConfigError
 from trigger.fixed import FixedFormat, OverflowCount
 
 
@@ -29,7 +30,7 @@ def test_parse(text, expected):
     "fixed<16,6,RND,SAT,2>", "ap_fixed<70,6>", "int<x>", "",
 ])
 def test_parse_rejects_bad_text_naming_it(text):
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ConfigError) as err:
         FixedFormat.parse(text)
     assert repr(text) in str(err.value)
 
@@ -106,5 +107,5 @@ def test_bits_round_trip():
 
 
 def test_quantize_rejects_nan_naming_it():
-    with pytest.raises(ValueError, match="nan"):
+    with pytest.raises(ConfigError, match="nan"):
         FixedFormat.parse("fixed<8,3>").quantize([1.0, float("nan")])

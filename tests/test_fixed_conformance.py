@@ -14,10 +14,10 @@ import jinja2
 import numpy as np
 import pytest
 
+from helpers import CONFORMANCE, SEED
 from trigger.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedFormat
 from trigger.toolchain import ap_types_include, find_tool
 
-HERE = __import__("pathlib").Path(__file__).parent
 N_FORMATS = 60
 N_CAST_PAIRS = 60
 RANDOM_VALUES_PER_FORMAT = 1800
@@ -72,7 +72,7 @@ def conformance(tmp_path_factory):
     gxx = find_tool("g++")
     if gxx is None:
         pytest.fail("g++ not found: run `make setup` (scripts/install_system_tools.sh installs it)")
-    rng = np.random.default_rng(20261123)
+    rng = np.random.default_rng(SEED)
     quantize_formats = random_formats(rng, N_FORMATS)
     quantize_formats += [FixedFormat.parse(t) for t in ("ap_int<8>", "ap_uint<8>", "int<33>", "uint<1>")]
     cast_pairs = list(zip(random_formats(rng, N_CAST_PAIRS), random_formats(rng, N_CAST_PAIRS)))
@@ -85,7 +85,7 @@ def conformance(tmp_path_factory):
     cast_inputs = [source_raws(rng, src, RANDOM_RAWS_PER_PAIR) for src, _ in cast_pairs]
 
     work = tmp_path_factory.mktemp("conformance")
-    template = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "conformance"),
+    template = jinja2.Environment(loader=jinja2.FileSystemLoader(CONFORMANCE),
                                   undefined=jinja2.StrictUndefined).get_template("ap_fixed_harness.cpp.j2")
     cases = [{"cpp": f.cpp, "width": f.width} for f in quantize_formats]
     pairs = [({"cpp": s.cpp, "width": s.width}, {"cpp": d.cpp, "width": d.width}) for s, d in cast_pairs]

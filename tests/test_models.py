@@ -1,16 +1,12 @@
 """Model input: supported networks load, everything else fails at once with a one-line error."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from trigger.errors import ModelError
 from trigger.models import load_model, validate_config
-
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference_models"
-needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(),
-                                     reason=f"reference models not found at {REFERENCE} (clone ../shared beside the project)")
 
 
 def _small_qkeras(tmp_path, name="small"):
@@ -106,7 +102,7 @@ def test_unsupported_layers_are_rejected_before_keras(layer, expect, monkeypatch
         raise AssertionError("model_from_json must not be reached")
 
     monkeypatch.setattr(tf.keras.models, "model_from_json", forbidden)
-    with pytest.raises(ValueError, match=expect) as err:
+    with pytest.raises(ModelError, match=expect) as err:
         validate_config(_dense_json([DENSE, layer]), "net.json")
     assert "\n" not in str(err.value)
 
@@ -115,13 +111,13 @@ def test_batchnorm_must_follow_dense():
     bn = {"class_name": "BatchNormalization", "config": {"name": "bn", "axis": -1}}
     validate_config(_dense_json([DENSE, bn]))  # fine after a dense layer
     act = {"class_name": "Activation", "config": {"name": "r", "activation": "relu"}}
-    with pytest.raises(ValueError, match="layer 'bn' of type BatchNormalization follows Activation 'r'"):
+    with pytest.raises(ModelError, match="layer 'bn' of type BatchNormalization follows Activation 'r'"):
         validate_config(_dense_json([DENSE, act, bn]))
 
 
 def test_softmax_only_at_the_end():
     soft = {"class_name": "Activation", "config": {"name": "s", "activation": "softmax"}}
-    with pytest.raises(ValueError, match="layer 's' applies a softmax before the last layer"):
+    with pytest.raises(ModelError, match="layer 's' applies a softmax before the last layer"):
         validate_config(_dense_json([soft, DENSE]))
     plan = validate_config(_dense_json([DENSE, soft]))
     assert plan.softmax_dropped and [l["config"]["name"] for l in plan.layers] == ["d"]
@@ -130,7 +126,7 @@ def test_softmax_only_at_the_end():
 def test_two_inputs_rejected(tmp_path):
     path = tmp_path / "two.json"
     path.write_text(json.dumps(_dense_json([DENSE], functional=True, inputs=2)))
-    with pytest.raises(ValueError, match=r"two.json: the model has 2 inputs \(in, in2\)"):
+    with pytest.raises(ModelError, match=r"two.json: the model has 2 inputs \(in, in2\)"):
         load_model({"json": str(path), "weights": str(path)})
 
 
@@ -146,7 +142,7 @@ def test_truncated_weights_file(tmp_path):
     for cut in (len(data) // 2, 1000):
         bad = tmp_path / f"cut{cut}.h5"
         bad.write_bytes(data[:cut])
-        with pytest.raises(ValueError, match=f"cut{cut}.h5.*(truncated|corrupt)") as err:
+        with pytest.raises(ModelError, match=f"cut{cut}.h5.*(truncated|corrupt)") as err:
             load_model({"json": str(json_path), "weights": str(bad)})
         assert "\n" not in str(err.value)
 
@@ -160,30 +156,29 @@ def test_mismatched_json_and_weights(tmp_path):
                                  QDense(7, kernel_quantizer=quantized_bits(4, 0, alpha=1), name="d1"),
                                  QDense(3, kernel_quantizer=quantized_bits(4, 0, alpha=1), name="d2")])
     other.save_weights(tmp_path / "other.h5")
-    with pytest.raises(ValueError, match=r"other.h5 does not match .*small.json: layer 'd1' expects weight shapes"):
+    with pytest.raises(ModelError, match=r"other.h5 does not match .*small.json: layer 'd1' expects weight shapes"):
         load_model({"json": str(json_path), "weights": str(tmp_path / "other.h5")})
     fewer = tf.keras.Sequential([tf.keras.Input(shape=(6,)), tf.keras.layers.Dense(3, name="d1")])
     fewer.save_weights(tmp_path / "fewer.h5")
-    with pytest.raises(ValueError, match="the file has weights for 1 layers"):
+    with pytest.raises(ModelError, match="the file has weights for 1 layers"):
         load_model({"json": str(json_path), "weights": str(tmp_path / "fewer.h5")})
 
 
 def test_missing_and_garbage_files(tmp_path):
-    with pytest.raises(ValueError, match="not found"):
+    with pytest.raises(ModelError, match="not found"):
         load_model(tmp_path / "nothing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     (tmp_path / "bad_weights.h5").write_bytes(b"\x89HDF\r\n")
-    with pytest.raises(ValueError, match="bad.json: not a valid JSON architecture"):
+    with pytest.raises(ModelError, match="bad.json: not a valid JSON architecture"):
         load_model(bad)
-    with pytest.raises(ValueError, match="ONNX/QONNX input is not supported yet"):
+    with pytest.raises(ModelError, match="ONNX/QONNX input is not supported yet"):
         load_model(tmp_path / "m.onnx")
 
 
-@needs_reference
 @pytest.mark.parametrize("stem,quantized", [("qkeras_3layer", True), ("KERAS_3layer", False)])
-def test_reference_models_load(stem, quantized):
-    loaded = load_model(REFERENCE / f"{stem}.json")
+def test_reference_models_load(stem, quantized, reference_models):
+    loaded = load_model(reference_models / f"{stem}.json")
     assert loaded.quantized is quantized and loaded.softmax_dropped
     assert (loaded.n_inputs, loaded.n_outputs) == (16, 5)
     assert [int(l.units) for l in loaded.keras.layers if hasattr(l, "units")] == [64, 32, 32, 5]

@@ -1,13 +1,11 @@
 """The built-in example: toy jet data, seeded QKeras training, conversion to a bit-exact firmware model."""
 
-from pathlib import Path
-
 import numpy as np
+import pytest
 import yaml
 
+from helpers import JET_TAGGER_CONFIG, assert_same
 from trigger.data import jets
-
-CONFIG = Path(__file__).resolve().parents[1] / "models" / "jet_tagger" / "trigger.yml"
 
 
 def test_jets_are_seeded_standardised_and_separable():
@@ -21,13 +19,16 @@ def test_jets_are_seeded_standardised_and_separable():
     assert means[jets.CLASSES.index("t")] > means[jets.CLASSES.index("Z")] > means[jets.CLASSES.index("W")] > means[0]
 
 
+@pytest.mark.slow  # two trainings and a C simulation
 def test_jet_tagger_trains_deterministically_and_converts_bit_exact(tmp_path):
-    from trigger.firmware.emulator import emulate, first_mismatch
-    from trigger.hls import convert, csim
+    from trigger.backends.hls.hls4ml_project import csim_project
+    from trigger.frontends.network import convert
+    from trigger.ir import emulate
     from trigger.models import load_model
+    from trigger.quiet import quiet_stdout
     from trigger.train import train
 
-    cfg = yaml.safe_load(CONFIG.read_text())
+    cfg = yaml.safe_load(JET_TAGGER_CONFIG.read_text())
     cfg["dataset"].update(n_train=20000, n_test=5000)
     cfg["train"]["epochs"] = 2
     first = train(cfg, tmp_path / "a")
@@ -39,8 +40,11 @@ def test_jet_tagger_trains_deterministically_and_converts_bit_exact(tmp_path):
     assert a.softmax_dropped and [c for _, c in a.layers].count("QDense") == 4
 
     hls_model, fw = convert(a, cfg, output_dir=tmp_path / "hls")
-    assert [l.n_out for l in fw.layers if hasattr(l, "weight")] == [64, 32, 32, 5]
+    assert [op.n_out for op in fw.ops if op.kind == "dense"] == [64, 32, 32, 5]
     x, _ = jets.generate(5000, seed=99)
-    raw = fw.input_fmt.quantize(np.clip(x, fw.input_fmt.min_value, fw.input_fmt.max_value))
-    c, e = csim(hls_model, raw), emulate(fw, raw).outputs
-    assert first_mismatch(e, c) is None
+    fmt = fw.input.format
+    raw = fmt.quantize(np.clip(x, fmt.min_value, fmt.max_value))
+    with quiet_stdout():
+        hls_model.write()
+    c, _ = csim_project(tmp_path / "hls", fw, raw)
+    assert_same(fw, raw, c, emulate(fw, raw).outputs, ("csim", "emulator"))
