@@ -30,11 +30,11 @@ sys.path.insert(0, str(ROOT))
 
 from trigger.data.muon import simulate_muons  # noqa: E402
 from trigger.bundle import build_bundle  # noqa: E402
-from trigger.lut.binning import build_layout  # noqa: E402
-from trigger.lut.config import load_config  # noqa: E402
-from trigger.lut.dataset import load_samples  # noqa: E402
-from trigger.lut.regressor import make_regressor, to_target  # noqa: E402
-from trigger.lut.table import generate_table  # noqa: E402
+from trigger.frontends.lut.binning import build_layout  # noqa: E402
+from trigger.frontends.lut.config import load_config  # noqa: E402
+from trigger.frontends.lut.dataset import load_samples  # noqa: E402
+from trigger.frontends.lut.regressor import make_regressor, to_target  # noqa: E402
+from trigger.frontends.lut.table import generate_table  # noqa: E402
 from trigger.verify import verify_bundle  # noqa: E402
 
 EXAMPLE = ROOT / "models" / "muon_pt_lut"

@@ -35,7 +35,7 @@ def reference_models() -> Path:
 
 @dataclass
 class Converted:
-    loaded: object  # trigger.models.LoadedModel
+    loaded: object  # trigger.frontends.keras.LoadedModel
     hls_model: object  # hls4ml ModelGraph (project not written)
     fw: object  # trigger.ir.FirmwareModel
 
@@ -44,7 +44,7 @@ class Converted:
 def qkeras_reference(reference_models, tmp_path_factory) -> Converted:
     """qkeras_3layer.json converted by hls4ml (Vitis backend) once, with its firmware model."""
     from trigger.frontends.network import convert
-    from trigger.models import load_model
+    from trigger.frontends.keras import load_model
 
     loaded = load_model(reference_models / "qkeras_3layer.json")
     hls_model, fw = convert(loaded, {"hls": {"backend": "Vitis"}},

@@ -136,7 +136,7 @@ def _keras3_archive(path):
 
 
 def test_keras3_archive_is_named_as_such(tmp_path):
-    from trigger.models import load_model
+    from trigger.frontends.keras import load_model
 
     path = _keras3_archive(tmp_path / "net.keras")
     with pytest.raises(ModelError) as err:
@@ -148,14 +148,14 @@ def test_keras3_archive_is_named_as_such(tmp_path):
 
 
 def test_keras3_archive_renamed_h5_is_named_too(tmp_path):
-    from trigger.models import load_model
+    from trigger.frontends.keras import load_model
 
     with pytest.raises(ModelError, match="Keras 3 .keras archive"):
         load_model(_keras3_archive(tmp_path / "net.h5"))
 
 
 def test_other_zip_is_not_called_hdf5(tmp_path):
-    from trigger.models import load_model
+    from trigger.frontends.keras import load_model
 
     path = tmp_path / "net.h5"
     with zipfile.ZipFile(path, "w") as archive:
@@ -179,7 +179,7 @@ def test_keras3_archive_through_the_cli(tmp_path, capsys):
     ({"weights": "w.h5"}, "needs 'json'"),
 ])
 def test_model_loader_raises_model_errors(source, match, tmp_path):
-    from trigger.models import load_model
+    from trigger.frontends.keras import load_model
 
     if isinstance(source, str):
         source = tmp_path / source
@@ -188,7 +188,7 @@ def test_model_loader_raises_model_errors(source, match, tmp_path):
 
 
 def test_model_errors_are_value_errors_for_library_users(tmp_path):
-    from trigger.models import load_model
+    from trigger.frontends.keras import load_model
 
     with pytest.raises(ValueError):
         load_model(tmp_path / "net.onnx")

@@ -21,7 +21,7 @@ from trigger.frontends.network import accumulators_to_widen, convert, settings
 from trigger.ir import emulate
 from trigger.ir.ops.dense import Dense
 from trigger.ir.ops.scale import Scale
-from trigger.models import load_model
+from trigger.frontends.keras import load_model
 from trigger.quiet import quiet_stdout
 from trigger.vectors import test_vectors
 

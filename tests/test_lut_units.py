@@ -20,10 +20,10 @@ from trigger.ir import FirmwareModel, TensorType, emulate
 from trigger.ir.ops.bucketize import Bucketize
 from trigger.ir.ops.concat import Concat
 from trigger.ir.ops.lookup import Lookup
-from trigger.lut.binning import _legalise, build_layout
-from trigger.lut.build import firmware_model
-from trigger.lut.config import load_config
-from trigger.lut.table import generate_table
+from trigger.frontends.lut.binning import _legalise, build_layout
+from trigger.frontends.lut.build import firmware_model
+from trigger.frontends.lut.config import load_config
+from trigger.frontends.lut.table import generate_table
 from trigger.vectors import cover
 
 BASE = {
@@ -275,7 +275,7 @@ def test_table_cpp_refuses_other_models(tmp_path):
     model = _small_model()
     model.ops = model.ops[:2]
     with pytest.raises(FirmwareModelError, match="needs ops bucketize -> concat -> lookup, got bucketize -> concat"):
-        write_project(model, tmp_path, "small", "xcvu13p-flga2577-2-e", 4.0)
+        write_project(model, tmp_path, top="small", part="xcvu13p-flga2577-2-e", clock_period_ns=4.0)
 
 
 @pytest.mark.slow
@@ -285,7 +285,7 @@ def test_table_cpp_csim_equals_emulator(tmp_path):
     from trigger.vectors import enumerate_values
 
     model = _small_model()
-    hls = write_project(model, tmp_path / "hls", "small", "xcvu13p-flga2577-2-e", 4.0)
+    hls = write_project(model, tmp_path / "hls", top="small", part="xcvu13p-flga2577-2-e", clock_period_ns=4.0)
     assert hls["backend"] == "table_cpp" and hls["sources"] == ["hls/small.cpp"]
     raw = enumerate_values(model.input)
     out, timings = csim(tmp_path, {"hls": hls}, model, raw, tmp_path / "work")
@@ -376,7 +376,7 @@ def test_options_override_part_and_clock_and_refuse_network_options(tmp_path):
 
 @pytest.mark.slow
 def test_gbt_regressor_table_is_deterministic(tmp_path):
-    from trigger.lut.regressor import make_regressor, to_target
+    from trigger.frontends.lut.regressor import make_regressor, to_target
 
     cfg, layout, raw, data = _layout(tmp_path, seed=8)
     x = layout.regressor_inputs(layout.bins_of(layout.compress(raw)))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from trigger.errors import ModelError
-from trigger.models import load_model, validate_config
+from trigger.frontends.keras import load_model, validate_config
 
 
 def _small_qkeras(tmp_path, name="small"):

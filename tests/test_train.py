@@ -24,7 +24,7 @@ def test_jet_tagger_trains_deterministically_and_converts_bit_exact(tmp_path):
     from trigger.backends.hls.hls4ml_project import csim_project
     from trigger.frontends.network import convert
     from trigger.ir import emulate
-    from trigger.models import load_model
+    from trigger.frontends.keras import load_model
     from trigger.quiet import quiet_stdout
     from trigger.train import train
 

@@ -124,6 +124,7 @@ def top_name(name: str) -> str:
 
 def build_bundle(source, out_dir, options=None, progress: bool = True) -> Path:
     """Write the bundle of a model folder, trigger.yml or model file into ``out_dir`` (atomically)."""
+    from trigger.backends.hls import write_project
     from trigger.backends.rtl import write_rtl
     from trigger.frontends import BuildOptions, load_design
     from trigger.ir.model import emulate
@@ -140,7 +141,8 @@ def build_bundle(source, out_dir, options=None, progress: bool = True) -> Path:
         top = top_name(model.name)
         model.save(bundle)
         rtl = write_rtl(model, bundle / "rtl", top=top, pipeline=design.pipeline)
-        hls = design.write_hls(bundle / "hls")
+        hls = write_project(design.hls_backend, model, bundle / "hls", top=top, part=design.part,
+                            clock_period_ns=design.clock_period_ns, **design.hls_options)
         inputs = test_vectors(model, design.vectors, VECTOR_SEED, design.extra_vectors)
         result = emulate(model, inputs)
         save_vectors(bundle / "vectors", model.input, inputs, model.output, result.outputs)

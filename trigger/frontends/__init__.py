@@ -41,7 +41,7 @@ class Design:
     """What a frontend hands the bundle writer."""
 
     model: FirmwareModel
-    write_hls: Callable[[Path], dict]  # writes the HLS project into a folder; returns the manifest's "hls" section
+    hls_backend: str  # which HLS backend writes the project (trigger.backends.hls.BACKENDS)
     source_sha256: str  # of the user's model files or config
     part: str = DEFAULT_PART
     clock_period_ns: float = 5.0
@@ -53,12 +53,13 @@ class Design:
     manifest: dict = field(default_factory=dict)  # kind-specific manifest sections (JSON-ready)
     budget: dict = field(default_factory=dict)  # the trigger.yml budget mapping as written (checked already)
     summary: str = ""  # one line printed after the build
+    hls_options: dict = field(default_factory=dict)  # what that backend needs besides the model (not stored)
 
 
 # kind of trigger.yml -> "module:function"; model-file suffix -> the same
 FRONTENDS: dict[str, str] = {
     "network": "trigger.frontends.network:design_from_config",
-    "lut": "trigger.lut.build:design_from_config",
+    "lut": "trigger.frontends.lut.build:design_from_config",
 }
 FILE_FRONTENDS: dict[str, str] = {
     ".json": "trigger.frontends.network:design_from_file",

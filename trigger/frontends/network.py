@@ -26,7 +26,7 @@ from trigger.frontends.layers import Context, fixed_format, mapping_for
 from trigger.ir.model import FirmwareModel
 from trigger.ir.ops.dense import Dense
 from trigger.ir.tensor import TensorType
-from trigger.models import LoadedModel, load_model
+from trigger.frontends.keras import LoadedModel, load_model
 from trigger.quiet import quiet_stdout
 
 DEFAULTS = {
@@ -268,8 +268,6 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
 
 
 def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, budget=None) -> Design:
-    from trigger.backends.hls.hls4ml_project import write_project
-
     hls_cfg = dict(config.get("hls") or {})
     target = dict(config.get("target") or {})
     if options.precision:
@@ -301,7 +299,7 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
                                     + "\n").encode()
     meaning = "logits (final softmax dropped)" if loaded.softmax_dropped else "network outputs"
     return Design(
-        model=fw, write_hls=lambda folder: write_project(hls_model, folder, stamp),
+        model=fw, hls_backend="hls4ml", hls_options={"hls_model": hls_model, "stamp": stamp},
         source_sha256=loaded.sha256, part=opts["part"], clock_period_ns=opts["clock_period_ns"],
         pipeline=pipeline, vectors=vectors, reports=reports, notes=notes, budget=budget or {},
         manifest={"formats": [f"input: {fw.input.describe()}"] + [f"{op.name}: {op.describe()}" for op in fw.ops],

@@ -18,8 +18,13 @@ from trigger.errors import ToolError
 from trigger.quiet import quiet_stdout
 
 
-def write_project(hls_model, folder: Path, stamp: str) -> dict:
-    """Write hls4ml's project into ``folder``; returns the manifest's ``hls`` section."""
+def write_project(model, folder: Path, *, top: str, part: str, clock_period_ns: float, hls_model=None,
+                  stamp: str = "") -> dict:
+    """Write hls4ml's project (of ``hls_model``, the conversion ``model`` was read from) into ``folder``.
+
+    hls4ml names the project and holds part and clock itself; ``top`` etc. are its own settings."""
+    if hls_model is None:
+        raise ValueError("the hls4ml backend writes the project of an hls4ml model: pass hls_model")
     folder = Path(folder)
     hls_model.config.config["OutputDir"] = str(folder)
     with quiet_stdout():

@@ -89,7 +89,7 @@ def context(model: FirmwareModel, top: str, part: str, clock_period_ns: float) -
             "part": part, "clock_period_ns": round(float(clock_period_ns), 4)}
 
 
-def write_project(model: FirmwareModel, folder: Path, top: str, part: str, clock_period_ns: float) -> dict:
+def write_project(model: FirmwareModel, folder: Path, *, top: str, part: str, clock_period_ns: float) -> dict:
     """Writes the HLS project into ``folder``; returns the manifest's "hls" section."""
     ctx = context(model, top, part, clock_period_ns)
     folder = Path(folder)

@@ -16,8 +16,8 @@ import numpy as np
 from tqdm import tqdm
 
 from trigger.fixed import FixedFormat, OverflowCount
-from trigger.lut.binning import AddressLayout
-from trigger.lut.regressor import from_target
+from trigger.frontends.lut.binning import AddressLayout
+from trigger.frontends.lut.regressor import from_target
 
 CHUNK = 1 << 16
 

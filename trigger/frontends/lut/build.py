@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from trigger.backends.hls.table_cpp import write_project
-from trigger.bundle import top_name
 from trigger.errors import ConfigError
 from trigger.fixed import FixedFormat
 from trigger.frontends import BuildOptions, Design, clock_period
@@ -26,12 +24,12 @@ from trigger.ir.ops.bucketize import Bucketize
 from trigger.ir.ops.concat import Concat
 from trigger.ir.ops.lookup import Lookup
 from trigger.ir.tensor import TensorType
-from trigger.lut.binning import AddressLayout, build_layout
-from trigger.lut.config import LutConfig, check_config
-from trigger.lut.dataset import load_samples
-from trigger.lut.physics import dumps, physics_numbers, physics_plots
-from trigger.lut.regressor import from_target, make_regressor, to_target
-from trigger.lut.table import Table, generate_table
+from trigger.frontends.lut.binning import AddressLayout, build_layout
+from trigger.frontends.lut.config import LutConfig, check_config
+from trigger.frontends.lut.dataset import load_samples
+from trigger.frontends.lut.physics import dumps, physics_numbers, physics_plots
+from trigger.frontends.lut.regressor import from_target, make_regressor, to_target
+from trigger.frontends.lut.table import Table, generate_table
 from trigger.templates import render
 
 PHYSICS_VECTORS = 2048  # test muons stored among the bundle's vectors: realistic raw inputs
@@ -72,12 +70,11 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
 
     rng = np.random.default_rng(cfg.seed)
     pick = np.sort(rng.choice(len(test.raw), size=min(PHYSICS_VECTORS, len(test.raw)), replace=False))
-    top = top_name(model.name)
     fmt, depth = cfg.output, 1 << layout.bits
     notes = [f"{table.saturated} of {depth} table words saturate {fmt.cpp}"] if table.saturated else []
     return Design(
         model=model,
-        write_hls=lambda folder: write_project(model, folder, top, part, clock_ns),
+        hls_backend="table_cpp",
         source_sha256=source_sha256(cfg, table),
         part=part, clock_period_ns=clock_ns, pipeline=pipeline,
         vectors=options.vectors if options.vectors is not None else DEFAULT_VECTORS,

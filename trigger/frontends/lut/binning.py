@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trigger.fixed import FixedFormat
-from trigger.lut.config import FeatureSpec, LutConfig
+from trigger.frontends.lut.config import FeatureSpec, LutConfig
 
 
 @dataclass

@@ -11,7 +11,7 @@ import numpy as np
 
 from trigger.data.muon import simulate_muons
 from trigger.errors import ConfigError
-from trigger.lut.config import LutConfig
+from trigger.frontends.lut.config import LutConfig
 
 
 class Sample:
