@@ -3,7 +3,6 @@ and the range-analysis helpers of trigger.fixed against brute force."""
 
 from __future__ import annotations
 
-import itertools
 import json
 from fractions import Fraction
 from math import ceil, floor
@@ -14,7 +13,7 @@ import pytest
 from firmware_cases import F, T, case_inputs, mlp, random_dense, relu, requant_chain, small_models
 from helpers import SEED
 from trigger.errors import FirmwareModelError
-from trigger.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedFormat, OverflowCount
+from trigger.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedFormat
 from trigger.ir import FORMAT_VERSION, OPS, FirmwareModel, Interval, TensorType, emulate
 from trigger.ir.op import op_from_dict
 from trigger.ir.ops.activation import Relu

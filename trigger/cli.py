@@ -17,7 +17,7 @@ from pathlib import Path
 
 from trigger import __version__
 from trigger.rtlsim import SIMULATORS
-from trigger.errors import ConfigError, TriggerError
+from trigger.errors import TriggerError
 
 
 # ------------------------------------------------------------ option types

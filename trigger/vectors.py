@@ -176,7 +176,7 @@ def cover(model: FirmwareModel, limit_bits: int = COVER_LIMIT_BITS) -> Cover | N
     when every op before it can map values back to inputs (``Op.preimage``); None otherwise."""
     tensors = [("input", model.input)] + [(f"output of op {op.name!r}", op.output) for op in model.ops]
     for k, (label, t) in enumerate(tensors):
-        if t.value_bits <= limit_bits:
+        if t.bus_width <= limit_bits:  # 2**bus_width raw vectors
             values = enumerate_values(t)
             x = values
             for op in reversed(model.ops[:k]):

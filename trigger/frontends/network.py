@@ -50,8 +50,7 @@ DEFAULT_VECTORS = 10_000
 def settings(config: dict | None) -> dict:
     """The HLS settings from a ``trigger.yml`` mapping (sections ``target`` and ``hls``) or a flat mapping."""
     config = dict(config or {})
-    sections = ("target", "hls", "model", "dataset", "quantization", "budgets", "train", "name")
-    flat = {} if any(k in config for k in sections) else dict(config)
+    flat = {} if any(k in config for k in CONFIG_SECTIONS) else dict(config)
     flat.update(config.get("target") or {})
     flat.update(config.get("hls") or {})
     out = copy.deepcopy(DEFAULTS)

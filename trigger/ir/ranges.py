@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 
 from trigger.fixed import FixedFormat
 
@@ -40,10 +39,6 @@ class Interval:
         a, b = self.lo * int(k), self.hi * int(k)
         return Interval(min(a, b), max(a, b))
 
-    def shift(self, left: int) -> "Interval":
-        return Interval(self.lo << left, self.hi << left) if left >= 0 else \
-            Interval(self.lo >> -left, self.hi >> -left)
-
     def relu(self) -> "Interval":
         return Interval(max(self.lo, 0), max(self.hi, 0))
 
@@ -70,8 +65,3 @@ def cast(dst: FixedFormat, src: FixedFormat, iv: Interval) -> tuple[Interval, bo
 
 def of_tensor(formats) -> list[Interval]:
     return [Interval.of(f) for f in formats]
-
-
-def product_intervals(x: list[Interval], weight: np.ndarray) -> list[list[Interval]]:
-    """[i][j]: the interval of x_i * w_ij for a constant matrix w."""
-    return [[x[i].scale(int(w)) for w in row] for i, row in enumerate(np.asarray(weight, dtype=np.int64))]

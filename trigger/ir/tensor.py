@@ -69,11 +69,6 @@ class TensorType:
     def max_raw(self) -> np.ndarray:
         return np.array([f.max_raw for f in self.formats], dtype=np.int64)
 
-    @property
-    def value_bits(self) -> int:
-        """log2 of how many distinct raw vectors this tensor can hold."""
-        return self.bus_width
-
     # ------------------------------------------------------------ raw values
     def contains(self, raw) -> np.ndarray:
         raw = np.asarray(raw, dtype=np.int64)

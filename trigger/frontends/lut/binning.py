@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trigger.fixed import FixedFormat
-from trigger.frontends.lut.config import FeatureSpec, LutConfig
+from trigger.frontends.lut.config import FeatureSpec, LutConfig, raw_format
 
 
 @dataclass
@@ -38,12 +38,16 @@ class Field:
         return 1 << self.bits
 
     @property
+    def raw_format(self) -> FixedFormat:
+        return raw_format(self.raw_bits, self.signed)
+
+    @property
     def min_raw(self) -> int:
-        return FixedFormat(self.raw_bits, self.raw_bits, self.signed).min_raw
+        return self.raw_format.min_raw
 
     @property
     def max_raw(self) -> int:
-        return FixedFormat(self.raw_bits, self.raw_bits, self.signed).max_raw
+        return self.raw_format.max_raw
 
     def bin(self, raw: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.edges, np.asarray(raw, dtype=np.int64), side="right").astype(np.int64)

@@ -114,8 +114,7 @@ def firmware_model(name: str, layout: AddressLayout, word_fmt: FixedFormat, word
                    meta: dict) -> FirmwareModel:
     """bucketize (raw -> bins) -> concat (bins -> address) -> lookup (address -> word)."""
     names = tuple(f.name for f in layout.fields)
-    raw = TensorType(tuple(FixedFormat.parse(f"{'int' if f.signed else 'uint'}<{f.raw_bits}>")
-                           for f in layout.fields), names)
+    raw = TensorType(tuple(f.raw_format for f in layout.fields), names)
     bins = TensorType(tuple(FixedFormat.parse(f"uint<{f.bits}>") for f in layout.fields), names)
     address = TensorType((FixedFormat.parse(f"uint<{layout.bits}>"),), ("address",))
     word = TensorType((word_fmt,), ("pt",))

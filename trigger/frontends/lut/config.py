@@ -27,6 +27,11 @@ SOURCES = ("muon", "file")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def raw_format(raw_bits: int, signed: bool) -> FixedFormat:
+    """The ap_int/ap_uint a detector feature arrives in."""
+    return FixedFormat.parse(f"{'int' if signed else 'uint'}<{raw_bits}>")
+
+
 @dataclass
 class FeatureSpec:
     name: str
@@ -38,11 +43,11 @@ class FeatureSpec:
 
     @property
     def min_raw(self) -> int:
-        return FixedFormat(self.raw_bits, self.raw_bits, self.signed).min_raw
+        return raw_format(self.raw_bits, self.signed).min_raw
 
     @property
     def max_raw(self) -> int:
-        return FixedFormat(self.raw_bits, self.raw_bits, self.signed).max_raw
+        return raw_format(self.raw_bits, self.signed).max_raw
 
 
 @dataclass
