@@ -1,7 +1,7 @@
 """The `trigger` command line: one sub-command per user-facing step of the flow.
 
-Exit codes: 0 success, 1 a check failed (bit mismatch, budget violation, missing
-tool), 2 bad input. Bad input is one line on stderr naming the culprit: argparse
+Exit codes: 0 success, 1 a check failed (bit mismatch, budget violation; for
+``doctor``, a required tool missing), 2 bad input or a tool that failed. Bad input is one line on stderr naming the culprit: argparse
 refuses malformed options (the ``type=`` functions below), and every
 ``trigger.errors.TriggerError`` raised by the flow is printed as
 ``trigger <command>: error: <message>``. Any other exception is a bug and keeps
@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Written atomically: a failed build leaves nothing behind.")
     _add_build_options(p)
     p.add_argument("--vectors", type=positive_int, default=None, metavar="N",
-                   help="number of test vectors to store (networks)")
+                   help="number of test vectors to store in the bundle (default from trigger.yml)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("verify", help="check emulator == HLS C simulation == RTL simulation, integer for integer",
@@ -240,8 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "reports/verify.json. Exit 0 exactly when every mismatch count is 0.")
     p.add_argument("bundle", help="bundle folder written by `trigger build`")
     p.add_argument("--vectors", type=positive_int, default=None, metavar="N",
-                   help="networks: number of vectors (default: the stored ones); tables: N random addresses "
-                        "instead of every address")
+                   help="check the first N test vectors only (default: the stored ones plus, where the design has a "
+                        "small enough tensor, every value of it: every address of a table)")
     p.add_argument("--sim", choices=sorted(SIMULATORS), default="verilator", help="RTL simulator")
     p.set_defaults(func=cmd_verify)
 
@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "any bit mismatch or budget violation.")
     _add_build_options(p)
     p.add_argument("--budget", help="budget YAML (default: the model's trigger.yml budget section)")
-    p.add_argument("--vectors", type=positive_int, default=None, metavar="N", help="number of test vectors (networks)")
+    p.add_argument("--vectors", type=positive_int, default=None, metavar="N", help="number of test vectors to store and verify (default from trigger.yml)")
     p.add_argument("--sim", choices=sorted(SIMULATORS), default="verilator", help="RTL simulator")
     p.set_defaults(func=cmd_ci)
 
