@@ -177,3 +177,42 @@ class ModuleBuilder:
         out = Sig(ident, fmt_sig_width(word_fmt), lo, hi, stage=address.stage + 1)
         return self.emit("rom", out, a=address, address_bits=address_bits, depth=len(words),
                          word_width=word_fmt.width, signed=word_fmt.signed, file=file)
+
+    # ------------------------------------------------------------ arithmetic blocks
+    def sum_tree(self, name: str, leaves: list[Sig], cap: int | None = None, every: int | None = None) -> Sig:
+        """The sum of ``leaves`` as a balanced adder tree (a register every ``every`` levels, none after the root)."""
+        return self.sum_trees(name, [leaves], cap, every)[0]
+
+    def sum_trees(self, name: str, trees: list[list[Sig]], cap: int | None = None,
+                  every: int | None = None) -> list[Sig]:
+        """Several balanced adder trees side by side, registered at the same levels so their roots align."""
+        trees = [list(t) if t else [self.const(f"{name}{j}_zero", 0)] for j, t in enumerate(trees)]
+        depth = max((len(t) - 1).bit_length() for t in trees)
+        for level in range(1, depth + 1):
+            registered = every is not None and level % every == 0 and level < depth
+            for j, nodes in enumerate(trees):
+                nxt = [self.add(f"{name}{j}_{level}_{k // 2}", nodes[k], nodes[k + 1], cap) if k + 1 < len(nodes)
+                       else nodes[k] for k in range(0, len(nodes), 2)]
+                if registered:
+                    nxt = [self.reg(f"{name}{j}_r{level}_{k}", node) for k, node in enumerate(nxt)]
+                trees[j] = nxt
+        return [t[0] for t in trees]
+
+    def constant_matvec(self, name: str, xs: list[Sig], matrix, bias, cap: int | None = None,
+                        every: int | None = None) -> list[Sig]:
+        """``y_j = bias_j + sum_i xs[i] * matrix[i, j]`` for an integer constant matrix (n_in, n_out).
+
+        Exact, or modulo 2**cap when capped. Every constant-matrix product of every op
+        (dense, convolution, ...) goes through here, so how constants are multiplied
+        (and where pipeline registers go) is decided in one place.
+        """
+        matrix = np.asarray(matrix, dtype=object)
+        trees = []
+        for j in range(matrix.shape[1]):
+            leaves = [self.mul(f"{name}p{i}_{j}", xs[i], int(matrix[i, j]), cap)
+                      for i in range(matrix.shape[0]) if int(matrix[i, j]) != 0]  # zero weights cost nothing
+            b = int(bias[j])
+            if b != 0 or not leaves:
+                leaves.append(self.const(f"{name}b{j}", b))
+            trees.append(leaves)
+        return self.sum_trees(f"{name}s", trees, cap, every)

@@ -142,33 +142,20 @@ class Dense(Op):
         cap = acc.width if can_overflow else None
         prod_fmt, shift = plan["product_format"], plan["shift"]
         every = options.get("pipeline_every")
-        trees = []
-        for j in range(self.n_out):
-            leaves = []
-            for i in range(self.n_in):
-                k = int(self.weight[i, j])
-                if k == 0:
-                    continue  # zero weights cost nothing
-                if shift >= 0:
-                    leaves.append(m.mul(f"p{i}_{j}", xs[i], k << shift, cap))
-                else:
-                    p = m.mul(f"m{i}_{j}", xs[i], k)
-                    leaves.append(m.requant(f"p{i}_{j}", p, prod_fmt, acc))
-            b = int(plan["bias_acc"][j])
-            if b != 0 or not leaves:
-                leaves.append(m.const(f"b{j}", b))
-            trees.append(leaves)
-        depth = max((len(t) - 1).bit_length() for t in trees)
-        for level in range(1, depth + 1):
-            registered = every is not None and level % every == 0 and level < depth
-            for j, nodes in enumerate(trees):
-                nxt = [m.add(f"s{j}_{level}_{k // 2}", nodes[k], nodes[k + 1], cap) if k + 1 < len(nodes)
-                       else nodes[k] for k in range(0, len(nodes), 2)]
-                if registered:
-                    nxt = [m.reg(f"r{j}_{level}_{k}", node) for k, node in enumerate(nxt)]
-                trees[j] = nxt
+        bias = [int(b) for b in plan["bias_acc"]]
+        if shift >= 0:  # every product is exact in the accumulator's LSBs: one constant-matrix product
+            roots = m.constant_matvec("", xs, self.weight.astype(object) << shift, bias, cap, every)
+        else:  # each product is rounded to the accumulator on its own (not linear): sum the casts
+            trees = []
+            for j in range(self.n_out):
+                leaves = [m.requant(f"p{i}_{j}", m.mul(f"m{i}_{j}", xs[i], int(self.weight[i, j])), prod_fmt, acc)
+                          for i in range(self.n_in) if self.weight[i, j] != 0]
+                if bias[j] != 0 or not leaves:
+                    leaves.append(m.const(f"b{j}", bias[j]))
+                trees.append(leaves)
+            roots = m.sum_trees("s", trees, cap, every)
         outputs = []
-        for j, (root,) in enumerate(trees):
+        for j, root in enumerate(roots):
             if can_overflow:
                 root = m.wrap(f"a{j}", root, acc)
             outputs.append(m.requant(f"y{j}", root, acc, self.output.formats[j]))
