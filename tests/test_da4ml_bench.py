@@ -153,3 +153,25 @@ def test_yosys_stat_json_with_hierarchy_text_is_read():
             '         $paramod$0123\\shift_adder      2\n'
             '   "design": {\n      "num_cells_by_type": {\n         "LUT2": 3\n      }\n   }\n}\n')
     assert _stat_json(text)["design"]["num_cells_by_type"] == {"LUT2": 3}
+
+
+@needs_da4ml
+@pytest.mark.slow
+def test_benchmark_runs_to_the_end_and_writes_the_table(tmp_path):
+    """The script end to end on a small random network (resources and depth only): both generators,
+    DSP-free shift-and-add on our side, a table in json and md."""
+    import json
+
+    out = tmp_path / "cmp"
+    code = bench.main(["--networks", "random", "--shape", "5,4,3", "--no-sim", "--pipeline", "auto",
+                       "--cutoffs", "", "--jobs", "2", "--out", str(out)])
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert code == 0 and [n["name"] for n in report["networks"]] == ["random6_5_4_3"]
+    designs = {d["generator"]: d for d in report["networks"][0]["designs"]}
+    assert set(designs) == {"trigger", "da4ml"}
+    ours, theirs = designs["trigger"], designs["da4ml"]
+    assert ours["DSP"] == 0 and ours["LUT"] > 0 and theirs["LUT"] > 0
+    assert ours["latency_cycles"] == theirs["latency_cycles"]  # da4ml built at our latency
+    assert len(ours["estimated_levels_per_stage"]) == ours["latency_cycles"]
+    table = out.with_suffix(".md").read_text()
+    assert "| random6_5_4_3 | trigger | pipeline=auto |" in table and "load average" in table

@@ -85,9 +85,12 @@ def test_config_mapping_and_explicit_weights(tmp_path):
 @pytest.mark.parametrize("layer,expect", [
     ({"class_name": "Lambda", "config": {"name": "evil", "function": ["4wEAAAAAAAAA", None, None]}},
      "layer 'evil' of type Lambda is not supported"),
-    ({"class_name": "Conv1D", "config": {"name": "c", "filters": 2}}, "layer 'c' of type Conv1D"),
+    ({"class_name": "Conv1D", "config": {"name": "c", "filters": 2, "dilation_rate": [2]}},
+     "layer 'c' of type Conv1D: dilation_rate"),
+    ({"class_name": "Conv2D", "config": {"name": "c", "filters": 2, "data_format": "channels_first"}},
+     "layer 'c' of type Conv2D: data_format 'channels_first'"),
     ({"class_name": "MyCustomLayer", "config": {"name": "x"}}, "layer 'x' of type MyCustomLayer"),
-    ({"class_name": "Activation", "config": {"name": "t", "activation": "tanh"}}, "layer 't' of type Activation: activation 'tanh'"),
+    ({"class_name": "Activation", "config": {"name": "t", "activation": "selu"}}, "layer 't' of type Activation: activation 'selu'"),
     ({"class_name": "QActivation", "config": {"name": "q", "activation": "quantized_relu(4, __import__('os'))"}},
      "layer 'q' of type QActivation: activation"),
     ({"class_name": "QActivation", "config": {"name": "q", "activation": {"class_name": "quantized_tanh", "config": {}}}},
@@ -121,6 +124,8 @@ def test_softmax_only_at_the_end():
         validate_config(_dense_json([soft, DENSE]))
     plan = validate_config(_dense_json([DENSE, soft]))
     assert plan.softmax_dropped and [l["config"]["name"] for l in plan.layers] == ["d"]
+    kept = validate_config(_dense_json([DENSE, soft]), keep_softmax=True)  # hls4ml's softmax (trigger.ir.ops.softmax)
+    assert not kept.softmax_dropped and [l["config"]["name"] for l in kept.layers] == ["d", "s"]
 
 
 def test_two_inputs_rejected(tmp_path):
@@ -172,7 +177,7 @@ def test_missing_and_garbage_files(tmp_path):
     (tmp_path / "bad_weights.h5").write_bytes(b"\x89HDF\r\n")
     with pytest.raises(ModelError, match="bad.json: not a valid JSON architecture"):
         load_model(bad)
-    with pytest.raises(ModelError, match="ONNX/QONNX input is not supported yet"):
+    with pytest.raises(ModelError, match="an ONNX model: trigger.frontends.onnx.load_onnx reads it"):
         load_model(tmp_path / "m.onnx")
 
 

@@ -75,7 +75,7 @@ def test_bundle_is_byte_identical_when_rebuilt(reference_bundle, reference_model
 
 @pytest.mark.slow
 def test_flipped_rtl_bit_fails_verification(constructed_bundles, tmp_path, capsys):
-    """A verifier that cannot fail proves nothing: one flipped weight bit in the RTL must show.
+    """A verifier that cannot fail proves nothing: one flipped bit in a generated adder must show.
     (A small network, simulated with Icarus on a few hundred vectors: no simulator to compile.)"""
     bundle = constructed_bundles["four_bit"]
     broken = tmp_path / "broken"
@@ -83,10 +83,12 @@ def test_flipped_rtl_bit_fails_verification(constructed_bundles, tmp_path, capsy
     rel = f"rtl/{bundle.manifest['top']}_d1.v"  # the first layer: its inputs are the test vectors themselves
     layer = broken / rel
     text = layer.read_text()
-    # flip the lowest bit of the first constant weight (a signed hex literal multiplying an input)
-    m = re.search(r"\* (\d+)'sh([0-9a-f]+)", text)
-    assert m, "no constant product found in the first layer"
-    flipped = f"* {m.group(1)}'sh{int(m.group(2), 16) ^ 1:x}"
+    # invert a middle bit of the last adder of the first layer (constant products are shift-and-add)
+    adders = list(re.finditer(r"^    wire signed \[(\d+):0\] (\w+) = (.* [+-] .*);$", text, flags=re.M))
+    assert adders, "no adder found in the first layer"
+    m = adders[-1]
+    width = int(m.group(1)) + 1
+    flipped = f"    wire signed [{width - 1}:0] {m.group(2)} = ({m.group(3)}) ^ {width}'sd{1 << (width // 2)};"
     layer.write_text(text[:m.start()] + flipped + text[m.end():])
     # the verifier refuses a bundle whose files changed since the build...
     capsys.readouterr()

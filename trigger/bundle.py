@@ -140,7 +140,8 @@ def build_bundle(source, out_dir, options=None, progress: bool = True) -> Path:
         model.validate()
         top = top_name(model.name)
         model.save(bundle)
-        rtl = write_rtl(model, bundle / "rtl", top=top, pipeline=design.pipeline)
+        rtl = write_rtl(model, bundle / "rtl", top=top, pipeline=design.pipeline,
+                        clock_period_ns=design.clock_period_ns, multiplier=design.rtl_multiplier)
         hls = write_project(design.hls_backend, model, bundle / "hls", top=top, part=design.part,
                             clock_period_ns=design.clock_period_ns, **design.hls_options)
         inputs = test_vectors(model, design.vectors, VECTOR_SEED, design.extra_vectors)
@@ -166,7 +167,10 @@ def build_bundle(source, out_dir, options=None, progress: bool = True) -> Path:
             "outputs": model.output.elements(),
             "ops": [{"name": op.name, "kind": op.kind, "description": op.describe()} for op in model.ops],
             "rtl": {"top": top, "sources": [rel(p) for p in rtl.sources], "data_files": [rel(p) for p in rtl.data_files],
-                    "pipeline": rtl.pipeline, "op_latency": rtl.op_latency},
+                    "pipeline": rtl.pipeline, "op_latency": rtl.op_latency, "multiplier": rtl.multiplier,
+                    # estimated LUT/carry levels after each register (trigger.backends.rtl.builder), and the
+                    # budget per stage when pipeline is auto
+                    "logic_levels_per_stage": rtl.stage_levels, "max_levels_per_stage": rtl.max_levels},
             "hls": hls,
             "target": {"part": design.part, "clock_period_ns": round(design.clock_period_ns, 6),
                        "clock_mhz": round(1000.0 / design.clock_period_ns, 3)},

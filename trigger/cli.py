@@ -47,15 +47,15 @@ def positive_int(text: str) -> int:
 
 
 def pipeline_setting(text: str):
-    """--pipeline: 'layer' or a positive number of adder levels between registers."""
-    if text.strip().lower() == "layer":
-        return "layer"
+    """--pipeline: 'layer', 'auto' (registers where the clock needs them) or a positive number of adder levels."""
+    if text.strip().lower() in ("layer", "auto"):
+        return text.strip().lower()
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected 'layer' or a positive number of adder levels, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected 'layer', 'auto' or a positive number of adder levels, got {text!r}")
     return value
 
 
@@ -139,7 +139,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else Path("build") / source.stem
     options = BuildOptions(weights=args.weights, precision=args.precision, backend=args.backend,
                            pipeline=args.pipeline, keep_softmax=args.softmax, part=args.part,
-                           clock_period_ns=args.clock, vectors=args.vectors)
+                           clock_period_ns=args.clock, vectors=args.vectors, argmax=getattr(args, "argmax", False))
     bundle = build_bundle(source, out, options)
     print(f"bundle written to {bundle}")
     return 0
@@ -199,11 +199,14 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="weights .h5 for a .json architecture (default: <name>_weights.h5 beside it)")
     p.add_argument("--precision", help="post-training quantization precision for float models, e.g. 'fixed<16,6>'")
     p.add_argument("--backend", choices=["vitis", "vivado"], default=None, help="hls4ml backend (default vitis)")
-    p.add_argument("--pipeline", type=pipeline_setting, default=None, metavar="layer|N",
-                   help="where RTL pipeline registers go: 'layer' (after every layer) or N (every N adder levels)")
+    p.add_argument("--pipeline", type=pipeline_setting, default=None, metavar="layer|auto|N",
+                   help="where RTL pipeline registers go: 'layer' (after every layer), 'auto' (wherever a stage "
+                        "would miss the target clock) or N (every N adder levels)")
     p.add_argument("--softmax", action="store_true",
-                   help="keep a final softmax (not supported yet: the build stops with a clear error; "
-                        "default: output logits)")
+                   help="keep a final softmax (hls4ml's, with trigger's default tables; see hls.softmax in "
+                        "trigger.yml; default: output logits)")
+    p.add_argument("--argmax", action="store_true",
+                   help="append an argmax: the firmware outputs the class index (trigger.yml: model.output: argmax)")
     p.add_argument("--part", type=fpga_part,
                    help="FPGA part, e.g. xcvu13p-flga2577-2-e (default from trigger.yml, else xcvu13p-flga2577-2-e)")
     p.add_argument("--clock", type=clock_period_ns, metavar="NS",

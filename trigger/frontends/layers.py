@@ -9,6 +9,7 @@ are the specification: every format is read from the converted layer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -18,9 +19,18 @@ from trigger.errors import ModelError
 from trigger.fixed import FixedFormat
 from trigger.ir.op import Op
 from trigger.ir.ops.activation import Linear, Relu
+from trigger.ir.ops.average_pool import AveragePool
+from trigger.ir.ops.conv1d import Conv1D
+from trigger.ir.ops.conv2d import Conv2D
 from trigger.ir.ops.dense import Dense
+from trigger.ir.ops.global_pool import GlobalPool
+from trigger.ir.ops.item_dense import ItemDense
 from trigger.ir.ops.leaky_relu import LeakyRelu
+from trigger.ir.ops.max_pool import MaxPool
 from trigger.ir.ops.scale import Scale
+from trigger.ir.ops.sigmoid import Sigmoid
+from trigger.ir.ops.softmax import Softmax
+from trigger.ir.ops.tanh import Tanh
 from trigger.ir.tensor import TensorType
 
 
@@ -114,7 +124,7 @@ def batch_normalization(layer, ctx: Context) -> list[Op]:
     """hls4ml's BatchNormalization (also ApplyAlpha, QKeras' alpha scale) as a per-element scale."""
     out = output_type(layer, ctx)
     n_filt = layer.get_attr("n_filt", -1)
-    if n_filt not in (-1, out.n):
+    if n_filt not in (-1, out.n) and (n_filt < 1 or out.n % n_filt):
         ctx.fail(layer, f"normalises {n_filt} filters of {out.n} values: not supported")
     bf = fixed_format(layer.get_weights("bias").type.precision, ctx, layer)
     if layer.get_weights("scale").weight_class == "ExponentWeightVariable":
@@ -123,6 +133,8 @@ def batch_normalization(layer, ctx: Context) -> list[Op]:
         sf = fixed_format(layer.get_weights("scale").type.precision, ctx, layer)
         s = weight_raw(layer.get_weights("scale"), sf).reshape(-1)
     b = weight_raw(layer.get_weights("bias"), bf).reshape(-1)
+    if n_filt not in (-1, out.n) and s.size == b.size == n_filt:  # after a convolution: one scale per channel,
+        s, b = np.tile(s, out.n // n_filt), np.tile(b, out.n // n_filt)  # nnet_batchnorm.h's ires % n_filt
     if s.size != out.n or b.size != out.n:
         ctx.fail(layer, f"has {s.size} scales for {out.n} values")
     return [Scale(layer.name, ctx.previous, out, s, b, sf, bf)]
@@ -130,11 +142,26 @@ def batch_normalization(layer, ctx: Context) -> list[Op]:
 
 @maps(("Activation",), ("Activation", "QActivation"))
 def activation(layer, ctx: Context) -> list[Op]:
-    act = layer.get_attr("activation")
+    act = str(layer.get_attr("activation")).lower()  # hls4ml's ONNX parser writes "ReLU"
     kinds = {"relu": Relu, "linear": Linear}
+    tables = {"sigmoid": Sigmoid, "tanh": Tanh}
+    if act in tables:
+        return [_table_activation(tables[act], layer, ctx)]
     if act not in kinds:
-        ctx.fail(layer, f"activation {act!r} is not supported (supported: {', '.join(kinds)})")
+        ctx.fail(layer, f"activation {act!r} is not supported (supported: {', '.join([*kinds, *tables])})")
     return [kinds[act](layer.name, ctx.previous, output_type(layer, ctx))]
+
+
+def _table_activation(cls, layer, ctx: Context) -> Op:
+    """sigmoid/tanh: hls4ml's table (table_size entries of table_t), filled by its own C++."""
+    from trigger.frontends.hls4ml_tables import activation_table
+
+    size = int(layer.get_attr("table_size"))
+    table_fmt = fixed_format(layer.get_attr("table_t").precision, ctx, layer)
+    if size < 2 or size & (size - 1):
+        ctx.fail(layer, f"table_size {size} is not a power of two")
+    table = activation_table(cls.kind, size, table_fmt)
+    return cls(layer.name, ctx.previous, output_type(layer, ctx), table, table_fmt)
 
 
 @maps(("ParametrizedActivation",), ("LeakyReLU",))
@@ -148,9 +175,147 @@ def parametrized_activation(layer, ctx: Context) -> list[Op]:
     return [LeakyRelu(layer.name, ctx.previous, output_type(layer, ctx), alpha, alpha_fmt)]
 
 
-@maps(("Softmax",))
+def _window(layer, ctx: Context, rank: int, size: str) -> dict:
+    """The window fields of a convolution or pooling op from hls4ml's attributes (channels last)."""
+    if layer.get_attr("data_format", "channels_last") != "channels_last":
+        ctx.fail(layer, "channels_first data is not supported")
+    if any(int(layer.get_attr(a, 1)) != 1 for a in ("dilation", "dilation_width", "dilation_height")):
+        ctx.fail(layer, "dilated windows are not supported")
+    axes = ("width",) if rank == 1 else ("height", "width")
+    before, after = (("left",), ("right",)) if rank == 1 else (("top", "left"), ("bottom", "right"))
+    channels = layer.get_attr("n_chan") if layer.get_attr("n_chan") is not None else layer.get_attr("n_filt")
+    spatial = ([int(layer.get_attr("n_in"))] if rank == 1 and layer.get_attr("in_width") is None
+               else [int(layer.get_attr(f"in_{a}")) for a in axes])
+    return {"in_shape": spatial + [int(channels)],
+            "kernel": [int(layer.get_attr(f"{size}_{a}")) for a in axes],
+            "stride": [int(layer.get_attr(f"stride_{a}")) for a in axes],
+            "pad": [int(layer.get_attr(f"pad_{a}", 0)) for a in before + after]}
+
+
+@maps(("Conv1D", "Conv2D"), ("Conv1D", "Conv2D", "QConv1D", "QConv2D"))
+def convolution(layer, ctx: Context) -> list[Op]:
+    """Conv1D/Conv2D (and hls4ml's PointwiseConv1D/2D for 1-wide kernels, its subclasses)."""
+    rank = 2 if any(c.__name__ == "Conv2D" for c in type(layer).__mro__) else 1
+    out = output_type(layer, ctx)
+    wf = fixed_format(layer.get_weights("weight").type.precision, ctx, layer)
+    bf = fixed_format(layer.get_weights("bias").type.precision, ctx, layer)
+    af = fixed_format(layer.get_attr("accum_t").precision, ctx, layer)
+    n_filt = int(layer.get_attr("n_filt"))
+    w = weight_raw(layer.get_weights("weight"), wf).reshape(-1, n_filt)  # (kernel cells x channels, filters)
+    b = weight_raw(layer.get_weights("bias"), bf).reshape(-1)
+    op = (Conv2D if rank == 2 else Conv1D)(layer.name, ctx.previous, out, weight=w, bias=b, weight_fmt=wf,
+                                           bias_fmt=bf, accum_fmt=af, **_window(layer, ctx, rank, "filt"))
+    if op.geometry.out_spatial != tuple(int(layer.get_attr(f"out_{a}")) for a in
+                                        (("width",) if rank == 1 else ("height", "width"))):
+        ctx.fail(layer, f"output size {op.geometry.out_spatial} differs from hls4ml's")
+    return [op]
+
+
+@maps(("Pooling1D", "Pooling2D"), ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D"))
+def pooling(layer, ctx: Context) -> list[Op]:
+    rank = 2 if any(c.__name__ == "Pooling2D" for c in type(layer).__mro__) else 1
+    out = output_type(layer, ctx)
+    af = fixed_format(layer.get_attr("accum_t").precision, ctx, layer)
+    window = _window(layer, ctx, rank, "pool")
+    kind = layer.get_attr("pool_op")
+    if kind == "Max":
+        return [MaxPool(layer.name, ctx.previous, out, accum_fmt=af, **window)]
+    if kind == "Average":
+        return [AveragePool(layer.name, ctx.previous, out, accum_fmt=af, count_pad=bool(layer.get_attr("count_pad")),
+                            **window)]
+    ctx.fail(layer, f"pooling operation {kind!r} is not supported")
+
+
+@maps(("Reshape",), ("Flatten", "Reshape", "Dropout"))
+def reshape(layer, ctx: Context) -> list[Op]:
+    """Flatten/Reshape: channels-last tensors are flat arrays already (io_parallel passes the array on).
+
+    Dropout is an inference no-op that hls4ml's parser drops before this point."""
+    out = output_type(layer, ctx)
+    if out.n != ctx.previous.n or out.format != ctx.previous.format:
+        ctx.fail(layer, f"reshapes {ctx.previous.describe()} into {out.describe()}: a reshape must keep the values")
+    return []
+
+
+@maps(("Softmax",), ("Softmax",))
 def softmax(layer, ctx: Context) -> list[Op]:
-    ctx.fail(layer, "a softmax is not supported yet: drop it (the default) to output logits")
+    """hls4ml's softmax (its implementation, table sizes and types as the generated config holds them).
+
+    The table sizes are read from the layer's generated C++ config: hls4ml adjusts them
+    there (the stable implementation caps the exp table at 2**(W-1) of a signed input)."""
+    from trigger.frontends.hls4ml_tables import activation_table
+
+    impl = str(layer.get_attr("implementation", "stable")).lower()
+    out = output_type(layer, ctx)
+    if layer.get_attr("skip", False):
+        ctx.fail(layer, "a skipped softmax (hls4ml's 'skip') is not supported: drop the softmax instead")
+    if int(layer.get_attr("n_inner", 1)) != 1 or int(layer.get_attr("n_outer", 1)) != 1:
+        ctx.fail(layer, "a softmax over an axis other than the last of a flat tensor is not supported")
+    if impl == "argmax":
+        return [Softmax(layer.name, ctx.previous, out, "argmax", np.zeros(1, np.int64), np.zeros(1, np.int64))]
+    if impl not in ("stable", "latency"):
+        ctx.fail(layer, f"softmax implementation {impl!r} is not supported (stable, latency or argmax)")
+    config = str(layer.get_attr("config_cpp") or "")
+    sizes = {k: re.search(rf"\b{k}\s*=\s*(\d+)", config) for k in ("exp_table_size", "inv_table_size")}
+    if not all(sizes.values()):
+        ctx.fail(layer, "hls4ml's generated config has no table sizes")
+    exp_size, inv_size = (int(sizes[k].group(1)) for k in ("exp_table_size", "inv_table_size"))
+    exp_fmt = fixed_format(layer.get_attr("exp_table_t").precision, ctx, layer)
+    inv_fmt = fixed_format(layer.get_attr("inv_table_t").precision, ctx, layer)
+    accum = fixed_format(layer.get_attr("accum_t").precision, ctx, layer)
+    inv_inp_t = layer.get_attr("inv_inp_t")
+    inv_inp = exp_fmt if inv_inp_t.name == "model_default_t" else fixed_format(inv_inp_t.precision, ctx, layer)
+    norm = None
+    if impl == "stable":
+        m = re.search(r"typedef\s+(.+?)\s+inp_norm_t;", config)
+        if not m:
+            ctx.fail(layer, "hls4ml's generated config has no inp_norm_t")
+        named = layer.get_attr("inp_norm_t")  # set in the config: the typedef names it
+        norm = fixed_format(named.precision if named is not None else m.group(1), ctx, layer)
+    for what, size in (("exp", exp_size), ("inverse", inv_size)):
+        if size < 2 or size & (size - 1):
+            ctx.fail(layer, f"{what} table size {size} is not a power of two")
+    exp_table = activation_table("exp", exp_size, exp_fmt, data=norm if impl == "stable" else ctx.previous.format,
+                                 negative=impl == "stable", exp_scale=float(layer.get_attr("exp_scale", 1.0)))
+    inv_table = activation_table("invert", inv_size, inv_fmt, data=inv_inp)
+    return [Softmax(layer.name, ctx.previous, out, impl, exp_table, inv_table, exp_fmt, inv_fmt, accum, inv_inp, norm)]
+
+
+@maps(("GlobalPooling1D", "GlobalPooling2D"), ("GlobalAveragePooling1D", "GlobalMaxPooling1D",
+                                               "GlobalAveragePooling2D", "GlobalMaxPooling2D"))
+def global_pooling(layer, ctx: Context) -> list[Op]:
+    """Global max/average pooling (nnet_pooling.h): the max or mean of every channel over all positions."""
+    out = output_type(layer, ctx)
+    if layer.get_attr("data_format", "channels_last") != "channels_last":
+        ctx.fail(layer, "channels_first data is not supported")
+    n_features = int(layer.get_attr("n_filt"))
+    if ctx.previous.n % n_features:
+        ctx.fail(layer, f"{ctx.previous.n} inputs are not a whole number of {n_features}-channel items")
+    mode = {"Max": "max", "Average": "mean"}.get(str(layer.get_attr("pool_op")))
+    if mode is None:
+        ctx.fail(layer, f"pooling operation {layer.get_attr('pool_op')!r} is not supported")
+    af = fixed_format(layer.get_attr("accum_t").precision, ctx, layer)
+    return [GlobalPool(layer.name, ctx.previous, out, mode, ctx.previous.n // n_features, n_features, af)]
+
+
+@maps(("PointwiseConv1D",))
+def item_dense(layer, ctx: Context) -> list[Op]:
+    """A Dense layer on (n_items, n_features) inputs (hls4ml makes it a PointwiseConv1D): dense per item.
+
+    A kernel-1 Conv1D with strides or padding is a convolution proper (the Conv1D mapping)."""
+    if int(layer.get_attr("stride_width", 1)) != 1 or int(layer.get_attr("pad_left", 0)) or \
+            int(layer.get_attr("pad_right", 0)) or layer.get_attr("data_format", "channels_last") != "channels_last":
+        return next(m for m in MAPPINGS if "Conv1D" in m.hls4ml_classes).to_ops(layer, ctx)
+    out = output_type(layer, ctx)
+    wf = fixed_format(layer.get_weights("weight").type.precision, ctx, layer)
+    bf = fixed_format(layer.get_weights("bias").type.precision, ctx, layer)
+    af = fixed_format(layer.get_attr("accum_t").precision, ctx, layer)
+    n_chan, n_filt, n_items = (int(layer.get_attr(a)) for a in ("n_chan", "n_filt", "in_width"))
+    w = weight_raw(layer.get_weights("weight"), wf).reshape(n_chan, n_filt)  # weights[channel * n_filt + filter]
+    b = weight_raw(layer.get_weights("bias"), bf).reshape(-1)
+    if ctx.previous.n != n_items * n_chan or out.n != n_items * n_filt:
+        ctx.fail(layer, f"{ctx.previous.n} inputs / {out.n} outputs are not {n_items} items of {n_chan} -> {n_filt}")
+    return [ItemDense(layer.name, ctx.previous, out, w, b, wf, bf, af, n_items)]
 
 
 def _power_of_two_scale(layer, ctx: Context):
@@ -178,3 +343,16 @@ def _power_of_two_scale(layer, ctx: Context):
     integer = max(0, int(exps.max())) + 2
     raw = np.where(data < 0, -1, 1).astype(np.int64) << (exps + frac)
     return raw, FixedFormat(integer + frac, integer, True)
+
+
+@maps(("BatchNormalizationQuantizedTanh",))
+def binary_threshold(layer, ctx: Context) -> list[Op]:
+    """hls4ml's batch norm + binary quantizer merge (QONNX BipolarQuant): ``x >= threshold`` in the input type."""
+    from trigger.ir.ops.binary_threshold import BinaryThreshold
+
+    if int(layer.get_attr("quantize", 0)) != 2:
+        ctx.fail(layer, "only the binary form is supported (a ternary threshold is not)")
+    threshold = weight_raw(layer.get_weights("threshold"), ctx.previous.format).reshape(-1)
+    if layer.get_attr("n_filt", -1) not in (-1, 0, ctx.previous.n) or threshold.size != ctx.previous.n:
+        ctx.fail(layer, f"has {threshold.size} thresholds for {ctx.previous.n} values")
+    return [BinaryThreshold(layer.name, ctx.previous, output_type(layer, ctx), threshold)]

@@ -23,6 +23,7 @@ from trigger.errors import BundleError
 BACKENDS: dict[str, str] = {
     "hls4ml": "trigger.backends.hls.hls4ml_project",
     "table_cpp": "trigger.backends.hls.table_cpp",
+    "trees_cpp": "trigger.backends.hls.trees_cpp",
 }
 
 

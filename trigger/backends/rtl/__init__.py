@@ -6,7 +6,11 @@ register); ``firmware_templates/rtl/module.v.j2`` prints the statements and
 outputs are registered unless the next op is cheap enough to follow without a
 register (``Op.absorbs_previous``: activations, address packing, a ROM read) or
 the op's own logic already ends in a register. ``pipeline=N`` also lets ops with
-adder trees register every N adder levels.
+adder trees register every N adder levels; ``pipeline='auto'`` puts every op in one
+module and registers wherever a stage would exceed the logic levels one clock period
+allows (the builder's delay estimate; ``NS_PER_LEVEL``), wherever that falls, op
+boundaries included. ``RtlDesign.stage_levels`` reports the estimate per stage.
+Constant products are shift-and-add unless the ``multiplier`` option says otherwise.
 """
 
 from __future__ import annotations
@@ -15,14 +19,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trigger.backends.rtl.builder import ModuleBuilder, RomImage, Sig
+from trigger.backends.rtl.builder import NS_PER_LEVEL, ModuleBuilder, RomImage, Sig, parse_multiplier
 from trigger.errors import ConfigError
 from trigger.ir.model import FirmwareModel
 from trigger.ir.tensor import TensorType
 from trigger.templates import render
 from trigger.vectors import write_mem
 
-__all__ = ["RtlDesign", "write_rtl", "parse_pipeline", "standard_top", "finish_module", "write_module", "stage_of",
+__all__ = ["RtlDesign", "write_rtl", "parse_pipeline", "parse_multiplier", "levels_per_clock", "standard_top", "finish_module", "write_module", "stage_of",
            "ModuleBuilder", "Sig"]
 
 
@@ -34,16 +38,28 @@ class RtlDesign:
     latency_cycles: int
     op_latency: dict[str, int] = field(default_factory=dict)
     pipeline: object = "layer"
+    multiplier: str = "shift_add"
+    # estimated logic levels after each register (the input register first; the last entry is the path to out_data)
+    stage_levels: list[int] = field(default_factory=list)
+    max_levels: int | None = None  # the budget per stage (pipeline auto)
 
 
-def parse_pipeline(pipeline) -> int | None:
-    """'layer' -> None (registers between ops only); N -> a register every N adder levels too."""
+def parse_pipeline(pipeline) -> int | str | None:
+    """'layer' -> None (registers between ops only); N -> a register every N adder levels too;
+    'auto' -> registers where the clock period needs them."""
     if pipeline in (None, "layer"):
         return None
+    if pipeline == "auto":
+        return "auto"
     text = str(pipeline)
-    if text.isdigit() and int(text) >= 1:
+    if text.isdigit() and int(text) >= 1 and not isinstance(pipeline, bool):
         return int(text)
-    raise ConfigError(f"pipeline must be 'layer' or a positive number of adder levels, got {pipeline!r}")
+    raise ConfigError(f"pipeline must be 'layer', 'auto' or a positive number of adder levels, got {pipeline!r}")
+
+
+def levels_per_clock(clock_period_ns: float) -> int:
+    """Logic levels (LUT or carry cells with routing) that fit in one clock period, at least 2 (one adder)."""
+    return max(2, int(clock_period_ns / NS_PER_LEVEL))
 
 
 def _ident(name: str) -> str:
@@ -51,11 +67,14 @@ def _ident(name: str) -> str:
     return ident if re.match(r"[A-Za-z]", ident) else f"op_{ident}"
 
 
-def build_op_module(model: FirmwareModel, k: int, name: str, every: int | None) -> tuple[ModuleBuilder, int]:
-    """The module of op k: unpack its inputs, its logic, registers, packed outputs; and its latency."""
+def build_op_module(model: FirmwareModel, k: int, name: str, every: int | None, max_levels: int | None = None,
+                    dsp_above_bits: int | None = None, in_levels: int = 0) -> tuple[ModuleBuilder, int]:
+    """The module of op k: unpack its inputs, its logic, registers, packed outputs; and its latency.
+
+    ``in_levels``: logic levels already on the inputs (the previous op's outputs, when not registered)."""
     op = model.ops[k]
     nxt = model.ops[k + 1] if k + 1 < len(model.ops) else None
-    m = ModuleBuilder(name)
+    m = ModuleBuilder(name, max_levels=max_levels, dsp_above_bits=dsp_above_bits, in_levels=in_levels)
     xs = [m.unpack(f"x{i}", lsb, fmt) for i, (lsb, fmt) in enumerate(zip(op.input.offsets, op.input.formats))]
     ys = op.emit_rtl(m, xs, {"pipeline_every": every})
     if len(ys) != op.output.n:
@@ -65,8 +84,37 @@ def build_op_module(model: FirmwareModel, k: int, name: str, every: int | None) 
     if (nxt is None or not nxt.absorbs_previous) and not op.ends_in_register:
         ys = [m.reg(f"q{i}", y) for i, y in enumerate(ys)]
         stage += 1
+    m.out_levels = max((y.levels for y in ys if y.const is None), default=0)
     finish_module(m, ys, op.input, op.output, op.name, op.kind, stage)
     return m, stage
+
+
+def build_chain_module(model: FirmwareModel, name: str, max_levels: int, dsp_above_bits: int | None = None
+                       ) -> tuple[ModuleBuilder, dict[str, int]]:
+    """pipeline auto: every op in one module, registers wherever a stage would exceed ``max_levels``
+    (not at op boundaries), the outputs registered at the end. One module, so that every path inside
+    it runs between registers (Yosys measures logic depth per module). Returns it and each op's share
+    of the latency (its outputs' stage minus its inputs')."""
+    m = ModuleBuilder(name, max_levels=max_levels, dsp_above_bits=dsp_above_bits)
+    first, last = model.ops[0], model.ops[-1]
+    xs = [m.unpack(f"x{i}", lsb, fmt) for i, (lsb, fmt) in enumerate(zip(first.input.offsets, first.input.formats))]
+    latencies, before = {}, 0
+    for op in model.ops:
+        ys = op.emit_rtl(m, xs, {"pipeline_every": None})
+        if len(ys) != op.output.n:
+            op.fail(f"RTL gave {len(ys)} outputs, expected {op.output.n}")
+        after = max((y.stage for y in ys if y.const is None), default=before)
+        latencies[op.name] = after - before
+        xs, before = ys, after
+    ys = [m.delay(y, before - y.stage) if y.const is None else y for y in xs]  # balance
+    if not last.ends_in_register:
+        ys = [m.reg(f"q{i}", y) for i, y in enumerate(ys)]
+        before += 1
+        latencies[last.name] += 1
+    m.out_levels = 0
+    what = f"ops {first.name} .. {last.name}" if len(model.ops) > 1 else first.name
+    finish_module(m, ys, first.input, last.output, what, "+".join(op.kind for op in model.ops), before)
+    return m, latencies
 
 
 def finish_module(m: ModuleBuilder, ys: list[Sig], inputs: TensorType, outputs: TensorType, what: str, kind: str,
@@ -95,21 +143,38 @@ def stage_of(m: ModuleBuilder) -> dict:
             "out_port": "out_data", "w_out": m.w_out}
 
 
-def write_rtl(model: FirmwareModel, out_dir: Path, top: str = "trigger_top", pipeline="layer") -> RtlDesign:
-    """Writes the Verilog of ``model`` (and its ROM images) behind the standard RTL top into ``out_dir``."""
+def write_rtl(model: FirmwareModel, out_dir: Path, top: str = "trigger_top", pipeline="layer",
+              clock_period_ns: float = 5.0, multiplier="shift_add") -> RtlDesign:
+    """Writes the Verilog of ``model`` (and its ROM images) behind the standard RTL top into ``out_dir``.
+
+    ``multiplier``: 'shift_add' (constant products as adders), 'dsp' (``*``, DSP slices), or N
+    (constants of more than N bits as ``*``). ``clock_period_ns`` sets the stage budget of pipeline auto."""
     model.validate()
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", top):
         raise ConfigError(f"top module name {top!r} is not a Verilog identifier")
     every = parse_pipeline(pipeline)
+    _, dsp_above_bits = parse_multiplier(multiplier)
+    max_levels = levels_per_clock(clock_period_ns) if every == "auto" else None
+    if every == "auto":
+        every = None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     modules, latencies, used = [], {}, set()
-    for k, op in enumerate(model.ops):
+    in_levels, offset, stage_levels = 0, 1, {}  # stage 1 starts at the input register
+    if max_levels is not None:
+        m, latencies = build_chain_module(model, f"{top}_ops", max_levels, dsp_above_bits)
+        modules.append(m)
+        stage_levels = {1 + s: levels for s, levels in m.stage_levels.items()}
+    for k, op in enumerate(model.ops if max_levels is None else []):
         name = f"{top}_{_ident(op.name)}"
         if name in used:
             name = f"{name}_{k}"
         used.add(name)
-        m, latency = build_op_module(model, k, name, every)
+        m, latency = build_op_module(model, k, name, every, None, dsp_above_bits, in_levels)
+        in_levels = m.out_levels
+        for s, levels in m.stage_levels.items():  # stage s of this op is global stage offset + s
+            stage_levels[offset + s] = max(stage_levels.get(offset + s, 0), levels)
+        offset += latency
         modules.append(m)
         latencies[op.name] = latency
     latency = 1 + sum(latencies.values())  # the input register, then the ops
@@ -124,7 +189,11 @@ def write_rtl(model: FirmwareModel, out_dir: Path, top: str = "trigger_top", pip
     path.write_text(standard_top(top, f"{model.kind} '{model.name}'", model.input.elements(),
                                  model.output.elements(), stages, latency))
     sources.append(path)
-    return RtlDesign(top, sources, data_files, latency, latencies, pipeline if every else "layer")
+    kept = "auto" if max_levels is not None else (pipeline if every else "layer")
+    levels = [stage_levels.get(s, 0) for s in range(1, latency + 1)]
+    return RtlDesign(top, sources, data_files, latency, latencies, kept,
+                     "dsp" if dsp_above_bits == 0 else ("shift_add" if dsp_above_bits is None else str(dsp_above_bits)),
+                     levels, max_levels)
 
 
 def standard_top(top: str, description: str, inputs: list[dict], outputs: list[dict], stages: list[dict],

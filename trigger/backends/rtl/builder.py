@@ -2,19 +2,51 @@
 
 Every signal is a signed integer of the exact width its value range needs
 (``trigger.ir.ranges``). A signal also knows its pipeline stage (registers
-between the module input and it), so the writer can balance and count latency.
+between the module input and it), so the writer can balance and count latency,
+and an estimate of the logic levels between the last register and it, so that
+``pipeline: auto`` can place registers where a stage would miss the clock.
+Operands of different stages are aligned with (shared) delay registers.
 The Verilog text of each statement kind lives in ``firmware_templates/rtl/module.v.j2``.
+
+Logic levels are counted as Yosys' ``ltp`` counts them after ``synth_xilinx``
+(LUTs and carry cells on the longest path): an adder costs a LUT and the carry
+cells from where an operand's bits enter its chain up to the top bit, so a signal
+keeps two arrival estimates, at its lowest and at its top bit (in an adder tree
+the carry chains overlap, they do not add up). Checked against Yosys on the
+benchmark networks (scripts/bench_da4ml.py reports both).
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from trigger.errors import FirmwareModelError
+from trigger.backends.rtl.cmvm import plan_cmvm
+from trigger.errors import ConfigError, FirmwareModelError
 from trigger.fixed import FixedFormat
 from trigger.ir.ranges import Interval, signed_width
+
+CARRY_BITS = 4  # bits per carry cell: Yosys 0.23 maps adders to CARRY4 chains (UltraScale+ has CARRY8)
+NS_PER_LEVEL = 0.5  # one LUT or carry level with its routing (the figure trigger.synth uses)
+
+
+def parse_multiplier(value) -> tuple[str, int | None]:
+    """rtl ``multiplier``: 'shift_add' (default), 'dsp', or N: constants of more than N bits use ``*``
+    (a DSP), narrower ones shift-and-add. Returns (mode, bits above which ``*`` is used)."""
+    if value in (None, "shift_add"):
+        return "shift_add", None
+    if value == "dsp":
+        return "dsp", 0
+    text = str(value)
+    if text.isdigit() and int(text) >= 1 and not isinstance(value, bool):
+        return "shift_add", int(text)
+    raise ConfigError(f"rtl multiplier must be 'shift_add', 'dsp' or a number of bits, got {value!r}")
+
+
+def adder_levels(width: int) -> int:
+    return 1 + -(-width // CARRY_BITS)
 
 
 @dataclass
@@ -27,6 +59,9 @@ class Sig:
     hi: int
     const: int | None = None
     stage: int = 0
+    levels: int = 0  # estimated logic levels since the last register, at the top bit
+    lsb_levels: int = 0  # the same at the lowest bit
+    adds: int = 0  # adders since the last register (for pipeline=N)
 
     @property
     def interval(self) -> Interval:
@@ -53,7 +88,13 @@ class ModuleBuilder:
     statements: list = field(default_factory=list)
     has_clock: bool = False
     roms: list[RomImage] = field(default_factory=list)
+    max_levels: int | None = None  # pipeline: auto: register where a stage would exceed this many levels
+    dsp_above_bits: int | None = None  # constants wider than this use ``*`` (None: every constant shift-add)
+    in_levels: int = 0  # logic levels already on the module's inputs (no register in front)
+    stage_levels: dict = field(default_factory=dict)  # stage -> most estimated logic levels in it
+    _every: int | None = None  # pipeline N inside the adder block being built: a register every N adders
     _names: set = field(default_factory=set)
+    _delayed: dict = field(default_factory=dict)
 
     def _new(self, name: str) -> str:
         base, k = name, 1
@@ -64,15 +105,64 @@ class ModuleBuilder:
 
     def emit(self, kind: str, out: Sig, **fields) -> Sig:
         self.statements.append(dict(kind=kind, out=out, **fields))
+        if out.const is None:
+            self.stage_levels[out.stage] = max(self.stage_levels.get(out.stage, 0), out.levels)
         return out
 
+    # ------------------------------------------------------------ timing
+    def _ready(self, sigs: list[Sig], extra: int, adder: bool = False, shifts=None, width: int = 0) -> list[Sig]:
+        """The operands of a statement adding ``extra`` logic levels (an adder of ``width`` bits when
+        ``shifts`` are given), on one stage: registered first when the result would exceed the stage
+        budget (pipeline auto), or after ``every`` adders (pipeline N)."""
+        live = [s for s in sigs if s.const is None]
+        if not live:
+            return sigs
+        stage = max(s.stage for s in live)
+        sigs = [s if s.const is not None else self.delay(s, stage - s.stage) for s in sigs]
+        live = [s for s in sigs if s.const is None]
+        if shifts is not None:
+            predicted = self._adder_timing(list(zip(sigs, shifts)), width)[1]
+        else:
+            predicted = max(s.levels for s in live) + extra
+        over_levels = self.max_levels is not None and predicted > self.max_levels and any(s.levels for s in live)
+        over_adds = adder and self._every is not None and max(s.adds for s in live) >= self._every
+        if over_levels or over_adds:
+            sigs = [s if s.const is not None else self.delay(s, 1) for s in sigs]
+        return sigs
+
     @staticmethod
-    def _stage(*sigs: Sig) -> int:
-        return max((s.stage for s in sigs if s.const is None), default=0)
+    def _adder_timing(terms: list[tuple[Sig, int]], width: int) -> tuple[int, int]:
+        """(lowest-bit, top-bit) logic levels of an adder of ``width`` bits over shifted operands: a LUT,
+        then the carry cells from where each operand's bits enter the chain up to the top."""
+        def cells(position: int) -> int:
+            return (width - 1) // CARRY_BITS - min(position, width - 1) // CARRY_BITS + 1
+
+        lsb = msb = 0
+        for sig, shift in terms:
+            if sig.const is not None:
+                continue
+            top = sig.width + shift - 1
+            # a late top bit enters near the top of the chain: its LUT and the last carry cells (Yosys
+            # merges chained additions into compressor trees, where a level costs about one LUT)
+            msb = max(msb, sig.levels + max(1, cells(top) - 1), sig.lsb_levels + 1 + cells(shift))
+            lsb = max(lsb, sig.lsb_levels + 2)
+        return lsb, msb
+
+    def _after(self, sigs: list[Sig], width: int, adder: bool, shifts=None) -> dict:
+        """Stage and logic-level estimates of a result of ``width`` bits computed from ``sigs``."""
+        live = [s for s in sigs if s.const is None]
+        if not live:
+            return {}
+        lsb, msb = max(s.lsb_levels for s in live), max(s.levels for s in live)
+        if adder:
+            lsb, msb = self._adder_timing(list(zip(sigs, shifts or [0] * len(sigs))), width)
+            return dict(stage=live[0].stage, lsb_levels=lsb, levels=msb, adds=max(s.adds for s in live) + 1)
+        return dict(stage=live[0].stage, lsb_levels=lsb, levels=msb, adds=max(s.adds for s in live))
 
     # ------------------------------------------------------------ primitives
     def unpack(self, name: str, lsb: int, fmt: FixedFormat) -> Sig:
-        out = Sig(self._new(name), fmt_sig_width(fmt), fmt.min_raw, fmt.max_raw)
+        out = Sig(self._new(name), fmt_sig_width(fmt), fmt.min_raw, fmt.max_raw, levels=self.in_levels,
+                  lsb_levels=self.in_levels)
         return self.emit("unpack", out, lsb=lsb, fmt_width=fmt.width, signed=fmt.signed)
 
     def const(self, name: str, value: int) -> Sig:
@@ -86,20 +176,55 @@ class ModuleBuilder:
             return cap, -(1 << (cap - 1)), (1 << (cap - 1)) - 1
         return width, iv.lo, iv.hi
 
+    def uses_dsp(self, k: int) -> bool:
+        """Whether the constant k is multiplied with ``*`` (a DSP) rather than shift-and-add."""
+        return self.dsp_above_bits is not None and signed_width(k, k) > self.dsp_above_bits
+
     def mul(self, name: str, a: Sig, k: int, cap: int | None = None) -> Sig:
-        """a times the integer constant k (exact, or modulo 2**cap when capped)."""
+        """a times the integer constant k (exact, or modulo 2**cap when capped): shift-and-add on its
+        signed digits, or ``*`` when the constant is wider than the multiplier option allows."""
         k = int(k)
         if a.const is not None:
             return self.const(name, a.const * k)
+        if not self.uses_dsp(k):
+            return self.constant_matvec(name, [a], [[k]], [0], cap)[0]
         width, lo, hi = self._capped(a.interval.scale(k), cap)
-        out = Sig(self._new(name), width, lo, hi, stage=a.stage)
+        out = Sig(self._new(name), width, lo, hi, **self._after([a], width, True))
+        out.levels += 4  # a DSP48 slice: about as slow as a few LUT levels
         return self.emit("mul", out, a=a, k=k, k_bits=k % (1 << width))
 
     def add(self, name: str, a: Sig, b: Sig, cap: int | None = None) -> Sig:
+        return self.shift_add(name, a, 0, b, 0, False, cap)
+
+    def shift_add(self, name: str, a: Sig, sa: int, b: Sig, sb: int, subtract: bool = False,
+                  cap: int | None = None) -> Sig:
+        """``(a << sa) + (b << sb)``, or minus ``(b << sb)``: shifts are wiring, the adder is exact."""
+        sign = -1 if subtract else 1
         if a.const is not None and b.const is not None:
-            return self.const(name, a.const + b.const)
-        width, lo, hi = self._capped(a.interval + b.interval, cap)
-        return self.emit("add", Sig(self._new(name), width, lo, hi, stage=self._stage(a, b)), a=a, b=b)
+            return self.const(name, (a.const << sa) + sign * (b.const << sb))
+        iv = a.interval.scale(1 << sa) + b.interval.scale(sign << sb)
+        width, lo, hi = self._capped(iv, cap)
+        a, b = self._ready([a, b], 0, adder=True, shifts=[sa, sb], width=width)
+        out = Sig(self._new(name), width, lo, hi, **self._after([a, b], width, True, [sa, sb]))
+        # a term shifted out of the result entirely is 0 modulo 2**width
+        terms = [dict(sig=s, shift=k, bits=width - k) for s, k in ((a, sa), (b, sb))]
+        if terms[1]["bits"] <= 0:
+            return self.shift(name, a, sa, False, cap) if terms[0]["bits"] > 0 else self.const(name, 0)
+        if terms[0]["bits"] <= 0:
+            return self.shift(name, b, sb, subtract, cap)
+        return self.emit("shift_add", out, a=terms[0], b=terms[1], subtract=subtract)
+
+    def shift(self, name: str, a: Sig, k: int, negate: bool = False, cap: int | None = None) -> Sig:
+        """``a << k`` (wiring), or ``-(a << k)`` (an adder)."""
+        if a.const is not None:
+            return self.const(name, (-1 if negate else 1) * (a.const << k))
+        if k == 0 and not negate:
+            return a
+        width, lo, hi = self._capped(a.interval.scale((-1 if negate else 1) << k), cap)
+        if negate:
+            [a] = self._ready([a], 0, adder=True, shifts=[k], width=width)
+        out = Sig(self._new(name), width, lo, hi, **self._after([a], width, negate, [k]))
+        return self.emit("shift", out, a=dict(sig=a, shift=k, bits=width - k), negate=negate)
 
     def reg(self, name: str, a: Sig) -> Sig:
         if a.const is not None:
@@ -108,23 +233,33 @@ class ModuleBuilder:
         return self.emit("reg", Sig(self._new(name), a.width, a.lo, a.hi, stage=a.stage + 1), a=a)
 
     def delay(self, a: Sig, stages: int) -> Sig:
+        """a, ``stages`` registers later (delay registers are shared by every user of a)."""
         for _ in range(stages):
-            a = self.reg(f"{a.name}_d", a)
+            key = a.name
+            if key not in self._delayed:
+                self._delayed[key] = self.reg(f"{a.name}_d", a)
+            a = self._delayed[key]
         return a
 
     def relu(self, name: str, a: Sig) -> Sig:
         iv = a.interval.relu()
-        return self.emit("relu", Sig(self._new(name), a.width, iv.lo, iv.hi, stage=a.stage), a=a)
+        [a] = self._ready([a], 1)
+        out = Sig(self._new(name), a.width, iv.lo, iv.hi, **self._after([a], a.width, False))
+        out.levels += 1
+        return self.emit("relu", out, a=a)
 
     def select_positive(self, name: str, test: Sig, if_positive: Sig, otherwise: Sig) -> Sig:
         """``test > 0 ? if_positive : otherwise``."""
         iv = if_positive.interval.hull(otherwise.interval)
-        out = Sig(self._new(name), iv.width, iv.lo, iv.hi, stage=self._stage(test, if_positive, otherwise))
+        extra = adder_levels(test.width) + 1
+        test, if_positive, otherwise = self._ready([test, if_positive, otherwise], extra)
+        out = Sig(self._new(name), iv.width, iv.lo, iv.hi, **self._after([test, if_positive, otherwise], iv.width, False))
+        out.levels = out.lsb_levels = max(out.levels, test.levels + extra)
         return self.emit("select_positive", out, test=test, a=if_positive, b=otherwise)
 
     def wrap(self, name: str, a: Sig, fmt: FixedFormat) -> Sig:
         """The low fmt.width bits of a, read in fmt (arithmetic modulo 2**width)."""
-        out = Sig(self._new(name), fmt_sig_width(fmt), fmt.min_raw, fmt.max_raw, stage=a.stage)
+        out = Sig(self._new(name), fmt_sig_width(fmt), fmt.min_raw, fmt.max_raw, **self._after([a], 0, False))
         return self.emit("wrap", out, a=a, fmt_width=fmt.width, signed=fmt.signed)
 
     def requant(self, name: str, a: Sig, src: FixedFormat, dst: FixedFormat) -> Sig:
@@ -141,7 +276,13 @@ class ModuleBuilder:
             xw = a.width
             rw = a.width - shift
         ohi, olo = dst.max_raw, dst.sat_min_raw
-        out = Sig(self._new(name), fmt_sig_width(dst), lo, hi, stage=a.stage)
+        rounds = shift > 0 and dst.rounding != "TRN"
+        saturates = can_overflow and dst.overflow not in ("WRAP", "NONE")
+        # rounding: an incrementer (a carry chain); saturation: comparisons with constants (LUT trees) and a mux
+        extra = (adder_levels(rw) if rounds else 0) + (2 + (rw > 6) + (rw > 36) if saturates else 0)
+        [a] = self._ready([a], extra)
+        out = Sig(self._new(name), fmt_sig_width(dst), lo, hi, **self._after([a], 0, False))
+        out.levels = out.lsb_levels = out.levels + extra
         spec = dict(shift=shift, xw=xw, fw=xw - shift if shift > 0 else 0, rw=rw, rounding=dst.rounding,
                     overflow=dst.overflow if can_overflow else "NONE", ow=dst.width, signed=dst.signed,
                     check_hi=can_overflow and rhi > ohi, check_lo=can_overflow and rlo < olo,
@@ -152,18 +293,22 @@ class ModuleBuilder:
     def count_at_least(self, name: str, a: Sig, thresholds, width: int) -> Sig:
         """How many of the increasing integer thresholds are <= a (a thermometer code's popcount)."""
         thresholds = [int(t) for t in thresholds]
-        out = Sig(self._new(name), width + 1, 0, len(thresholds), stage=a.stage)
+        [a] = self._ready([a], adder_levels(a.width) + len(thresholds).bit_length())
+        out = Sig(self._new(name), width + 1, 0, len(thresholds), **self._after([a], 0, False))
+        out.levels = out.lsb_levels = out.levels + adder_levels(a.width) + len(thresholds).bit_length()
         keys = [{"bits": t % (1 << a.width)} for t in thresholds]
         return self.emit("count_at_least", out, a=a, keys=keys, count_width=width)
 
     def concat(self, name: str, fields: list[tuple[Sig, int, int]], width: int) -> Sig:
         """An unsigned word of ``width`` bits from (signal, lsb, bits) fields (each signal non-negative)."""
-        parts = sorted(fields, key=lambda f: -f[1])
         for sig, _, bits in fields:
             if sig.lo < 0 or sig.hi >= 1 << bits:
                 raise FirmwareModelError(f"{self.name}: field {sig.name} holds {sig.lo}..{sig.hi}, not {bits} bits")
         hi = sum(min(sig.hi, (1 << bits) - 1) << lsb for sig, lsb, bits in fields)
-        out = Sig(self._new(name), width + 1, 0, hi, stage=self._stage(*[f[0] for f in fields]))
+        sigs = self._ready([f[0] for f in fields], 0)
+        fields = [(sig, lsb, bits) for sig, (_, lsb, bits) in zip(sigs, fields)]
+        parts = sorted(fields, key=lambda f: -f[1])
+        out = Sig(self._new(name), width + 1, 0, hi, **self._after(sigs, 0, False))
         return self.emit("concat", out, parts=[{"sig": s, "bits": b} for s, _, b in parts], word_width=width)
 
     def rom(self, name: str, address: Sig, address_bits: int, words: np.ndarray, word_fmt: FixedFormat) -> Sig:
@@ -178,6 +323,36 @@ class ModuleBuilder:
         return self.emit("rom", out, a=address, address_bits=address_bits, depth=len(words),
                          word_width=word_fmt.width, signed=word_fmt.signed, file=file)
 
+    def mul_signals(self, name: str, a: Sig, b: Sig) -> Sig:
+        """a times b, both signals (a real multiplier: softmax's exp(x_i) * 1/sum)."""
+        if b.const is not None:
+            return self.mul(name, a, b.const)
+        if a.const is not None:
+            return self.mul(name, b, a.const)
+        corners = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
+        iv = Interval(min(corners), max(corners))
+        a, b = self._ready([a, b], 4)
+        out = Sig(self._new(name), iv.width, iv.lo, iv.hi, **self._after([a, b], iv.width, False))
+        out.levels = out.lsb_levels = out.levels + 4  # a DSP48 slice: about as slow as a few LUT levels
+        return self.emit("mul_signals", out, a=a, b=b)
+
+    def select_ge(self, name: str, a: Sig, b: Sig, if_ge: Sig, otherwise: Sig) -> Sig:
+        """``a >= b ? if_ge : otherwise`` (max trees, argmax)."""
+        iv = if_ge.interval.hull(otherwise.interval)
+        extra = adder_levels(max(a.width, b.width)) + 1
+        a, b, if_ge, otherwise = self._ready([a, b, if_ge, otherwise], extra)
+        out = Sig(self._new(name), iv.width, iv.lo, iv.hi, **self._after([a, b, if_ge, otherwise], iv.width, False))
+        out.levels = out.lsb_levels = max(out.levels, a.levels + extra, b.levels + extra)
+        return self.emit("select_ge", out, a=a, b=b, x=if_ge, y=otherwise, cw=max(a.width, b.width))
+
+    def select_equal(self, name: str, a: Sig, k: int, if_equal: int, otherwise: int) -> Sig:
+        """``a == k ? if_equal : otherwise`` for integer constants (a one-hot output)."""
+        iv = Interval(min(if_equal, otherwise), max(if_equal, otherwise))
+        out = Sig(self._new(name), iv.width, iv.lo, iv.hi, **self._after([a], iv.width, False))
+        out.levels = out.lsb_levels = out.levels + 1 + (a.width + 5) // 6  # a LUT tree comparing a with k
+        return self.emit("select_equal", out, a=a, k_bits=int(k) % (1 << a.width),
+                         x_bits=int(if_equal) % (1 << iv.width), y_bits=int(otherwise) % (1 << iv.width))
+
     # ------------------------------------------------------------ arithmetic blocks
     def sum_tree(self, name: str, leaves: list[Sig], cap: int | None = None, every: int | None = None) -> Sig:
         """The sum of ``leaves`` as a balanced adder tree (a register every ``every`` levels, none after the root)."""
@@ -185,18 +360,13 @@ class ModuleBuilder:
 
     def sum_trees(self, name: str, trees: list[list[Sig]], cap: int | None = None,
                   every: int | None = None) -> list[Sig]:
-        """Several balanced adder trees side by side, registered at the same levels so their roots align."""
-        trees = [list(t) if t else [self.const(f"{name}{j}_zero", 0)] for j, t in enumerate(trees)]
-        depth = max((len(t) - 1).bit_length() for t in trees)
-        for level in range(1, depth + 1):
-            registered = every is not None and level % every == 0 and level < depth
-            for j, nodes in enumerate(trees):
-                nxt = [self.add(f"{name}{j}_{level}_{k // 2}", nodes[k], nodes[k + 1], cap) if k + 1 < len(nodes)
-                       else nodes[k] for k in range(0, len(nodes), 2)]
-                if registered:
-                    nxt = [self.reg(f"{name}{j}_r{level}_{k}", node) for k, node in enumerate(nxt)]
-                trees[j] = nxt
-        return [t[0] for t in trees]
+        """Several adder trees side by side, balanced on estimated delay, their roots on one stage.
+
+        Registers go where a stage would exceed the builder's level budget (pipeline auto) or
+        after every ``every`` adders (none after the root)."""
+        self._every = every
+        terms = [[(leaf, 0, 1) for leaf in t] for t in trees]
+        return self._sum_terms(name, terms, cap, every)
 
     def constant_matvec(self, name: str, xs: list[Sig], matrix, bias, cap: int | None = None,
                         every: int | None = None) -> list[Sig]:
@@ -204,15 +374,62 @@ class ModuleBuilder:
 
         Exact, or modulo 2**cap when capped. Every constant-matrix product of every op
         (dense, convolution, ...) goes through here, so how constants are multiplied
-        (and where pipeline registers go) is decided in one place.
+        (and where pipeline registers go) is decided in one place: shift-and-add on signed
+        digits with subexpressions shared across the outputs (``cmvm.plan_cmvm``), constants
+        wider than the multiplier option allows as ``*``. One root per column, all on one stage.
         """
         matrix = np.asarray(matrix, dtype=object)
-        trees = []
-        for j in range(matrix.shape[1]):
-            leaves = [self.mul(f"{name}p{i}_{j}", xs[i], int(matrix[i, j]), cap)
-                      for i in range(matrix.shape[0]) if int(matrix[i, j]) != 0]  # zero weights cost nothing
+        n_in, n_out = matrix.shape
+        self._every = every
+        wide = np.array([[int(v) != 0 and self.uses_dsp(int(v)) for v in row] for row in matrix],
+                        dtype=bool).reshape(n_in, n_out)
+        narrow = np.where(wide, 0, matrix)
+        plan = plan_cmvm(narrow)
+        sources = list(xs)
+        for k, node in enumerate(plan.nodes):
+            sources.append(self.shift_add(f"{name}c{k}", sources[node.a], 0, sources[node.b], node.shift,
+                                          node.sign < 0, cap))
+        columns = []
+        for j, col in enumerate(plan.columns):
+            terms = [(sources[t.src], t.shift, t.sign) for t in col]
+            terms += [(self.mul(f"{name}m{i}_{j}", xs[i], int(matrix[i, j]), cap), 0, 1)
+                      for i in np.flatnonzero(wide[:, j])]
             b = int(bias[j])
-            if b != 0 or not leaves:
-                leaves.append(self.const(f"{name}b{j}", b))
-            trees.append(leaves)
-        return self.sum_trees(f"{name}s", trees, cap, every)
+            if b != 0:
+                zeros = (b & -b).bit_length() - 1
+                terms.append((self.const(f"{name}b{j}", abs(b) >> zeros), zeros, 1 if b > 0 else -1))
+            columns.append(terms)
+        return self._sum_terms(f"{name}s", columns, cap, every)
+
+    def _sum_terms(self, name: str, columns: list[list[tuple[Sig, int, int]]], cap: int | None,
+                   every: int | None) -> list[Sig]:
+        """Per column, the sum of signed shifted terms ``sign * (sig << shift)``, as an adder tree that
+        always adds the two earliest-ready terms (balanced when they arrive together); roots aligned."""
+        roots = []
+        for j, terms in enumerate(columns):
+            heap = [(self._ready_key(sig), k, sig, shift, sign) for k, (sig, shift, sign) in enumerate(terms)]
+            heapq.heapify(heap)
+            count = len(heap)
+            while len(heap) > 1:
+                _, _, x, sx, gx = heapq.heappop(heap)
+                _, _, y, sy, gy = heapq.heappop(heap)
+                low = min(sx, sy)
+                if gx < 0 and gy > 0:  # the positive term first: p - q
+                    x, sx, gx, y, sy, gy = y, sy, gy, x, sx, gx
+                node = self.shift_add(f"{name}{j}_{count}", x, sx - low, y, sy - low, gx != gy, cap)
+                heapq.heappush(heap, (self._ready_key(node), count, node, low, gx))
+                count += 1
+            if not heap:
+                roots.append(self.const(f"{name}{j}_zero", 0))
+                continue
+            _, _, sig, shift, sign = heap[0]
+            roots.append(self.shift(f"{name}{j}_root", sig, shift, sign < 0, cap))
+        self._every = None
+        live = [r for r in roots if r.const is None]
+        stage = max((r.stage for r in live), default=0)
+        return [r if r.const is not None else self.delay(r, stage - r.stage) for r in roots]
+
+    @staticmethod
+    def _ready_key(sig: Sig) -> tuple:
+        """When a term is ready: constants first, then by stage and estimated logic levels."""
+        return (-1, 0) if sig.const is not None else (sig.stage, sig.levels)

@@ -1,0 +1,131 @@
+"""Multiplier-free constant arithmetic: signed digits, shared subexpressions, pipeline auto.
+
+The plan (trigger.backends.rtl.cmvm) is checked with integers against ``x @ M``; the RTL
+built from it under Icarus against the emulator, as equal integers; and a design with one
+generated adder changed by one bit must give mismatches, so the check can fail.
+"""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firmware_cases import F, case_inputs, mlp, random_dense, relu
+from trigger.backends.rtl import levels_per_clock, write_rtl
+from trigger.backends.rtl import cmvm
+from trigger.backends.rtl.cmvm import csd, evaluate, plan_cmvm
+from trigger.errors import ConfigError
+from trigger.ir import FirmwareModel, emulate
+from trigger.rtlsim import simulate
+
+
+def test_csd_digits_are_canonical():
+    for v in [0, 1, -1, 3, -3, 7, 11, 23, -31, 32, 255, -256, 2**40 + 5, -(2**33) + 7, 0b1011011101]:
+        digits = csd(v)
+        assert sum(d << k for k, d in enumerate(digits)) == v
+        assert set(digits) <= {-1, 0, 1}
+        assert all(not (a and b) for a, b in zip(digits, digits[1:]))  # no two adjacent non-zeros
+    assert csd(7) == [-1, 0, 0, 1]  # 8 - 1: two digits where binary has three
+
+
+@pytest.mark.parametrize("shape,bits,zeros", [((16, 64), 6, 0.0), ((64, 32), 6, 0.3), ((5, 3), 17, 0.0),
+                                              ((1, 1), 9, 0.0), ((7, 1), 4, 0.5), ((1, 9), 8, 0.0), ((4, 4), 3, 1.0)])
+def test_plan_equals_the_matrix_product_and_saves_adders(shape, bits, zeros):
+    rng = np.random.default_rng(sum(shape) + bits)
+    matrix = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), shape, dtype=np.int64)
+    matrix[rng.random(shape) < zeros] = 0
+    plan = plan_cmvm(matrix.astype(object))
+    for _ in range(20):
+        x = rng.integers(-(1 << 20), 1 << 20, shape[0])
+        assert evaluate(plan, x) == [int(v) for v in x.astype(object) @ matrix.astype(object)]
+    digits = sum(len([d for d in csd(v) if d]) for v in matrix.ravel())
+    plain = sum(max(len([d for v in col for d in csd(v) if d]) - 1, 0) for col in matrix.T)
+    assert plan.adders <= plain
+    if digits > 200:  # a layer-sized random matrix: sharing removes many adders
+        assert plan.adders < 0.7 * plain, (plan.adders, plain)
+    assert plan == cmvm._plan(matrix.astype(object), None)  # deterministic (solved again, not cached)
+
+
+def _dense_model(rng, name="exact", n_in=10, n_out=6, weight="fixed<7,2>"):
+    """One dense op whose output is the exact accumulator: any changed adder bit reaches an output."""
+    in_fmt, w_fmt = F("fixed<10,4>"), F(weight)
+    d = random_dense(rng, name, n_in, n_out, in_fmt, w_fmt, w_fmt, F("fixed<24,12>"), F("fixed<24,12>"))
+    return FirmwareModel(name, d.input, [d])
+
+
+def _mismatches(design, model, raw, work: Path) -> int:
+    result = simulate(design.sources, design.top, model.input.to_bits(raw), model.input.widths, model.output.widths,
+                      simulator="icarus", build_dir=work, data_files=design.data_files,
+                      max_latency=design.latency_cycles + 8)
+    got = model.output.from_bits(result.outputs)
+    assert result.latency_cycles == design.latency_cycles and result.ii == 1
+    return int(np.count_nonzero(np.any(got != emulate(model, raw).outputs, axis=1)))
+
+
+def test_shift_add_rtl_has_no_multiplier_and_dsp_option_keeps_them(tmp_path):
+    model = mlp((6, 10, 4), seed=2)
+    texts = {}
+    for multiplier in ("shift_add", "dsp", 4):
+        design = write_rtl(model, tmp_path / str(multiplier), top="mul_top", multiplier=multiplier)
+        texts[multiplier] = "".join(p.read_text() for p in design.sources)
+        assert design.multiplier == str(multiplier)
+    products = {k: len(re.findall(r"\) \* \d+'sh", t)) for k, t in texts.items()}
+    n_weights = sum(int(np.count_nonzero(np.abs(op.weight) > 1)) for op in model.ops if op.kind == "dense")
+    assert products["shift_add"] == 0 and " - " in texts["shift_add"] and "'b0}" in texts["shift_add"]
+    assert products["dsp"] == n_weights  # every weight but 0 and +-1 (printed without '*')
+    wide = sum(int(np.count_nonzero(np.abs(op.weight) >= 8)) for op in model.ops if op.kind == "dense")
+    assert 0 < products[4] <= wide  # weights of more than 4 bits (|w| >= 8) as '*'
+    with pytest.raises(ConfigError, match="multiplier"):
+        write_rtl(model, tmp_path / "bad", multiplier="booth")
+
+
+# test_rtl.py simulates pipeline 'layer' and N with the default shift-and-add
+@pytest.mark.parametrize("pipeline,multiplier", [("auto", "shift_add"), (1, 4)])
+def test_rtl_equals_emulator(pipeline, multiplier, tmp_path):
+    rng = np.random.default_rng(3)
+    model = mlp((8, 12, 4), seed=5)
+    design = write_rtl(model, tmp_path / "rtl", top="cmvm_top", pipeline=pipeline, multiplier=multiplier,
+                       clock_period_ns=2.5)
+    raw = case_inputs(model, 200, seed=int(rng.integers(1000)))
+    assert _mismatches(design, model, raw, tmp_path / "sim") == 0
+    print(f"pipeline={pipeline} multiplier={multiplier}: latency {design.latency_cycles}, "
+          f"levels per stage {design.stage_levels}")
+
+
+def test_pipeline_auto_meets_the_level_budget(tmp_path):
+    """Every stage within the clock's level budget (as estimated; a single statement deeper than the
+    budget, such as a rounding and saturating cast at 2.5 ns, would get a stage of its own)."""
+    model = mlp((16, 32, 12, 5), seed=1)
+    layer = write_rtl(model, tmp_path / "layer", pipeline="layer")
+    latency = {}
+    for clock in (10.0, 5.0, 3.5):
+        design = write_rtl(model, tmp_path / str(clock), pipeline="auto", clock_period_ns=clock)
+        budget = levels_per_clock(clock)
+        assert design.pipeline == "auto" and design.max_levels == budget
+        assert len(design.stage_levels) == design.latency_cycles
+        if clock >= 5.0:  # at 3.5 ns a rounding and saturating cast alone is deeper than the budget
+            assert max(design.stage_levels) <= budget, (clock, design.stage_levels)
+        latency[clock] = design.latency_cycles
+    assert max(layer.stage_levels) > levels_per_clock(5.0)  # a whole layer per stage misses a 5 ns clock
+    assert latency[3.5] > latency[5.0] > latency[10.0] >= layer.latency_cycles
+    print(f"latency: layer {layer.latency_cycles} ({max(layer.stage_levels)} levels), auto {latency}")
+
+
+def test_a_flipped_bit_in_a_generated_adder_is_caught(tmp_path):
+    rng = np.random.default_rng(8)
+    model = _dense_model(rng)
+    design = write_rtl(model, tmp_path / "rtl", top="flip_top")
+    raw = case_inputs(model, 200, seed=4)
+    assert _mismatches(design, model, raw, tmp_path / "sim_ok") == 0
+    module = next(p for p in design.sources if p.name != "flip_top.v")
+    text = module.read_text()
+    adders = re.findall(r"^    wire signed \[(\d+):0\] (\w+) = (.* [+-] .*);$", text, flags=re.M)
+    assert len(adders) > 10
+    msb, name, expr = adders[len(adders) // 2]
+    flipped = f"    wire signed [{msb}:0] {name} = ({expr}) ^ {int(msb) + 1}'sd4;"  # bit 2 of one adder inverted
+    module.write_text(text.replace(f"    wire signed [{msb}:0] {name} = {expr};", flipped))
+    assert module.read_text() != text
+    bad = _mismatches(design, model, raw, tmp_path / "sim_flipped")
+    assert bad > 0
+    print(f"flipped bit 2 of {name}: {bad} of {len(raw)} vectors mismatch")

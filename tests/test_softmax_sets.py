@@ -1,0 +1,248 @@
+"""sigmoid, tanh, softmax (stable, latency, argmax), global pooling and per-item dense against hls4ml.
+
+Three small Keras models, each converted once by hls4ml with chosen per-layer types
+(tables of different sizes and types, saturating and wrapping, rounding and
+truncating results), are run three ways on the same raw vectors: our emulator,
+hls4ml's C simulation of the written project and our RTL under Icarus; every
+output integer must agree. The first layer of two models is the table activation
+itself and the vectors enumerate every raw value of its input, so every entry of
+the sigmoid and tanh tables (which hls4ml's C++ fills with float math, and which
+trigger takes from that same C++) reaches the C simulation output unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trigger.fixed import FixedFormat
+from trigger.ir import emulate
+from trigger.vectors import test_vectors
+
+RANDOM_VECTORS = 300
+
+
+def _every_value(fmt: FixedFormat, n_elements: int, seed: int) -> np.ndarray:
+    """Vectors in which every raw value of ``fmt`` appears in every element position at least once."""
+    values = np.arange(fmt.min_raw, fmt.max_raw + 1, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(values) for _ in range(n_elements)], axis=1)
+
+
+def three_way(model, name: str, overrides: dict, input_precision: str, tmp, every_value: bool = False) -> dict:
+    """hls4ml conversion with per-layer settings, then emulator vs C simulation vs RTL (Icarus) on the same vectors."""
+    import hls4ml
+
+    from trigger.backends.hls.hls4ml_project import csim_project
+    from trigger.backends.rtl import write_rtl
+    from trigger.frontends.network import extract
+    from trigger.quiet import quiet_stdout
+    from trigger.rtlsim import simulate
+
+    cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend="Vitis",
+                                               default_precision="fixed<16,6>")
+    cfg["LayerName"][model.layers[0].input.name.split(":")[0]] = {"Precision": {"result": input_precision}}
+    for lname, settings in overrides.items():
+        entry = cfg["LayerName"].setdefault(lname, {})
+        for key, value in settings.items():
+            if key == "Precision":
+                prec = entry.setdefault("Precision", {})
+                if not isinstance(prec, dict):
+                    prec = entry["Precision"] = {"result": prec}
+                prec.update(value)
+            else:
+                entry[key] = value
+    with quiet_stdout():
+        hls_model = hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, output_dir=str(tmp / "hls"),
+                                                               backend="Vitis", io_type="io_parallel")
+        hls_model.write()
+    fw = extract(hls_model, name)
+    raw = test_vectors(fw, RANDOM_VECTORS, seed=7)
+    if every_value:
+        raw = np.vstack([raw, _every_value(fw.input.format, fw.input.n, 7)])
+    emu = emulate(fw, raw).outputs
+    csim, _ = csim_project(tmp / "hls", fw, raw)
+    rtl = write_rtl(fw, tmp / "rtl")
+    sim = simulate(rtl.sources, rtl.top, fw.input.to_bits(raw), fw.input.widths, fw.output.widths,
+                   simulator="icarus", build_dir=tmp / "sim", data_files=rtl.data_files,
+                   max_latency=rtl.latency_cycles + 8, cache_dir=None)
+    rtl_out = fw.output.from_bits(sim.outputs)
+
+    def mismatches(a, b):
+        return int(np.count_nonzero(np.any(a != b, axis=1))) if a.shape == b.shape else len(raw)
+
+    return {"fw": fw, "raw": raw, "emu": emu, "vectors": len(raw), "latency": (sim.latency_cycles, rtl.latency_cycles),
+            "mismatches": {"emulator_vs_csim": mismatches(emu, csim), "emulator_vs_rtl": mismatches(emu, rtl_out),
+                           "csim_vs_rtl": mismatches(csim, rtl_out)}}
+
+
+CLEAN = {"emulator_vs_csim": 0, "emulator_vs_rtl": 0, "csim_vs_rtl": 0}
+
+
+def _seeded(model, seed: int):
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights([rng.normal(0, 0.8, w.shape) for w in layer.weights])
+    return model
+
+
+@pytest.fixture(scope="module")
+def set_network(tmp_path_factory):
+    """sigmoid (every entry) -> per-item dense -> tanh (512 entries, rounding/saturating) -> mean -> dense -> softmax stable."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    model = _seeded(tf.keras.Sequential([
+        tf.keras.Input(shape=(4, 3), name="x"),
+        L.Activation("sigmoid", name="sig"),
+        L.Dense(4, name="phi"),
+        L.Activation("tanh", name="th"),
+        L.GlobalAveragePooling1D(name="mean"),
+        L.Dense(5, name="rho"),
+        L.Activation("softmax", name="sm"),
+    ]), 1)
+    overrides = {"sig": {"table_t": "fixed<18,8>", "Precision": {"result": "fixed<18,8>"}},
+                 "phi": {"Precision": {"weight": "fixed<8,2>", "bias": "fixed<8,2>", "result": "fixed<10,3,RND,SAT>"}},
+                 "th": {"table_size": 512, "table_t": "fixed<12,2,RND,SAT>",
+                        "Precision": {"result": "fixed<11,3,RND_CONV,SAT>"}},
+                 "mean": {"Precision": {"accum": "fixed<16,6>", "result": "fixed<10,3,RND,SAT>"}},
+                 "rho": {"Precision": {"weight": "fixed<8,3>", "bias": "fixed<8,3>", "result": "fixed<12,5>"}},
+                 "sm": {"table_size": 256, "Precision": {"result": "ufixed<10,0,RND,SAT>"}}}
+    return three_way(model, "set_network", overrides, "fixed<11,4>", tmp_path_factory.mktemp("set_network"),
+                     every_value=True)
+
+
+def test_set_network_three_way(set_network):
+    kinds = [op.kind for op in set_network["fw"].ops if op.kind != "linear"]  # hls4ml's dense activation
+    assert kinds == ["sigmoid", "item_dense", "tanh", "global_pool", "dense", "softmax"], kinds
+    assert set_network["mismatches"] == CLEAN, set_network["mismatches"]
+    assert set_network["vectors"] >= RANDOM_VECTORS + 2048
+    sim_latency, expected = set_network["latency"]
+    assert sim_latency == expected
+    sig, item, th, pool, _, sm = [op for op in set_network["fw"].ops if op.kind != "linear"]
+    assert sig.table_size == 1024 and th.table_size == 512 and sm.exp_table.size == 256
+    assert th.table_fmt == FixedFormat.parse("fixed<12,2,RND,SAT>") and sm.implementation == "stable"
+    assert (item.n_items, item.n_in, item.n_out) == (4, 3, 4) and (pool.mode, pool.n_items) == ("mean", 4)
+
+
+def test_every_sigmoid_entry_reaches_the_c_simulation(set_network):
+    """The vectors address every sigmoid table entry, and the output (table_t itself) shows it unchanged."""
+    fw, raw = set_network["fw"], set_network["raw"]
+    sig = fw.ops[0]
+    hit = np.unique(sig.index(raw))
+    assert hit.tolist() == list(range(sig.table_size))
+    trace = emulate(fw, raw, trace=True).trace[0]
+    assert np.array_equal(trace, sig.table[sig.index(raw)])  # output format == table format: no cast
+
+
+@pytest.fixture(scope="module")
+def image_network(tmp_path_factory):
+    """tanh (every entry) -> global max over a 4 x 4 image -> dense -> softmax latency."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    model = _seeded(tf.keras.Sequential([
+        tf.keras.Input(shape=(4, 4, 2), name="img"),
+        L.Activation("tanh", name="th"),
+        L.GlobalMaxPooling2D(name="gmax"),
+        L.Dense(4, name="out"),
+        L.Activation("softmax", name="sm"),
+    ]), 2)
+    overrides = {"th": {"table_t": "fixed<18,8>", "Precision": {"result": "fixed<18,8>"}},
+                 "gmax": {"Precision": {"result": "fixed<9,1,RND,SAT>"}},
+                 "out": {"Precision": {"weight": "fixed<8,2>", "bias": "fixed<8,2>", "result": "fixed<9,3,RND,SAT>"}},
+                 "sm": {"implementation": "latency", "table_size": 512, "exp_table_t": "ufixed<16,8,RND,SAT>",
+                        "inv_table_t": "ufixed<12,2,RND,SAT>", "Precision": {"result": "fixed<12,2>"}}}
+    return three_way(model, "image_network", overrides, "fixed<10,3>", tmp_path_factory.mktemp("image_network"),
+                     every_value=True)
+
+
+@pytest.mark.slow
+def test_image_network_three_way(image_network):
+    kinds = [op.kind for op in image_network["fw"].ops if op.kind != "linear"]
+    assert kinds == ["tanh", "global_pool", "dense", "softmax"], kinds
+    assert image_network["mismatches"] == CLEAN, image_network["mismatches"]
+    th, pool, _, sm = [op for op in image_network["fw"].ops if op.kind != "linear"]
+    assert np.unique(th.index(image_network["raw"])).size == th.table_size == 1024  # every tanh entry
+    assert (pool.mode, pool.n_items, pool.n_features) == ("max", 16, 2)
+    assert sm.implementation == "latency" and sm.exp_table.size == 512
+
+
+@pytest.fixture(scope="module")
+def decision_network(tmp_path_factory):
+    """A saturating, rounding mean over a 4 x 4 image (hls4ml's order matters) -> dense -> softmax argmax (one-hot)."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    model = _seeded(tf.keras.Sequential([
+        tf.keras.Input(shape=(4, 4, 3), name="img"),
+        L.GlobalAveragePooling2D(name="gavg"),
+        L.Dense(5, name="out"),
+        L.Activation("softmax", name="sm"),
+    ]), 3)
+    overrides = {"gavg": {"Precision": {"accum": "fixed<9,4,RND,SAT>", "result": "fixed<8,3,RND_CONV,SAT>"}},
+                 "out": {"Precision": {"weight": "fixed<6,2>", "bias": "fixed<6,2>", "result": "fixed<8,4>"}},
+                 "sm": {"implementation": "argmax", "Precision": {"result": "ufixed<4,2>"}}}
+    return three_way(model, "decision_network", overrides, "fixed<10,4>", tmp_path_factory.mktemp("decision"))
+
+
+@pytest.mark.slow
+def test_decision_network_three_way(decision_network):
+    kinds = [op.kind for op in decision_network["fw"].ops if op.kind != "linear"]
+    assert kinds == ["global_pool", "dense", "softmax"], kinds
+    assert decision_network["mismatches"] == CLEAN, decision_network["mismatches"]
+    pool, _, sm = [op for op in decision_network["fw"].ops if op.kind != "linear"]
+    assert not pool._sum_is_exact()  # the sequential, saturating sum is what is being checked
+    out = decision_network["emu"]
+    one = 1 << sm.output.format.fractional
+    assert np.all(out.sum(axis=1) == one) and np.all((out == 0) | (out == one))
+    # the mean saturated on some vectors
+    overflows = emulate(decision_network["fw"], decision_network["raw"]).overflows["gavg"]["accum"].overflows
+    assert overflows > 0
+
+
+@pytest.mark.slow
+def test_argmax_output_option_is_verified_three_ways(tmp_path):
+    """--argmax appends an op emitting the class index; the C simulation's logits get the same argmax."""
+    import json
+
+    import tensorflow as tf
+
+    from trigger.bundle import build_bundle
+    from trigger.frontends import BuildOptions
+    from trigger.ir import FirmwareModel
+    from trigger.verify import verify_bundle
+
+    model = _seeded(tf.keras.Sequential([tf.keras.Input(shape=(6,), name="x"), tf.keras.layers.Dense(8, name="d1"),
+                                         tf.keras.layers.Activation("relu", name="r1"),
+                                         tf.keras.layers.Dense(4, name="out")]), 4)
+    (tmp_path / "m.json").write_text(model.to_json())
+    model.save_weights(tmp_path / "m_weights.h5")
+    out = build_bundle(tmp_path / "m.json", tmp_path / "bundle",
+                       BuildOptions(precision="fixed<10,4>", vectors=400, argmax=True), progress=False)
+    fw = FirmwareModel.load(out)
+    assert [op.kind for op in fw.ops][-2:] == ["dense", "argmax"] and fw.output.n == 1
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["hls_output_op"] == "out" and manifest["output_meaning"].startswith("class index")
+    result = verify_bundle(out, simulator="icarus", progress=False)
+    assert {k: result["mismatches"][k] for k in CLEAN} == CLEAN, result["first_mismatch"]
+    assert result["vectors"] >= 400
+    raw = np.load(out / "vectors" / "inputs.npy")
+    run = emulate(fw, raw, trace=True)
+    assert np.array_equal(run.outputs[:, 0], np.argmax(run.trace[-2], axis=1))
+    assert set(np.unique(run.outputs)) <= {0, 1, 2, 3} and len(np.unique(run.outputs)) > 1
+
+
+def test_softmax_settings_are_checked():
+    from trigger.errors import ConfigError
+    from trigger.frontends.network import SOFTMAX_DEFAULTS, settings, softmax_settings
+
+    five = softmax_settings(5, {})
+    assert five["table_size"] == SOFTMAX_DEFAULTS["table_size"] == 2048
+    assert five["accum_t"] == "ufixed<20,3,RND,SAT>" and five["inv_inp_t"] == "ufixed<18,3,RND,SAT>"
+    assert softmax_settings(5, {"table_size": None})["table_size"] is None  # hls4ml's own default
+    for bad, match in (({"table_size": 1000}, "power of two"), ({"implementation": "legacy"}, "implementation"),
+                       ({"exp_table": "x"}, "unknown setting"), ({"inp_norm_t": "float"}, "inp_norm_t")):
+        with pytest.raises(ConfigError, match=match):
+            settings({"hls": {"softmax": bad}})

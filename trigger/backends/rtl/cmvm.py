@@ -1,0 +1,265 @@
+"""Multiplier-free constant matrix-vector products: signed digits plus shared subexpressions.
+
+Why: a trigger FPGA keeps its DSPs for other algorithms, and ``x * k`` for a
+constant ``k`` is only a handful of shifted additions. Writing every constant
+in canonical signed digits (CSD: digits -1, 0, +1, no two adjacent non-zeros)
+turns ``y_j = sum_i x_i * M[i, j]`` into a sum of signed, shifted inputs; many
+outputs of a layer then need the same pair ``x_a +- (x_b << d)`` (at various
+shifts), so computing that pair once and reusing it removes adders across the
+whole layer. This is the idea of da4ml's CMVM (Sun et al., "da4ml: Distributed
+Arithmetic for Real-time Neural Networks on FPGAs"); the algorithm here is our
+own, simpler and deterministic:
+
+1. Recode every entry in CSD: a digit tensor ``D[source, bit, column]``.
+2. Count, for every pattern ``(a, b, d, sign)``, how many digit pairs in the
+   same column have source ``a`` at bit ``s`` and source ``b`` at bit ``s + d``
+   with relative sign ``sign`` (matrix products over the digit planes; only the
+   rows of changed sources are recounted after each step).
+3. Take the most frequent pattern (first in a fixed order on ties), make it a
+   new source ``a + sign * (b << d)``, and replace its non-overlapping
+   occurrences. A new source may not be deeper than ``max_depth`` adders, so
+   sharing cannot make the logic much deeper than a plain adder tree.
+4. Stop when no pattern occurs twice: what remains in each column is summed
+   by the RTL builder as an adder tree balanced on estimated delay.
+
+The result is a pure integer plan (no RTL): ``plan_cmvm`` gives the shared
+nodes and, per column, the signed shifted terms left to add. ``evaluate`` checks
+a plan against the matrix with integers (the tests use it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def csd(value: int) -> list[int]:
+    """Canonical signed digits of an integer, least significant first (digits -1, 0, 1)."""
+    value, digits = int(value), []
+    while value:
+        if value & 1:
+            digit = 2 - (value & 3)  # +1 when value = 1 mod 4, -1 when value = 3 mod 4
+            value -= digit
+        else:
+            digit = 0
+        digits.append(digit)
+        value >>= 1
+    return digits
+
+
+@dataclass(frozen=True)
+class Node:
+    """A shared source: ``source[a] + sign * (source[b] << shift)``."""
+
+    a: int
+    b: int
+    shift: int
+    sign: int
+
+
+@dataclass(frozen=True)
+class Term:
+    """``sign * (source[src] << shift)`` in a column's sum."""
+
+    src: int
+    shift: int
+    sign: int
+
+
+@dataclass
+class CmvmPlan:
+    n_inputs: int
+    nodes: list[Node]  # source n_inputs + k is nodes[k]
+    columns: list[list[Term]]
+    depth: list[int]  # adders from the inputs to each source
+
+    @property
+    def adders(self) -> int:
+        """Adders the plan needs (shared nodes, then a tree per column; biases not counted)."""
+        return len(self.nodes) + sum(max(len(c) - 1, 0) for c in self.columns)
+
+
+_PLANS: dict = {}  # the last plans made: the same layer written twice (pipelines, tests) is solved once
+
+
+def plan_cmvm(matrix, max_depth: int | None = None) -> CmvmPlan:
+    """The shift-and-add plan of ``y = x @ matrix`` for an integer matrix (n_in, n_out).
+
+    ``max_depth`` bounds the adder depth of a shared node (default: the depth of a balanced
+    tree over the most digits any column has, so that sharing rarely lengthens a column).
+    """
+    matrix = np.asarray(matrix, dtype=object)
+    key = (matrix.shape, tuple(int(v) for v in matrix.ravel()), max_depth)
+    if key not in _PLANS:
+        if len(_PLANS) >= 64:
+            _PLANS.pop(next(iter(_PLANS)))
+        _PLANS[key] = _plan(matrix, max_depth)
+    return _PLANS[key]
+
+
+def _plan(matrix: np.ndarray, max_depth: int | None) -> CmvmPlan:
+    n_in, n_out = matrix.shape
+    recoded = [[csd(v) for v in row] for row in matrix]
+    bits = max((len(d) for row in recoded for d in row), default=0) + 1
+    digits = np.zeros((n_in, bits, n_out), dtype=np.int8)
+    for i, row in enumerate(recoded):
+        for j, ds in enumerate(row):
+            digits[i, :len(ds), j] = ds
+    if max_depth is None:
+        most = int(np.count_nonzero(digits, axis=(0, 1)).max(initial=1))
+        max_depth = max(1, (most - 1).bit_length())
+    solver = _Solver(digits, max_depth)
+    solver.run()
+    return solver.plan()
+
+
+class _Solver:
+    """Greedy pair extraction over the digit tensor (see the module docstring)."""
+
+    def __init__(self, digits: np.ndarray, max_depth: int):
+        self.n_inputs, self.bits, self.n_cols = digits.shape
+        self.max_depth = max_depth
+        self.n = self.n_inputs
+        cap = self.n_inputs + 16
+        self.digits = np.zeros((cap, self.bits, self.n_cols), dtype=np.int8)
+        self.digits[:self.n] = digits
+        self.depth = [0] * self.n
+        self.nodes: list[Node] = []
+        # counts[d, 0 or 1, a, b]: pairs (a at bit s, b at bit s + d) with equal (0) or opposite (1) signs
+        self.counts = np.zeros((self.bits, 2, cap, cap), dtype=np.int32)
+        self._count_all()
+        # per (d, sign, a): the most frequent partner b and its count, kept up to date incrementally
+        self.best = self.counts.max(axis=3)
+        self.partner = self.counts.argmax(axis=3)
+
+    # ---------------------------------------------------------------- counting
+    def _count_all(self):
+        n, planes = self.n, self.digits[:self.n]
+        pos, neg = (planes == 1).astype(np.float32), (planes == -1).astype(np.float32)
+        for d in range(self.bits):
+            lo_p = pos[:, :self.bits - d].reshape(n, -1)
+            lo_n = neg[:, :self.bits - d].reshape(n, -1)
+            hi_p = pos[:, d:].reshape(n, -1)
+            hi_n = neg[:, d:].reshape(n, -1)
+            self.counts[d, 0, :n, :n] = np.rint(lo_p @ hi_p.T + lo_n @ hi_n.T)
+            self.counts[d, 1, :n, :n] = np.rint(lo_p @ hi_n.T + lo_n @ hi_p.T)
+        self._mask_rows(range(n))
+
+    def _recount(self, rows):
+        """Recounts every pattern involving the sources ``rows`` (as a or as b).
+
+        ``corr[q, t, s]`` = sum over columns of digit (q, t) times digit (r, s), per sign pair; the
+        pairs (r at s, q at s + d) lie on its diagonal offset -d, (q at s, r at s + d) on offset +d."""
+        n, bits = self.n, self.bits
+        planes = self.digits[:n]
+        pos = (planes == 1).astype(np.float32).reshape(n * bits, self.n_cols)
+        neg = (planes == -1).astype(np.float32).reshape(n * bits, self.n_cols)
+        t, u = np.indices((bits, bits))
+        diagonals = (t - u + bits - 1 == np.arange(2 * bits - 1)[:, None, None]).reshape(2 * bits - 1, -1)
+        diagonals = diagonals.T.astype(np.float32)  # (t, s) -> offset t - s (+ bits - 1)
+        ahead = np.arange(bits - 1, 2 * bits - 1)  # q at s + d: offset +d
+        behind = np.arange(bits - 1, -1, -1)  # r at s + d: offset -d
+        for r in rows:
+            rp, rn = pos[r * bits:(r + 1) * bits], neg[r * bits:(r + 1) * bits]
+            same = np.rint((pos @ rp.T + neg @ rn.T).reshape(n, bits * bits) @ diagonals).astype(np.int32)
+            opposite = np.rint((pos @ rn.T + neg @ rp.T).reshape(n, bits * bits) @ diagonals).astype(np.int32)
+            self.counts[:, 0, r, :n] = same[:, ahead].T
+            self.counts[:, 1, r, :n] = opposite[:, ahead].T
+            self.counts[:, 0, :n, r] = same[:, behind].T
+            self.counts[:, 1, :n, r] = opposite[:, behind].T
+        self._mask_rows(rows)
+        self._refresh(rows)
+
+    def _refresh(self, rows):
+        """Updates ``best``/``partner`` after the counts of ``rows`` (as a and as b) changed: rows that
+        changed, or whose best partner did, are searched again; the others only compare the new columns."""
+        rows = list(rows)
+        again = np.isin(self.partner, rows)
+        again[:, :, rows] = True
+        idx = np.nonzero(again)
+        sub = self.counts[idx[0], idx[1], idx[2], :]
+        self.best[idx] = sub.max(axis=1)
+        self.partner[idx] = sub.argmax(axis=1)
+        for c in sorted(rows):
+            vals = self.counts[:, :, :, c]
+            better = ~again & ((vals > self.best) | ((vals == self.best) & (c < self.partner)))
+            self.best[better] = vals[better]
+            self.partner[better] = c
+
+    def _mask_rows(self, rows):
+        """Patterns that are not allowed: a source with itself at shift 0, (b, a) at shift 0 for a < b,
+        and sources already at the depth limit."""
+        n = self.n
+        for r in rows:
+            self.counts[0, :, r, :r + 1] = 0
+            self.counts[0, :, r:n, r] = 0
+            if self.depth[r] >= self.max_depth:
+                self.counts[:, :, r, :n] = 0
+                self.counts[:, :, :n, r] = 0
+
+    # ---------------------------------------------------------------- main loop
+    def run(self):
+        while True:
+            d, opposite, a = np.unravel_index(int(np.argmax(self.best)), self.best.shape)
+            b = int(self.partner[d, opposite, a])
+            if self.best[d, opposite, a] < 2:
+                return
+            d, a, sign = int(d), int(a), -1 if opposite else 1
+            if self._substitute(a, b, d, sign) < 2:  # overlapping occurrences (a == b): not worth a node
+                self.counts[d, int(opposite), a, b] = 0
+                self._refresh([a])
+
+    def _grow(self):
+        cap = self.digits.shape[0]
+        if self.n < cap:
+            return
+        new = cap * 2
+        digits = np.zeros((new, self.bits, self.n_cols), dtype=np.int8)
+        digits[:cap] = self.digits
+        counts = np.zeros((self.bits, 2, new, new), dtype=np.int32)
+        counts[:, :, :cap, :cap] = self.counts
+        best = np.zeros((self.bits, 2, new), dtype=self.best.dtype)
+        best[:, :, :cap] = self.best
+        partner = np.zeros((self.bits, 2, new), dtype=self.partner.dtype)
+        partner[:, :, :cap] = self.partner
+        self.digits, self.counts, self.best, self.partner = digits, counts, best, partner
+
+    def _substitute(self, a: int, b: int, d: int, sign: int) -> int:
+        """Makes source n = a + sign * (b << d) and rewrites its occurrences; returns how many."""
+        lo = self.digits[a, :self.bits - d, :]
+        hi = self.digits[b, d:, :]
+        match = (lo != 0) & (hi == sign * lo)
+        if a == b:  # a digit may belong to two overlapping occurrences: keep the lower one
+            for s in range(self.bits - d):
+                clash = match[s] & (match[s - d] if s >= d else False)
+                match[s] &= ~clash
+        found = int(np.count_nonzero(match))
+        if found < 2:
+            return found
+        self._grow()
+        r = self.n
+        s_idx, c_idx = np.nonzero(match)
+        self.digits[r, s_idx, c_idx] = self.digits[a, s_idx, c_idx]
+        self.digits[a, s_idx, c_idx] = 0
+        self.digits[b, s_idx + d, c_idx] = 0
+        self.nodes.append(Node(a, b, d, sign))
+        self.depth.append(max(self.depth[a], self.depth[b]) + 1)
+        self.n += 1
+        self._recount(sorted({a, b, r}))
+        return found
+
+    def plan(self) -> CmvmPlan:
+        columns = []
+        for c in range(self.n_cols):
+            src, bit = np.nonzero(self.digits[:self.n, :, c])
+            columns.append([Term(int(i), int(s), int(self.digits[i, s, c])) for i, s in zip(src, bit)])
+        return CmvmPlan(self.n_inputs, list(self.nodes), columns, list(self.depth))
+
+
+def evaluate(plan: CmvmPlan, x) -> list[int]:
+    """The plan's outputs for integer inputs ``x`` (Python integers: a reference for tests)."""
+    values = [int(v) for v in x]
+    for node in plan.nodes:
+        values.append(values[node.a] + node.sign * (values[node.b] << node.shift))
+    return [sum(t.sign * (values[t.src] << t.shift) for t in col) for col in plan.columns]

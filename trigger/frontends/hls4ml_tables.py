@@ -1,0 +1,108 @@
+"""hls4ml's activation tables, computed by hls4ml's own C++ (nnet_activation.h) with g++.
+
+nnet_activation.h fills its sigmoid, tanh and softmax tables at run time with
+float math (``std::exp`` on floats, ``tanh``, the ap_fixed conversion of a
+float). Re-deriving those in numpy could differ in the last bit of a float, so
+the tables are not re-derived: a small C++ program includes the very header
+the HLS project compiles, calls its ``init_*_table`` functions and prints every
+entry as the raw integer of the table type. The C simulation and the firmware
+then hold the same table by construction; hls4ml's C simulation checks it.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from trigger.errors import ToolError
+from trigger.fixed import FixedFormat
+
+# (kind, C++ call filling table t). {cfg} is the config struct, {n} its size.
+_CALLS = {
+    "sigmoid": "nnet::init_sigmoid_table<{cfg}, {n}>(t);",
+    "tanh": "nnet::init_tanh_table<{cfg}, {n}>(t);",
+    "exp": "nnet::init_exp_table<{data_t}, {cfg}>(t, {negative});",
+    "invert": "nnet::init_invert_table<{data_t}, {cfg}>(t);",
+    "exp_legacy": "nnet::init_exp_table_legacy<{cfg}, {n}>(t);",
+    "invert_legacy": "nnet::init_invert_table_legacy<{cfg}, {n}>(t);",
+}
+
+
+def _hls4ml_templates() -> Path:
+    import hls4ml
+
+    return Path(hls4ml.__file__).parent / "templates" / "vivado"
+
+
+def _program(kind: str, size: int, table: FixedFormat, data: FixedFormat | None, negative: bool,
+             exp_scale: float) -> str:
+    t = table.cpp
+    d = data.cpp if data is not None else "ap_fixed<16,6>"
+    call = _CALLS[kind].format(cfg="cfg", n=size, data_t=d, negative="true" if negative else "false")
+    return f"""#include <cstdio>
+#include "ap_fixed.h"
+#include "nnet_utils/nnet_activation.h"
+struct cfg : nnet::activ_config {{
+    static const unsigned table_size = {size};
+    static const unsigned exp_table_size = {size};
+    static const unsigned inv_table_size = {size};
+    static constexpr float exp_scale = {float(exp_scale)!r};
+    typedef {t} table_t;
+    typedef {t} exp_table_t;
+    typedef {t} inv_table_t;
+}};
+int main() {{
+    static {t} t[{size}];
+    {call}
+    for (unsigned i = 0; i < {size}; i++) {{
+        {t} v = t[i];
+        std::printf("%llu\\n", (unsigned long long)v.range({table.width - 1}, 0).to_uint64());
+    }}
+    return 0;
+}}
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def _table(kind: str, size: int, table_text: str, data_text: str | None, negative: bool,
+           exp_scale: float) -> tuple[int, ...]:
+    table = FixedFormat.parse(table_text)
+    data = FixedFormat.parse(data_text) if data_text else None
+    compiler = shutil.which("g++")
+    if compiler is None:
+        raise ToolError("g++ not found: hls4ml's activation tables are computed by its own C++ (install g++)")
+    root = _hls4ml_templates()
+    with tempfile.TemporaryDirectory(prefix="trigger-table-") as work:
+        src, exe = Path(work) / "table.cpp", Path(work) / "table"
+        src.write_text(_program(kind, size, table, data, negative, exp_scale))
+        # hls4ml's build_lib.sh flags (-O3, no fast-math): the same float arithmetic as its C simulation
+        cmd = [compiler, "-O3", "-std=c++11", f"-I{root / 'ap_types'}", f"-I{root}", str(src), "-o", str(exe)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ToolError(f"compiling hls4ml's {kind} table ({size} x {table.cpp}) failed: "
+                            f"{(done.stderr.strip().splitlines() or ['?'])[0][:200]}")
+        run = subprocess.run([str(exe)], capture_output=True, text=True)
+        if run.returncode != 0:
+            raise ToolError(f"hls4ml's {kind} table program failed with exit code {run.returncode}")
+    bits = np.array([int(v) for v in run.stdout.split()], dtype=np.int64)
+    if bits.size != size:
+        raise ToolError(f"hls4ml's {kind} table program printed {bits.size} entries, expected {size}")
+    return tuple(int(v) for v in table.from_bits(bits))
+
+
+def activation_table(kind: str, size: int, table: FixedFormat, *, data: FixedFormat | None = None,
+                     negative: bool = False, exp_scale: float = 1.0) -> np.ndarray:
+    """Raw integers (in ``table``) of one of nnet_activation.h's tables, as its C++ fills it.
+
+    ``kind``: sigmoid, tanh, exp / invert (softmax latency and stable: ``data`` is the
+    type whose top bits address the table, ``negative`` the stable exp table), exp_legacy,
+    invert_legacy."""
+    if kind not in _CALLS:
+        raise ValueError(f"unknown table kind {kind!r}")
+    return np.array(_table(kind, int(size), table.cpp, data.cpp if data is not None else None, bool(negative),
+                           float(exp_scale)), dtype=np.int64)

@@ -1,0 +1,143 @@
+"""Keras ``.keras`` archives (Keras 3, and tf.keras 2.13+'s same format), read as data.
+
+An archive is a zip of ``config.json`` (the architecture), ``model.weights.h5``
+(the weights) and ``metadata.json``. Keras 3 is not installed (TensorFlow 2.14 /
+QKeras need Keras 2), and loading through Keras would deserialise whatever the
+config names, so the archive is read with ``json`` and ``h5py`` and rewritten
+into the two things the Keras 2 loader (``trigger.frontends.keras``) already
+checks and builds: a Keras 2 architecture and a Keras 2 weights group.
+
+The differences handled: Keras 3 writes ``batch_shape`` and ``DTypePolicy``
+dtype objects, a few Keras-3-only layer keys, and stores each layer's weights
+under ``layers/<snake_case class name>[_<k>]/vars/<i>`` (tf.keras 2.14:
+``_layer_checkpoint_dependencies/...``), counting layers of a class in order.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import re
+import uuid
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from trigger.errors import ModelError
+
+CONFIG = "config.json"
+WEIGHTS = "model.weights.h5"
+WEIGHT_ROOTS = ("layers", "_layer_checkpoint_dependencies")  # Keras 3, tf.keras 2.13-2.15
+KERAS3_ONLY_KEYS = ("quantization_config", "lora_rank", "lora_alpha", "synchronized", "optional")
+
+
+def read_archive(path: Path) -> tuple[dict, "object"]:
+    """(Keras 2 architecture config, in-memory Keras 2 weights file) of a ``.keras`` archive.
+
+    The weights file is an ``h5py.File`` in memory with ``layer_names`` and one group per
+    weighted layer, as ``Model.save_weights`` in Keras 2 writes it; the caller closes it.
+    """
+    import h5py
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            for needed in (CONFIG, WEIGHTS):
+                if needed not in names:
+                    raise ModelError(f"{path}: not a Keras .keras archive: the zip has no {needed}")
+            config_text = archive.read(CONFIG)
+            weights_bytes = archive.read(WEIGHTS)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as err:
+        raise ModelError(f"{path}: not a readable .keras archive, truncated or corrupt ({_one_line(err)})") from None
+    try:
+        config = json.loads(config_text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelError(f"{path}: {CONFIG} is not valid JSON ({err})") from None
+    config = to_keras2_config(config, str(path))
+    try:
+        source = h5py.File(io.BytesIO(weights_bytes), "r")
+    except OSError as err:
+        raise ModelError(f"{path}: {WEIGHTS} is not a readable HDF5 file ({_one_line(err)})") from None
+    with source:
+        return config, _keras2_weights(config, source, path)
+
+
+def to_keras2_config(config: dict, where: str) -> dict:
+    """The architecture with Keras 3 spellings replaced by Keras 2 ones (nothing else changes)."""
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+        raise ModelError(f"{where}: {CONFIG} is not a Keras model architecture (no top-level 'config')")
+    config = copy.deepcopy(config)
+    layers = config["config"].get("layers")
+    if not isinstance(layers, list):
+        raise ModelError(f"{where}: {CONFIG} has no layer list")
+    for layer in layers:
+        cfg = layer.get("config") if isinstance(layer, dict) else None
+        if not isinstance(cfg, dict):
+            continue  # validate_config names the malformed entry
+        dtype = cfg.get("dtype")
+        if isinstance(dtype, dict):  # Keras 3 DTypePolicy {"class_name": "DTypePolicy", "config": {"name": ...}}
+            cfg["dtype"] = (dtype.get("config") or {}).get("name", "float32")
+        if "batch_shape" in cfg and "batch_input_shape" not in cfg:
+            cfg["batch_input_shape"] = cfg.pop("batch_shape")
+        for key in KERAS3_ONLY_KEYS:
+            cfg.pop(key, None)
+    return config
+
+
+def _keras2_weights(config: dict, source, path: Path):
+    """A Keras 2 weights layout (``layer_names``, ``<layer>/<weight>``) in memory, from the archive's ``vars``."""
+    import h5py
+
+    root = next((source[r] for r in WEIGHT_ROOTS if r in source), None)
+    if root is None:
+        raise ModelError(f"{path}: {WEIGHTS} has none of the groups {', '.join(WEIGHT_ROOTS)}: not Keras weights")
+    target = h5py.File(f"keras-archive-{uuid.uuid4().hex}.h5", "w", driver="core", backing_store=False)
+    counts: dict[str, int] = {}
+    names = []
+    for layer in config["config"]["layers"]:
+        if not isinstance(layer, dict) or not isinstance(layer.get("config"), dict):
+            continue
+        snake = snake_case(str(layer.get("class_name", "")))
+        k = counts.get(snake, -1) + 1
+        counts[snake] = k
+        key = snake if k == 0 else f"{snake}_{k}"
+        lname = str(layer["config"].get("name", key))
+        group = root.get(key) or root.get(lname)
+        values = _vars(group, path, key)
+        if not values:
+            continue
+        out = target.create_group(lname)
+        wnames = []
+        for i, value in enumerate(values):
+            out.create_dataset(f"{lname}/var_{i}", data=value)
+            wnames.append(f"{lname}/var_{i}")
+        out.attrs["weight_names"] = np.array([w.encode() for w in wnames])
+        names.append(lname)
+    target.attrs["layer_names"] = np.array([n.encode() for n in names])
+    return target
+
+
+def _vars(group, path: Path, key: str) -> list[np.ndarray]:
+    if group is None or "vars" not in group:
+        return []
+    try:
+        vars_group = group["vars"]
+        order = sorted(vars_group, key=lambda n: int(n) if n.isdigit() else 1 << 30)
+        return [np.asarray(vars_group[n]) for n in order]
+    except (OSError, RuntimeError, KeyError, ValueError) as err:
+        raise ModelError(f"{path}: {WEIGHTS}: the weights of {key} are unreadable ({_one_line(err)})") from None
+
+
+def snake_case(name: str) -> str:
+    """Keras' object-path name of a class: ``QDense`` -> ``q_dense``, ``Conv2D`` -> ``conv2d``."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _one_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__

@@ -1,0 +1,442 @@
+"""ONNX and QONNX networks -> firmware model, through qonnx's clean-up and hls4ml's ONNX frontend.
+
+The file is parsed as a protobuf (nothing in it runs), every node is checked
+against the kinds hls4ml's ONNX frontend converts, then qonnx tidies the graph
+the way hls4ml needs it (``cleanup_model``: shapes and constants; channels-last
+for images; ``GemmToMatMul``). A final Softmax or Sigmoid is dropped, as for
+Keras models: the firmware outputs logits, which is what a trigger thresholds.
+hls4ml converts the result and infers every type; ``network.extract`` reads the
+converted graph into ops, like a Keras model. Float ONNX gets the post-training
+formats (``--precision``); QONNX's ``Quant``/``BipolarQuant`` nodes set their
+own formats.
+
+A QONNX integer annotation of the input (INT4, BIPOLAR, ...) sets the input
+format. The source-model witness runs the cleaned graph (before the rewrites
+made for hls4ml; same logit output) with onnxruntime for float ONNX, or with
+qonnx's executor, which evaluates the QONNX quantizers as their definition says;
+the comparison is exact only when every constant the firmware holds equals the
+graph's (``constants_representable``).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from trigger.errors import ModelError
+from trigger.fixed import FixedFormat
+from trigger.frontends import BuildOptions, Design
+from trigger.quiet import quiet_stdout
+
+# What hls4ml 1.3's ONNX frontend converts (plus no-ops it skips); anything else is refused by name.
+SUPPORTED_NODES = ("Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Tanh", "Softmax",
+                   "BatchNormalization", "Conv", "MaxPool", "AveragePool", "Flatten", "Reshape", "Transpose",
+                   "Quant", "IntQuant", "BipolarQuant", "Identity", "Dropout")
+QUANTIZERS = ("Quant", "IntQuant", "BipolarQuant")
+FINAL_DROPPED = ("Softmax", "Sigmoid")  # monotonic: a trigger cuts on the logits instead
+
+
+@dataclass
+class LoadedOnnx:
+    """A checked, tidied ONNX/QONNX network, ready for hls4ml (the same fields the network design uses)."""
+
+    name: str
+    wrapper: object  # qonnx ModelWrapper after clean-up (and the final softmax/sigmoid removed)
+    quantized: bool  # has QONNX quantizers (else float: post-training quantization)
+    n_inputs: int
+    n_outputs: int
+    softmax_dropped: bool
+    dropped: str = ""  # op type of the dropped final node
+    source: object = None  # the same graph before the channels-last and Gemm rewrites: what the source witness runs
+    input_format: FixedFormat | None = None  # from a QONNX integer annotation of the input (else the settings')
+    representable: bool = True  # every constant hls4ml holds equals the graph's (set by ``convert``)
+    sha256: str = ""
+    files: list[Path] = field(default_factory=list)
+
+    def source_model(self):
+        """The graph evaluated by qonnx's executor (QONNX, exact) or onnxruntime (float ONNX)."""
+        from trigger.source_model import SourceModel
+
+        if self.quantized:
+            # exact only when the firmware holds the graph's own constants: float batch-norm parameters or
+            # non-power-of-two scales are rounded to fixed point, and then equality is counted, not required
+            exact = self.representable
+            text = f"qonnx execute_onnx of {self.name}" + (
+                "" if exact else "; float constants (batch norm, scales) rounded to the firmware formats")
+            last = self.wrapper.find_producer(self.wrapper.graph.output[0].name)
+            if last is not None and last.op_type == "BipolarQuant":  # -1/+1; the firmware's ap_uint<1> is 0/1
+                return SourceModel("qonnx", exact, lambda x: (execute_qonnx(self.source, self._layout(x)) + 1) / 2,
+                                   text + "; bipolar output -1/+1 read as 0/1")
+            return SourceModel("qonnx", exact, lambda x: execute_qonnx(self.source, self._layout(x)), text)
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return SourceModel("qonnx", False, lambda x: execute_qonnx(self.source, self._layout(x)),
+                               f"qonnx execute_onnx of {self.name} (onnxruntime not installed)")
+        session = _ort_session(self.source)
+        return SourceModel("onnxruntime", False, lambda x: _run_ort(session, self._layout(x)),
+                           f"onnxruntime of {self.name}")
+
+    def _layout(self, x: np.ndarray) -> np.ndarray:
+        """Firmware inputs (flattened channels-last) in the source graph's own input layout."""
+        fw_shape = [len(x), *self.wrapper.get_tensor_shape(self.wrapper.graph.input[0].name)[1:]]
+        src_shape = [len(x), *self.source.get_tensor_shape(self.source.graph.input[0].name)[1:]]
+        x = x.reshape(fw_shape)
+        if fw_shape != src_shape and len(fw_shape) > 2:  # channels-last -> channels-first
+            x = np.moveaxis(x, -1, 1)
+        return x.reshape(src_shape)
+
+
+# ------------------------------------------------------------------ loading
+def load_onnx(path, *, keep_softmax: bool = False, name: str | None = None) -> LoadedOnnx:
+    """Parse, check and tidy an ONNX/QONNX file; ``ModelError`` with one line on anything unusable."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: ONNX model file not found")
+    data = path.read_bytes()
+    try:
+        proto = onnx.load_model_from_string(data)
+    except (DecodeError, ValueError, RuntimeError) as err:
+        raise ModelError(f"{path}: not a valid ONNX model, truncated or corrupt ({_one_line(err)})") from None
+    graph = proto.graph
+    if not graph.node:
+        raise ModelError(f"{path}: not a valid ONNX model, truncated or corrupt (the graph has no nodes)")
+    _check_nodes(proto, path)
+    constants = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in constants]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise ModelError(f"{path}: the graph has {len(inputs)} inputs and {len(graph.output)} outputs; "
+                         "only single-input, single-output networks are supported")
+    source, wrapper = _tidy(proto, path)
+    wrapper, dropped = _drop_final(wrapper, path, keep_softmax)
+    source, _ = _drop_final(source, path, keep_softmax)
+    in_shape = wrapper.get_tensor_shape(wrapper.graph.input[0].name)
+    out_shape = wrapper.get_tensor_shape(wrapper.graph.output[0].name)
+    quantized = any(n.op_type in QUANTIZERS for n in wrapper.graph.node)
+    return LoadedOnnx(name=_safe_name(name or path.stem), wrapper=wrapper, source=source, quantized=quantized,
+                      n_inputs=int(np.prod(in_shape[1:])), n_outputs=int(np.prod(out_shape[1:])),
+                      softmax_dropped=bool(dropped), dropped=dropped,
+                      input_format=_annotated_format(wrapper, wrapper.graph.input[0].name),
+                      sha256=hashlib.sha256(data).hexdigest(), files=[path])
+
+
+def _annotated_format(wrapper, tensor: str) -> FixedFormat | None:
+    """The integer format a QONNX datatype annotation gives a tensor (BIPOLAR: ap_int<2> holds -1 and +1)."""
+    dtype = wrapper.get_tensor_datatype(tensor)
+    if dtype is None or not dtype.is_integer():
+        return None
+    if dtype.name == "BIPOLAR":
+        return FixedFormat(2, 2, True)
+    width = int(dtype.bitwidth())
+    return FixedFormat(width, width, bool(dtype.signed()))
+
+
+def _check_nodes(proto, path: Path) -> None:
+    for node in proto.graph.node:
+        if node.op_type not in SUPPORTED_NODES:
+            label = node.name or (node.output[0] if node.output else "?")
+            raise ModelError(f"{path}: node {label!r} of type {node.op_type} is not supported "
+                             f"(supported: {', '.join(SUPPORTED_NODES)})")
+
+
+def _tidy(proto, path: Path):
+    """(cleaned graph, graph for hls4ml): qonnx clean-up, then channels-last for images, Gemm -> MatMul + Add
+    and scalings folded into weights: the graph hls4ml's frontend expects."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.gemm_to_matmul import GemmToMatMul
+    from qonnx.util.cleanup import cleanup_model
+
+    try:
+        with quiet_stdout():
+            wrapper = cleanup_model(ModelWrapper(copy.deepcopy(proto)))
+            source = ModelWrapper(copy.deepcopy(wrapper.model))
+            if len(wrapper.get_tensor_shape(wrapper.graph.input[0].name)) > 2:
+                from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
+
+                wrapper = wrapper.transform(ConvertToChannelsLastAndClean())
+            wrapper = cleanup_model(wrapper.transform(GemmToMatMul()))
+            if _absorb_scalings(wrapper):
+                wrapper = cleanup_model(wrapper)
+    except Exception as err:  # noqa: BLE001 - qonnx raises many kinds on a graph it cannot tidy
+        raise ModelError(f"{path}: qonnx cannot clean up the graph ({_one_line(err)})") from None
+    return source, wrapper
+
+
+def _absorb_scalings(wrapper) -> bool:
+    """Fold ``MatMul(x * c, W)`` and ``MatMul(x / c, W)`` (c a scalar power of two) into ``MatMul(x, c W)``.
+
+    Input normalisations exported this way (Brevitas: ``(x + 1) / 2``) reach hls4ml as a
+    zero-bias ApplyAlpha that its ScaleDownMatMul pass cannot move below the MatMul
+    (hls4ml 1.3 copies a wrapped bias type and fails). Scaling the weights instead is exact for
+    a power of two: a constant weight is multiplied, a ``Quant`` weight gets its input and its
+    scale multiplied, so it still quantizes to the same integers.
+    """
+    changed = False
+    for node in list(wrapper.graph.node):
+        if node.op_type not in ("Mul", "Div"):
+            continue
+        consts = [wrapper.get_initializer(i) for i in node.input]
+        if consts[0] is not None or consts[1] is None or np.asarray(consts[1]).size != 1:
+            continue
+        c = float(np.asarray(consts[1]).reshape(-1)[0])
+        factor = c if node.op_type == "Mul" else (1.0 / c if c else 0.0)
+        if factor == 0 or np.frexp(abs(factor))[0] != 0.5:  # not a power of two
+            continue
+        users = wrapper.find_consumers(node.output[0]) or []
+        if len(users) != 1 or users[0].op_type != "MatMul" or users[0].input[0] != node.output[0]:
+            continue
+        matmul = users[0]
+        weight = wrapper.get_initializer(matmul.input[1])
+        producer = wrapper.find_producer(matmul.input[1])
+        if weight is not None:
+            _scale_input(wrapper, matmul, 1, factor)
+        elif producer is not None and producer.op_type == "Quant" and all(
+                wrapper.get_initializer(i) is not None for i in producer.input[:3]):
+            zero = np.asarray(wrapper.get_initializer(producer.input[2]))
+            if np.any(zero != 0):
+                continue
+            for i in (0, 1):  # the float weights and the scale
+                _scale_input(wrapper, producer, i, factor)
+        else:
+            continue
+        matmul.input[0] = node.input[0]
+        wrapper.graph.node.remove(node)
+        changed = True
+    return changed
+
+
+def _scale_input(wrapper, node, index: int, factor: float) -> None:
+    """Give ``node`` a scaled copy of its constant input ``index`` (other nodes may share the original)."""
+    value = np.asarray(wrapper.get_initializer(node.input[index]))
+    name = f"{node.input[index]}_times_{factor:g}"
+    wrapper.set_initializer(name, (value * factor).astype(value.dtype))
+    node.input[index] = name
+
+
+def _drop_final(wrapper, path: Path, keep_softmax: bool):
+    """Remove a final Softmax/Sigmoid (the graph then outputs its input), as the Keras loader drops a softmax."""
+    from onnx import TensorProto, helper
+
+    out = wrapper.graph.output[0]
+    last = wrapper.find_producer(out.name)
+    if last is None or last.op_type not in FINAL_DROPPED:
+        return wrapper, ""
+    if keep_softmax:  # --softmax: the firmware computes it (hls4ml's tables)
+        return wrapper, ""
+    logits = last.input[0]
+    shape = wrapper.get_tensor_shape(logits)
+    wrapper.graph.node.remove(last)
+    wrapper.graph.output.remove(out)
+    for value in [v for v in wrapper.graph.value_info if v.name == logits]:
+        wrapper.graph.value_info.remove(value)
+    wrapper.graph.output.append(helper.make_tensor_value_info(logits, TensorProto.FLOAT, shape))
+    from qonnx.util.cleanup import cleanup_model
+
+    with quiet_stdout():
+        return cleanup_model(wrapper), last.op_type
+
+
+# ------------------------------------------------------------------ evaluating the source
+def _with_batch(wrapper, n: int):
+    """A copy of the graph whose batch dimension is ``n`` (exporters often fix it, e.g. at 1)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    proto = copy.deepcopy(wrapper.model)
+    del proto.graph.value_info[:]
+    for value in (proto.graph.input[0], proto.graph.output[0]):
+        value.type.tensor_type.shape.dim[0].dim_value = n
+    from qonnx.core.datatype import DataType
+
+    with quiet_stdout():
+        model = ModelWrapper(proto).transform(InferShapes())
+    # the firmware takes every value of its input format; qonnx would refuse values outside the annotation
+    model.set_tensor_datatype(model.graph.input[0].name, DataType["FLOAT32"])
+    return model
+
+
+def execute_qonnx(wrapper, x: np.ndarray) -> np.ndarray:
+    """Outputs of the graph by qonnx's executor (its own Quant/BipolarQuant, onnxruntime for standard nodes)."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    model = _with_batch(wrapper, len(x))
+    in_name, out_name = model.graph.input[0].name, model.graph.output[0].name
+    shape = model.get_tensor_shape(in_name)
+    with quiet_stdout():
+        out = execute_onnx(model, {in_name: x.reshape(shape).astype(np.float32)})[out_name]
+    return np.asarray(out, dtype=np.float64).reshape(len(x), -1)
+
+
+def _ort_session(wrapper):
+    """An onnxruntime session of the graph; a graph exported for batch 1 (its reshapes may fix the batch) keeps it."""
+    import onnxruntime as ort
+
+    proto = copy.deepcopy(wrapper.model)
+    if proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value != 1:
+        del proto.graph.value_info[:]
+        for value in (proto.graph.input[0], proto.graph.output[0]):
+            value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def _run_ort(session, x: np.ndarray) -> np.ndarray:
+    inp = session.get_inputs()[0]
+    x = x.astype(np.float32)
+    if inp.shape[0] == 1:
+        out = np.vstack([session.run(None, {inp.name: row[None]})[0].reshape(1, -1) for row in x])
+    else:
+        out = session.run(None, {inp.name: x})[0]
+    return np.asarray(out, dtype=np.float64).reshape(len(x), -1)
+
+
+# ------------------------------------------------------------------ conversion
+def convert(loaded: LoadedOnnx, config: dict | None = None, *, output_dir=None):
+    """hls4ml conversion of a loaded ONNX network: ``(hls_model, FirmwareModel)``, like ``network.convert``.
+
+    Float graphs get the post-training formats by hls4ml layer name, so they are converted
+    once to learn the names (MatMul + Add become one Dense), then again with the formats;
+    accumulators that could overflow are widened as for Keras models.
+    """
+    from trigger.frontends.network import accumulators_to_widen, extract, settings
+
+    opts = settings(config)
+    out_dir = Path(output_dir or opts.get("output_dir") or tempfile.mkdtemp(prefix=f"hls_{loaded.name}_"))
+    hcfg = _hls_config(loaded, opts)
+    hls_model = _convert_once(loaded, hcfg, opts, out_dir)
+    if not loaded.quantized:
+        _post_training_formats(hls_model, hcfg, opts)
+        hls_model = _convert_once(loaded, hcfg, opts, out_dir)
+    widened: dict[str, str] = {}
+    for _attempt in range(3):
+        fw = extract(hls_model, loaded.name)
+        wider = accumulators_to_widen(fw)
+        if not wider:
+            break
+        for lname, fmt in wider.items():
+            for key in _config_names(lname):
+                hcfg["LayerName"].setdefault(key, {}).setdefault("Precision", {})["accum"] = fmt.hls4ml
+            widened[lname] = fmt.hls4ml
+        hls_model = _convert_once(loaded, hcfg, opts, out_dir)
+    else:
+        raise ModelError(f"{loaded.name}: accumulators still overflow after widening {sorted(widened)}")
+    fw.meta["widened_accumulators"] = widened
+    loaded.representable = constants_representable(hls_model)
+    # hls4ml would dump the graph object into hls4ml_config.yml (a python/object tag no safe loader reads);
+    # the bundle records the model's sha256 instead, as for Keras models
+    hls_model.config.config["OnnxModel"] = None
+    return hls_model, fw
+
+
+def constants_representable(hls_model) -> bool:
+    """Whether every weight, bias, scale and threshold the firmware holds equals the model's own value."""
+    from trigger.frontends.layers import weight_raw
+
+    for layer in hls_model.get_layers():
+        for var in layer.weights.values():
+            try:
+                fmt = FixedFormat.parse(str(var.type.precision))
+            except ValueError:
+                return False
+            held = fmt.to_float(weight_raw(var, fmt)).reshape(-1)
+            if not np.array_equal(held, np.asarray(var.data, dtype=np.float64).reshape(-1)):
+                return False
+    return True
+
+
+def _hls_config(loaded: LoadedOnnx, opts: dict) -> dict:
+    import hls4ml
+
+    with quiet_stdout():
+        hcfg = hls4ml.utils.config_from_onnx_model(loaded.wrapper, granularity="name", backend=opts["backend"],
+                                                   default_precision=opts["ptq"]["result"])
+    hcfg["Model"]["Strategy"] = "Latency"
+    hcfg["Model"]["ReuseFactor"] = int(opts["reuse_factor"])
+    names = hcfg.setdefault("LayerName", {})
+    names.setdefault("global_in", {}).setdefault("Precision", {})
+    fmt = loaded.input_format or FixedFormat.parse(opts["input_precision"])
+    names["global_in"]["Precision"]["result"] = fmt.hls4ml
+    return hcfg
+
+
+def _post_training_formats(hls_model, hcfg: dict, opts: dict) -> None:
+    """The --precision formats on every float layer, by the names hls4ml gave them.
+
+    Weights and biases get the weight/bias formats; a dense layer's output keeps hls4ml's exact
+    accumulator type (hls4ml fuses the bias Add into the layer only when its output type is
+    inferred), and every other layer's output gets the result format.
+    """
+    ptq = {k: FixedFormat.parse(v).hls4ml for k, v in opts["ptq"].items()}
+    names = hcfg["LayerName"]
+    for layer in list(hls_model.get_layers())[1:]:
+        for key in _config_names(layer.name):
+            prec = names.setdefault(key, {}).setdefault("Precision", {})
+            if not isinstance(prec, dict):
+                prec = names[key]["Precision"] = {}
+            if "weight" in layer.weights:  # output type stays inferred: only then hls4ml fuses the bias Add
+                prec.update(weight=ptq["weight"], bias=ptq["bias"], accum="auto")
+            elif "scale" in layer.weights:
+                prec.update(scale=ptq["weight"], bias=ptq["bias"], result=ptq["result"])
+            else:
+                prec["result"] = ptq["result"]
+
+
+def _config_names(name: str) -> list[str]:
+    """Config keys of an hls4ml layer: hls4ml makes ``Dense_<MatMul>`` from a MatMul node's own config."""
+    return [name, name[len("Dense_"):]] if name.startswith("Dense_") else [name]
+
+
+def _convert_once(loaded: LoadedOnnx, hcfg: dict, opts: dict, out_dir: Path):
+    import hls4ml
+
+    try:
+        with quiet_stdout():
+            return hls4ml.converters.convert_from_onnx_model(
+                loaded.wrapper, hls_config=copy.deepcopy(hcfg), output_dir=str(out_dir),
+                project_name=opts["project_name"], backend=opts["backend"], io_type=opts["io_type"],
+                part=opts["part"], clock_period=float(opts["clock_period_ns"]))
+    except ModelError:
+        raise
+    except Exception as err:  # noqa: BLE001 - hls4ml raises bare Exceptions for graphs it cannot convert
+        raise ModelError(f"{loaded.name}: hls4ml cannot convert the ONNX graph "
+                         f"({type(err).__name__}: {_one_line(err)})") from None
+
+
+# ------------------------------------------------------------------ designs
+def design_from_file(path: Path, options: BuildOptions) -> Design:
+    """An ONNX/QONNX file given on the command line (float ONNX takes ``--precision``)."""
+    return onnx_design(path, {}, options, options.keep_softmax)
+
+
+def onnx_design(path: Path, config: dict, options: BuildOptions, keep_softmax: bool = False, budget=None) -> Design:
+    """The design of an ONNX file, alone or named by a model folder's trigger.yml (``model.file``)."""
+    from trigger.frontends.network import _design
+
+    loaded = load_onnx(path, keep_softmax=keep_softmax, name=config.get("name"))
+    design = _design(loaded, config, options, None, budget, converter=convert)
+    if loaded.dropped and loaded.dropped != "Softmax":
+        design.notes = [n.replace("final softmax", f"final {loaded.dropped.lower()}") for n in design.notes]
+        design.manifest["output_meaning"] = f"logits (final {loaded.dropped.lower()} dropped)"
+    return design
+
+
+def _safe_name(name: str) -> str:
+    import re
+
+    name = re.sub(r"\W", "_", name)
+    return name if name and not name[0].isdigit() else f"m_{name}"
+
+
+def _one_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__
