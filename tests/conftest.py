@@ -4,7 +4,7 @@
   that need it skip with a clear message when it is absent.
 - ``qkeras_reference``: qkeras_3layer.json loaded and converted by hls4ml once.
 - ``reference_bundle``: a bundle of qkeras_3layer built and verified once through the CLI (the
-  Verilator model is compiled once into bundle/.sim_build, which later verifications reuse).
+  compiled Verilator model is cached by a hash of the RTL, so later verifications reuse it).
 - ``constructed_networks``: the QKeras networks of keras_cases.py, saved once as model folders
   (JSON + weights + trigger.yml); ``constructed_bundles``: each built and verified once.
 

@@ -23,7 +23,7 @@ JET_TAGGER_CONFIG = JET_TAGGER / "trigger.yml"
 
 SEED = 20261123
 # Vectors stored in (and verified on) the shared reference bundle: a few thousand keep the
-# Verilator run short; the simulator is compiled once and reused through bundle/.sim_build.
+# Verilator run short; the compiled simulator is cached by a hash of the RTL and reused.
 BUNDLE_VECTORS = 2000
 # Vectors of the bundles built from the constructed QKeras networks (keras_cases.py).
 CONSTRUCTED_VECTORS = 10_000

@@ -246,3 +246,40 @@ def test_softmax_settings_are_checked():
                        ({"exp_table": "x"}, "unknown setting"), ({"inp_norm_t": "float"}, "inp_norm_t")):
         with pytest.raises(ConfigError, match=match):
             settings({"hls": {"softmax": bad}})
+
+
+def test_time_distributed_dense_is_the_dense_it_wraps(tmp_path):
+    """TimeDistributed(QDense) (the usual DeepSets spelling) gives the same firmware model as QDense on the set."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    from trigger.frontends import BuildOptions, load_design
+
+    def net(wrap):
+        def per_item(units, name):
+            layer = QDense(units, kernel_quantizer=quantized_bits(6, 0, alpha=1),
+                           bias_quantizer=quantized_bits(6, 0, alpha=1), name=name)
+            return tf.keras.layers.TimeDistributed(layer, name=name) if wrap else layer
+        return tf.keras.Sequential([
+            tf.keras.Input(shape=(8, 3)), per_item(6, "phi1"), QActivation(quantized_relu(6, 2), name="relu1"),
+            tf.keras.layers.GlobalAveragePooling1D(name="mean"),
+            QDense(3, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1),
+                   name="out")])
+
+    plain, wrapped = net(False), net(True)
+    plain.set_weights([np.round(w * 16) / 64 for w in plain.get_weights()])
+    wrapped.set_weights(plain.get_weights())
+    models = {}
+    for label, model in (("plain", plain), ("wrapped", wrapped)):
+        (tmp_path / f"{label}.json").write_text(model.to_json())
+        model.save_weights(tmp_path / f"{label}_weights.h5")
+        design = load_design(tmp_path / f"{label}.json",
+                             BuildOptions(precision="fixed<10,4>", vectors=10, backend="Vitis"))
+        models[label] = design.model
+    assert '"TimeDistributed"' in (tmp_path / "wrapped.json").read_text()
+    assert [op.kind for op in models["wrapped"].ops] == [op.kind for op in models["plain"].ops]
+    assert "item_dense" in [op.kind for op in models["wrapped"].ops]
+    for a, b in zip(models["wrapped"].ops, models["plain"].ops):
+        da, db = a.to_dict(), b.to_dict()
+        da.pop("name"), db.pop("name")
+        assert da == db

@@ -276,6 +276,8 @@ def validate_config(config: dict, where: str = "model", keep_softmax: bool = Fal
     input_shape = None
     out = []
     for i, layer in enumerate(layers):
+        if layer["class_name"] == "TimeDistributed":
+            layer = layers[i] = _unwrap_time_distributed(layer, where)
         cls, cfg = layer["class_name"], layer["config"]
         lname = cfg.get("name", f"#{i}")
         if cls not in supported_classes():
@@ -314,6 +316,30 @@ def validate_config(config: dict, where: str = "model", keep_softmax: bool = Fal
     quantized = any(l["class_name"] in ("QDense", "QActivation", "QConv1D", "QConv2D") for l in out)
     return _Plan(out, quantized, softmax_dropped, int(np.prod(input_shape[1:])), "input", where,
                  tuple(int(d) for d in input_shape[1:]))
+
+
+def _unwrap_time_distributed(layer: dict, where: str) -> dict:
+    """``TimeDistributed(Dense)`` as the Dense it wraps, under the wrapper's name.
+
+    Keras applies a Dense layer to the last axis of its input, so on a (items, features)
+    input the bare Dense computes exactly what the wrapper computes (DeepSets'
+    per-constituent network); hls4ml converts that form as one parallel layer
+    (``item_dense``), while its own TimeDistributed is a loop made for recurrent networks.
+    The weights are the inner layer's, in the same order, so they load unchanged.
+    """
+    cfg = layer["config"]
+    inner = cfg.get("layer")
+    lname = cfg.get("name", "?")
+    if not isinstance(inner, dict) or inner.get("class_name") not in DENSE:
+        kind = inner.get("class_name") if isinstance(inner, dict) else inner
+        raise ModelError(f"{where}: layer {lname!r} is TimeDistributed({kind}); only TimeDistributed(Dense/QDense) "
+                         "is supported")
+    unwrapped = {"class_name": inner["class_name"], "config": {**copy.deepcopy(inner.get("config") or {}),
+                                                               "name": lname}}
+    for key in ("batch_input_shape", "batch_shape"):
+        if key in cfg:
+            unwrapped["config"][key] = cfg[key]
+    return unwrapped
 
 
 def _check_chain(body: dict, layers: list[dict], where: str) -> None:
