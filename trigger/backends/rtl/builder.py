@@ -353,6 +353,30 @@ class ModuleBuilder:
         return self.emit("select_equal", out, a=a, k_bits=int(k) % (1 << a.width),
                          x_bits=int(if_equal) % (1 << iv.width), y_bits=int(otherwise) % (1 << iv.width))
 
+    def argmax(self, name: str, xs: list[Sig], register_levels: bool = False) -> Sig:
+        """The index of the first largest of ``xs``: a tournament of comparators in which ties go left.
+
+        ``register_levels`` puts a register after every round (log2(n) cycles), for a decision
+        that must meet the clock without ``pipeline: auto``.
+        """
+        nodes = [(x, self.const(f"{name}_i{k}", k)) for k, x in enumerate(xs)]
+        level = 0
+        while len(nodes) > 1:
+            nxt = []
+            for k in range(0, len(nodes), 2):
+                if k + 1 == len(nodes):
+                    nxt.append(nodes[k])
+                    continue
+                (va, ia), (vb, ib) = nodes[k], nodes[k + 1]
+                nxt.append((self.select_ge(f"{name}_v{level}_{k // 2}", va, vb, va, vb),
+                            self.select_ge(f"{name}_k{level}_{k // 2}", va, vb, ia, ib)))
+            level += 1
+            if register_levels and len(nxt) > 1:
+                nxt = [(self.reg(f"{name}_v{level}_{k}_q", v), self.reg(f"{name}_k{level}_{k}_q", i))
+                       for k, (v, i) in enumerate(nxt)]
+            nodes = nxt
+        return nodes[0][1]
+
     # ------------------------------------------------------------ arithmetic blocks
     def sum_tree(self, name: str, leaves: list[Sig], cap: int | None = None, every: int | None = None) -> Sig:
         """The sum of ``leaves`` as a balanced adder tree (a register every ``every`` levels, none after the root)."""

@@ -2,7 +2,7 @@
 
 Ties go to the first largest element, as numpy's argmax and hls4ml's
 ``softmax_argmax`` (``if (data[i] > maximum)``) choose. The RTL is a tournament
-of comparators in which ties go left (``softmax.argmax_tree``). This op is
+of comparators in which ties go left (``ModuleBuilder.argmax``). This op is
 appended by the ``argmax`` output option; hls4ml's project computes the tensor
 in front of it, which the verifier compares with the C simulation.
 """
@@ -16,7 +16,6 @@ import numpy as np
 from trigger.fixed import FixedFormat
 from trigger.ir.op import Op, counter, register
 from trigger.ir.ranges import Interval
-from trigger.ir.ops.softmax import argmax_tree
 
 
 def index_format(n: int) -> FixedFormat:
@@ -45,7 +44,7 @@ class Argmax(Op):
         return np.argmax(x, axis=1).astype(np.int64).reshape(-1, 1)
 
     def emit_rtl(self, m, xs: list, options: dict) -> list:
-        return [argmax_tree(m, xs)]
+        return [m.argmax("arg", xs)]
 
     def describe(self) -> str:
         return f"argmax of {self.input.n} -> class index {self.output.formats[0].cpp}"

@@ -150,7 +150,7 @@ class Softmax(Op):
     # ------------------------------------------------------------ RTL
     def emit_rtl(self, m, xs: list, options: dict) -> list:
         if self.implementation == "argmax":
-            index = argmax_tree(m, xs)
+            index = m.argmax("arg", xs)
             one = self._one_raw()
             return [m.select_equal(f"y{i}", index, i, one, 0) for i in range(self.n)]
         src, acc = self.input.format, self.accum_fmt
@@ -195,19 +195,3 @@ class Softmax(Op):
                 f"inverse table {self.inv_table.size} x {self.inv_table_fmt.cpp}, accum {self.accum_fmt.cpp}, "
                 f"output {self.output.format.cpp}")
 
-
-def argmax_tree(m, xs: list):
-    """The index of the first largest of ``xs`` as a signal: a tournament in which ties go left."""
-    nodes = [(x, m.const(f"i{k}", k)) for k, x in enumerate(xs)]
-    level = 0
-    while len(nodes) > 1:
-        nxt = []
-        for k in range(0, len(nodes), 2):
-            if k + 1 == len(nodes):
-                nxt.append(nodes[k])
-                continue
-            (va, ia), (vb, ib) = nodes[k], nodes[k + 1]
-            nxt.append((m.select_ge(f"v{level}_{k // 2}", va, vb, va, vb),
-                        m.select_ge(f"k{level}_{k // 2}", va, vb, ia, ib)))
-        nodes, level = nxt, level + 1
-    return nodes[0][1]

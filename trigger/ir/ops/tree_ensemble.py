@@ -295,26 +295,9 @@ class TreeEnsemble(Op):
             else:
                 outputs.append(m.count_at_least("cls", s, [t], 1))
         elif self.decision == "argmax":
-            outputs.append(self._argmax(m, roots))
+            # a register per round unless pipeline auto places them: many classes must still meet the clock
+            outputs.append(m.argmax("cls", roots, register_levels=getattr(m, "max_levels", None) is None))
         return outputs
-
-    @staticmethod
-    def _argmax(m, sums: list):
-        """A tournament of adjacent pairs; the right contender wins only when strictly larger (first max)."""
-        pairs = [(s, m.const(f"idx{k}", k)) for k, s in enumerate(sums)]
-        level = 0
-        while len(pairs) > 1:
-            nxt = []
-            for j in range(0, len(pairs), 2):
-                if j + 1 == len(pairs):
-                    nxt.append(pairs[j])
-                    continue
-                (a, ia), (b, ib) = pairs[j], pairs[j + 1]
-                diff = m.add(f"d{level}_{j}", b, m.mul(f"na{level}_{j}", a, -1))
-                nxt.append((m.select_positive(f"v{level}_{j}", diff, b, a),
-                            m.select_positive(f"i{level}_{j}", diff, ib, ia)))
-            pairs, level = nxt, level + 1
-        return pairs[0][1]
 
     def describe(self) -> str:
         depth = max(self.tree_depths(), default=0)
