@@ -10,19 +10,17 @@ this C++ is the specification of the HLS side.
 from __future__ import annotations
 
 import re
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 
-from trigger.errors import BundleError, FirmwareModelError, ToolError
+from trigger.errors import FirmwareModelError
 from trigger.ir.model import FirmwareModel
 from trigger.ir.ops.bucketize import Bucketize
 from trigger.ir.ops.concat import Concat
 from trigger.ir.ops.lookup import Lookup
+from trigger.backends.hls.gxx_csim import run_testbench
 from trigger.templates import write
-from trigger.toolchain import ap_types_include, find_tool
 
 BACKEND = "table_cpp"
 TEMPLATES = {  # file name pattern -> template under firmware_templates/
@@ -118,36 +116,7 @@ def write_inc(path: Path, values: np.ndarray, chunk: int = 1 << 20) -> Path:
 def csim(bundle: Path, manifest: dict, model: FirmwareModel, raw: np.ndarray, work: Path
          ) -> tuple[np.ndarray, dict]:
     """The bundle's HLS C++ compiled with g++ (hls4ml's ap_types headers) and run on raw inputs."""
-    hls = manifest.get("hls") or {}
-    try:
-        top, sources, testbench = hls["top"], hls["sources"], hls["testbench"]
-    except KeyError as err:
-        raise BundleError(f"{bundle}: manifest.json hls section lacks {err}") from None
-    gxx = find_tool("g++")
-    if gxx is None:
-        raise ToolError("g++ not found: needed for the HLS C simulation (run `trigger doctor`)")
-    work = Path(work)
-    work.mkdir(parents=True, exist_ok=True)
-    exe = work / f"{top}_csim"
-    include = (Path(bundle) / testbench).parent
-    cmd = [gxx, "-std=c++14", "-O1", "-w", f"-I{ap_types_include()}", f"-I{include}",
-           *[str(Path(bundle) / s) for s in sources], str(Path(bundle) / testbench), "-o", str(exe)]
-    t0 = time.perf_counter()
-    run = subprocess.run(cmd, capture_output=True, text=True)
-    if run.returncode != 0:
-        first = next((line for line in run.stderr.splitlines() if "error" in line), None) or \
-            (run.stderr.strip().splitlines() or ["(no output)"])[0]
-        raise ToolError(f"g++ failed to compile the C simulation of {top}: {first}")
-    t1 = time.perf_counter()
-    inputs, outputs = work / "csim_inputs.i32", work / "csim_outputs.u32"
-    inputs.write_bytes(np.ascontiguousarray(raw, dtype="<i4").tobytes())
-    run = subprocess.run([str(exe), str(inputs), str(outputs)], capture_output=True, text=True)
-    if run.returncode != 0:
-        raise ToolError(f"C simulation of {top} failed (exit {run.returncode}): "
-                        f"{(run.stderr.strip().splitlines() or ['(no output)'])[0]}")
-    t2 = time.perf_counter()
-    bits = np.fromfile(outputs, dtype="<u4").astype(np.int64)
-    if len(bits) != len(raw):
-        raise ToolError(f"C simulation of {top} returned {len(bits)} words for {len(raw)} vectors")
-    words = model.output.formats[0].from_bits(bits).reshape(-1, 1)
-    return words, {"csim_build_s": round(t1 - t0, 3), "csim_s": round(t2 - t1, 3)}
+    bits, timings = run_testbench(bundle, manifest, raw, work, optimisation="-O1", word_dtype="<u4",
+                                  words_per_vector=1)
+    return model.output.formats[0].from_bits(bits.reshape(-1)).reshape(-1, 1), timings
+

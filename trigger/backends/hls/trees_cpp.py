@@ -9,18 +9,16 @@ specification of the HLS side; the emulator and the RTL must match it.
 
 from __future__ import annotations
 
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 
-from trigger.errors import BundleError, FirmwareModelError, ToolError
+from trigger.errors import FirmwareModelError
 from trigger.fixed import FixedFormat
 from trigger.ir.model import FirmwareModel
 from trigger.ir.ops.tree_ensemble import TreeEnsemble
+from trigger.backends.hls.gxx_csim import run_testbench
 from trigger.templates import write
-from trigger.toolchain import ap_types_include, find_tool
 
 BACKEND = "trees_cpp"
 TEMPLATES = {
@@ -101,38 +99,8 @@ def write_project(model: FirmwareModel, folder: Path, *, top: str, part: str, cl
 
 def csim(bundle: Path, manifest: dict, model: FirmwareModel, raw: np.ndarray, work: Path) -> tuple[np.ndarray, dict]:
     """The bundle's HLS C++ compiled with g++ (hls4ml's ap_types headers) and run on raw inputs."""
-    hls = manifest.get("hls") or {}
-    try:
-        top, sources, testbench = hls["top"], hls["sources"], hls["testbench"]
-    except KeyError as err:
-        raise BundleError(f"{bundle}: manifest.json hls section lacks {err}") from None
-    gxx = find_tool("g++")
-    if gxx is None:
-        raise ToolError("g++ not found: needed for the HLS C simulation (run `trigger doctor`)")
-    work = Path(work)
-    work.mkdir(parents=True, exist_ok=True)
-    exe = work / f"{top}_csim"
-    include = (Path(bundle) / testbench).parent
-    cmd = [gxx, "-std=c++14", "-O0", "-w",  # -O0: thousands of nested ifs compile fast, 10^4 vectors run fast anyway
-           f"-I{ap_types_include()}", f"-I{include}",
-           *[str(Path(bundle) / s) for s in sources], str(Path(bundle) / testbench), "-o", str(exe)]
-    t0 = time.perf_counter()
-    run = subprocess.run(cmd, capture_output=True, text=True)
-    if run.returncode != 0:
-        first = next((line for line in run.stderr.splitlines() if "error" in line), None) or \
-            (run.stderr.strip().splitlines() or ["(no output)"])[0]
-        raise ToolError(f"g++ failed to compile the C simulation of {top}: {first}")
-    t1 = time.perf_counter()
-    inputs, outputs = work / "csim_inputs.i32", work / "csim_outputs.u64"
-    inputs.write_bytes(np.ascontiguousarray(raw, dtype="<i4").tobytes())
-    run = subprocess.run([str(exe), str(inputs), str(outputs)], capture_output=True, text=True)
-    if run.returncode != 0:
-        raise ToolError(f"C simulation of {top} failed (exit {run.returncode}): "
-                        f"{(run.stderr.strip().splitlines() or ['(no output)'])[0]}")
-    t2 = time.perf_counter()
-    n_out = model.output.n
-    bits = np.fromfile(outputs, dtype="<u8").astype(np.int64)
-    if bits.size != len(raw) * n_out:
-        raise ToolError(f"C simulation of {top} returned {bits.size} words for {len(raw)} vectors x {n_out} outputs")
-    out = model.output.from_bits(bits.reshape(len(raw), n_out))
-    return out, {"csim_build_s": round(t1 - t0, 3), "csim_s": round(t2 - t1, 3)}
+    # -O0: thousands of nested ifs compile fast, and 10^4 vectors run fast anyway
+    bits, timings = run_testbench(bundle, manifest, raw, work, optimisation="-O0", word_dtype="<u8",
+                                  words_per_vector=model.output.n)
+    return model.output.from_bits(bits), timings
+
