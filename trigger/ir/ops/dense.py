@@ -48,6 +48,10 @@ class Dense(Op):
             self.fail(f"weight must be (n_in, n_out) and bias (n_out,), got {self.weight.shape} and {self.bias.shape}")
         if self.weight.shape != (self.input.n, self.output.n):
             self.fail(f"weight shape {self.weight.shape} does not match {self.input.n} inputs and {self.output.n} outputs")
+        self.check_constants()
+
+    def check_constants(self) -> None:
+        """Checks shared by every dense-like op: formats, raw constants, product width; plans the accumulator."""
         self.input.format, self.output.format  # noqa: B018 - one format per tensor (raises otherwise)
         self.check_raw("weight", self.weight, self.weight_fmt)
         self.check_raw("bias", self.bias, self.bias_fmt)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trigger.fixed import MAX_WIDTH
 from trigger.ir.op import register
 from trigger.ir.ops.dense import Dense
 from trigger.ir.ranges import Interval
@@ -41,12 +40,7 @@ class ItemDense(Dense):
         if self.n_items < 1 or self.input.n != self.n_items * self.n_in or self.output.n != self.n_items * self.n_out:
             self.fail(f"{self.input.n} inputs and {self.output.n} outputs are not {self.n_items} items of "
                       f"{self.n_in} -> {self.n_out}")
-        self.input.format, self.output.format  # noqa: B018 - one format per tensor (raises otherwise)
-        self.check_raw("weight", self.weight, self.weight_fmt)
-        self.check_raw("bias", self.bias, self.bias_fmt)
-        if self.input.format.product_format(self.weight_fmt).width > MAX_WIDTH:
-            self.fail(f"product width exceeds {MAX_WIDTH} bits")
-        self.__dict__["_plan"] = self.plan()
+        self.check_constants()
 
     def output_ranges(self, x: list[Interval]) -> list[Interval]:
         per_item = super().output_ranges(x[:self.n_in])  # bounds over the whole input format: any item
