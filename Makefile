@@ -29,6 +29,8 @@ check-wheel: setup
 bench: setup bench-da4ml
 	$(VENV)/bin/python scripts/bench_network.py
 	$(VENV)/bin/python scripts/bench_lut.py
+	$(VENV)/bin/python scripts/bench_scan.py
+	$(VENV)/bin/python scripts/bench_ii.py
 
 bench-da4ml: setup
 	scripts/setup_da4ml.sh

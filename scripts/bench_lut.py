@@ -162,7 +162,11 @@ def markdown(r: dict) -> str:
                   "|---|---|---|---|---|---|",
                   f"| {t['emulator_s']} | {t['csim_build_s']} | {t['csim_s']} | {t['rtl_build_s']} "
                   f"({t.get('rtl_build_cpu_s')}) | {t['rtl_sim_s']} ({t.get('rtl_sim_cpu_s')}) | "
-                  f"{t.get('rtl_bulk_vectors_per_s')} |"]
+                  f"{t.get('rtl_bulk_vectors_per_s')} |", "",
+                  "The C simulation (g++, its ROM read at run time from the bundle's .inc initialiser for tables "
+                  "of 2^17 words and more, one process per core) runs concurrently with the emulator and the RTL "
+                  "simulation; the step columns are wall seconds of overlapping steps, the verify CPU seconds "
+                  "above are exact."]
     return "\n".join(lines) + "\n"
 
 

@@ -3,10 +3,12 @@
 The toplevel is the harness of firmware_templates/sim/harness.v.j2, which makes the
 clock and instantiates the top. This test checks the protocol from Python, cycle by
 cycle, on the first ``protocol_vectors`` vectors: out_valid low in reset, a
-synchronous reset that drops vectors in flight, vectors back to back (II = 1) with
-bubbles (in_valid low, random data on the bus), latency and II measured. Then it
+synchronous reset that drops vectors in flight, vectors back to back (exactly II clocks
+apart when the design shares resources, shape.json's ``ii``) with bubbles (in_valid low,
+random data on the bus), latency and II measured; for II > 1 also an input sooner than II
+clocks, which must be refused and flagged on ``in_refused``. Then it
 hands the rest of the vectors to the harness, which streams them from bulk_in.bin
-one per clock with no Python in the loop and writes bulk_out.hex; this test waits
+one every II clocks with no Python in the loop and writes bulk_out.hex; this test waits
 for it and records what the harness counted. Nothing here knows about a particular
 model; trigger/rtlsim.py writes the inputs and reads the results.
 
@@ -21,7 +23,7 @@ import time
 from pathlib import Path
 
 import cocotb
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import ReadOnly, RisingEdge, Timer
 
 BUBBLE_EVERY = 17  # a gap of 1-3 idle cycles after every this many vectors, and one early on
 
@@ -30,12 +32,33 @@ async def next_cycle(dut):
     await RisingEdge(dut.clk)
 
 
+async def too_early(dut, word: int, rng, in_bits: int, max_latency: int, ii: int) -> dict:
+    """II > 1: a vector, then another one clock later (too early). The second must be refused: in_refused
+    high for exactly one cycle, one output only (compared later with the first vector's own output)."""
+    dut.tb_valid.value = 1
+    dut.tb_data.value = word
+    await next_cycle(dut)
+    dut.tb_data.value = rng.getrandbits(in_bits)  # in_valid stays high: too early
+    await next_cycle(dut)
+    dut.tb_valid.value = 0
+    flags, outputs, output = 0, 0, None
+    for _ in range(max_latency + ii + 4):
+        await ReadOnly()
+        flags += int(dut.in_refused.value)
+        if dut.out_valid.value == 1:
+            outputs += 1
+            output = dut.out_data.value.to_unsigned()
+        await next_cycle(dut)
+    return {"refused_flags": flags, "outputs": outputs, "output": output}
+
+
 @cocotb.test()
 async def stream_vectors(dut):
     work = Path(os.environ["TRIGGER_SIM_DIR"])
     shape = json.loads((work / "shape.json").read_text())
     n, in_bytes, out_bytes = shape["protocol_vectors"], shape["in_bytes"], shape["out_bytes"]
     in_bits, max_latency = shape["in_bits"], shape["max_latency"]
+    ii = int(shape.get("ii", 1))  # the design takes an input every ii clocks: vectors go exactly ii apart
     raw = (work / "inputs.bin").read_bytes()
     words = [int.from_bytes(raw[i * in_bytes:(i + 1) * in_bytes], "little") for i in range(n)]
     rng = random.Random(1)
@@ -67,6 +90,8 @@ async def stream_vectors(dut):
             spurious += 1
         await next_cycle(dut)
 
+    early = await too_early(dut, words[0], rng, in_bits, max_latency, ii) if ii > 1 else None
+
     sent_cycle = []  # cycle after whose edge each vector was put on the bus
     outputs, out_cycle = [], []
     cycle = 0
@@ -82,6 +107,7 @@ async def stream_vectors(dut):
             i += 1
             if i == 3 or i % BUBBLE_EVERY == 0:
                 gap = rng.randint(1, 3)
+            gap = max(gap, ii - 1)
         else:
             dut.tb_valid.value = 0
             dut.tb_data.value = rng.getrandbits(in_bits)
@@ -93,7 +119,7 @@ async def stream_vectors(dut):
             else:
                 outputs.append(dut.out_data.value.to_unsigned())
                 out_cycle.append(cycle)
-        if cycle > (max_latency + 3) * 2 + n * 4 + 100:
+        if cycle > (max_latency + 3) * 2 + n * (3 + ii) + 100:
             break
         if i >= n and cycle - sent_cycle[-1] > max_latency + 2:
             break
@@ -110,18 +136,25 @@ async def stream_vectors(dut):
         "spurious": spurious,
         "cycles": cycle,
     }
+    if early is not None:  # the too-early input: refused, flagged, and the first one's output unchanged
+        early["output_matches_first"] = bool(outputs) and early.pop("output") == outputs[0]
+        timing["too_early"] = early
 
     bulk = shape["bulk_vectors"]
     if bulk:
         await next_cycle(dut)
         dut.bulk_count.value = bulk
-        dut.bulk_cycle_limit.value = bulk + max_latency + 16
+        dut.bulk_cycle_limit.value = bulk * ii + max_latency + 16
         dut.bulk.value = 1
         wall, cpu = time.perf_counter(), time.process_time()  # this process is the simulator
-        await RisingEdge(dut.bulk_done)
+        # The harness is done within bulk_cycle_limit clocks (10 ns each): one timer for the whole
+        # bulk instead of a value-change callback, which the simulator would check at every step.
+        await Timer((bulk * ii + max_latency + 16 + 2) * 10, "ns")
+        while not int(dut.bulk_done.value):
+            await RisingEdge(dut.clk)
         await ReadOnly()
         timing["bulk"] = {name: int(getattr(dut, f"bulk_{name}").value) for name in (
-            "sent", "received", "spurious", "latency_min", "latency_max", "cycles", "read_errors")}
+            "sent", "received", "spurious", "latency_min", "latency_max", "cycles", "read_errors", "refused")}
         timing["bulk"]["wall_s"] = round(time.perf_counter() - wall, 4)
         timing["bulk"]["cpu_s"] = round(time.process_time() - cpu, 4)
     (work / "timing.json").write_text(json.dumps(timing))

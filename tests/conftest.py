@@ -59,6 +59,16 @@ def reference_bundle(reference_models, tmp_path_factory) -> Bundle:
     return build_and_verify(reference_models / "qkeras_3layer.json", out, "--vectors", str(BUNDLE_VECTORS))
 
 
+UNSW_VECTORS = 5000
+
+
+@pytest.fixture(scope="session")
+def unsw_bundle(reference_models, tmp_path_factory) -> Bundle:
+    """unsw_nb15-mlp-w2a2.onnx (QONNX from Brevitas) built with UNSW_VECTORS vectors and verified, once."""
+    out = tmp_path_factory.mktemp("unsw_bundle") / "unsw"
+    return build_and_verify(reference_models / "unsw_nb15-mlp-w2a2.onnx", out, "--vectors", str(UNSW_VECTORS))
+
+
 @dataclass
 class Network:
     folder: Path  # model folder with trigger.yml
@@ -92,3 +102,51 @@ def constructed_bundles(constructed_networks, tmp_path_factory) -> dict[str, Bun
     root = tmp_path_factory.mktemp("constructed_bundles")
     return {name: build_and_verify(net.folder, root / name)
             for name, net in constructed_networks.items()}
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler_address(tmp_path_factory):
+    """A real Dask cluster on localhost: a `dask scheduler` and two `dask worker` processes (one thread
+    each) on free ports, started once per session and stopped at the end; yields tcp://127.0.0.1:PORT."""
+    import socket
+    import subprocess
+    import time
+
+    from distributed import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    logs = tmp_path_factory.mktemp("dask")
+    dask = [sys.executable, "-m", "dask"]
+    procs = []
+
+    def start(args, log):
+        procs.append(subprocess.Popen(dask + args, stdout=subprocess.DEVNULL, stderr=open(logs / log, "w"),
+                                      cwd=logs))
+
+    try:
+        start(["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", "--no-show"], "scheduler.log")
+        for i in range(2):
+            start(["worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
+                   "--local-directory", str(logs / f"w{i}"), "--name", f"w{i}"], f"worker{i}.log")
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with Client(address, timeout=5) as client:
+                    client.wait_for_workers(2, timeout=max(1, deadline - time.monotonic()))
+                break
+            except (OSError, TimeoutError):
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    raise RuntimeError(f"local Dask cluster did not start; logs in {logs}") from None
+                time.sleep(0.5)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()

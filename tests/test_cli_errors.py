@@ -256,3 +256,15 @@ def test_quiet_stdout_at_the_file_descriptor(capfd):
         print("from python")
     print("after")
     assert capfd.readouterr().out == "after\n"
+
+
+@pytest.mark.parametrize("extra", [["--scheduler", "tcp://127.0.0.1:1"], ["--workers", "2"]])
+def test_cluster_options_on_a_network_build_are_refused(extra, tmp_path, capsys):
+    """A network build is one process: --scheduler/--workers there are an error, not silently ignored,
+    and nothing is written."""
+    out, model = tmp_path / "bundle", tmp_path / "net.onnx"
+    model.write_bytes(b"not read: refused before loading")
+    assert main(["build", str(model), "-o", str(out), *extra]) == 2
+    line = _one_error_line(capsys)
+    assert "net.onnx" in line and "kind lut" in line and "trigger scan" in line
+    assert not out.exists()

@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_cases import F, case_inputs, mlp, random_dense, relu
-from trigger.backends.rtl import levels_per_clock, write_rtl
+from firmware_cases import F, ROUNDING_CHAIN, T, case_inputs, mlp, random_dense, relu
+from trigger.backends.rtl import finish_module, levels_per_clock, stage_of, standard_top, write_module, write_rtl
+from trigger.backends.rtl.builder import ModuleBuilder
 from trigger.backends.rtl import cmvm
 from trigger.backends.rtl.cmvm import csd, evaluate, plan_cmvm
 from trigger.errors import ConfigError
-from trigger.ir import FirmwareModel, emulate
+from trigger.fixed import FixedFormat
+from trigger.ir import FirmwareModel, TensorType, emulate
 from trigger.rtlsim import simulate
 
 
@@ -120,7 +122,7 @@ def test_a_flipped_bit_in_a_generated_adder_is_caught(tmp_path):
     assert _mismatches(design, model, raw, tmp_path / "sim_ok") == 0
     module = next(p for p in design.sources if p.name != "flip_top.v")
     text = module.read_text()
-    adders = re.findall(r"^    wire signed \[(\d+):0\] (\w+) = (.* [+-] .*);$", text, flags=re.M)
+    adders = re.findall(r"^    wire signed \[(\d+):0\] (\w+) = (\$signed\(.*_y\}?\));$", text, flags=re.M)
     assert len(adders) > 10
     msb, name, expr = adders[len(adders) // 2]
     flipped = f"    wire signed [{msb}:0] {name} = ({expr}) ^ {int(msb) + 1}'sd4;"  # bit 2 of one adder inverted
@@ -129,3 +131,36 @@ def test_a_flipped_bit_in_a_generated_adder_is_caught(tmp_path):
     bad = _mismatches(design, model, raw, tmp_path / "sim_flipped")
     assert bad > 0
     print(f"flipped bit 2 of {name}: {bad} of {len(raw)} vectors mismatch")
+
+
+@pytest.mark.parametrize("kind", ["relu", "linear"])
+def test_every_cast_is_exact_on_every_input(kind, tmp_path):
+    """builder.requant reads overflow from the floor beside a short incrementer and folds a preceding
+    relu into its output bits: every rounding x overflow mode x signedness, shifted right (rounding
+    and overflowing), not at all and left, against FixedFormat.cast on every input value."""
+    src = F("fixed<9,4>")
+    formats = [FixedFormat(width, integer, signed, rounding, overflow)
+               for rounding in ROUNDING_CHAIN for overflow in ("WRAP", "SAT", "SAT_SYM", "SAT_ZERO")
+               for signed in (True, False) for width, integer in ((4, 2), (6, 1), (5, 5), (3, -1), (12, 4))]
+    inputs, outputs = T(src, len(formats)), TensorType(tuple(formats))
+    m = ModuleBuilder("casts")
+    ys = []
+    for i, (lsb, dst) in enumerate(zip(inputs.offsets, formats)):
+        x = m.unpack(f"x{i}", lsb, src)
+        ys.append(m.requant(f"y{i}", m.relu(f"r{i}", x) if kind == "relu" else x, src, dst))
+    assert sum(st["kind"] == "requant" and st["spec"]["relu"] for st in m.statements) == (
+        len(formats) if kind == "relu" else 0)
+    finish_module(m, ys, inputs, outputs, "casts", kind, 0)
+    top = standard_top("casts_top", "every cast", inputs.elements(), outputs.elements(), [stage_of(m)], 1)
+    (tmp_path / "casts_top.v").write_text(top)
+    sources = [tmp_path / "casts_top.v", write_module(m, tmp_path, "casts_top")]
+    raw = np.arange(src.min_raw, src.max_raw + 1, dtype=np.int64)
+    result = simulate(sources, "casts_top", inputs.to_bits(np.repeat(raw[:, None], len(formats), axis=1)),
+                      inputs.widths, outputs.widths, simulator="icarus", build_dir=tmp_path / "sim", max_latency=10)
+    got = outputs.from_bits(result.outputs)
+    before = np.maximum(raw, 0) if kind == "relu" else raw
+    expected = np.stack([dst.cast(before, src) for dst in formats], axis=1)
+    bad = np.argwhere(got != expected)
+    assert bad.size == 0, (f"{len(bad)} mismatches; first: input {raw[bad[0][0]]} to {formats[bad[0][1]]}: "
+                           f"got {got[tuple(bad[0])]}, expected {expected[tuple(bad[0])]}")
+    assert result.latency_cycles == 1

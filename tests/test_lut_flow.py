@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from trigger.bundle import build_bundle
-from trigger.errors import BundleError
+from trigger.errors import BundleError, ToolError
 from trigger.ir import FirmwareModel, emulate
 
 pytestmark = pytest.mark.slow
@@ -184,3 +184,35 @@ def test_broken_firmware_is_caught_icarus(built, tmp_path):
     assert report["pass"] is False and report["latency_cycles"] == 2
     first = report["first_mismatch"]
     assert first["comparison"] == "emulator_vs_csim" and first["emulator_trace"]["address"] == [csim_address]
+
+
+def test_csim_reads_a_large_rom_from_its_initialiser_at_run_time(built, tmp_path, monkeypatch):
+    """Large tables' C simulation reads the ROM words from the bundle's .inc at run time instead of
+    compiling them in (lut_rom.h.j2): both ways compute the same words, a wrong word in the .inc is
+    caught on exactly the vectors that read it, and a truncated .inc is refused."""
+    from trigger.backends.hls import table_cpp
+    from trigger.vectors import cover
+
+    bundle = _copy(built[1], tmp_path / "rom")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    model = FirmwareModel.load(bundle)
+    inputs = cover(model).inputs
+    expected = emulate(model, inputs).outputs
+    compiled_in, _ = table_cpp.csim(bundle, manifest, model, inputs, tmp_path / "compiled_in")
+    monkeypatch.setattr(table_cpp, "ROM_FROM_FILE_DEPTH", 0)
+    from_file, _ = table_cpp.csim(bundle, manifest, model, inputs, tmp_path / "from_file")
+    assert np.array_equal(compiled_in, expected) and np.array_equal(from_file, expected)
+    source = (tmp_path / "from_file").glob("*_csim")
+    assert next(source).stat().st_size < 1 << 20  # the words are not in the executable
+
+    inc = bundle / "hls" / f"{TOP}_rom.inc"
+    values = inc.read_text().split(",\n")
+    values[300] = str((int(values[300]) + 1) % 512)
+    inc.write_text(",\n".join(values))
+    broken, _ = table_cpp.csim(bundle, manifest, model, inputs, tmp_path / "from_file")  # same executable
+    address = emulate(model, inputs, trace=True).trace[1][:, 0]
+    assert np.flatnonzero(broken[:, 0] != expected[:, 0]).tolist() == np.flatnonzero(address == 300).tolist()
+
+    inc.write_text(",\n".join(values[:-10]))
+    with pytest.raises(ToolError, match="cannot read 1024 words from"):
+        table_cpp.csim(bundle, manifest, model, inputs, tmp_path / "from_file")

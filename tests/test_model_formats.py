@@ -324,14 +324,120 @@ def test_qonnx_is_verified_and_equals_qonnx_execution(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_brevitas_qonnx_is_verified(reference_models, tmp_path_factory):
-    """FINN's UNSW-NB15 MLP (Brevitas): bipolar input and output, float batch norms."""
-    out = tmp_path_factory.mktemp("unsw") / "unsw"
-    bundle = build_and_verify(reference_models / "unsw_nb15-mlp-w2a2.onnx", out, "--vectors", "1000")
+def test_brevitas_qonnx_equals_qonnx_execution(unsw_bundle):
+    """FINN's UNSW-NB15 MLP (Brevitas): bipolar input and output, float batch norms, non-power-of-two
+    scales. Every layer is requantized to qonnx's float32 decisions: 3-way bit exact, and every output
+    equals qonnx's own execution."""
+    from conftest import UNSW_VECTORS
+
+    bundle = unsw_bundle
     assert bundle.build_status == 0 and bundle.verify_status == 0
-    assert_certified(bundle.verify, 1000)
+    assert_certified(bundle.verify, UNSW_VECTORS)
     assert [op["kind"] for op in bundle.manifest["ops"]][-1] == "binary_threshold"
     source = bundle.verify["source_model"]
-    # float batch-norm constants are rounded to fixed point: equality is counted, not required
-    assert source["framework"] == "qonnx" and source["exact"] is False and "rounded" in source["description"]
-    assert source["vectors"] == 1000 and 0 < source["equal"] <= 1000
+    assert source["framework"] == "qonnx" and source["exact"] is True, source["description"]
+    assert source["vectors"] == UNSW_VECTORS and source["equal"] == UNSW_VECTORS and source["mismatches"] == 0
+    layers = bundle.manifest["exact_requantization"]
+    assert [layer["layer"] for layer in layers] == ["MatMul_0", "MatMul_1", "MatMul_2", "MatMul_3"]
+    for layer in layers:  # checked on every reachable accumulator value of every channel
+        assert layer["exact"] and layer["mismatches"] == 0 and layer["reachable_values"] > 0, layer
+        assert not layer["channels_not_representable"], layer
+
+
+def test_requantization_reproduces_a_float_batch_norm(tmp_path):
+    """A Brevitas-style layer with a float batch norm and a non-power-of-two activation scale: the fitted
+    constants reproduce qonnx's decision on every reachable accumulator value (checked by emulating the
+    converted firmware model), and the firmware then equals qonnx's execution of the file."""
+    from trigger.frontends.onnx import convert, load_onnx
+    from trigger.ir.model import emulate
+
+    loaded = load_onnx(_brevitas_like(tmp_path / "bn.onnx"))
+    _, fw = convert(loaded, {}, output_dir=tmp_path / "hls")
+    first, last = loaded.requantized
+    names = (first["layer"], first["quantizer"], last["layer"], last["quantizer"])
+    assert names == ("MatMul_0", "Quant_2", "MatMul_1", "BipolarQuant_0")  # qonnx's clean-up names the nodes
+    w_int = np.clip(np.round(_W1 / 0.75), -3, 3)
+    k_lo, k_hi = np.minimum(-8 * w_int, 7 * w_int).sum(axis=0), np.maximum(-8 * w_int, 7 * w_int).sum(axis=0)
+    assert first["reachable_values"] == int((k_hi - k_lo + 1).sum())  # interval analysis of INT4 inputs
+    for layer in (first, last):
+        assert layer["exact"] and layer["mismatches"] == 0 and not layer["channels_not_representable"], layer
+    assert first["fractional_bits"] > 0 and first["scale_format"].startswith("ap_fixed<")
+    assert [op.kind for op in fw.ops] == ["dense", "scale", "relu", "dense", "binary_threshold"]
+    source = loaded.source_model()
+    assert source.exact and "requantized" in source.description
+    raw = np.random.default_rng(5).integers(-8, 8, size=(20000, 8))  # hls4ml alone: 8 differ
+    firmware = emulate(fw, raw).outputs
+    assert np.array_equal(source.predict(fw.input.to_float(raw)), fw.output.to_float(firmware))
+
+
+_W1 = np.clip(np.round(np.random.default_rng(11).normal(0, 1.5, (8, 6))), -3, 3) * 0.75
+_BN = (np.array([0.1371, 0.0913, 0.2297, 0.0613, 0.171, 0.0333]), np.array([0.4, -0.11, 0.77, 0.29, -0.25, 0.05]))
+
+
+def _brevitas_like(path):
+    """8 x INT4 -> Quant(3-bit, scale 0.75) weights -> BatchNormalization -> Relu -> Quant(6-bit unsigned,
+    scale 0.0371) -> Quant(2-bit) weights -> Add -> BipolarQuant."""
+    import onnx
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    consts = {"w1": _W1, "s1": 0.75, "zero": 0.0, "b3": 3.0, "gamma": _BN[0], "beta": _BN[1], "mean": np.zeros(6),
+              "var": np.ones(6), "sa": 0.0371, "b6": 6.0,
+              "w2": np.array([[1.0], [-1.0], [1.0], [0.0], [1.0], [-1.0]]) * 0.5,
+              "s2": 0.5, "b2": 2.0, "bias": np.array([-0.4]), "one": 1.0}
+    inits = [helper.make_tensor(k, TensorProto.FLOAT, np.shape(v), np.ravel(v).tolist()) for k, v in consts.items()]
+    q = dict(domain="qonnx.custom_op.general", rounding_mode="ROUND")
+    nodes = [helper.make_node("Quant", ["w1", "s1", "zero", "b3"], ["qw1"], name="qw1", signed=1, narrow=1, **q),
+             helper.make_node("MatMul", ["x", "qw1"], ["h"], name="mm1"),
+             helper.make_node("BatchNormalization", ["h", "gamma", "beta", "mean", "var"], ["n"], name="bn",
+                              epsilon=0.0),
+             helper.make_node("Relu", ["n"], ["r"], name="relu"),
+             helper.make_node("Quant", ["r", "sa", "zero", "b6"], ["a"], name="act", signed=0, narrow=0, **q),
+             helper.make_node("Quant", ["w2", "s2", "zero", "b2"], ["qw2"], name="qw2", signed=1, narrow=1, **q),
+             helper.make_node("MatMul", ["a", "qw2"], ["m"], name="mm2"),
+             helper.make_node("Add", ["m", "bias"], ["o"], name="add"),
+             helper.make_node("BipolarQuant", ["o", "one"], ["y"], name="out", domain="qonnx.custom_op.general")]
+    graph = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])], inits)
+    model = ModelWrapper(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+    model.set_tensor_datatype("x", DataType["INT4"])
+    onnx.save(model.model, path)
+    return path
+
+
+def test_requantization_fit_is_exact_or_refused():
+    """The fitted constants meet every decision exactly; a monotone decision no affine map gives is refused."""
+    from trigger.frontends.onnx_requant import _constraints, _fit
+
+    ks = np.arange(-20, 21)
+    levels = np.clip(np.round(np.maximum(ks * 0.3127 + 1.71, 0)), 0, 7).astype(int)
+    s, b, f = _fit(*_constraints(ks, levels, False, True, 0, 7))
+    y2 = 2 * (s * ks + b)  # twice the fitted value, in units of 2^-f: compare with the rounding boundaries
+    got = np.clip(np.floor((y2 + 2 ** f) / 2 ** (f + 1)), 0, 7)
+    assert np.array_equal(got, levels) and not np.any(y2 % 2 ** (f + 1) == 2 ** f)  # no ties either
+    assert _fit(*_constraints(np.arange(4), np.array([0, 1, 1, 3]), False, True, 0, 3)) is None
+    assert _constraints(np.arange(3), np.array([0, 2, 1]), False, True, 0, 3) is None
+
+
+def test_requantization_falls_back_when_hls4ml_refuses(tmp_path, monkeypatch):
+    """If hls4ml cannot convert the rewritten graph, the file's own graph is converted and every layer says why
+    it was not rewritten; the source comparison is then no longer claimed exact."""
+    import trigger.frontends.onnx as onnx_frontend
+    from trigger.errors import ModelError
+
+    real = onnx_frontend._convert_graph
+
+    def refuse_rewritten(loaded, opts, out_dir, precisions):
+        if precisions:
+            raise ModelError("bn: hls4ml cannot convert the ONNX graph (refused for the test)")
+        return real(loaded, opts, out_dir, precisions)
+
+    monkeypatch.setattr(onnx_frontend, "_convert_graph", refuse_rewritten)
+    loaded = onnx_frontend.load_onnx(_brevitas_like(tmp_path / "bn.onnx"))
+    _, fw = onnx_frontend.convert(loaded, {}, output_dir=tmp_path / "hls")
+    assert loaded.hls_wrapper is None and len(loaded.requantized) == 2
+    for layer in loaded.requantized:
+        assert "refused for the test" in layer["not_rewritten"] and layer["exact"] is False
+    assert not loaded.representable and not loaded.source_model().exact  # hls4ml's rounded batch norm
+    assert fw.ops[0].kind == "dense"

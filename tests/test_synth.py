@@ -1,21 +1,129 @@
 """Yosys resource estimates on a design whose content is known."""
 
+import numpy as np
+import pytest
+
 from helpers import DEFAULT_PART, PLUS_ONE_RTL
-from trigger.synth import bram_for_table, family_of, synthesize, utilization
+from trigger import synth
+from trigger.backends.rtl import write_rtl
+from trigger.fixed import FixedFormat
+from trigger.ir import FirmwareModel, TensorType
+from trigger.ir.ops.activation import Relu
+from trigger.ir.ops.dense import Dense
+from trigger.synth import SynthesisError, SynthSettings, bram_for_table, family_of, synthesize, utilization
 
 
-def test_synthesize_counts_registers_and_depth(tmp_path):
-    result = synthesize([PLUS_ONE_RTL], "plus_one_top", DEFAULT_PART, work_dir=tmp_path)
+@pytest.fixture(scope="module")
+def plus_one(tmp_path_factory):
+    """One Yosys run of the known design, its cache in a folder of its own: (work folder, result, cache)."""
+    root = tmp_path_factory.mktemp("synth")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRIGGER_CACHE", str(root / "cache"))
+        result = synthesize([PLUS_ONE_RTL], "plus_one_top", DEFAULT_PART, work_dir=root / "work")
+    return root / "work", result, root / "cache"
+
+
+def test_synthesize_counts_registers_and_depth(plus_one, tmp_path, monkeypatch):
+    _, result, cache = plus_one
     # 2 pipeline stages of 3 x 8 data bits, plus 2 valid bits
     assert result["FF"] == 50
     assert result["DSP"] == 0 and result["BRAM36"] == 0
     assert result["LUT"] + result["CARRY"] > 0
     assert result["logic_levels"] >= 1
     assert result["family"] == "xcup"
+    assert result["settings"]["abc_fast"] and result["settings"]["summary"].startswith("abc -fast")
+    assert not result["cached"] and result["yosys_cpu_seconds"] > 0
     pct = utilization(result, DEFAULT_PART)
     assert 0 < pct["FF"] < 0.01
     # the same script on the same files: the cached answer, without running Yosys again
-    assert synthesize([PLUS_ONE_RTL], "plus_one_top", DEFAULT_PART, work_dir=tmp_path) == result
+    monkeypatch.setenv("TRIGGER_CACHE", str(cache))
+    again = synthesize([PLUS_ONE_RTL], "plus_one_top", DEFAULT_PART, work_dir=tmp_path)
+    assert again["cached"] and not (tmp_path / "plus_one_top.log").exists()
+    assert {**again, "cached": False} == result
+
+
+def _two_layers(tmp_path):
+    """A 4-3-2 network written with one module per op (dense, relu, dense) behind the standard top."""
+    rng = np.random.default_rng(1)
+    w_fmt, x_fmt, acc = FixedFormat(6, 1), FixedFormat(8, 3), FixedFormat(16, 6)
+    relu_fmt = FixedFormat.parse("ufixed<6,2,RND_CONV,SAT>")
+    ops = [Dense("fc1", TensorType.uniform(x_fmt, 4), TensorType.uniform(acc, 3),
+                 rng.integers(-32, 32, (4, 3)), rng.integers(-32, 32, 3), w_fmt, w_fmt, acc),
+           Relu("relu1", TensorType.uniform(acc, 3), TensorType.uniform(relu_fmt, 3)),
+           Dense("fc2", TensorType.uniform(relu_fmt, 3), TensorType.uniform(acc, 2),
+                 rng.integers(-32, 32, (3, 2)), rng.integers(-32, 32, 2), w_fmt, w_fmt, acc)]
+    model = FirmwareModel("two_layers", TensorType.uniform(x_fmt, 4), ops)
+    return write_rtl(model, tmp_path / "rtl", top="two_top", pipeline="layer")
+
+
+@pytest.mark.slow
+def test_one_run_per_module_gives_the_whole_design_figures(tmp_path, monkeypatch):
+    """Modules synthesised alone (in parallel) sum to what one run over the whole design gives;
+    the flattened logic depth across modules is the same too."""
+    monkeypatch.setenv("TRIGGER_CACHE", "off")
+    design = _two_layers(tmp_path)
+    assert set(synth._plan_units(design.sources, "two_top")) == {"two_top", "two_top_fc1", "two_top_relu1",
+                                                                  "two_top_fc2"}
+    keys = ("LUT", "FF", "CARRY", "DSP", "MUXF", "logic_levels")
+    split = synthesize(design.sources, "two_top", DEFAULT_PART, work_dir=tmp_path / "split", flat_depth=True)
+    whole = synthesize(design.sources, "two_top", DEFAULT_PART, work_dir=tmp_path / "whole", flat_depth=True,
+                       settings=SynthSettings(split=False))
+    assert split["settings"]["per_module"] and not whole["settings"]["per_module"]
+    assert split["settings"]["runs"] == 4 + 1  # the modules, then their netlists joined for the depth
+    assert {k: split[k] for k in keys} == {k: whole[k] for k in keys}
+    assert split["LUT"] > 0 and split["logic_levels"] > 0
+    for name in ("two_top_fc1", "two_top_relu1", "two_top_fc2"):
+        assert split["modules"][name]["LUT"] == whole["modules"][name]["LUT"]
+    # fc1 feeds relu1 without a register: the path across the two modules is deeper than either's own
+    assert split["logic_levels"] > max(m["logic_levels"] for m in split["modules"].values())
+
+
+def test_modules_that_repeat_or_take_parameters_run_inside_each_unit(tmp_path):
+    (tmp_path / "add.v").write_text("module add #(parameter W = 4) (input [W-1:0] a, output [W:0] y);\n"
+                                    "  assign y = a + 1;\nendmodule\n")
+    (tmp_path / "stage.v").write_text("module stage (input [3:0] a, output [4:0] y, output [5:0] z);\n"
+                                      "  add #(4) u0 (a, y);\n  add #(.W(5)) u1 (y, z);\nendmodule\n")
+    (tmp_path / "top.v").write_text("// module commented_out (\nmodule top (input clk, input [3:0] a, output [5:0] z);\n"
+                                    "  wire [4:0] y;\n  stage s (.a(a), .y(y), .z(z));\nendmodule\n")
+    files = [tmp_path / n for n in ("top.v", "stage.v", "add.v")]
+    plan = synth._plan_units(files, "top")
+    assert plan == {"top": ([files[0]], [files[1]]), "stage": ([files[1], files[2]], [])}
+    # a helper defined in the unit's own file (as the RTL builder's shift-and-add modules are)
+    (tmp_path / "stage.v").write_text((tmp_path / "stage.v").read_text() + (tmp_path / "add.v").read_text())
+    assert synth._plan_units(files[:2], "top") == {"top": ([files[0]], [files[1]]), "stage": ([files[1]], [])}
+    (tmp_path / "top.v").write_text("module top (input [3:0] a, output [4:0] y, output [4:0] z);\n"
+                                    "  stage s0 (.a(a), .y(y));\n  stage s1 (.a(a), .y(z));\nendmodule\n")
+    assert synth._plan_units(files, "top") is None  # the stage repeats: one run for the whole design
+
+
+def test_unreadable_yosys_output_is_a_one_line_error_naming_the_file(plus_one, tmp_path):
+    """A real run's stat -json and ltp outputs, then corrupted: a SynthesisError naming Yosys and the file."""
+    for name in ("plus_one_top.stat.json", "plus_one_top.ltp.txt"):
+        (tmp_path / name).write_bytes((plus_one[0] / name).read_bytes())
+    names = {"plus_one_top"}
+    assert synth._parse_run(tmp_path, "plus_one_top", True, names)["cells"]["FDRE"] == 50
+    stat = tmp_path / "plus_one_top.stat.json"
+    good = stat.read_text()
+    for bad in (good[: len(good) // 2], good.replace('"design"', '"designs"'), ""):
+        stat.write_text(bad)
+        with pytest.raises(SynthesisError) as err:
+            synth._parse_run(tmp_path, "plus_one_top", True, names)
+        message = str(err.value)
+        assert message.startswith("yosys: ") and str(stat) in message and "\n" not in message
+    stat.write_text(good)
+    ltp = tmp_path / "plus_one_top.ltp.txt"
+    ltp.write_text("ltp: interrupted\n")
+    with pytest.raises(SynthesisError, match=f"yosys: .*{ltp}"):
+        synth._parse_run(tmp_path, "plus_one_top", True, names)
+    ltp.unlink()
+    with pytest.raises(SynthesisError, match=f"yosys: could not read {ltp}"):
+        synth._parse_run(tmp_path, "plus_one_top", True, names)
+
+
+def test_stat_json_with_unescaped_identifiers_is_read():
+    """Yosys 0.23 writes the backslash of escaped identifiers ($paramod$...\\adder) unescaped."""
+    text = '{\n "design": {\n  "num_cells_by_type": {\n   "$paramod$01\\shift_adder": 2,\n   "LUT2": 3\n  }\n }\n}\n'
+    assert synth._stat_json(text)["design"]["num_cells_by_type"] == {"$paramod$01\\shift_adder": 2, "LUT2": 3}
 
 
 def test_families_and_bram_arithmetic():

@@ -122,11 +122,37 @@ def top_name(name: str) -> str:
     return ident if re.match(r"[A-Za-z]", ident) else f"m_{ident}"
 
 
-def build_bundle(source, out_dir, options=None, progress: bool = True) -> Path:
-    """Write the bundle of a model folder, trigger.yml or model file into ``out_dir`` (atomically)."""
+@contextmanager
+def _moving(folders: dict):
+    """Folders a design hands the bundle are removed if the build fails before they were moved in, and so
+    is the temporary folder around each, once empty."""
+    try:
+        yield
+    finally:
+        for folder in folders.values():
+            shutil.rmtree(folder, ignore_errors=True)
+            parent = Path(folder).parent
+            if parent.parent == Path(tempfile.gettempdir()):
+                try:
+                    parent.rmdir()
+                except OSError:  # not empty: not ours alone
+                    pass
+
+
+def _simulation_section(simulation: dict | None, rel) -> dict:
+    if not simulation:
+        return {}
+    return {"simulation": {**simulation, "extra_sources": [rel(p) for p in simulation["extra_sources"]]}}
+
+
+def build_bundle(source, out_dir, options=None, progress: bool = True, design=None) -> Path:
+    """Write the bundle of a model folder, trigger.yml or model file into ``out_dir`` (atomically).
+
+    ``design``: a Design already loaded from ``source`` (trigger.scan builds several bundles from one)."""
     from trigger.backends.hls import write_project
     from trigger.backends.rtl import write_rtl
     from trigger.frontends import BuildOptions, load_design
+    from trigger.ir.ii import resolve_ii
     from trigger.ir.model import emulate
     from trigger.toolchain import package_versions
     from trigger.vectors import save_vectors, test_vectors
@@ -134,14 +160,22 @@ def build_bundle(source, out_dir, options=None, progress: bool = True) -> Path:
     options = options or BuildOptions()
     t0 = time.perf_counter()
     check_output(out_dir)
-    design = load_design(source, options)  # every input error, and the long work, before anything is written
-    with staging(out_dir) as bundle:
+    design = design or load_design(source, options)  # every input error, and the long work, before anything is written
+    # trigger.ir.ii: a new event every ii clocks (checked before anything is written)
+    ii, op_ii = resolve_ii(design.model, options.ii if options.ii is not None else design.ii, design.layer_ii,
+                           design.clock_period_ns, design.budget)
+    with staging(out_dir) as bundle, _moving(design.bundle_dirs):
         model = design.model
         model.validate()
         top = top_name(model.name)
+        for name, folder in sorted(design.bundle_dirs.items()):  # e.g. a table's memory image (trigger.scale)
+            shutil.move(str(folder), str(bundle / name))
+        for op in model.ops:
+            if hasattr(op, "attach"):
+                op.attach(bundle)
         model.save(bundle)
         rtl = write_rtl(model, bundle / "rtl", top=top, pipeline=design.pipeline,
-                        clock_period_ns=design.clock_period_ns, multiplier=design.rtl_multiplier)
+                        clock_period_ns=design.clock_period_ns, multiplier=design.rtl_multiplier, ii=ii, op_ii=op_ii)
         hls = write_project(design.hls_backend, model, bundle / "hls", top=top, part=design.part,
                             clock_period_ns=design.clock_period_ns, **design.hls_options)
         inputs = test_vectors(model, design.vectors, VECTOR_SEED, design.extra_vectors)
@@ -162,15 +196,18 @@ def build_bundle(source, out_dir, options=None, progress: bool = True) -> Path:
             "firmware_model": "firmware_model.json",
             "top": top,
             "latency_cycles": rtl.latency_cycles,
-            "ii": 1,
+            "ii": rtl.ii,
             "inputs": model.input.elements(),
             "outputs": model.output.elements(),
             "ops": [{"name": op.name, "kind": op.kind, "description": op.describe()} for op in model.ops],
             "rtl": {"top": top, "sources": [rel(p) for p in rtl.sources], "data_files": [rel(p) for p in rtl.data_files],
                     "pipeline": rtl.pipeline, "op_latency": rtl.op_latency, "multiplier": rtl.multiplier,
+                    "op_ii": rtl.op_ii,  # cycles each op shares its arithmetic over (trigger/backends/rtl/serial.py)
                     # estimated LUT/carry levels after each register (trigger.backends.rtl.builder), and the
                     # budget per stage when pipeline is auto
-                    "logic_levels_per_stage": rtl.stage_levels, "max_levels_per_stage": rtl.max_levels},
+                    "logic_levels_per_stage": rtl.stage_levels, "max_levels_per_stage": rtl.max_levels,
+                    # a table in external memory: the memory-interface top's simulation wrapper and memory model
+                    **_simulation_section(getattr(rtl, "simulation", None), rel)},
             "hls": hls,
             "target": {"part": design.part, "clock_period_ns": round(design.clock_period_ns, 6),
                        "clock_mhz": round(1000.0 / design.clock_period_ns, 3)},

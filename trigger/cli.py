@@ -59,6 +59,17 @@ def pipeline_setting(text: str):
     return value
 
 
+def ii_setting(text: str):
+    """--ii: 'auto' (floor(clock / 40 MHz), within the budget's ii) or a positive whole number of clocks."""
+    from trigger.errors import ConfigError
+    from trigger.ir.ii import parse_ii
+
+    try:
+        return parse_ii(text, "--ii")
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--ii: ")) from None
+
+
 def fpga_part(text: str) -> str:
     """--part: a part whose capacity is known, e.g. xcvu13p-flga2577-2-e (matched by its prefix)."""
     from trigger.synth import PARTS, part_info
@@ -111,24 +122,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return status
     from trigger.resources import models_dir
 
+    from trigger.demo import run_demo
+
     models = models_dir()
     examples = sorted(p for p in models.iterdir() if (p / "trigger.yml").exists())
     if args.only:
         examples = [p for p in examples if p.name in args.only]
-    failed = []
-    for example in examples:
-        print(f"\n== {example.name}: build, verify, report")
-        out = Path(args.output) / example.name
-        ns = argparse.Namespace(source=str(example), output=str(out), weights=None, precision=None, backend=None,
-                                pipeline=None, softmax=False, part=None, clock=None, vectors=None,
-                                budget=None, sim="verilator")
-        if cmd_ci(ns):
-            failed.append(example.name)
-    print(f"\n== demo: {len(examples) - len(failed)} of {len(examples)} examples built, verified bit exact "
-          f"and within budget; bundles and reports under {args.output}/")
-    for name in failed:
-        print(f"   FAILED: {name}", file=sys.stderr)
-    return 1 if failed else 0
+    return run_demo(examples, Path(args.output), args.jobs)  # `trigger ci` on each, args.jobs at a time
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -139,7 +139,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else Path("build") / source.stem
     options = BuildOptions(weights=args.weights, precision=args.precision, backend=args.backend,
                            pipeline=args.pipeline, keep_softmax=args.softmax, part=args.part,
-                           clock_period_ns=args.clock, vectors=args.vectors, argmax=getattr(args, "argmax", False))
+                           clock_period_ns=args.clock, vectors=args.vectors, argmax=getattr(args, "argmax", False),
+                           ii=getattr(args, "ii", None), scheduler=getattr(args, "scheduler", None),
+                           workers=getattr(args, "workers", None))
     bundle = build_bundle(source, out, options)
     print(f"bundle written to {bundle}")
     return 0
@@ -148,7 +150,18 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from trigger.verify import format_mismatch, verify_bundle
 
-    result = verify_bundle(Path(args.bundle), simulator=args.sim, vectors=args.vectors)
+    if _verify_distributed(args):
+        from trigger.scale import cluster, verify_distributed
+
+        if args.vectors is not None:
+            from trigger.errors import ConfigError
+
+            raise ConfigError("--vectors does not combine with distributed verification (every address is checked)")
+        with cluster(getattr(args, "scheduler", None), getattr(args, "workers", None)) as client:
+            result = verify_distributed(Path(args.bundle), client, simulator=args.sim,
+                                        addresses=getattr(args, "addresses", None))
+    else:
+        result = verify_bundle(Path(args.bundle), simulator=args.sim, vectors=args.vectors)
     cover = result.get("cover")
     covered = f" (every value of the {cover['tensor']}: {cover['values']})" if cover else ""
     print(f"{result['vectors']} vectors{covered}; latency {result['latency_cycles']} cycles, II {result['ii']}")
@@ -158,6 +171,34 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(format_mismatch(result["first_mismatch"]), file=sys.stderr)
     print("bit exact: " + ("yes" if result["pass"] else "NO"))
     return 0 if result["pass"] else 1
+
+
+def _verify_distributed(args: argparse.Namespace) -> bool:
+    """Address ranges on a Dask cluster (trigger.scale): asked for, or a table in external memory."""
+    if any(getattr(args, k, None) is not None for k in ("scheduler", "workers", "addresses")):  # `ci` has none
+        return True
+    from trigger.bundle import load_manifest
+
+    return (load_manifest(Path(args.bundle)).get("table") or {}).get("memory") == "external"
+
+
+def address_range(text: str) -> tuple[int, int]:
+    """START:STOP (integers, STOP exclusive) for `trigger verify --addresses`."""
+    try:
+        lo, hi = (int(v, 0) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START:STOP, got {text!r}") from None
+    if not 0 <= lo < hi:
+        raise argparse.ArgumentTypeError(f"expected 0 <= START < STOP, got {text!r}")
+    return lo, hi
+
+
+def _add_scale_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="tables: run the table (build) or its address ranges (verify) on this Dask scheduler's "
+                        "workers (default: trigger.yml scale:, else a LocalCluster)")
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                   help="LocalCluster worker processes (default: one per core)")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -192,6 +233,34 @@ def cmd_ci(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scan(args: argparse.Namespace) -> int:
+    """A grid of build settings on a Dask cluster: scan.json/md/html and a Pareto plot; exit 1 if a point failed."""
+    from trigger.scan import load_grid_file, parse_set, run_scan
+
+    keys = load_grid_file(args.grid) if args.grid else {}
+    for key, values in parse_set(args.set).items():
+        keys[key] = values
+    result = run_scan(args.source, keys, args.output, scheduler=args.scheduler, workers=args.workers,
+                      budget=args.budget, vectors=args.vectors, keep=args.keep)
+    print(f"scan written to {Path(args.output) / 'scan.html'} (and scan.json, scan.md, pareto.png)")
+    for point in result["points"]:
+        if point["status"] != "ok":
+            print(f"point {point['id']} failed: {point['error']}", file=sys.stderr)
+    return 1 if result["failed"] else 0
+
+
+def cmd_ii_curve(args: argparse.Namespace) -> int:
+    """The resource-versus-II curve (trigger.ii_curve); exit 1 when a point is not bit exact or its II differs."""
+    from trigger.ii_curve import ii_curve, parse_iis
+
+    curve = ii_curve(args.source, args.output, parse_iis(args.ii_values), vectors=args.vectors, simulator=args.sim)
+    print(f"resource-versus-II curve written to {Path(args.output) / 'ii_curve.md'} (and .json, .png)")
+    bad = [p["ii"] for p in curve["points"] if not p["bit_exact"] or p["ii_measured"] != p["ii"]]
+    for ii in bad:
+        print(f"II {ii}: not bit exact or measured II differs", file=sys.stderr)
+    return 1 if bad else 0
+
+
 def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="model folder with trigger.yml, a trigger.yml, a Keras .json (+ --weights), "
                                   "a full-model .h5 or an .onnx file")
@@ -209,6 +278,9 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
                    help="append an argmax: the firmware outputs the class index (trigger.yml: model.output: argmax)")
     p.add_argument("--part", type=fpga_part,
                    help="FPGA part, e.g. xcvu13p-flga2577-2-e (default from trigger.yml, else xcvu13p-flga2577-2-e)")
+    p.add_argument("--ii", type=ii_setting, default=None, metavar="N|auto",
+                   help="a new input every N clocks, the arithmetic shared over them (default from trigger.yml "
+                        "rtl.ii, else 1); auto: floor(clock MHz / 40), at most the budget's ii; see docs/ii.md")
     p.add_argument("--clock", type=clock_period_ns, metavar="NS",
                    help="target clock PERIOD in ns, not a frequency: 4 for 250 MHz "
                         "(default from trigger.yml, else 5)")
@@ -235,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build_options(p)
     p.add_argument("--vectors", type=positive_int, default=None, metavar="N",
                    help="number of test vectors to store in the bundle (default from trigger.yml)")
+    _add_scale_options(p)  # a table evaluated in parts on Dask workers (trigger.scale)
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("verify", help="check emulator == HLS C simulation == RTL simulation, integer for integer",
@@ -246,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check the first N test vectors only (default: the stored ones plus, where the design has a "
                         "small enough tensor, every value of it: every address of a table)")
     p.add_argument("--sim", choices=sorted(SIMULATORS), default="verilator", help="RTL simulator")
+    _add_scale_options(p)  # address ranges verified on Dask workers (trigger.scale)
+    p.add_argument("--addresses", type=address_range, default=None, metavar="START:STOP",
+                   help="verify only these table addresses, on Dask workers (default: every address)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("report", help="latency, resources and bit-exactness against a budget",
@@ -269,12 +345,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim", choices=sorted(SIMULATORS), default="verilator", help="RTL simulator")
     p.set_defaults(func=cmd_ci)
 
+    p = sub.add_parser("ii-curve", help="resources and latency versus II (resource sharing): table and plot",
+                       description="Build the model at several II (rtl.ii; see docs/ii.md), verify each 3-way and "
+                                   "synthesise it with Yosys; write OUT/ii_curve.json, ii_curve.md and ii_curve.png "
+                                   "(LUT/FF/DSP/BRAM and latency per II). II values larger than the model can use "
+                                   "are skipped. Exit 1 when a point is not bit exact or its measured II differs.")
+    p.add_argument("source", help="model folder with trigger.yml, a trigger.yml, or a model file")
+    p.add_argument("-o", "--output", required=True, help="folder for the bundles (ii<N>/) and the curve")
+    p.add_argument("--ii-values", default="1,2,3,6,9", metavar="N,N,...", help="the IIs (default 1,2,3,6,9)")
+    p.add_argument("--vectors", type=positive_int, default=None, metavar="N", help="test vectors per point")
+    p.add_argument("--sim", choices=sorted(SIMULATORS), default="verilator", help="RTL simulator")
+    p.set_defaults(func=cmd_ii_curve)
+
     p = sub.add_parser("demo", help="run the whole flow on the built-in examples",
                        description="Check the tools, then build, verify and report every example under models/ "
                                    "(what `make demo` runs).")
     p.add_argument("-o", "--output", default="build/demo", help="where the bundles go (default build/demo)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these examples")
+    p.add_argument("--jobs", type=positive_int, default=None, metavar="N",
+                   help="examples run at once, each in a process of its own (default 2, or 1 on one CPU)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("scan", help="build, score and synthesise a grid of settings on a Dask cluster; Pareto plot",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Build one bundle per point of a grid of settings, score its physics (accuracy of "
+                                   "a classifier trained in the flow, pT resolution of a table or trees, else agreement "
+                                   "with the source model), synthesise it with Yosys, and write OUT/scan.json, scan.md, "
+                                   "scan.html and pareto.png (physics vs LUTs, latency as colour, Pareto front and the "
+                                   "recommended point for the budget marked). Points run as Dask tasks: a LocalCluster "
+                                   "by default, or a running cluster with --scheduler. A failing point records why; "
+                                   "the others go on. Exit 0 when every point built, 1 when some failed, 2 on bad input.",
+                       epilog="settings a grid may set:\n"
+                              "  any dotted key the trigger.yml sets, e.g. quantization.weight_bits, hls.input_precision,\n"
+                              "  target.clock_mhz, features.dphi12.bits (items of a list by their name; a table's\n"
+                              "  address.bits follows its features), and for any model:\n"
+                              "  pipeline (or rtl.pipeline): layer | auto | N    rtl.multiplier: shift_add | dsp | N\n"
+                              "  precision: post-training quantization of a float model, e.g. fixed<16,6>\n"
+                              "  ii: a new event every N clocks (resources shared)    part, clock_ns\n"
+                              "Points that differ only in pipeline/multiplier share one design (one training).\n\n"
+                              "example:\n"
+                              "  trigger scan models/jet_tagger --set quantization.weight_bits=4,6,8 \\\n"
+                              "      --set rtl.pipeline=2,3,4 --budget latency_ns=100,lut_pct=5 -o build/scan\n\n"
+                              "grid.yml: a mapping of setting -> list of values, e.g.\n"
+                              "  quantization.weight_bits: [4, 6, 8]\n"
+                              "  rtl.pipeline: [2, 3, 4]\n"
+                              "On a real cluster the output folder must be on a filesystem every worker sees.")
+    p.add_argument("source", help="model folder with trigger.yml, a trigger.yml, or a model file")
+    p.add_argument("--grid", metavar="GRID.yml", help="YAML mapping of setting -> list of values")
+    p.add_argument("--set", action="append", metavar="KEY=V1,V2",
+                   help="a grid axis (repeatable); commas inside <> belong to a value: precision=fixed<8,3>,fixed<16,6>")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="a running Dask scheduler (default: a LocalCluster)")
+    p.add_argument("--workers", type=positive_int, metavar="N", help="LocalCluster worker processes (default: one per core)")
+    p.add_argument("--budget", help="budget for the recommended point: a YAML file or KEY=VALUE,... e.g. "
+                                    "latency_ns=100,lut_pct=5 (LUT=5%% works too; default: the trigger.yml budget)")
+    p.add_argument("--keep", type=float, default=0.01, metavar="FRACTION",
+                   help="recommended point: the fewest LUTs whose physics figure is within this fraction of the best "
+                        "point in budget (default 0.01 = 1 %%)")
+    p.add_argument("--vectors", type=positive_int, default=2000, metavar="N",
+                   help="test vectors stored per point (default 2000)")
+    p.add_argument("-o", "--output", required=True, help="scan folder to write (one bundle per point under points/)")
+    p.set_defaults(func=cmd_scan)
     return parser
 
 

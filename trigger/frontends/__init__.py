@@ -35,6 +35,9 @@ class BuildOptions:
     part: str | None = None
     clock_period_ns: float | None = None
     vectors: int | None = None
+    ii: object = None  # --ii N|auto (trigger.ir.ii): a new event every N clocks
+    scheduler: str | None = None  # --scheduler tcp://host:port: a Dask cluster for the long work (trigger.scale)
+    workers: int | None = None  # --workers N: a LocalCluster of N processes
 
 
 @dataclass
@@ -48,6 +51,8 @@ class Design:
     clock_period_ns: float = 5.0
     pipeline: object = "layer"
     rtl_multiplier: object = "shift_add"  # trigger.yml rtl.multiplier: shift_add, dsp or N (bits above which `*` is used)
+    ii: object = None  # trigger.yml rtl.ii: N or 'auto' (None: 1); trigger.ir.ii.resolve_ii checks it against the model
+    layer_ii: dict = field(default_factory=dict)  # trigger.yml rtl.layer_ii: {layer name: N}
     vectors: int = 10_000  # stored test vectors (the cover of a small tensor comes on top, at verify time)
     extra_vectors: np.ndarray | None = None  # raw input vectors worth keeping (e.g. physics samples)
     reports: dict[str, bytes] = field(default_factory=dict)  # files written under reports/ at build time
@@ -56,6 +61,9 @@ class Design:
     budget: dict = field(default_factory=dict)  # the trigger.yml budget mapping as written (checked already)
     summary: str = ""  # one line printed after the build
     hls_options: dict = field(default_factory=dict)  # what that backend needs besides the model (not stored)
+    # folders moved into the bundle (name in the bundle -> folder the frontend filled), before the model is saved:
+    # a table in external memory brings its memory image (memory/part_*.bin) this way
+    bundle_dirs: dict = field(default_factory=dict)
 
 
 # kind of trigger.yml -> "module:function"; model-file suffix -> the same
@@ -105,7 +113,10 @@ def load_design(source, options: BuildOptions | None = None) -> Design:
         kind = config.get("kind")
         if kind not in FRONTENDS:
             raise ConfigError(f"{path}: field 'kind' must be one of {', '.join(sorted(FRONTENDS))}, got {kind!r}")
+        if kind != "lut":
+            _refuse_cluster(options, f"{path} (kind {kind})")
         return _resolve(FRONTENDS[kind])(config, path, options)
+    _refuse_cluster(options, str(source))
     if not source.exists():
         raise ConfigError(f"{source} not found")
     suffix = source.suffix.lower()
@@ -113,6 +124,14 @@ def load_design(source, options: BuildOptions | None = None) -> Design:
         raise ConfigError(f"{source}: unknown model format {source.suffix!r} (expected a model folder, trigger.yml, "
                           f"or one of {', '.join(sorted(FILE_FRONTENDS))})")
     return _resolve(FILE_FRONTENDS[suffix])(source, options)
+
+
+def _refuse_cluster(options: BuildOptions, what: str) -> None:
+    """--scheduler/--workers spread a table's words over Dask workers (trigger.scale); a network or
+    tree build is one process, so asking for a cluster there is an error rather than silently ignored."""
+    if options.scheduler is not None or options.workers is not None:
+        raise ConfigError(f"{what}: --scheduler/--workers apply to look-up tables (kind lut) only; "
+                          "to spread network builds over a cluster use `trigger scan`")
 
 
 def clock_period(value, where: str) -> float:

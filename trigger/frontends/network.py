@@ -23,6 +23,7 @@ from trigger.errors import ConfigError, ModelError
 from trigger.fixed import MAX_WIDTH, FixedFormat
 from trigger.frontends import BuildOptions, Design, clock_period
 from trigger.frontends.layers import Context, fixed_format, mapping_for
+from trigger.ir.ii import check_ii_settings, resolve_ii
 from trigger.ir.model import FirmwareModel
 from trigger.ir.ops.conv1d import MAX_MULTIPLIERS, Conv1D, size_error
 from trigger.ir.ops.dense import Dense
@@ -354,6 +355,7 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
     budget = config.get("budget") or {}
     load_budget({"budget": budget}, where=str(path))  # a bad budget fails now, not after training
     settings(config)  # every setting is checked before training
+    check_ii_settings(config.get("rtl"), f"{path}: rtl")
     model_cfg = config.get("model") or {}
     keep_softmax = options.keep_softmax or bool(model_cfg.get("keep_softmax", False))
     if "file" in model_cfg:  # a model shipped with the config
@@ -373,6 +375,27 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
         spec = {"json": str(trained.json_path), "weights": str(trained.weights_path)}
         loaded = load_model(spec, keep_softmax=keep_softmax, name=config.get("name"))
         return _design(loaded, config, options, trained, budget)
+
+
+def set_reuse_factors(hls_model, ii: int, op_ii: dict[str, int]) -> None:
+    """hls4ml's ReuseFactor of every layer = the cycles its op shares its arithmetic over (``rtl.ii``).
+
+    With the Latency strategy the reuse factor changes only pragmas (the pipeline's II, the
+    multiplier limit: ``multiplier_limit`` in the layer config), not the C++ arithmetic, so the
+    C simulation stays the specification. Set on the converted model, like its config would."""
+    names = hls_model.config.config.setdefault("HLSConfig", {}).setdefault("LayerName", {})
+    if ii > 1:
+        hls_model.config.config["HLSConfig"].setdefault("Model", {})["ReuseFactor"] = int(ii)
+    shared = False
+    for layer in hls_model.get_layers():
+        rf = int(op_ii.get(layer.name, 1))
+        if rf > 1:
+            layer.set_attr("reuse_factor", rf)
+            hls_model.config.layer_name_rf[layer.name.lower()] = rf
+            names.setdefault(layer.name, {})["ReuseFactor"] = rf
+            shared = True
+    if shared:  # the layers' C++ configs (reuse_factor, multiplier_limit) were printed at conversion: again
+        hls_model.apply_flow(f"{hls_model.config.backend.name.lower()}:apply_templates")
 
 
 def append_argmax(fw: FirmwareModel, config: dict, options: BuildOptions) -> str | None:
@@ -445,6 +468,10 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
     stamp = hashlib.sha256(json.dumps(fw.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
     pipeline = options.pipeline or (config.get("rtl") or {}).get("pipeline", "layer")
     multiplier = (config.get("rtl") or {}).get("multiplier", "shift_add")
+    rtl_cfg = config.get("rtl") or {}
+    ii, op_ii = resolve_ii(fw, options.ii if options.ii is not None else rtl_cfg.get("ii"), rtl_cfg.get("layer_ii"),
+                           opts["clock_period_ns"], budget or {}, where="rtl")
+    set_reuse_factors(hls_model, ii, op_ii)
     vectors = int(options.vectors or (config.get("verify") or {}).get("vectors", DEFAULT_VECTORS))
     notes = []
     if loaded.softmax_dropped:
@@ -469,8 +496,8 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
     design = Design(
         model=fw, hls_backend="hls4ml", hls_options={"hls_model": hls_model, "stamp": stamp},
         source_sha256=loaded.sha256, part=opts["part"], clock_period_ns=opts["clock_period_ns"],
-        pipeline=pipeline, rtl_multiplier=multiplier, vectors=vectors, reports=reports, notes=notes,
-        budget=budget or {}, manifest={"formats": [f"input: {fw.input.describe()}"] + [f"{op.name}: {op.describe()}" for op in fw.ops],
+        pipeline=pipeline, rtl_multiplier=multiplier, ii=ii, layer_ii=op_ii, vectors=vectors, reports=reports,
+        notes=notes, budget=budget or {}, manifest={"formats": [f"input: {fw.input.describe()}"] + [f"{op.name}: {op.describe()}" for op in fw.ops],
                   "widened_accumulators": fw.meta.get("widened_accumulators", {}),
                   "output_meaning": meaning})
     from trigger.source_model import attach

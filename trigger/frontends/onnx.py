@@ -13,9 +13,13 @@ own formats.
 A QONNX integer annotation of the input (INT4, BIPOLAR, ...) sets the input
 format. The source-model witness runs the cleaned graph (before the rewrites
 made for hls4ml; same logit output) with onnxruntime for float ONNX, or with
-qonnx's executor, which evaluates the QONNX quantizers as their definition says;
-the comparison is exact only when every constant the firmware holds equals the
-graph's (``constants_representable``).
+qonnx's executor, which evaluates the QONNX quantizers as their definition says.
+Quantized layers with float batch norms or non-power-of-two scales are rewritten
+for hls4ml so that each quantizer decides as qonnx's float32 arithmetic does on
+every reachable accumulator value (``onnx_requant``, checked exhaustively on the
+converted firmware model); the comparison is exact when that check passes and
+every other constant the firmware holds equals the graph's
+(``constants_representable``).
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ class LoadedOnnx:
     representable: bool = True  # every constant hls4ml holds equals the graph's (set by ``convert``)
     sha256: str = ""
     files: list[Path] = field(default_factory=list)
+    hls_wrapper: object = None  # the graph hls4ml converts, when exact requantization rewrote layers (else wrapper)
+    requantized: list = field(default_factory=list)  # per rewritten layer: bits taken, reachable values, mismatches
 
     def source_model(self):
         """The graph evaluated by qonnx's executor (QONNX, exact) or onnxruntime (float ONNX)."""
@@ -68,6 +74,12 @@ class LoadedOnnx:
             exact = self.representable
             text = f"qonnx execute_onnx of {self.name}" + (
                 "" if exact else "; float constants (batch norm, scales) rounded to the firmware formats")
+            rewritten = [s for s in self.requantized if not s["not_rewritten"]]
+            if rewritten and exact:
+                values = sum(s["reachable_values"] for s in rewritten)
+                ties = sum(s["float_ties"] for s in rewritten)
+                text += (f"; {len(rewritten)} layers requantized to qonnx's float32 decisions, checked on all "
+                         f"{values} reachable accumulator values ({ties} within 2^-16 of a float32 rounding boundary)")
             last = self.wrapper.find_producer(self.wrapper.graph.output[0].name)
             if last is not None and last.op_type == "BipolarQuant":  # -1/+1; the firmware's ap_uint<1> is 0/1
                 return SourceModel("qonnx", exact, lambda x: (execute_qonnx(self.source, self._layout(x)) + 1) / 2,
@@ -306,13 +318,49 @@ def convert(loaded: LoadedOnnx, config: dict | None = None, *, output_dir=None):
 
     Float graphs get the post-training formats by hls4ml layer name, so they are converted
     once to learn the names (MatMul + Add become one Dense), then again with the formats;
-    accumulators that could overflow are widened as for Keras models.
+    accumulators that could overflow are widened as for Keras models. Quantized graphs are
+    first requantized exactly (``_exact_requantization``); should hls4ml refuse the rewritten
+    graph, the file's own graph is converted and the layers are reported as not rewritten.
     """
-    from trigger.frontends.network import accumulators_to_widen, extract, settings
+    from trigger.frontends.network import settings
 
     opts = settings(config)
     out_dir = Path(output_dir or opts.get("output_dir") or tempfile.mkdtemp(prefix=f"hls_{loaded.name}_"))
+    chains, precisions = _exact_requantization(loaded, opts) if loaded.quantized else ([], {})
+    try:
+        hls_model, fw = _convert_graph(loaded, opts, out_dir, precisions)
+    except ModelError as err:
+        if not precisions:
+            raise
+        # hls4ml cannot take the rewritten graph: the file's own graph, whose constants hls4ml rounds
+        for chain in chains:
+            chain.result["not_rewritten"] = chain.result.get("not_rewritten") or \
+                f"hls4ml cannot convert the rewritten graph ({_one_line(err)})"
+        loaded.hls_wrapper = None
+        hls_model, fw = _convert_graph(loaded, opts, out_dir, {})
+    loaded.representable = constants_representable(hls_model)
+    if chains:
+        from trigger.frontends import onnx_requant
+
+        loaded.requantized = onnx_requant.check(fw, loaded.hls_wrapper or loaded.wrapper, chains)
+        fw.meta["exact_requantization"] = loaded.requantized
+        # layers left to hls4ml (not rewritten) are exact only if their constants are (constants_representable)
+        loaded.representable = loaded.representable and all(s["exact"] for s in loaded.requantized
+                                                             if not s["not_rewritten"])
+    # hls4ml would dump the graph object into hls4ml_config.yml (a python/object tag no safe loader reads);
+    # the bundle records the model's sha256 instead, as for Keras models
+    hls_model.config.config["OnnxModel"] = None
+    return hls_model, fw
+
+
+def _convert_graph(loaded: LoadedOnnx, opts: dict, out_dir: Path, precisions: dict):
+    """(hls_model, FirmwareModel) of the graph for hls4ml, with the given layer precisions."""
+    from trigger.frontends.network import accumulators_to_widen, extract
+
     hcfg = _hls_config(loaded, opts)
+    for node, prec in precisions.items():  # the fitted constants, held exactly
+        entry = hcfg["LayerName"].setdefault(node, {}).setdefault("Precision", {})
+        entry.update({key: fmt.hls4ml for key, fmt in prec.items()})
     hls_model = _convert_once(loaded, hcfg, opts, out_dir)
     if not loaded.quantized:
         _post_training_formats(hls_model, hcfg, opts)
@@ -331,10 +379,6 @@ def convert(loaded: LoadedOnnx, config: dict | None = None, *, output_dir=None):
     else:
         raise ModelError(f"{loaded.name}: accumulators still overflow after widening {sorted(widened)}")
     fw.meta["widened_accumulators"] = widened
-    loaded.representable = constants_representable(hls_model)
-    # hls4ml would dump the graph object into hls4ml_config.yml (a python/object tag no safe loader reads);
-    # the bundle records the model's sha256 instead, as for Keras models
-    hls_model.config.config["OnnxModel"] = None
     return hls_model, fw
 
 
@@ -354,11 +398,34 @@ def constants_representable(hls_model) -> bool:
     return True
 
 
+def _exact_requantization(loaded: LoadedOnnx, opts: dict):
+    """Quantized layers rewritten for hls4ml so that their decisions are qonnx's on every reachable
+    accumulator value (``onnx_requant``): (chains, hls4ml precisions of the fitted batch norms)."""
+    from trigger.frontends import onnx_requant
+
+    graph = copy.deepcopy(loaded.wrapper)
+    fmt = loaded.input_format or FixedFormat.parse(opts["input_precision"])
+    chains = onnx_requant.find_chains(graph, fmt)
+    for chain in chains:
+        onnx_requant.fit_chain(graph, chain)
+    rewritten = onnx_requant.rewritable(graph, chains)
+    precisions = onnx_requant.rewrite(graph, rewritten) if rewritten else {}
+    if rewritten:  # no clean-up: it would rename the new batch norms the precisions are keyed by
+        from qonnx.transformation.general import RemoveUnusedTensors
+        from qonnx.transformation.infer_shapes import InferShapes
+
+        with quiet_stdout():
+            graph = graph.transform(RemoveUnusedTensors()).transform(InferShapes())
+    loaded.hls_wrapper = graph
+    return chains, precisions
+
+
 def _hls_config(loaded: LoadedOnnx, opts: dict) -> dict:
     import hls4ml
 
     with quiet_stdout():
-        hcfg = hls4ml.utils.config_from_onnx_model(loaded.wrapper, granularity="name", backend=opts["backend"],
+        hcfg = hls4ml.utils.config_from_onnx_model(loaded.hls_wrapper or loaded.wrapper, granularity="name",
+                                                   backend=opts["backend"],
                                                    default_precision=opts["ptq"]["result"])
     hcfg["Model"]["Strategy"] = "Latency"
     hcfg["Model"]["ReuseFactor"] = int(opts["reuse_factor"])
@@ -402,7 +469,7 @@ def _convert_once(loaded: LoadedOnnx, hcfg: dict, opts: dict, out_dir: Path):
     try:
         with quiet_stdout():
             return hls4ml.converters.convert_from_onnx_model(
-                loaded.wrapper, hls_config=copy.deepcopy(hcfg), output_dir=str(out_dir),
+                loaded.hls_wrapper or loaded.wrapper, hls_config=copy.deepcopy(hcfg), output_dir=str(out_dir),
                 project_name=opts["project_name"], backend=opts["backend"], io_type=opts["io_type"],
                 part=opts["part"], clock_period=float(opts["clock_period_ns"]))
     except ModelError:
@@ -424,6 +491,8 @@ def onnx_design(path: Path, config: dict, options: BuildOptions, keep_softmax: b
 
     loaded = load_onnx(path, keep_softmax=keep_softmax, name=config.get("name"))
     design = _design(loaded, config, options, None, budget, converter=convert)
+    if loaded.requantized:  # per layer: bits the exact constants took, reachable values, disagreements
+        design.manifest["exact_requantization"] = loaded.requantized
     if loaded.dropped and loaded.dropped != "Softmax":
         design.notes = [n.replace("final softmax", f"final {loaded.dropped.lower()}") for n in design.notes]
         design.manifest["output_meaning"] = f"logits (final {loaded.dropped.lower()} dropped)"

@@ -130,7 +130,11 @@ class FirmwareModel:
                 raise FirmwareModelError(f"{folder / ref['npy']}: shape {array.shape}, expected {ref['shape']}")
             return array.astype(np.int64)
 
-        return cls.from_dict(data, load)
+        model = cls.from_dict(data, load)
+        for op in model.ops:  # ops whose constants live in files beside the JSON (memory_lookup's parts)
+            if hasattr(op, "attach"):
+                op.attach(folder)
+        return model
 
 
 def _narrowest(array: np.ndarray):

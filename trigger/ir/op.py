@@ -78,6 +78,11 @@ class Op:
         """Builds this op's logic in the RTL module ``m`` from input signals ``xs``; returns outputs."""
         raise NotImplementedError
 
+    def max_ii(self) -> int:
+        """The most clock cycles this op's RTL can share its arithmetic over (1: it does not share;
+        trigger/backends/rtl/serial.py). Its emit_rtl gets ``options["ii"]`` up to this."""
+        return 1
+
     def preimage(self, y: np.ndarray) -> np.ndarray | None:
         """Raw inputs that produce the given raw outputs, when the op can invert itself (else None).
 

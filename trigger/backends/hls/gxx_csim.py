@@ -7,6 +7,7 @@ projects have their own bridge: ``hls4ml_project.csim_project``.)
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -18,9 +19,13 @@ from trigger.toolchain import ap_types_include, find_tool
 
 
 def run_testbench(bundle: Path, manifest: dict, raw: np.ndarray, work: Path, *, optimisation: str,
-                  word_dtype: str, words_per_vector: int) -> tuple[np.ndarray, dict]:
+                  word_dtype: str, words_per_vector: int, extra_args: tuple = (),
+                  defines: tuple = ()) -> tuple[np.ndarray, dict]:
     """Compile the bundle's HLS sources + testbench, run them on ``raw``; returns the output words
-    (n, words_per_vector) as int64 bit patterns and the build/run timings."""
+    (n, words_per_vector) as int64 bit patterns and the build/run timings. ``extra_args`` follow the two
+    file names on the testbench's command line (a table's external-memory image and its base address);
+    ``defines`` are g++ -D options. The vectors are split over one testbench process per core (every
+    vector is computed on its own: the testbenches keep no state from one to the next)."""
     hls = manifest.get("hls") or {}
     try:
         top, sources, testbench = hls["top"], hls["sources"], hls["testbench"]
@@ -33,23 +38,43 @@ def run_testbench(bundle: Path, manifest: dict, raw: np.ndarray, work: Path, *, 
     work.mkdir(parents=True, exist_ok=True)
     exe = work / f"{top}_csim"
     include = (Path(bundle) / testbench).parent
-    cmd = [gxx, "-std=c++14", optimisation, "-w", f"-I{ap_types_include()}", f"-I{include}",
+    cmd = [gxx, "-std=c++14", optimisation, "-w", *(f"-D{d}" for d in defines), f"-I{ap_types_include()}", f"-I{include}",
            *[str(Path(bundle) / s) for s in sources], str(Path(bundle) / testbench), "-o", str(exe)]
     t0 = time.perf_counter()
-    run = subprocess.run(cmd, capture_output=True, text=True)
-    if run.returncode != 0:
-        first = next((line for line in run.stderr.splitlines() if "error" in line), None) or \
-            (run.stderr.strip().splitlines() or ["(no output)"])[0]
-        raise ToolError(f"g++ failed to compile the C simulation of {top}: {first}")
+    # A work folder used again for the same bundle (trigger.scale verifies address ranges one after
+    # another in each worker) keeps its executable: same command, same files (the manifest's hashes).
+    stamp = work / f"{top}_csim.stamp"
+    files = manifest.get("files") or {}
+    key = "\n".join([*cmd[:-2], *(f"{rel} {files.get(rel)}" for rel in sorted(files) if rel.startswith("hls/"))])
+    if not (exe.exists() and stamp.exists() and stamp.read_text() == key and files):
+        stamp.unlink(missing_ok=True)
+        run = subprocess.run(cmd, capture_output=True, text=True)
+        if run.returncode != 0:
+            first = next((line for line in run.stderr.splitlines() if "error" in line), None) or \
+                (run.stderr.strip().splitlines() or ["(no output)"])[0]
+            raise ToolError(f"g++ failed to compile the C simulation of {top}: {first}")
+        stamp.write_text(key)
     t1 = time.perf_counter()
-    inputs, outputs = work / "csim_inputs.i32", work / "csim_outputs.bin"
-    inputs.write_bytes(np.ascontiguousarray(raw, dtype="<i4").tobytes())
-    run = subprocess.run([str(exe), str(inputs), str(outputs)], capture_output=True, text=True)
-    if run.returncode != 0:
-        raise ToolError(f"C simulation of {top} failed (exit {run.returncode}): "
-                        f"{(run.stderr.strip().splitlines() or ['(no output)'])[0]}")
+    raw = np.ascontiguousarray(raw, dtype="<i4")
+    workers = max(1, min(os.cpu_count() or 1, 4, len(raw) // 50_000))
+    bounds = np.linspace(0, len(raw), workers + 1).astype(int)
+    jobs = []
+    for k in range(workers):
+        inputs, outputs = work / f"csim_inputs_{k}.i32", work / f"csim_outputs_{k}.bin"
+        raw[bounds[k]:bounds[k + 1]].tofile(inputs)
+        jobs.append((subprocess.Popen([str(exe), str(inputs), str(outputs), *extra_args], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, text=True), inputs, outputs))
+    parts = []
+    for job, inputs, outputs in jobs:
+        err = job.communicate()[1]
+        if job.returncode != 0:
+            raise ToolError(f"C simulation of {top} failed (exit {job.returncode}): "
+                            f"{(err.strip().splitlines() or ['(no output)'])[0]}")
+        parts.append(np.fromfile(outputs, dtype=word_dtype).astype(np.int64))
+        inputs.unlink()
+        outputs.unlink()
     t2 = time.perf_counter()
-    bits = np.fromfile(outputs, dtype=word_dtype).astype(np.int64)
+    bits = np.concatenate(parts)
     if bits.size != len(raw) * words_per_vector:
         raise ToolError(f"C simulation of {top} returned {bits.size} words for {len(raw)} vectors "
                         f"x {words_per_vector} outputs")

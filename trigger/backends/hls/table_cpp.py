@@ -30,6 +30,9 @@ TEMPLATES = {  # file name pattern -> template under firmware_templates/
     "{top}_test.cpp": "hls_table/lut_test.cpp.j2",
     "build_prj.tcl": "hls_table/build_prj.tcl.j2",
 }
+# From this many words, the C simulation reads the ROM from its .inc file at run time instead of compiling it
+# in (g++ took 218 s on the initialiser of 2**24 words; 2**16 take about a second).
+ROM_FROM_FILE_DEPTH = 1 << 17
 MAX_BITS = 32  # inputs travel as int32 and words as uint32 through the C simulation
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # Names a feature may not take in the generated C++: keywords, and the project's own identifiers.
@@ -46,9 +49,9 @@ _RESERVED = set("""
 def table_ops(model: FirmwareModel) -> tuple[Bucketize, Concat, Lookup]:
     """The model's bucketize, concat and lookup ops; a one-line error if it is not that chain."""
     kinds = [op.kind for op in model.ops]
-    if kinds != ["bucketize", "concat", "lookup"]:
+    if kinds not in (["bucketize", "concat", "lookup"], ["bucketize", "concat", "memory_lookup"]):
         raise FirmwareModelError(f"model {model.name!r}: the table C++ backend needs ops bucketize -> concat -> "
-                                 f"lookup, got {' -> '.join(kinds) or 'none'}")
+                                 f"lookup, got {' -> '.join(kinds) or 'none'} (memory_lookup may stand for lookup)")
     return tuple(model.ops)
 
 
@@ -84,7 +87,8 @@ def context(model: FirmwareModel, top: str, part: str, clock_period_ns: float) -
     return {"top": top, "fields": fields, "bus_bits": t.bus_width, "address_bits": lookup.address_bits,
             "depth": 1 << lookup.address_bits, "word_bits": word.width, "word_format": word.cpp,
             "ctype": "unsigned short" if word.width <= 16 else "unsigned int", "inc_file": f"{top}_rom.inc",
-            "part": part, "clock_period_ns": round(float(clock_period_ns), 4)}
+            "part": part, "clock_period_ns": round(float(clock_period_ns), 4),
+            "external": lookup.kind == "memory_lookup", "read_latency": getattr(lookup, "read_latency", 0)}
 
 
 def write_project(model: FirmwareModel, folder: Path, *, top: str, part: str, clock_period_ns: float) -> dict:
@@ -92,11 +96,17 @@ def write_project(model: FirmwareModel, folder: Path, *, top: str, part: str, cl
     ctx = context(model, top, part, clock_period_ns)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    rel = folder.name
+    if ctx["external"]:  # the words are the bundle's memory image, not source code
+        for pattern, template in TEMPLATES.items():
+            if "_rom" not in pattern:
+                write(folder / pattern.format(top=top), template, **ctx)
+        return {"backend": BACKEND, "top": top, "sources": [f"{rel}/{top}.cpp"], "headers": [f"{rel}/{top}.h"],
+                "testbench": f"{rel}/{top}_test.cpp", "tcl": f"{rel}/build_prj.tcl", "external_memory": True}
     for pattern, template in TEMPLATES.items():
         write(folder / pattern.format(top=top), template, **ctx)
     lookup = model.ops[-1]
     write_inc(folder / ctx["inc_file"], lookup.output.formats[0].to_bits(lookup.words))
-    rel = folder.name
     return {"backend": BACKEND, "top": top, "sources": [f"{rel}/{top}.cpp"],
             "headers": [f"{rel}/{top}.h", f"{rel}/{top}_rom.h", f"{rel}/{ctx['inc_file']}"],
             "testbench": f"{rel}/{top}_test.cpp", "tcl": f"{rel}/build_prj.tcl"}
@@ -115,8 +125,28 @@ def write_inc(path: Path, values: np.ndarray, chunk: int = 1 << 20) -> Path:
 
 def csim(bundle: Path, manifest: dict, model: FirmwareModel, raw: np.ndarray, work: Path
          ) -> tuple[np.ndarray, dict]:
-    """The bundle's HLS C++ compiled with g++ (hls4ml's ap_types headers) and run on raw inputs."""
+    """The bundle's HLS C++ compiled with g++ (hls4ml's ap_types headers) and run on raw inputs.
+
+    A table in external memory gets the window of words its inputs address, as a file."""
+    extra = ()
+    lookup = model.ops[-1]
+    if lookup.kind == "memory_lookup" and len(raw):
+        from trigger.ir.model import FirmwareModel, emulate
+
+        compress = FirmwareModel(model.name, model.input, list(model.ops[:-1]), kind=model.kind)
+        address = emulate(compress, raw).outputs[:, 0]
+        lo, hi = int(address.min()), int(address.max())
+        image = Path(work) / "csim_memory.bin"
+        Path(work).mkdir(parents=True, exist_ok=True)
+        image.write_bytes(lookup.read(np.arange(lo, hi + 1)).astype(lookup.part_dtype).tobytes())
+        extra = (str(image), str(lo))
+    defines = ()
+    inc = [h for h in (manifest.get("hls") or {}).get("headers", []) if h.endswith(".inc")]
+    if lookup.kind == "lookup" and inc and lookup.words.size >= ROM_FROM_FILE_DEPTH:
+        # the testbench reads the ROM's words from the bundle's own initialiser at run time (lut_rom.h.j2)
+        rom = (Path(bundle) / inc[0]).resolve()
+        defines = (f'{manifest["hls"]["top"].upper()}_ROM_FROM_FILE="{rom}"',)
     bits, timings = run_testbench(bundle, manifest, raw, work, optimisation="-O1", word_dtype="<u4",
-                                  words_per_vector=1)
+                                  words_per_vector=1, extra_args=extra, defines=defines)
     return model.output.formats[0].from_bits(bits.reshape(-1)).reshape(-1, 1), timings
 

@@ -42,6 +42,8 @@ class RtlDesign:
     # estimated logic levels after each register (the input register first; the last entry is the path to out_data)
     stage_levels: list[int] = field(default_factory=list)
     max_levels: int | None = None  # the budget per stage (pipeline auto)
+    ii: int = 1  # a new input every ii clocks (trigger/backends/rtl/serial.py)
+    op_ii: dict[str, int] = field(default_factory=dict)  # cycles each op shares its arithmetic over
 
 
 def parse_pipeline(pipeline) -> int | str | None:
@@ -68,20 +70,27 @@ def _ident(name: str) -> str:
 
 
 def build_op_module(model: FirmwareModel, k: int, name: str, every: int | None, max_levels: int | None = None,
-                    dsp_above_bits: int | None = None, in_levels: int = 0) -> tuple[ModuleBuilder, int]:
+                    dsp_above_bits: int | None = None, in_levels: int = 0, ii: int = 1,
+                    op_ii: dict[str, int] | None = None) -> tuple[ModuleBuilder, int]:
     """The module of op k: unpack its inputs, its logic, registers, packed outputs; and its latency.
 
-    ``in_levels``: logic levels already on the inputs (the previous op's outputs, when not registered)."""
+    ``in_levels``: logic levels already on the inputs (the previous op's outputs, when not registered).
+    ``ii`` > 1: the op shares its arithmetic over ii cycles and ends in hold registers, its own or, when
+    the next op absorbs it (an activation), the next op's (narrower: ``holds_for_previous``)."""
     op = model.ops[k]
     nxt = model.ops[k + 1] if k + 1 < len(model.ops) else None
     m = ModuleBuilder(name, max_levels=max_levels, dsp_above_bits=dsp_above_bits, in_levels=in_levels)
     xs = [m.unpack(f"x{i}", lsb, fmt) for i, (lsb, fmt) in enumerate(zip(op.input.offsets, op.input.formats))]
-    ys = op.emit_rtl(m, xs, {"pipeline_every": every})
+    op_ii = op_ii or {}
+    ys = op.emit_rtl(m, xs, {"pipeline_every": every, "ii": ii, "hold": not holds_for_previous(model, k + 1, op_ii)})
     if len(ys) != op.output.n:
         op.fail(f"RTL gave {len(ys)} outputs, expected {op.output.n}")
     stage = max(y.stage for y in ys if y.const is None) if any(y.const is None for y in ys) else 0
     ys = [m.delay(y, stage - y.stage) if y.const is None else y for y in ys]  # balance
-    if (nxt is None or not nxt.absorbs_previous) and not op.ends_in_register:
+    if holds_for_previous(model, k, op_ii):  # the shared op before left its hold registers to this op
+        ys = m.hold(ys)
+        stage += 1
+    elif (nxt is None or not nxt.absorbs_previous) and not op.ends_in_register and ii == 1:
         ys = [m.reg(f"q{i}", y) for i, y in enumerate(ys)]
         stage += 1
     m.out_levels = max((y.levels for y in ys if y.const is None), default=0)
@@ -89,8 +98,8 @@ def build_op_module(model: FirmwareModel, k: int, name: str, every: int | None, 
     return m, stage
 
 
-def build_chain_module(model: FirmwareModel, name: str, max_levels: int, dsp_above_bits: int | None = None
-                       ) -> tuple[ModuleBuilder, dict[str, int]]:
+def build_chain_module(model: FirmwareModel, name: str, max_levels: int, dsp_above_bits: int | None = None,
+                       op_ii: dict[str, int] | None = None) -> tuple[ModuleBuilder, dict[str, int]]:
     """pipeline auto: every op in one module, registers wherever a stage would exceed ``max_levels``
     (not at op boundaries), the outputs registered at the end. One module, so that every path inside
     it runs between registers (Yosys measures logic depth per module). Returns it and each op's share
@@ -99,10 +108,13 @@ def build_chain_module(model: FirmwareModel, name: str, max_levels: int, dsp_abo
     first, last = model.ops[0], model.ops[-1]
     xs = [m.unpack(f"x{i}", lsb, fmt) for i, (lsb, fmt) in enumerate(zip(first.input.offsets, first.input.formats))]
     latencies, before = {}, 0
-    for op in model.ops:
-        ys = op.emit_rtl(m, xs, {"pipeline_every": None})
+    for k, op in enumerate(model.ops):
+        ys = op.emit_rtl(m, xs, {"pipeline_every": None, "ii": (op_ii or {}).get(op.name, 1),
+                                 "hold": not holds_for_previous(model, k + 1, op_ii or {})})
         if len(ys) != op.output.n:
             op.fail(f"RTL gave {len(ys)} outputs, expected {op.output.n}")
+        if holds_for_previous(model, k, op_ii or {}):
+            ys = m.hold(ys)
         after = max((y.stage for y in ys if y.const is None), default=before)
         latencies[op.name] = after - before
         xs, before = ys, after
@@ -117,6 +129,17 @@ def build_chain_module(model: FirmwareModel, name: str, max_levels: int, dsp_abo
     return m, latencies
 
 
+def holds_for_previous(model: FirmwareModel, k: int, op_ii: dict[str, int]) -> bool:
+    """Whether op k holds the outputs of the shared op before it (ii > 1): when op k absorbs it (an
+    activation: it follows without a register) and does not share itself, its own outputs, usually
+    much narrower than the accumulator-wide ones before it, are what is held for the next event."""
+    if k <= 0 or k >= len(model.ops):
+        return False
+    op, previous = model.ops[k], model.ops[k - 1]
+    return op_ii.get(previous.name, 1) > 1 and op.absorbs_previous and op_ii.get(op.name, 1) == 1 \
+        and not op.ends_in_register
+
+
 def finish_module(m: ModuleBuilder, ys: list[Sig], inputs: TensorType, outputs: TensorType, what: str, kind: str,
                   latency: int) -> ModuleBuilder:
     """Puts ``ys`` on the module's output bus (element i at ``outputs.offsets[i]``, at its format's width)
@@ -125,6 +148,7 @@ def finish_module(m: ModuleBuilder, ys: list[Sig], inputs: TensorType, outputs: 
         raise ValueError(f"{m.name}: {len(ys)} output signals for {outputs.n} output elements")
     m.outputs = [{"sig": y, "lsb": lsb, "width": fmt.width} for y, lsb, fmt in zip(ys, outputs.offsets, outputs.formats)]
     m.op, m.kind, m.latency = what, kind, latency
+    m.start_sig = getattr(m, "start_sig", None)  # a shared op's event strobe (serial.start_port)
     m.w_in, m.w_out = inputs.bus_width, outputs.bus_width
     m.input_desc, m.output_desc = inputs.describe(), outputs.describe()
     return m
@@ -137,21 +161,38 @@ def write_module(m: ModuleBuilder, out_dir: Path, top: str) -> Path:
     return path
 
 
-def stage_of(m: ModuleBuilder) -> dict:
-    """The standard top's stage entry for a generated module (ports clk, in_data, out_data)."""
+def write_adder_module(out_dir: Path, top: str) -> Path:
+    """The adder every generated module of ``top`` instantiates (``<top>_sa``, rtl/shift_add.v.j2): its own
+    module so that Yosys maps each addition onto a carry chain instead of merging chains of them."""
+    path = Path(out_dir) / f"{top}_sa.v"
+    path.write_text(render("rtl/shift_add.v.j2", name=f"{top}_sa", top=top))
+    return path
+
+
+def stage_of(m: ModuleBuilder, start_at: int | None = None) -> dict:
+    """The standard top's stage entry for a generated module (ports clk, in_data, out_data; and rst, start
+    = the top's valid shift register bit ``start_at`` when the module shares arithmetic)."""
     return {"module": m.name, "has_clock": m.has_clock, "clock_port": "clk", "in_port": "in_data",
-            "out_port": "out_data", "w_out": m.w_out}
+            "out_port": "out_data", "w_out": m.w_out,
+            "start_at": start_at if getattr(m, "start_sig", None) is not None else None}
 
 
 def write_rtl(model: FirmwareModel, out_dir: Path, top: str = "trigger_top", pipeline="layer",
-              clock_period_ns: float = 5.0, multiplier="shift_add") -> RtlDesign:
+              clock_period_ns: float = 5.0, multiplier="shift_add", ii: int = 1,
+              op_ii: dict[str, int] | None = None) -> RtlDesign:
     """Writes the Verilog of ``model`` (and its ROM images) behind the standard RTL top into ``out_dir``.
 
     ``multiplier``: 'shift_add' (constant products as adders), 'dsp' (``*``, DSP slices), or N
-    (constants of more than N bits as ``*``). ``clock_period_ns`` sets the stage budget of pipeline auto."""
+    (constants of more than N bits as ``*``). ``clock_period_ns`` sets the stage budget of pipeline auto.
+    ``ii``: a new input every ii clocks; ``op_ii``: cycles each op shares its arithmetic over (at most
+    ii; ``serial.resolve_ii`` makes both from the settings)."""
     model.validate()
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", top):
         raise ConfigError(f"top module name {top!r} is not a Verilog identifier")
+    if getattr(model.ops[-1], "external_memory", False):  # a table in the board's memory, not a ROM
+        from trigger.backends.rtl.memory_table import write_memory_table_rtl
+        return write_memory_table_rtl(model, out_dir, top, pipeline=pipeline, clock_period_ns=clock_period_ns,
+                                      multiplier=multiplier)
     every = parse_pipeline(pipeline)
     _, dsp_above_bits = parse_multiplier(multiplier)
     max_levels = levels_per_clock(clock_period_ns) if every == "auto" else None
@@ -159,18 +200,24 @@ def write_rtl(model: FirmwareModel, out_dir: Path, top: str = "trigger_top", pip
         every = None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    modules, latencies, used = [], {}, set()
+    op_ii = {op.name: 1 for op in model.ops} if ii == 1 else dict(op_ii or {})
+    if any(v > ii for v in op_ii.values()):
+        raise ConfigError(f"an op's ii ({max(op_ii.values())}) exceeds the model's ii {ii}")
+    modules, latencies, used, starts = [], {}, set(), []
     in_levels, offset, stage_levels = 0, 1, {}  # stage 1 starts at the input register
     if max_levels is not None:
-        m, latencies = build_chain_module(model, f"{top}_ops", max_levels, dsp_above_bits)
+        m, latencies = build_chain_module(model, f"{top}_ops", max_levels, dsp_above_bits, op_ii)
         modules.append(m)
+        starts.append(0)
         stage_levels = {1 + s: levels for s, levels in m.stage_levels.items()}
     for k, op in enumerate(model.ops if max_levels is None else []):
         name = f"{top}_{_ident(op.name)}"
         if name in used:
             name = f"{name}_{k}"
         used.add(name)
-        m, latency = build_op_module(model, k, name, every, None, dsp_above_bits, in_levels)
+        m, latency = build_op_module(model, k, name, every, None, dsp_above_bits, in_levels, op_ii.get(op.name, 1),
+                                     op_ii)
+        starts.append(offset - 1)  # the valid shift register bit that is high when this module's inputs are
         in_levels = m.out_levels
         for s, levels in m.stage_levels.items():  # stage s of this op is global stage offset + s
             stage_levels[offset + s] = max(stage_levels.get(offset + s, 0), levels)
@@ -184,25 +231,31 @@ def write_rtl(model: FirmwareModel, out_dir: Path, top: str = "trigger_top", pip
         sources.append(write_module(m, out_dir, top))
         for rom in m.roms:
             data_files.append(write_rom(out_dir / rom.file, rom))
-    stages = [stage_of(m) for m in modules]
+    if any(m.uses_adder_module for m in modules):
+        sources.append(write_adder_module(out_dir, top))
+    stages = [stage_of(m, start) for m, start in zip(modules, starts)]
     path = out_dir / f"{top}.v"
     path.write_text(standard_top(top, f"{model.kind} '{model.name}'", model.input.elements(),
-                                 model.output.elements(), stages, latency))
+                                 model.output.elements(), stages, latency, ii=ii))
     sources.append(path)
     kept = "auto" if max_levels is not None else (pipeline if every else "layer")
     levels = [stage_levels.get(s, 0) for s in range(1, latency + 1)]
     return RtlDesign(top, sources, data_files, latency, latencies, kept,
                      "dsp" if dsp_above_bits == 0 else ("shift_add" if dsp_above_bits is None else str(dsp_above_bits)),
-                     levels, max_levels)
+                     levels, max_levels, ii, op_ii)
 
 
 def standard_top(top: str, description: str, inputs: list[dict], outputs: list[dict], stages: list[dict],
-                 latency: int, input_register: bool = True) -> str:
-    """The standard top (DESIGN.md) around a chain of stage modules: the one template every design uses."""
+                 latency: int, input_register: bool = True, ii: int = 1) -> str:
+    """The standard top (DESIGN.md) around a chain of stage modules: the one template every design uses.
+    With ``ii`` > 1 it takes an input every ii clocks and flags a sooner one on ``in_refused``."""
     w_in = sum(e["width"] for e in inputs)
     w_out = sum(e["width"] for e in outputs)
+    if ii > 1 and not input_register:
+        raise ValueError("a shared design (ii > 1) holds its input in the input register")
     return render("rtl/top.v.j2", top=top, description=description, inputs=inputs, outputs=outputs,
-                  w_in=w_in, w_out=w_out, stages=stages, latency=latency, input_register=input_register)
+                  w_in=w_in, w_out=w_out, stages=stages, latency=latency, input_register=input_register,
+                  ii=ii, ii_bits=max(1, (ii - 1).bit_length()), wait_name="ii_wait")
 
 
 def write_rom(path: Path, rom: RomImage) -> Path:

@@ -12,8 +12,8 @@ Logic levels are counted as Yosys' ``ltp`` counts them after ``synth_xilinx``
 (LUTs and carry cells on the longest path): an adder costs a LUT and the carry
 cells from where an operand's bits enter its chain up to the top bit, so a signal
 keeps two arrival estimates, at its lowest and at its top bit (in an adder tree
-the carry chains overlap, they do not add up). Checked against Yosys on the
-benchmark networks (scripts/bench_da4ml.py reports both).
+the carry chains overlap, they do not add up); ``yosys_levels`` calibrates that
+count against Yosys on the benchmark networks (scripts/bench_da4ml.py reports both).
 """
 
 from __future__ import annotations
@@ -45,8 +45,67 @@ def parse_multiplier(value) -> tuple[str, int | None]:
     raise ConfigError(f"rtl multiplier must be 'shift_add', 'dsp' or a number of bits, got {value!r}")
 
 
+# The adder model below counts a LUT and the carry cells an adder adds to a path; ``yosys_levels``
+# maps that count onto Yosys' ltp count, and budgets (pipeline auto) and the reported levels per stage
+# are in Yosys' count. Measured on the benchmark networks (scripts/bench_da4ml.py): with every adder
+# an instance of its own (module.v.j2), a 16-64 layer whose stages the model put at up to 8 levels
+# measured 9; the same layer with the adders written inline, where Yosys merges chained additions
+# into full-adder compressor trees and maps wide functions as LUTs plus MUXF7/8/9, measured 14 for
+# 10, and a whole 16-16-8 network in one stage 46 for 39 (both are why the adders are instances).
+YOSYS_EXTRA_LEVELS = 1  # per register-to-register path
+YOSYS_LEVELS_PER_EXTRA = 8  # and one more per this many modelled levels
+
+
+def yosys_levels(levels: int) -> int:
+    """The logic levels Yosys' ltp counts on a path the adder model puts at ``levels``."""
+    return levels + YOSYS_EXTRA_LEVELS + levels // YOSYS_LEVELS_PER_EXTRA if levels > 0 else 0
+
+
 def adder_levels(width: int) -> int:
     return 1 + -(-width // CARRY_BITS)
+
+
+@dataclass
+class _Compare:
+    """Verilog conditions on a signed signal known to lie in [lo, hi]: a constant where the range
+    decides them (so that no literal falls outside the signal's width), sign and reduction logic
+    for 0 and -1 (LUTs, where a comparison would take a carry chain), a comparison otherwise."""
+
+    name: str
+    width: int
+    lo: int
+    hi: int
+
+    def _lit(self, op: str, k: int) -> str:
+        return f"({self.name} {op} {self.width}'sh{k % (1 << self.width):x})"
+
+    def _sign(self) -> str:
+        return f"{self.name}[{self.width - 1}]"
+
+    def gt(self, k: int) -> str:
+        if k >= self.hi:
+            return "1'b0"
+        if k < self.lo:
+            return "1'b1"
+        if k == -1:
+            return f"~{self._sign()}"
+        if k == 0:
+            return f"(~{self._sign()} & |{self.name})"
+        return self._lit(">", k)
+
+    def lt(self, k: int) -> str:
+        if k <= self.lo:
+            return "1'b0"
+        if k > self.hi:
+            return "1'b1"
+        if k == 0:
+            return self._sign()
+        if k == -1:
+            return f"({self._sign()} & ~&{self.name})"
+        return self._lit("<", k)
+
+    def eq(self, k: int) -> str:
+        return self._lit("==", k) if self.lo <= k <= self.hi else "1'b0"
 
 
 @dataclass
@@ -91,10 +150,18 @@ class ModuleBuilder:
     max_levels: int | None = None  # pipeline: auto: register where a stage would exceed this many levels
     dsp_above_bits: int | None = None  # constants wider than this use ``*`` (None: every constant shift-add)
     in_levels: int = 0  # logic levels already on the module's inputs (no register in front)
-    stage_levels: dict = field(default_factory=dict)  # stage -> most estimated logic levels in it
+    stage_levels: dict = field(default_factory=dict)  # stage -> most estimated logic levels in it (yosys_levels)
     _every: int | None = None  # pipeline N inside the adder block being built: a register every N adders
     _names: set = field(default_factory=set)
     _delayed: dict = field(default_factory=dict)
+    _relu_of: dict = field(default_factory=dict)  # relu output name -> its input (requant folds the relu in)
+
+    @property
+    def uses_adder_module(self) -> bool:
+        """Whether the module instantiates the design's adder (``write_adder_module``): every shift_add of
+        two signals does; one with a constant operand is written inline, where Yosys folds the constant."""
+        return any(st["kind"] == "shift_add" and st["a"]["sig"].const is None and st["b"]["sig"].const is None
+                   for st in self.statements)
 
     def _new(self, name: str) -> str:
         base, k = name, 1
@@ -106,7 +173,7 @@ class ModuleBuilder:
     def emit(self, kind: str, out: Sig, **fields) -> Sig:
         self.statements.append(dict(kind=kind, out=out, **fields))
         if out.const is None:
-            self.stage_levels[out.stage] = max(self.stage_levels.get(out.stage, 0), out.levels)
+            self.stage_levels[out.stage] = max(self.stage_levels.get(out.stage, 0), yosys_levels(out.levels))
         return out
 
     # ------------------------------------------------------------ timing
@@ -124,7 +191,8 @@ class ModuleBuilder:
             predicted = self._adder_timing(list(zip(sigs, shifts)), width)[1]
         else:
             predicted = max(s.levels for s in live) + extra
-        over_levels = self.max_levels is not None and predicted > self.max_levels and any(s.levels for s in live)
+        over_levels = (self.max_levels is not None and yosys_levels(predicted) > self.max_levels
+                       and any(s.levels for s in live))
         over_adds = adder and self._every is not None and max(s.adds for s in live) >= self._every
         if over_levels or over_adds:
             sigs = [s if s.const is not None else self.delay(s, 1) for s in sigs]
@@ -142,8 +210,8 @@ class ModuleBuilder:
             if sig.const is not None:
                 continue
             top = sig.width + shift - 1
-            # a late top bit enters near the top of the chain: its LUT and the last carry cells (Yosys
-            # merges chained additions into compressor trees, where a level costs about one LUT)
+            # a late top bit enters near the top of the chain: its LUT and the last carry cells (with
+            # the carry cells it shares with the lower bits' ripple; yosys_levels calibrates the rest)
             msb = max(msb, sig.levels + max(1, cells(top) - 1), sig.lsb_levels + 1 + cells(shift))
             lsb = max(lsb, sig.lsb_levels + 2)
         return lsb, msb
@@ -212,7 +280,16 @@ class ModuleBuilder:
             return self.shift(name, a, sa, False, cap) if terms[0]["bits"] > 0 else self.const(name, 0)
         if terms[0]["bits"] <= 0:
             return self.shift(name, b, sb, subtract, cap)
-        return self.emit("shift_add", out, a=terms[0], b=terms[1], subtract=subtract)
+        # A result of one sign has a constant top bit: the adder computes the other width - 1 bits
+        # (exact modulo 2**(width - 1), which holds the value), so no LUT or carry is spent on a bit
+        # that cannot change (on non-negative data, such as after a relu, every adder has one).
+        top = "1'b0" if lo >= 0 else "1'b1" if hi < 0 else None
+        if top is not None and min(t["bits"] for t in terms) > 1:
+            for t in terms:
+                t["bits"] -= 1
+        else:
+            top = None
+        return self.emit("shift_add", out, a=terms[0], b=terms[1], subtract=subtract, top=top)
 
     def shift(self, name: str, a: Sig, k: int, negate: bool = False, cap: int | None = None) -> Sig:
         """``a << k`` (wiring), or ``-(a << k)`` (an adder)."""
@@ -246,6 +323,7 @@ class ModuleBuilder:
         [a] = self._ready([a], 1)
         out = Sig(self._new(name), a.width, iv.lo, iv.hi, **self._after([a], a.width, False))
         out.levels += 1
+        self._relu_of[out.name] = a
         return self.emit("relu", out, a=a)
 
     def select_positive(self, name: str, test: Sig, if_positive: Sig, otherwise: Sig) -> Sig:
@@ -269,24 +347,65 @@ class ModuleBuilder:
         lo, hi, can_overflow = dst.cast_interval(a.lo, a.hi, src)
         shift = src.fractional - dst.fractional  # right shift
         rlo, rhi = (int(v) for v in dst.rounded([a.lo, a.hi], src))  # after rounding, before overflow
+        # the cast of a relu (same stage) reads the relu's input x: x < 0 ? 0 : cast(x) equals
+        # cast(relu(x)) (0 casts to 0), and zeroing the ow output bits is cheaper than x's bits
+        x = self._relu_of.get(a.name)
+        relu = x is not None and x.stage == a.stage
+        bits = x if relu else a  # the signal whose bits the statement reads
         if shift > 0:  # the floor (the kept bits) may sit below the rounded value: hold both
-            xw = max(a.width, shift + 1)
-            rw = signed_width(a.lo >> shift, max(rhi, a.hi >> shift))
+            xw = max(bits.width, shift + 1)
+            rw = signed_width(bits.lo >> shift, max(rhi, bits.hi >> shift))
         else:
-            xw = a.width
-            rw = a.width - shift
+            xw = bits.width
+            rw = bits.width - shift
         ohi, olo = dst.max_raw, dst.sat_min_raw
         rounds = shift > 0 and dst.rounding != "TRN"
         saturates = can_overflow and dst.overflow not in ("WRAP", "NONE")
-        # rounding: an incrementer (a carry chain); saturation: comparisons with constants (LUT trees) and a mux
-        extra = (adder_levels(rw) if rounds else 0) + (2 + (rw > 6) + (rw > 36) if saturates else 0)
-        [a] = self._ready([a], extra)
-        out = Sig(self._new(name), fmt_sig_width(dst), lo, hi, **self._after([a], 0, False))
+        check_hi, check_lo = can_overflow and rhi > ohi, can_overflow and rlo < olo
+        fw = xw - shift if shift > 0 else 0
+        ident = self._new(name)
+        if rounds:
+            # Only the kept bits get the rounding incrementer: fl = h * 2**ow + L with L the low ow
+            # bits of the floor (unsigned), and L + up = c * 2**ow + l (c the carry out, l the new low
+            # bits), so r = fl + up = (h + c) * 2**ow + l. Writing the limits as H * 2**ow + Lh, r is
+            # above ohi exactly when h + c > H or (h + c == H and l > Lh), and h + c is never built:
+            # comparisons of h with constants are LUTs beside the short carry chain, not a second
+            # chain over all rw bits.
+            ow = dst.width
+            hw = max(fw - ow, 1)
+            h = _Compare(f"{ident}_h", hw, (bits.lo >> shift) >> ow, (bits.hi >> shift) >> ow)
+            c, l, mask = f"{ident}_c", f"{ident}_r", (1 << ow) - 1
+
+            def above(k):  # r > k
+                big, low = k >> ow, k & mask
+                t_gt = f"({h.gt(big)} | ({h.eq(big)} & {c}))"
+                t_eq = f"(({h.eq(big)} & ~{c}) | ({h.eq(big - 1)} & {c}))"
+                return t_gt if low == mask else f"({t_gt} | ({t_eq} & ({l} > {ow}'h{low:x})))"
+
+            def below(k):  # r < k
+                big, low = k >> ow, k & mask
+                t_lt = f"({h.lt(big - 1)} | ({h.eq(big - 1)} & ~{c}))"
+                t_eq = f"(({h.eq(big)} & ~{c}) | ({h.eq(big - 1)} & {c}))"
+                return t_lt if low == 0 else f"({t_lt} | ({t_eq} & ({l} < {ow}'h{low:x})))"
+
+            ohi_expr = above(ohi) if check_hi else "1'b0"
+            olo_expr = below(olo) if check_lo else "1'b0"
+            inc, flags = 1 + (shift > 2) + adder_levels(ow + 1), 1 + (hw > 6) + (hw > 36)
+            r_width = ow
+        else:
+            inc, flags = 0, 2 + (rw > 6) + (rw > 36)
+            ohi_expr = f"{ident}_r > {rw}'sh{ohi % (1 << rw):x}" if check_hi else "1'b0"
+            olo_expr = f"{ident}_r < {rw}'sh{olo % (1 << rw):x}" if check_lo else "1'b0"
+            r_width = rw
+        # rounding: an incrementer (a carry chain); saturation: comparisons with constants and a mux
+        extra = max(inc, flags if saturates else 0) + (1 if saturates or relu else 0)
+        [a] = self._ready([bits], extra)
+        out = Sig(ident, fmt_sig_width(dst), lo, hi, **self._after([a], 0, False))
         out.levels = out.lsb_levels = out.levels + extra
-        spec = dict(shift=shift, xw=xw, fw=xw - shift if shift > 0 else 0, rw=rw, rounding=dst.rounding,
+        spec = dict(shift=shift, xw=xw, fw=fw, rw=rw, r_width=r_width, hw=max(fw - dst.width, 1),
+                    rounding=dst.rounding, relu=relu,
                     overflow=dst.overflow if can_overflow else "NONE", ow=dst.width, signed=dst.signed,
-                    check_hi=can_overflow and rhi > ohi, check_lo=can_overflow and rlo < olo,
-                    hi_bits=ohi % (1 << rw), lo_bits=olo % (1 << rw),
+                    ohi_expr=ohi_expr, olo_expr=olo_expr,
                     sat_hi=ohi % (1 << dst.width), sat_lo=olo % (1 << dst.width))
         return self.emit("requant", out, a=a, spec=spec)
 
@@ -431,7 +550,7 @@ class ModuleBuilder:
         always adds the two earliest-ready terms (balanced when they arrive together); roots aligned."""
         roots = []
         for j, terms in enumerate(columns):
-            heap = [(self._ready_key(sig), k, sig, shift, sign) for k, (sig, shift, sign) in enumerate(terms)]
+            heap = [(self._ready_key(sig, shift), k, sig, shift, sign) for k, (sig, shift, sign) in enumerate(terms)]
             heapq.heapify(heap)
             count = len(heap)
             while len(heap) > 1:
@@ -441,7 +560,7 @@ class ModuleBuilder:
                 if gx < 0 and gy > 0:  # the positive term first: p - q
                     x, sx, gx, y, sy, gy = y, sy, gy, x, sx, gx
                 node = self.shift_add(f"{name}{j}_{count}", x, sx - low, y, sy - low, gx != gy, cap)
-                heapq.heappush(heap, (self._ready_key(node), count, node, low, gx))
+                heapq.heappush(heap, (self._ready_key(node, low), count, node, low, gx))
                 count += 1
             if not heap:
                 roots.append(self.const(f"{name}{j}_zero", 0))
@@ -454,6 +573,31 @@ class ModuleBuilder:
         return [r if r.const is not None else self.delay(r, stage - r.stage) for r in roots]
 
     @staticmethod
-    def _ready_key(sig: Sig) -> tuple:
-        """When a term is ready: constants first, then by stage and estimated logic levels."""
-        return (-1, 0) if sig.const is not None else (sig.stage, sig.levels)
+    def _ready_key(sig: Sig, shift: int = 0) -> tuple:
+        """When a term is ready: constants first, then by stage and estimated logic levels; among terms
+        ready together, the least significant first. An adder costs a LUT per bit from the higher of its
+        operands' LSBs to the top of its result; the LSB part adds up to the same over any tree, the
+        top part is smallest when small terms are summed first (about 2% fewer adder bits and 13% fewer
+        pipeline bits on the benchmark network than in input order)."""
+        return (-1, 0, shift) if sig.const is not None else (sig.stage, sig.levels, shift)
+
+    # ------------------------------------------------------------ resource sharing (serial.py)
+    def serial_matvec(self, name: str, xs: list[Sig], matrix, bias, cap: int | None, ii: int,
+                      every: int | None = None) -> list[Sig]:
+        """``constant_matvec`` shared over ``ii`` cycles (digit-serial); results valid one cycle: ``hold`` them."""
+        from trigger.backends.rtl.serial import serial_matvec
+
+        return serial_matvec(self, name, xs, matrix, bias, cap, ii, every)
+
+    def shared_windows(self, name: str, windows, matrix, bias, cap: int | None, ii: int, finish,
+                       every: int | None = None, hold_outputs: bool = True) -> list[list[Sig]]:
+        """One constant-matrix product per window (a convolution's positions), shared over ``ii`` cycles."""
+        from trigger.backends.rtl.serial import shared_windows
+
+        return shared_windows(self, name, windows, matrix, bias, cap, ii, finish, every, hold_outputs)
+
+    def hold(self, ys: list[Sig]) -> list[Sig]:
+        """Registers written once per event, so a shared op's outputs stay put for the next op."""
+        from trigger.backends.rtl.serial import hold
+
+        return hold(self, ys)

@@ -41,6 +41,10 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
     path = Path(path)
     cfg = check_config(config, path)  # every config error before the long work
     part, clock_ns, pipeline = _target(cfg, options)
+    if _distributed(cfg, options):
+        from trigger.scale import scale_settings
+
+        scale_settings(cfg.scale, cfg.path, options.scheduler, options.workers)  # a bad --scheduler fails now
     progress = sys.stderr.isatty()
 
     t0 = time.perf_counter()
@@ -50,13 +54,26 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
     regressor = make_regressor(cfg.model, cfg.seed)
     regressor.fit(layout.regressor_inputs(layout.bins_of(layout.compress(train.raw))), to_target(train.pt, target))
     train_s = time.perf_counter() - t0
-    table = generate_table(layout, regressor, target, cfg.output, progress=progress)
-
-    table_sha256 = hashlib.sha256(np.ascontiguousarray(table.words, dtype="<u4").tobytes()).hexdigest()
+    bundle_dirs, parts_manifest = {}, None
+    if cfg.memory == "external" or _distributed(cfg, options):
+        table, parted, bundle_dirs = _table_in_parts(cfg, options, layout, regressor, target, progress)
+    else:
+        table = generate_table(layout, regressor, target, cfg.output, progress=progress)
+    if cfg.memory == "external":
+        table_sha256 = parted.table_sha256  # sha256 of the per-part sha256s (trigger.scale.PartedTable)
+        parts_manifest = {"files": [p["file"] for p in parted.parts], "part_words": parted.part_words,
+                          "dtype": parted.dtype, "sha256": [p["sha256"] for p in parted.parts],
+                          "table_sha256_is": parted.digest_text(), "read_latency": cfg.read_latency}
+    else:
+        table_sha256 = hashlib.sha256(np.ascontiguousarray(table.words, dtype="<u4").tobytes()).hexdigest()
     meta = {"address": layout.describe(), "regressor": regressor.describe(), "target": target,
             "model_sha256": table.model_sha256, "table_sha256": table_sha256,
             "saturated_addresses": table.saturated}
-    model = firmware_model(cfg.name, layout, cfg.output, table.words, meta)
+    if cfg.memory == "external":
+        model = memory_model(cfg, layout, parted, meta)
+        model.ops[-1].attach(bundle_dirs["memory"].parent)
+    else:
+        model = firmware_model(cfg.name, layout, cfg.output, table.words, meta)
     model.validate()
 
     # Physics: the float regressor on the compressed inputs vs the firmware model's words.
@@ -79,10 +96,11 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
         part=part, clock_period_ns=clock_ns, pipeline=pipeline,
         vectors=options.vectors if options.vectors is not None else DEFAULT_VECTORS,
         extra_vectors=test.raw[pick],
-        reports=reports, notes=notes, budget=cfg.budget,
+        reports=reports, notes=notes, budget=cfg.budget, bundle_dirs=bundle_dirs,
         manifest={
             "table": {"address_bits": layout.bits, "depth": depth, "word_bits": fmt.width, "word_format": fmt.cpp,
                       "saturated_addresses": table.saturated, "table_sha256": table_sha256,
+                      "memory": cfg.memory, **({"parts": parts_manifest} if parts_manifest else {}),
                       "output": {"name": "pt", "unit": "GeV", "lsb": float(fmt.lsb), "max_value": float(fmt.max_value),
                                  "saturating": fmt.overflow != "WRAP", "target": target}},
             "model": {"regressor": regressor.describe(), "settings": cfg.model, "model_sha256": table.model_sha256,
@@ -92,6 +110,48 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
         summary=f"table {depth} x {fmt.width} bits ({table.saturated} saturated), training {train_s:.1f} s, "
                 f"table {table.seconds:.1f} s",
     )
+
+
+def _distributed(cfg: LutConfig, options: BuildOptions) -> bool:
+    """A scheduler or a worker count, on the command line or under scale: in trigger.yml."""
+    return any(v is not None for v in (options.scheduler, options.workers, cfg.scale.get("scheduler"),
+                                       cfg.scale.get("workers")))
+
+
+def _table_in_parts(cfg: LutConfig, options: BuildOptions, layout: AddressLayout, regressor, target: str,
+                    progress: bool):
+    """The table evaluated as Dask tasks (trigger.scale); external memory gets its parts as files."""
+    import shutil
+    import tempfile
+
+    from trigger.scale import cluster, scale_settings, table_in_parts
+
+    settings = scale_settings(cfg.scale, cfg.path, options.scheduler, options.workers)
+    folder = None
+    if cfg.memory == "external":
+        folder = Path(tempfile.mkdtemp(prefix="trigger-table-")) / "memory"
+    try:
+        with cluster(settings.scheduler, settings.workers) as client:
+            parted = table_in_parts(client, layout, regressor, target, cfg.output, part_words=1 << cfg.part_bits,
+                                    folder=folder, progress=progress)
+    except BaseException:
+        if folder is not None:
+            shutil.rmtree(folder.parent, ignore_errors=True)
+        raise
+    table = Table(parted.words, parted.model_sha256, parted.saturated, parted.seconds)
+    return table, parted, ({"memory": folder} if folder is not None else {})
+
+
+def memory_model(cfg: LutConfig, layout: AddressLayout, parted, meta: dict) -> FirmwareModel:
+    """bucketize -> concat -> memory_lookup: the words stay in the part files (external memory)."""
+    from trigger.ir.ops.memory_lookup import MemoryLookup
+
+    model = firmware_model(cfg.name, layout, cfg.output, np.zeros(0, dtype=np.int64), meta)
+    lookup = model.ops[-1]
+    parts = [{**p, "file": f"memory/{p['file']}"} for p in parted.parts]
+    model.ops[-1] = MemoryLookup(lookup.name, lookup.input, lookup.output, parts=parts, part_words=parted.part_words,
+                                 part_dtype=parted.dtype, read_latency=cfg.read_latency)
+    return model
 
 
 def _target(cfg: LutConfig, options: BuildOptions) -> tuple[str, float, object]:

@@ -24,6 +24,10 @@ BINNINGS = ("linear", "log", "quantile")
 MODELS = ("mlp", "gbt")
 TARGETS = ("log_pt", "inv_pt", "pt")
 SOURCES = ("muon", "file")
+MEMORIES = ("auto", "bram", "external")
+# Above this many address bits a table goes to the board's external memory (memory: auto): 2^24
+# words of 9-16 bits (151-268 Mbit) already need most of a large UltraScale+ part's BRAM and URAM.
+MAX_ON_CHIP_BITS = 24
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -71,6 +75,10 @@ class LutConfig:
     clock_mhz: float
     budget: dict = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
+    memory: str = "bram"  # where the words live: bram (a ROM in the FPGA) or external (the board's memory)
+    read_latency: int = 2  # external memory: clocks from address to word
+    part_bits: int = 22  # a table made on Dask workers: 2**part_bits addresses per task and per part file
+    scale: dict = field(default_factory=dict)  # the scale: mapping (trigger.scale.scale_settings checks it)
 
 
 class _Checker:
@@ -145,7 +153,7 @@ def check_config(raw, path: Path) -> LutConfig:
     path = Path(path)
     c = _Checker(path)
     top = c.mapping(raw, "", ("kind", "name", "data", "features", "model", "output"),
-                    ("seed", "address", "target", "report", "budget"))
+                    ("seed", "address", "target", "report", "budget", "scale"))
     if top["kind"] != "lut":
         c.fail("kind", f"must be 'lut' for a look-up-table regressor, got {top['kind']!r}")
     name = top["name"]
@@ -168,7 +176,12 @@ def check_config(raw, path: Path) -> LutConfig:
     features = _features(c, top["features"], source)
     names = [f.name for f in features]
     total = sum(f.bits for f in features)
-    address = c.mapping(top.get("address", {}), "address", (), ("bits", "order"))
+    address = c.mapping(top.get("address", {}), "address", (), ("bits", "order", "memory", "read_latency", "part_bits"))
+    part_bits = c.integer(address.get("part_bits", 22), "address.part_bits", 10, MAX_ADDRESS_BITS)
+    memory = c.choice(address.get("memory", "auto"), "address.memory", MEMORIES)
+    if memory == "auto":
+        memory = "external" if total > MAX_ON_CHIP_BITS else "bram"
+    read_latency = c.integer(address.get("read_latency", 2), "address.read_latency", 1, 64)
     address_bits = c.integer(address.get("bits", total), "address.bits", 1)
     if address_bits > MAX_ADDRESS_BITS:
         c.fail("address.bits", f"{address_bits} bits is wider than the {MAX_ADDRESS_BITS}-bit maximum")
@@ -209,11 +222,16 @@ def check_config(raw, path: Path) -> LutConfig:
     except BudgetError as err:
         raise ConfigError(str(err)) from None
 
+    from trigger.scale import scale_settings
+
+    scale = top.get("scale", {})
+    scale_settings(scale, path)  # a bad scale: section fails now, not after training
     return LutConfig(path=path, name=name, seed=seed, source=source, data_path=data_path,
                      n_train=n_train, n_test=n_test, features=features, address_bits=address_bits,
                      order=[str(o) for o in order], model=model, target=target, output=fmt,
                      thresholds=thresholds, low_pt_max=low_pt_max, part=part, clock_mhz=clock_mhz,
-                     budget=budget, raw=raw)
+                     budget=budget, raw=raw, memory=memory, read_latency=read_latency, scale=scale or {},
+                     part_bits=part_bits)
 
 
 def _features(c: _Checker, value, source: str) -> list[FeatureSpec]:

@@ -59,3 +59,48 @@ def generate_table(layout: AddressLayout, regressor, target: str, fmt: FixedForm
             bar.update(len(address))
     return Table(words, digest.hexdigest(), count.overflows, time.perf_counter() - t0)
 
+
+
+@dataclass
+class TablePart:
+    """One address range of a table evaluated on its own (a task of ``trigger.scale``)."""
+
+    index: int
+    start: int
+    words: np.ndarray  # little-endian unsigned words of the range, ready to write as a binary part
+    float_sha256: str  # of the regressor's float64 output on the range, chunk by chunk
+    saturated: int
+    lo: int  # smallest and largest raw word of the range
+    hi: int
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.words.tobytes()).hexdigest()
+
+
+def part_dtype(fmt: FixedFormat) -> str:
+    """How a part file stores words: little-endian uint16 up to 16 bits, else uint32 (hex text is 4x larger)."""
+    return "<u2" if fmt.width <= 16 else "<u4"
+
+
+def evaluate_part(layout: AddressLayout, regressor, target: str, fmt: FixedFormat, index: int, start: int,
+                  count: int, chunk: int = CHUNK) -> TablePart:
+    """Words of addresses [start, start + count), evaluated in pieces of ``chunk`` addresses.
+
+    The parts (``trigger.scale``, a size fixed by the config) and the pieces are fixed, never derived
+    from the number of workers, and BLAS runs on one thread, so every float is computed by the same
+    sequence of operations whoever evaluates it: the words, and the float hash, do not depend on
+    how many workers shared the table."""
+    from threadpoolctl import threadpool_limits
+
+    words = np.empty(count, dtype=part_dtype(fmt))
+    digest = hashlib.sha256()
+    overflow = OverflowCount()
+    with threadpool_limits(1):
+        for at in range(start, start + count, chunk):
+            address = np.arange(at, min(start + count, at + chunk), dtype=np.int64)
+            y = regressor.predict(layout.regressor_inputs(layout.bins_of(address)))
+            digest.update(np.ascontiguousarray(y, dtype="<f8").tobytes())
+            words[at - start:at - start + len(address)] = fmt.to_bits(fmt.quantize(from_target(y, target), overflow))
+    # table words are unsigned (trigger.frontends.lut.config): bit patterns and raw values agree
+    return TablePart(index, start, words, digest.hexdigest(), overflow.overflows, int(words.min()), int(words.max()))

@@ -36,8 +36,8 @@ def size_error(positions: int, nonzero_weights: int) -> str:
     """The one-line refusal of a convolution too large to unroll (the op and the frontend say the same)."""
     return (f"fully unrolled it needs {positions * nonzero_weights} constant multiplications ({positions} output "
             f"positions x {nonzero_weights} non-zero weights), over the limit of {MAX_MULTIPLIERS} per layer; "
-            "resource sharing (reuse_factor > 1) is not supported yet: use a smaller input, fewer filters or "
-            "channels, a stride, or pooling before this layer")
+            "resource sharing (rtl.ii, docs/ii.md) does not lift this limit yet: use a smaller input, fewer "
+            "filters or channels, a stride, or pooling before this layer")
 
 
 @register
@@ -116,6 +116,11 @@ class Conv1D(Op):
         return y.reshape(x.shape[0], geo.n_positions * self.n_filters)
 
     # ------------------------------------------------------------ RTL
+    def max_ii(self) -> int:
+        """One output position per cycle per kernel network (trigger/backends/rtl/serial.py), when the
+        products are exact (one linear map)."""
+        return self.geometry.n_positions if self.plan()["shift"] >= 0 else 1
+
     def emit_rtl(self, m, xs: list, options: dict) -> list:
         kernel = self.kernel_op()
         plan = kernel.plan()
@@ -128,6 +133,16 @@ class Conv1D(Op):
         prod_fmt, shift = plan["product_format"], plan["shift"]
         every = options.get("pipeline_every")
         bias = [int(b) for b in plan["bias_acc"]]
+        ii = options.get("ii", 1)
+        if shift >= 0 and ii > 1:  # one kernel network per ceil(positions / ii), a position per cycle each
+            def finish(roots, prefix):
+                return [m.requant(f"{prefix}y{j}", m.wrap(f"{prefix}a{j}", root, acc) if can_overflow else root, acc,
+                                  self.output.formats[j]) for j, root in enumerate(roots)]
+
+            windows = [[xs[int(i)] if i >= 0 else None for i in index] for index in self.geometry.im2col()]
+            shared = m.shared_windows("", windows, self.weight.astype(object) << shift, bias, cap, ii, finish, every,
+                                      options.get("hold", True))
+            return [y for ys in shared for y in ys]
         outputs = []
         for p, index in enumerate(self.geometry.im2col()):
             rows = np.flatnonzero(index >= 0)  # padded cells hold zero: their products vanish

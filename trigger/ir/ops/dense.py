@@ -4,6 +4,9 @@ Each product ``x_i * w_ij`` is exact, then cast to ``accum_fmt``; the accumulato
 starts from the bias cast to ``accum_fmt`` and adds the products in input order,
 in ``accum_fmt``; the sum is cast to the output format.
 
+With ``options["ii"]`` > 1 the constant product is digit-serial over that many
+cycles (trigger/backends/rtl/serial.py): exact integers, the same result.
+
 The RTL sums the (cast) products in a balanced adder tree. That equals the
 sequential sum when the range analysis proves no partial sum leaves the
 accumulator, or when the accumulator wraps (arithmetic modulo 2**W does not
@@ -133,6 +136,10 @@ class Dense(Op):
         return self.output.format.cast(acc, acc_fmt, counter(counts, "output"))
 
     # ------------------------------------------------------------ RTL
+    def max_ii(self) -> int:
+        """Digit-serial down to one input bit per cycle, when the products are exact (one linear map)."""
+        return self.input.format.width if self.plan()["shift"] >= 0 else 1
+
     def emit_rtl(self, m, xs: list, options: dict) -> list:
         plan = self.plan()
         acc = self.accum_fmt
@@ -147,7 +154,10 @@ class Dense(Op):
         prod_fmt, shift = plan["product_format"], plan["shift"]
         every = options.get("pipeline_every")
         bias = [int(b) for b in plan["bias_acc"]]
-        if shift >= 0:  # every product is exact in the accumulator's LSBs: one constant-matrix product
+        ii = options.get("ii", 1)
+        if shift >= 0 and ii > 1:  # shared over ii cycles: digit-serial, the same integers
+            roots = m.serial_matvec("", xs, self.weight.astype(object) << shift, bias, cap, ii, every)
+        elif shift >= 0:  # every product is exact in the accumulator's LSBs: one constant-matrix product
             roots = m.constant_matvec("", xs, self.weight.astype(object) << shift, bias, cap, every)
         else:  # each product is rounded to the accumulator on its own (not linear): sum the casts
             trees = []
@@ -163,6 +173,8 @@ class Dense(Op):
             if can_overflow:
                 root = m.wrap(f"a{j}", root, acc)
             outputs.append(m.requant(f"y{j}", root, acc, self.output.formats[j]))
+        if ii > 1 and options.get("hold", True):  # written once per event: the next op reads them for ii cycles
+            return m.hold(outputs)
         return outputs
 
     def describe(self) -> str:

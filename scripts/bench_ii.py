@@ -1,0 +1,123 @@
+"""Benchmark: the resource-versus-II curve of the reference QKeras jet tagger (resource sharing, rtl.ii).
+
+For II = 1, 2, 3, 6, 9 the tagger (../shared/reference_models/qkeras_3layer.*) is built with
+``--ii N`` and 10,000 stored vectors, verified 3-way (emulator == hls4ml C simulation with the
+matching ReuseFactor == RTL under cocotb/Verilator, driven exactly N clocks apart, plus the
+too-early input that must be refused), and synthesised with Yosys. Writes benchmarks/ii_curve.json,
+.md and .png (trigger.ii_curve), with wall and CPU seconds.
+
+Then the Conv2D jet-image tagger (jetTagger_Conv2D_Small_NoBatchNorm, float Keras, post-training
+quantized) at 240 MHz with ``rtl.ii: auto`` (floor(240 / 40) = 6) and a budget of 10 % of the
+xcvu13p's LUTs: built, verified 3-way on 2,000 vectors, reported (Yosys) against the budget.
+Writes benchmarks/ii_conv2d.json and .md.
+
+Usage: .venv/bin/python scripts/bench_ii.py [--vectors N] [--ii 1,2,3,6,9] [--work DIR] [--skip-curve]
+       [--skip-conv2d]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from trigger.ii_curve import ii_curve, parse_iis  # noqa: E402
+
+MODELS = REPO.parent / "shared" / "reference_models"
+MODEL = MODELS / "qkeras_3layer.json"
+CONV2D = "jetTagger_Conv2D_Small_NoBatchNorm"
+CONV2D_VECTORS = 2000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vectors", type=int, default=10_000)
+    parser.add_argument("--ii", default="1,2,3,6,9")
+    parser.add_argument("--work", default=str(REPO / "build" / "bench_ii"))
+    parser.add_argument("--skip-curve", action="store_true")
+    parser.add_argument("--skip-conv2d", action="store_true")
+    args = parser.parse_args()
+    if not MODEL.exists():
+        print(f"reference model not found: {MODEL}", file=sys.stderr)
+        return 2
+    work = Path(args.work)
+    ok = True
+    if not args.skip_conv2d:
+        ok = conv2d(work / "conv2d") and ok
+    if not args.skip_curve:
+        ok = curve(args, work / "curve") and ok
+    return 0 if ok else 1
+
+
+def conv2d(work: Path) -> bool:
+    """The Conv2D tagger at 240 MHz, ii auto, LUT budget 10 %: build, verify, report."""
+    import yaml
+
+    from trigger.bundle import build_bundle
+    from trigger.report import build_report
+    from trigger.verify import verify_bundle
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    config = {"kind": "network", "name": CONV2D,
+              "model": {"file": str(MODELS / f"{CONV2D}.json"), "weights": str(MODELS / f"{CONV2D}_weights.h5")},
+              "target": {"clock_mhz": 240}, "rtl": {"ii": "auto"}, "verify": {"vectors": CONV2D_VECTORS},
+              "budget": {"LUT": "10%"}}
+    (work / "trigger.yml").write_text(yaml.safe_dump(config))
+    t0, cpu0 = time.perf_counter(), _cpu()
+    bundle = build_bundle(work, work / "bundle")
+    verified = verify_bundle(bundle)
+    report = build_report(bundle)
+    res = report["resources"]
+    result = {"model": CONV2D, "clock_mhz": 240, "ii": verified["ii"], "vectors": verified["vectors"],
+              "mismatches": verified["mismatches"], "bit_exact": verified["pass"],
+              "latency_cycles": report["latency"]["cycles"], "latency_ns": report["latency"]["ns"],
+              "LUT": res.get("LUT"), "FF": res.get("FF"), "DSP": res.get("DSP"), "BRAM": res.get("BRAM"),
+              "LUT_percent_of_part": res.get("percent", {}).get("LUT"), "budget": report["budget"],
+              "wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(_cpu() - cpu0, 1)}
+    out = REPO / "benchmarks"
+    out.mkdir(exist_ok=True)
+    (out / "ii_conv2d.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    (out / "ii_conv2d.md").write_text(
+        f"# {CONV2D} at 240 MHz, ii auto\n\n| II | vectors | bit exact | latency | LUT (% of xcvu13p) | FF | DSP | "
+        f"BRAM | LUT budget 10 % |\n|---|---|---|---|---|---|---|---|---|\n| {result['ii']} | {result['vectors']} | "
+        f"{'yes' if result['bit_exact'] else 'NO'} | {result['latency_cycles']} cycles = {result['latency_ns']} ns | "
+        f"{result['LUT']} ({result['LUT_percent_of_part']} %) | {result['FF']} | {result['DSP']} | {result['BRAM']} | "
+        f"{'pass' if report['budget']['pass'] else 'FAIL'} |\n")
+    print(f"conv2d: II {result['ii']}, {result['vectors']} vectors bit exact {result['bit_exact']}, latency "
+          f"{result['latency_ns']} ns, LUT {result['LUT']} ({result['LUT_percent_of_part']} % of the part); "
+          f"wrote benchmarks/ii_conv2d.json, .md", flush=True)
+    return result["bit_exact"] and report["budget"]["pass"] and result["ii"] == 6
+
+
+def curve(args, work: Path) -> bool:
+    shutil.rmtree(work, ignore_errors=True)
+    t0, cpu0 = time.perf_counter(), _cpu()
+    result = ii_curve(MODEL, work, parse_iis(args.ii), vectors=args.vectors)
+    result["wall_s"] = round(time.perf_counter() - t0, 1)
+    result["cpu_s"] = round(_cpu() - cpu0, 1)
+    out = REPO / "benchmarks"
+    out.mkdir(exist_ok=True)
+    result["source"] = "../shared/reference_models/qkeras_3layer.json"
+    (out / "ii_curve.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    shutil.copy(work / "ii_curve.md", out / "ii_curve.md")
+    if (work / "ii_curve.png").exists():
+        shutil.copy(work / "ii_curve.png", out / "ii_curve.png")
+    print(f"wrote benchmarks/ii_curve.json, .md, .png ({result['wall_s']} s wall, {result['cpu_s']} s CPU)")
+    return all(p["bit_exact"] and p["ii_measured"] == p["ii"] for p in result["points"])
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+if __name__ == "__main__":
+    sys.exit(main())
