@@ -56,26 +56,37 @@ def run_testbench(bundle: Path, manifest: dict, raw: np.ndarray, work: Path, *, 
         stamp.write_text(key)
     t1 = time.perf_counter()
     raw = np.ascontiguousarray(raw, dtype="<i4")
-    workers = max(1, min(os.cpu_count() or 1, 4, len(raw) // 50_000))
-    bounds = np.linspace(0, len(raw), workers + 1).astype(int)
-    jobs = []
-    for k in range(workers):
-        inputs, outputs = work / f"csim_inputs_{k}.i32", work / f"csim_outputs_{k}.bin"
-        raw[bounds[k]:bounds[k + 1]].tofile(inputs)
-        jobs.append((subprocess.Popen([str(exe), str(inputs), str(outputs), *extra_args], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE, text=True), inputs, outputs))
-    parts = []
-    for job, inputs, outputs in jobs:
-        err = job.communicate()[1]
-        if job.returncode != 0:
-            raise ToolError(f"C simulation of {top} failed (exit {job.returncode}): "
-                            f"{(err.strip().splitlines() or ['(no output)'])[0]}")
-        parts.append(np.fromfile(outputs, dtype=word_dtype).astype(np.int64))
-        inputs.unlink()
-        outputs.unlink()
+    bits = run_in_parts(exe, raw, work, lambda rows_in, rows_out: [str(rows_in), str(rows_out), *extra_args],
+                        out_dtype=word_dtype, rows_per_process=50_000, what=f"C simulation of {top}").astype(np.int64)
     t2 = time.perf_counter()
-    bits = np.concatenate(parts)
     if bits.size != len(raw) * words_per_vector:
         raise ToolError(f"C simulation of {top} returned {bits.size} words for {len(raw)} vectors "
                         f"x {words_per_vector} outputs")
     return bits.reshape(len(raw), words_per_vector), {"csim_build_s": round(t1 - t0, 3), "csim_s": round(t2 - t1, 3)}
+
+
+def run_in_parts(exe: Path, rows: np.ndarray, work: Path, args, *, out_dtype: str, rows_per_process: int,
+                 what: str) -> np.ndarray:
+    """Runs the compiled C simulation ``exe`` on ``rows``, split over one process per core (at most 4, at
+    least ``rows_per_process`` rows each): every row is computed on its own, so the parts are independent.
+    ``args(rows_in, rows_out)`` gives the command line after the executable; the rows are written to
+    ``rows_in`` in their own dtype and the outputs read back from ``rows_out`` as ``out_dtype``, in order."""
+    workers = max(1, min(os.cpu_count() or 1, 4, len(rows) // rows_per_process))
+    bounds = np.linspace(0, len(rows), workers + 1).astype(int)
+    jobs = []
+    for k in range(workers):
+        rows_in, rows_out = work / f"csim_in_{k}.bin", work / f"csim_out_{k}.bin"
+        rows[bounds[k]:bounds[k + 1]].tofile(rows_in)
+        # hls4ml's C++ reports a missing weights file on stdout: both streams go to the error message
+        jobs.append((subprocess.Popen([str(exe), *args(rows_in, rows_out)], stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True), rows_in, rows_out))
+    parts = []
+    for job, rows_in, rows_out in jobs:
+        output = job.communicate()[0]
+        if job.returncode != 0:
+            raise ToolError(f"{what} failed (exit {job.returncode}): "
+                            f"{(output.strip().splitlines() or ['(no output)'])[0]}")
+        parts.append(np.fromfile(rows_out, dtype=out_dtype))
+        rows_in.unlink()
+        rows_out.unlink()
+    return np.concatenate(parts)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trigger.backends.hls.gxx_csim import run_in_parts
 from trigger.errors import ToolError
 from trigger.quiet import quiet_stdout
 
@@ -212,25 +213,8 @@ def _predict(driver: Path, x: np.ndarray, n_out: int, work: Path) -> np.ndarray:
     process makes its own first call (which loads weights and fills tables) and the rows are
     independent, as they are for hls4ml's predict."""
     x = np.ascontiguousarray(x, dtype="<f8")
-    workers = max(1, min(os.cpu_count() or 1, 4, len(x) // 2000))
-    bounds = np.linspace(0, len(x), workers + 1).astype(int)
-    jobs = []
-    for k in range(workers):
-        rows_in, rows_out = work / f"csim_in_{k}.f64", work / f"csim_out_{k}.f64"
-        x[bounds[k]:bounds[k + 1]].tofile(rows_in)
-        jobs.append((subprocess.Popen([str(driver), str(rows_in), str(rows_out), str(x.shape[1]), str(n_out)],
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), rows_out))
-    parts = []
-    for job, rows_out in jobs:
-        err = job.communicate()[0]  # hls4ml's C++ reports a missing weights file on stdout
-        if job.returncode != 0:
-            raise ToolError(f"the C simulation {driver} failed (exit {job.returncode}): "
-                            f"{(err.strip().splitlines() or ['(no output)'])[0]}")
-        parts.append(np.fromfile(rows_out, dtype="<f8"))
-    for k in range(workers):
-        (work / f"csim_in_{k}.f64").unlink()
-        (work / f"csim_out_{k}.f64").unlink()
-    y = np.concatenate(parts)
+    y = run_in_parts(driver, x, work, lambda rows_in, rows_out: [str(rows_in), str(rows_out), str(x.shape[1]), str(n_out)],
+                     out_dtype="<f8", rows_per_process=2000, what=f"the C simulation {driver}")
     if y.size != len(x) * n_out:
         raise ToolError(f"the C simulation {driver} returned {y.size} values for {len(x)} rows x {n_out} outputs")
     return y.reshape(len(x), n_out)
