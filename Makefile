@@ -18,10 +18,10 @@ demo: setup
 
 test: setup
 	scripts/setup_da4ml.sh
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n auto --dist loadfile
 
 test-fast: setup
-	$(VENV)/bin/python -m pytest -m "not slow"
+	$(VENV)/bin/python -m pytest -n auto --dist loadfile -m "not slow"
 
 check-wheel: setup
 	scripts/check_wheel.sh

@@ -77,23 +77,33 @@ def conv2d(work: Path) -> bool:
     verified = verify_bundle(bundle)
     report = build_report(bundle)
     res = report["resources"]
+    rtl = json.loads((bundle / "manifest.json").read_text())["rtl"]
+    estimated = rtl.get("logic_levels_per_stage") or []
+    allowed = rtl.get("max_levels_per_stage")
     result = {"model": CONV2D, "clock_mhz": 240, "ii": verified["ii"], "vectors": verified["vectors"],
               "mismatches": verified["mismatches"], "bit_exact": verified["pass"],
               "latency_cycles": report["latency"]["cycles"], "latency_ns": report["latency"]["ns"],
               "LUT": res.get("LUT"), "FF": res.get("FF"), "DSP": res.get("DSP"), "BRAM": res.get("BRAM"),
               "LUT_percent_of_part": res.get("percent", {}).get("LUT"), "logic_levels": res.get("logic_levels"),
               "fits_clock_estimate": res.get("fits_clock_estimate"), "budget": report["budget"],
+              # the builder's estimate per stage (in Yosys' count) against the budget pipeline auto places by
+              "estimated_levels_max": max(estimated, default=None), "levels_allowed": allowed,
+              "stages_over_budget_estimated": sum(1 for v in estimated if allowed is not None and v > allowed),
+              "stages": len(estimated),
               "wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(_cpu() - cpu0, 1)}
     out = REPO / "benchmarks"
     out.mkdir(exist_ok=True)
     (out / "ii_conv2d.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     (out / "ii_conv2d.md").write_text(
         f"# {CONV2D} at 240 MHz, ii auto, pipeline auto\n\n| II | vectors | bit exact | latency | LUT (% of xcvu13p) | "
-        f"FF | DSP | BRAM | logic levels (fits 4.17 ns) | LUT budget 10 % |\n|---|---|---|---|---|---|---|---|---|---|\n"
+        f"FF | DSP | BRAM | logic levels, Yosys (fits 4.17 ns) | levels per stage, estimated max / allowed | "
+        f"LUT budget 10 % |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
         f"| {result['ii']} | {result['vectors']} | "
         f"{'yes' if result['bit_exact'] else 'NO'} | {result['latency_cycles']} cycles = {result['latency_ns']} ns | "
         f"{result['LUT']} ({result['LUT_percent_of_part']} %) | {result['FF']} | {result['DSP']} | {result['BRAM']} | "
         f"{result['logic_levels']} ({'yes' if result['fits_clock_estimate'] else 'no'}) | "
+        f"{result['estimated_levels_max']} / {result['levels_allowed']} ({result['stages_over_budget_estimated']} of "
+        f"{result['stages']} stages over) | "
         f"{'pass' if report['budget']['pass'] else 'FAIL'} |\n")
     print(f"conv2d: II {result['ii']}, {result['vectors']} vectors bit exact {result['bit_exact']}, latency "
           f"{result['latency_ns']} ns, LUT {result['LUT']} ({result['LUT_percent_of_part']} % of the part); "

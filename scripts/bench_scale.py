@@ -66,7 +66,9 @@ def own_cpu() -> float:
 
 
 def process_usage() -> dict:
-    """This process's peak resident memory (MB) and CPU seconds (run on each worker by client.run)."""
+    """This process's peak resident memory (MB) and CPU seconds (run on each worker by client.run). A spawned
+    worker's ru_maxrss starts at its parent's resident size when it was started (Linux keeps the high-water
+    mark across fork + exec), so MemorySampler's /proc figures are the ones to read for workers."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return {"peak_mb": round(r.ru_maxrss / 1024, 1), "cpu_s": round(r.ru_utime + r.ru_stime, 2)}
 
@@ -75,6 +77,68 @@ def cluster_usage(client) -> dict:
     workers = client.run(process_usage)
     return {"workers": {f"worker {i}": v for i, (_, v) in enumerate(sorted(workers.items()))},
             "scheduler": client.run_on_scheduler(process_usage)}
+
+
+def proc_status(pid: int) -> dict:
+    """Resident memory of a process now, in MB: all of it, its anonymous part (heap: what the process holds)
+    and its file-backed part (memory-mapped files, e.g. a table's parts read through np.memmap: page cache
+    the kernel can drop); and VmHWM, the peak of all of it since the process started."""
+    out = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+                out[key] = int(value.split()[0]) / 1024
+    except OSError:
+        pass
+    return out
+
+
+class MemorySampler:
+    """Samples the resident memory of this process (client and, in a LocalCluster, scheduler) and of the
+    workers every ``every`` seconds in a thread: the peak of each process's anonymous memory is what
+    it really held (ru_maxrss/VmHWM also count mapped file pages)."""
+
+    def __init__(self, client=None, every: float = 0.2):
+        import threading
+
+        self.pids = {"main": os.getpid()}
+        if client is not None:
+            for i, (_, pid) in enumerate(sorted(client.run(os.getpid).items())):
+                self.pids[f"worker {i}"] = pid
+        self.peak = {name: {} for name in self.pids}
+        self.every = every
+        try:  # this process's high-water mark restarts here (Linux: "5" resets VmHWM), not at its start
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.every)
+
+    def sample(self):
+        for name, pid in self.pids.items():
+            for key, mb in proc_status(pid).items():
+                self.peak[name][key] = max(self.peak[name].get(key, 0.0), mb)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def report(self) -> dict:
+        """Per process: peak resident MB (VmHWM), peak anonymous MB and peak file-backed MB (sampled)."""
+        return {name: {"peak_rss_mb": round(p.get("VmHWM", p.get("VmRSS", 0.0)), 1),
+                       "peak_anon_mb": round(p.get("RssAnon", 0.0), 1), "peak_file_mb": round(p.get("RssFile", 0.0), 1)}
+                for name, p in self.peak.items()}
 
 
 def file_digests(bundle: Path) -> dict:
@@ -122,12 +186,13 @@ def stage_table26(work: Path) -> dict:
             log(f"table26: bundle with {workers} worker(s)")
             t0, c0 = time.perf_counter(), own_cpu()
             with cluster(workers=workers) as client:
-                bundle = build_bundle(src, work / f"t26_{workers}w",
-                                      BuildOptions(scheduler=client.scheduler.address), progress=True)
+                with MemorySampler(client) as memory:
+                    bundle = build_bundle(src, work / f"t26_{workers}w",
+                                          BuildOptions(scheduler=client.scheduler.address), progress=True)
                 usage = cluster_usage(client)
             out["builds"][f"{workers}w"] = {"wall_s": round(time.perf_counter() - t0, 2),
                                             "main_cpu_s": round(own_cpu() - c0, 2), **usage,
-                                            "bundle_mb": size_mb(bundle)}
+                                            "memory": memory.report(), "bundle_mb": size_mb(bundle)}
             out["table_stage"][f"{workers}w"] = dict(stage)
             digests[workers] = file_digests(bundle)
             shutil.rmtree(bundle, ignore_errors=True)
@@ -173,13 +238,14 @@ def stage_emtf(work: Path, keep: Path | None) -> dict:
     log("emtf: build of the 2^30-address table on 2 workers")
     t0, c0 = time.perf_counter(), own_cpu()
     with cluster(workers=2) as client:
-        bundle = build_bundle(src, dest, BuildOptions(scheduler=client.scheduler.address))
+        with MemorySampler(client) as memory:
+            bundle = build_bundle(src, dest, BuildOptions(scheduler=client.scheduler.address))
         usage = cluster_usage(client)
     wall = time.perf_counter() - t0
     manifest = json.loads((bundle / "manifest.json").read_text())
     parts = manifest["table"]["parts"]
     out = {"addresses": 1 << 30, "word_bits": 9, "wall_s": round(wall, 1), "main_cpu_s": round(own_cpu() - c0, 1),
-           "main_peak_mb": process_usage()["peak_mb"], **usage,
+           "main_peak_mb": memory.report()["main"]["peak_rss_mb"], "memory": memory.report(), **usage,
            "bundle_mb": size_mb(bundle), "memory_image_mb": size_mb(bundle / "memory"), "parts": len(parts["files"]),
            "part_words": parts["part_words"], "table_sha256": manifest["table"]["table_sha256"],
            "latency_cycles": manifest["latency_cycles"], "hex_mem_equivalent_mb": round((1 << 30) * 4 / 1e6, 1)}
@@ -192,6 +258,20 @@ def stage_emtf(work: Path, keep: Path | None) -> dict:
     if keep is None:
         shutil.rmtree(dest, ignore_errors=True)
     return out
+
+
+def memory_table(memory: dict | None, what: str) -> list[str]:
+    """Peak memory per process of a build (MemorySampler.report) as markdown lines."""
+    if not memory:
+        return []
+    lines = [f"Peak resident memory per process during {what} (VmHWM, and RssAnon / RssFile sampled every 0.2 s "
+             "from /proc; anonymous = what the process allocated, file-backed = mapped files: the shared libraries, "
+             "TensorFlow's ~250 MB in the client, and any part files mapped while read):", "",
+             "| process | peak RSS MB | peak anonymous MB | peak file-backed MB |", "|---|---|---|---|"]
+    for name, m in memory.items():
+        label = "client (+ scheduler)" if name == "main" else name
+        lines.append(f"| {label} | {m['peak_rss_mb']} | {m['peak_anon_mb']} | {m['peak_file_mb']} |")
+    return lines + [""]
 
 
 def write_md(path: Path, data: dict) -> None:
@@ -207,13 +287,17 @@ def write_md(path: Path, data: dict) -> None:
                   f"by sha256). Table stage: 1 worker {s1['wall_s']} s ({s1['addresses_per_s']:,} addresses/s), "
                   f"2 workers {s2['wall_s']} s ({s2['addresses_per_s']:,} addresses/s): **speed-up "
                   f"{t['table_stage']['speedup_2w_over_1w']}x**; worker CPU {s1['worker_cpu_s']} s vs {s2['worker_cpu_s']} s "
-                  "(on a machine whose cores are taken by other jobs a second worker process gains little wall time; "
-                  "the CPU seconds are the work).",
-                  "", "| workers | build wall s | bundle MB | peak MB per worker |", "|---|---|---|---|"]
+                  "(the same work; on a shared machine the wall ratio depends on what else ran at the time, "
+                  "the CPU seconds do not).",
+                  "", "| workers | build wall s | CPU s (client + workers) | bundle MB | peak MB: client; workers |",
+                  "|---|---|---|---|---|"]
         for k, b in (("1", b1), ("2", b2)):
             peaks = ", ".join(str(w["peak_mb"]) for w in b["workers"].values())
-            lines.append(f"| {k} | {b['wall_s']} | {b['bundle_mb']} | {peaks} |")
-        lines.append("")
+            if b.get("memory"):
+                peaks = "; ".join([str(b["memory"]["main"]["peak_rss_mb"]), ", ".join(
+                    str(m["peak_rss_mb"]) for n, m in b["memory"].items() if n != "main")])
+            lines.append(f"| {k} | {b['wall_s']} | {b['main_cpu_s']} | {b['bundle_mb']} | {peaks} |")
+        lines += ["", *memory_table(b2.get("memory"), "the 2-worker build")]
     v = data.get("verify24")
     if v:
         lines += ["## Exhaustive 3-way verification of a 2^24-address table on 2 workers", "",
@@ -227,15 +311,23 @@ def write_md(path: Path, data: dict) -> None:
     if e:
         peaks = ", ".join(f"{k} {w['peak_mb']} MB" for k, w in e["workers"].items())
         lines += ["## EMTF-size table: 2^30 addresses x 9 bits", "",
-                  f"Built on 2 workers in **{e['wall_s']} s wall** (main process CPU {e['main_cpu_s']} s; workers' CPU "
-                  f"{', '.join(str(w['cpu_s']) for w in e['workers'].values())} s). Peak memory: main process "
-                  f"{e['main_peak_mb']} MB, {peaks}, scheduler {e['scheduler']['peak_mb']} MB. Bundle "
+                  f"Built on 2 workers in **{e['wall_s']} s wall**, {e['main_cpu_s']} CPU s in all (client + workers; "
+                  f"the workers' share {', '.join(str(w['cpu_s']) for w in e['workers'].values())} s). Peak memory: "
+                  f"client {e['main_peak_mb']} MB, {peaks} (the scheduler of a LocalCluster lives in the client "
+                  f"process). Bundle "
                   f"**{e['bundle_mb']} MB**, of which the memory image {e['memory_image_mb']} MB in {e['parts']} binary "
                   f"parts of {e['part_words']:,} words (hex .mem text would be {e['hex_mem_equivalent_mb']} MB). "
                   f"RTL latency {e['latency_cycles']} cycles (compression + external read).",
                   "", f"Addresses {e['range_verify']['addresses']} verified 3-way through the external-memory "
                   f"interface and its memory model in {e['range_verify']['wall_s']} s: mismatches "
-                  f"{e['range_verify']['mismatches']}.", ""]
+                  f"{e['range_verify']['mismatches']}.", "",
+                  *(memory_table(e["memory"], "the build") if e.get("memory") else [
+                      "This run predates the workers writing their own parts (every part's words then crossed the "
+                      "client) and the part files being unmapped after each read. Its client peak is RSS "
+                      "(ru_maxrss), mapped files included; by the 2^26 breakdown above (~400 MB file-backed: "
+                      "~250 MB of libraries and the 134 MB table mapped while emulating the physics sample and "
+                      "test vectors) most of the 2.5 GB were most likely the 2.1 GB of part files it had mapped. "
+                      "Not rerun since: `scripts/bench_scale.py --only emtf`.", ""])]
     i = data.get("emtf_interrupted")
     if i and not e:
         lines += ["## EMTF-size table: 2^30 addresses x 9 bits (interrupted run)", "",

@@ -1,14 +1,16 @@
 #!/usr/bin/env python
 """Benchmark of `trigger scan`: a 12-point scan of the jet tagger on a local Dask cluster.
 
-Grid: QKeras weight bits 3, 4, 6, 8 (each a training of the example network: quantization-aware) x
-RTL pipeline 1, 3 (the example's setting), auto; each point built, scored on the example's test sample
-(firmware accuracy), synthesised with Yosys; the recommended point for a 100 ns, 5 %-LUT budget on the
-xcvu13p. Then the same scan with another number of workers, to show the outputs are the same bytes.
-Writes benchmarks/scan_jet_tagger.json, .md and .png (the Pareto plot). Wall and CPU seconds are both
-reported: the machine is shared.
+Grid: QKeras weight bits 3, 4, 6 (each a training of the example network: quantization-aware) x clock
+period 5 and 7.5 ns x RTL pipeline 1 (a register after every adder level) and 3 (the example's setting);
+each point built, scored on the example's test sample (firmware accuracy), synthesised with Yosys; the
+point picked for a 100 ns, 5 %-LUT budget on the xcvu13p is stated with its figures. At 200 MHz (5 ns) the
+previous grid found no point both within 100 ns and with a logic depth that fits the clock; the 7.5 ns
+column shows the trade. Optionally the same scan with another number of workers, to show the outputs are
+the same bytes (tests/test_scan.py checks that on every run). Writes benchmarks/scan_jet_tagger.json, .md
+and .png (the Pareto plot). Wall and CPU seconds are both reported: the machine is shared.
 
-usage: scripts/bench_scan.py [--workers N] [--repeat-workers 1] [--work build/bench_scan] [--reuse]
+usage: scripts/bench_scan.py [--workers N] [--repeat-workers 0] [--work build/bench_scan] [--reuse]
   --workers         LocalCluster workers of the main scan (default: one per core)
   --repeat-workers  workers of the repeat scan compared byte for byte (0: skip the repeat)
   --reuse           take the main scan already in WORK/main (its timing.json) instead of running it
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -29,11 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from trigger.scan import run_scan  # noqa: E402
+from trigger.scan import Point, run_scan  # noqa: E402
 from trigger.scale import default_workers  # noqa: E402
 
 MODEL = ROOT / "models" / "jet_tagger"
-GRID = {"quantization.weight_bits": [3, 4, 6, 8], "rtl.pipeline": [1, 3, "auto"]}
+GRID = {"quantization.weight_bits": [3, 4, 6], "clock_ns": [5, 7.5], "rtl.pipeline": [1, 3]}
 BUDGET = "latency_ns=100,lut_pct=5"
 COMPARED = ("scan.json", "scan.md", "scan.html", "pareto.png")
 
@@ -85,14 +88,14 @@ def per_point_summary(timing: dict) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=default_workers())
-    parser.add_argument("--repeat-workers", type=int, default=1)
+    parser.add_argument("--repeat-workers", type=int, default=0)
     parser.add_argument("--work", default=str(ROOT / "build" / "bench_scan"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "scan_jet_tagger"))
     parser.add_argument("--reuse", action="store_true", help="use the finished main scan in WORK/main")
     args = parser.parse_args()
     work, out = Path(args.work), Path(args.out)
     load_start = os.getloadavg()
-    points = len(GRID["quantization.weight_bits"]) * len(GRID["rtl.pipeline"])
+    points = math.prod(len(v) for v in GRID.values())
     print(f"bench_scan: {points} points of {MODEL.name} on {args.workers} worker(s) -> {work / 'main'}", file=sys.stderr)
     result, main_run = reused_scan(work / "main") if args.reuse else timed_scan(work / "main", args.workers)
     repeat = None
@@ -117,6 +120,7 @@ def main() -> int:
     out.with_suffix(".json").write_text(json.dumps(bench, indent=2, sort_keys=True) + "\n")
     shutil.copy(work / "main" / "pareto.png", out.with_suffix(".png"))
     out.with_suffix(".md").write_text(markdown(bench, (work / "main" / "scan.md").read_text(), out.with_suffix(".png").name))
+    print(f"bench_scan: {pick_statement(result)}", file=sys.stderr)
     print(f"bench_scan: wrote {out.with_suffix('.json')}, .md, .png", file=sys.stderr)
     return 0 if not result["failed"] else 1
 
@@ -150,10 +154,34 @@ def markdown(bench: dict, scan_md: str, png: str) -> str:
                   f"**{'yes' if r['all_identical'] else 'NO'}** {r['identical']}.", ""]
     body = scan_md.replace("![Pareto plot](pareto.png)", f"![Pareto plot]({png})")
     body = body.replace("# Scan of", "## Scan of", 1)
-    lines += [body, "Reproduce: `scripts/bench_scan.py` (or `trigger scan models/jet_tagger "
-              "--set quantization.weight_bits=3,4,6,8 --set rtl.pipeline=1,3,auto --budget latency_ns=100,lut_pct=5 "
-              "-o build/scan`)."]
+    lines += [pick_statement(bench["scan"]), "", body,
+              "Reproduce: `scripts/bench_scan.py` (or `trigger scan models/jet_tagger " + " ".join(
+                  f"--set {k}={','.join(str(v) for v in vs)}" for k, vs in GRID.items())
+              + f" --budget {BUDGET} -o build/scan`)."]
     return "\n".join(lines) + "\n"
+
+
+def pick_statement(scan: dict) -> str:
+    """The point picked for the budget, with the figures it was picked on (or why there is none)."""
+    rec = scan["recommended"]
+    points = {r["id"]: r for r in scan["points"]}
+    head = "**Pick for latency <= 100 ns and LUT <= 5 % of the " + str(scan["part"]) + ":** "
+    if not rec["id"]:
+        ok = [r for r in scan["points"] if r["status"] == "ok" and r["budget"]["pass"]]
+        near = min(ok, key=lambda r: (r["resources"]["logic_levels"], r["resources"]["LUT"]), default=None)
+        tail = "" if near is None else (f" The budget-passing point with the shallowest logic is {near['id']} "
+                                        f"({Point(near['id'], near['settings']).label}): "
+                                        f"{near['resources']['logic_levels']} levels at {near['clock_period_ns']} ns.")
+        return head + f"none ({rec['why']}).{tail}"
+    r = points[rec["id"]]
+    res, phys = r["resources"], r.get("physics") or {}
+    from trigger.synth import NS_PER_LUT_LEVEL
+
+    return (head + f"**{r['id']}** ({Point(r['id'], r['settings']).label}): {phys.get('metric', 'physics')} "
+            f"{phys.get('value', float('nan')):.5f}, {res['LUT']:,} LUTs ({res['percent']['LUT']:.3g} %), "
+            f"{res['FF']:,} FFs, {res.get('DSP', 0)} DSPs, latency {r['latency']['cycles']} cycles = "
+            f"{r['latency']['ns']:g} ns at {r['clock_period_ns']:g} ns, {res['logic_levels']} logic levels "
+            f"(~{res['logic_levels'] * NS_PER_LUT_LEVEL:g} ns, within the clock). Why: {rec['why']}.")
 
 
 if __name__ == "__main__":

@@ -107,7 +107,8 @@ def constructed_bundles(constructed_networks, tmp_path_factory) -> dict[str, Bun
 @pytest.fixture(scope="session")
 def dask_scheduler_address(tmp_path_factory):
     """A real Dask cluster on localhost: a `dask scheduler` and two `dask worker` processes (one thread
-    each) on free ports, started once per session and stopped at the end; yields tcp://127.0.0.1:PORT."""
+    each) on free ports, started once per session and stopped at the end; yields tcp://127.0.0.1:PORT.
+    Workers stop on their own a minute after losing the scheduler, should a killed session leave them."""
     import socket
     import subprocess
     import time
@@ -130,7 +131,8 @@ def dask_scheduler_address(tmp_path_factory):
         start(["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", "--no-show"], "scheduler.log")
         for i in range(2):
             start(["worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
-                   "--local-directory", str(logs / f"w{i}"), "--name", f"w{i}"], f"worker{i}.log")
+                   "--local-directory", str(logs / f"w{i}"), "--name", f"w{i}",
+                   "--death-timeout", "60"], f"worker{i}.log")
         deadline = time.monotonic() + 120
         while True:
             try:

@@ -49,6 +49,35 @@ def test_plan_equals_the_matrix_product_and_saves_adders(shape, bits, zeros):
     assert plan == cmvm._plan(matrix.astype(object), None)  # deterministic (solved again, not cached)
 
 
+def test_estimated_bits_counts_the_adders_as_the_builder_writes_them():
+    one_sum = cmvm.CmvmPlan(2, [], [[cmvm.Term(0, 0, 1), cmvm.Term(1, 0, 1)]], [0, 0])
+    assert cmvm.estimated_bits(one_sum, [(0, 63), (0, 63)]) == 7  # 0..126: 8 bits, the top one constant
+    assert cmvm.estimated_bits(one_sum, [(-64, 63), (-64, 63)]) == 8
+    shifted = cmvm.CmvmPlan(2, [cmvm.Node(0, 1, 3, -1)], [[cmvm.Term(2, 0, 1)]], [0, 0, 1])
+    assert cmvm.estimated_bits(shifted, [(-64, 63), (-64, 63)]) == 8  # x0 - (x1 << 3): 11 bits, 3 pass through
+
+
+@pytest.mark.parametrize("ranges", [(0, 63), (-(1 << 15), (1 << 15) - 1)])
+def test_cost_aware_plan_is_exact_and_no_worse_than_any_one_score(ranges):
+    """plan_cmvm solves with every score in cmvm.SCORES and keeps the plan of fewest estimated adder bits."""
+    rng = np.random.default_rng(11)
+    matrix = rng.integers(-32, 32, (24, 16)).astype(object)
+    r = [ranges] * 24
+    plan = plan_cmvm(matrix, ranges=r)
+    for _ in range(20):
+        x = rng.integers(ranges[0], ranges[1] + 1, 24)
+        assert evaluate(plan, x) == [int(v) for v in x.astype(object) @ matrix]
+    cost = cmvm.estimated_bits(plan, r)
+    singles = {}
+    for score in cmvm.SCORES:
+        single = cmvm._plan(matrix, None, r, scores=(score,))
+        x = rng.integers(ranges[0], ranges[1] + 1, 24)
+        assert evaluate(single, x) == [int(v) for v in x.astype(object) @ matrix], score
+        singles[score] = cmvm.estimated_bits(single, r)
+    assert cost == min(singles.values()), (cost, singles)
+    print(f"ranges {ranges}: estimated adder bits {cost}, per score {singles}")
+
+
 def _dense_model(rng, name="exact", n_in=10, n_out=6, weight="fixed<7,2>"):
     """One dense op whose output is the exact accumulator: any changed adder bit reaches an output."""
     in_fmt, w_fmt = F("fixed<10,4>"), F(weight)

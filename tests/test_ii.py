@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import yaml
@@ -170,6 +172,29 @@ def conv_model():
     return model
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("ii,clock_ns", [(2, 3.0)])
+def test_pipeline_auto_counts_the_shared_path_as_yosys_does(tmp_path, ii, clock_ns):
+    """pipeline auto on a shared design: the builder's logic levels per stage (slice multiplexers, the network,
+    the accumulators, in Yosys' count) against Yosys' longest register-to-register path in the synthesised chain.
+    The accumulator adds a partial to a register over its full width every cycle: counted, its stage is not
+    underestimated. Yosys' count stops at SRL shift registers (delay lines it packs end a path, as registers do):
+    6 measured, 8 estimated at 3 ns; the estimate may be high by a level or two, never low."""
+    from trigger.backends.rtl import write_rtl
+    from trigger.synth import synthesize
+
+    model = mlp(sizes=(8, 12, 6, 3), seed=3)
+    ii, per_op = resolve_ii(model, ii)
+    design = write_rtl(model, tmp_path / "rtl", top="shared", pipeline="auto", clock_period_ns=clock_ns, ii=ii,
+                       op_ii=per_op)
+    measured = synthesize(design.sources, "shared", "xcvu13p-flga2577-2-e",
+                          work_dir=tmp_path / "synth")["modules"]["shared_ops"]["logic_levels"]
+    estimated = max(design.stage_levels)
+    assert measured <= estimated <= measured + 2, (estimated, measured, design.stage_levels)
+    accumulating = [s for s, levels in enumerate(design.stage_levels) if levels >= 6]
+    assert len(accumulating) >= 3 * ii  # the accumulators' cycles count, not only the cycles a signal is born in
+
+
 @pytest.mark.parametrize("ii,pipeline", [(4, "layer"), pytest.param(7, "auto", marks=pytest.mark.slow)])
 def test_shared_convolutions_are_exact(tmp_path, ii, pipeline):
     """Convolutions share one kernel network per ceil(positions / ii) positions (a multiplexed window
@@ -277,3 +302,68 @@ def test_ii_curve_table_plot_and_values():
     assert parse_iis("9,1,2,2") == (1, 2, 9)
     with pytest.raises(ConfigError, match="--ii-values: ii must be a positive whole number, got 0"):
         parse_iis("1,0")
+
+
+# ------------------------------------------------------------------ the curve in `trigger report`
+def _curve_points(bundle_name: str) -> list[dict]:
+    point = {"FF": 900, "DSP": 0, "BRAM": 0, "vectors": 100, "bit_exact": True, "op_ii": {}, "percent": {}}
+    return [{**point, "ii": 1, "bundle": "ii1", "LUT": 3000, "latency_cycles": 5, "latency_ns": 25.0, "ii_measured": 1},
+            {**point, "ii": 3, "bundle": bundle_name, "LUT": 1900, "latency_cycles": 17, "latency_ns": 85.0,
+             "ii_measured": 3}]
+
+
+def test_a_bundle_finds_the_curve_it_is_a_point_of(tmp_path):
+    from trigger.ii_curve import _write, find_curve
+
+    _write(tmp_path, "m.json", (1, 3), _curve_points("ii3"), [], synth=True)
+    (tmp_path / "ii3").mkdir()
+    (tmp_path / "other").mkdir()
+    curve = find_curve(tmp_path / "ii3")  # the folder holding the bundle has the curve, which lists it
+    assert [p["LUT"] for p in curve["points"]] == [3000, 1900] and curve["png"] == str(tmp_path / "ii_curve.png")
+    assert find_curve(tmp_path / "other") is None  # a curve beside it that does not list it is not its curve
+    assert find_curve(tmp_path / "other", tmp_path)["json"] == str(tmp_path / "ii_curve.json")  # given: shown
+    with pytest.raises(ConfigError, match=r"^--ii-curve: .*other/ii_curve\.json not found"):
+        find_curve(tmp_path / "ii3", tmp_path / "other")
+    (tmp_path / "other" / "ii_curve.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match=r"other/ii_curve\.json: not a resource-versus-II curve"):
+        find_curve(tmp_path / "other")
+
+
+@pytest.mark.slow
+def test_report_shows_the_resource_versus_ii_curve(reference_bundle, tmp_path, capsys):
+    """`trigger report` on a real verified bundle: the curve beside it (table and plot) in report.md/.html/.json;
+    none when there is no curve; a given curve folder is shown too."""
+    import shutil
+
+    from trigger.cli import main
+    from trigger.ii_curve import _write
+
+    bundle = tmp_path / "curve" / "ii3"
+    shutil.copytree(reference_bundle.path, bundle)
+    assert main(["report", str(bundle), "--no-synth"]) in (0, 1)
+    reports = bundle / "reports"
+    assert "Resources versus II" not in (reports / "report.md").read_text()
+    assert not (reports / "plots" / "ii_curve.png").exists()
+
+    _write(tmp_path / "curve", "qkeras_3layer.json", (1, 3), _curve_points("ii3"), [], synth=True)
+    assert main(["report", str(bundle), "--no-synth"]) in (0, 1)
+    text = (reports / "report.md").read_text()
+    assert "## Resources versus II" in text and "| 3 | 1900 | 0.6333 | 900 | 0 | 0 | 17 | 85.0 | 3 | 100 | yes |" in text
+    assert (reports / "plots" / "ii_curve.png").read_bytes() == (tmp_path / "curve" / "ii_curve.png").read_bytes()
+    html = (reports / "report.html").read_text()
+    assert "<h2>Resources versus II</h2>" in html and "<td>1900</td>" in html and 'alt="ii_curve"' in html
+    assert json.loads((reports / "report.json").read_text())["ii_curve"]["points"][1]["LUT"] == 1900
+
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(str(tmp_path / "curve"), elsewhere)
+    bundle = elsewhere / "ii3"
+    (elsewhere / "ii_curve.json").rename(elsewhere / "kept.json")
+    assert main(["report", str(bundle), "--no-synth"]) in (0, 1)  # the curve is gone: none shown, stale plot removed
+    assert "Resources versus II" not in (bundle / "reports" / "report.md").read_text()
+    assert not (bundle / "reports" / "plots" / "ii_curve.png").exists()
+    given = tmp_path / "given"
+    given.mkdir()
+    (elsewhere / "kept.json").rename(given / "ii_curve.json")
+    assert main(["report", str(bundle), "--no-synth", "--ii-curve", str(given)]) in (0, 1)
+    assert "| 1 | 3000 | 1.0 |" in (bundle / "reports" / "report.md").read_text()
+    capsys.readouterr()

@@ -2,8 +2,9 @@
 
 The real cluster is the session fixture ``dask_scheduler_address`` (conftest.py): a ``dask scheduler``
 and two ``dask worker`` processes. A small table in external memory is built in 2^10-address parts
-with 1 worker (a LocalCluster) and with the 2 real workers: every byte of the two bundles is the
-same. It is then verified through ``trigger verify --scheduler``: every address through the
+with the 2 real workers (each writes its parts into the bundle's folder) and with 1 worker whose parts
+travel back to be written by the client (a cluster without a shared filesystem): every byte of the two
+bundles is the same. It is then verified through ``trigger verify --scheduler``: every address through the
 emulator, the g++ C simulation and the RTL with its memory model; and a bundle whose C++ reads the
 wrong word is caught, with the first mismatch reported.
 """
@@ -19,8 +20,8 @@ import pytest
 import yaml
 
 from trigger.cli import main
-from trigger.errors import ConfigError
-from trigger.scale import check_address, scale_settings
+from trigger.errors import ConfigError, ToolError
+from trigger.scale import check_address, scale_settings, write_atomically, write_part
 
 from helpers import CLEAN
 
@@ -75,12 +76,39 @@ def test_bad_scheduler_address_is_one_line(table_source, tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
+def test_parts_are_written_whole_or_not_at_all(tmp_path):
+    part = tmp_path / "part_00000.bin"
+    write_atomically(part, np.arange(5, dtype="<u2"))
+    assert np.array_equal(np.fromfile(part, dtype="<u2"), np.arange(5))
+    with pytest.raises(TypeError):  # fails after the temporary file was opened: nothing is left of it
+        write_atomically(tmp_path / "part_00001.bin", [1, 2, 3])
+    assert [p.name for p in tmp_path.iterdir()] == ["part_00000.bin"]
+    # a worker that does not see the client's folder (no shared filesystem) refuses instead of writing elsewhere
+    with pytest.raises(ToolError, match="shared with the client") as err:
+        write_part(None, None, "pt", None, 0, 0, 16, str(tmp_path / "not_here"))
+    assert "\n" not in str(err.value) and not (tmp_path / "not_here").exists()
+
+
 @pytest.mark.slow
-def test_table_bytes_do_not_depend_on_worker_count(table_source, cluster_bundle, tmp_path):
+def test_table_bytes_do_not_depend_on_worker_count(table_source, cluster_bundle, dask_scheduler_address, tmp_path,
+                                                   monkeypatch, capsys):
+    import trigger.scale
+    from distributed import Client
+
+    with Client(dask_scheduler_address) as client:  # so the cluster build's workers wrote their own parts
+        assert trigger.scale.workers_share(client, tmp_path)
+        assert not list(tmp_path.iterdir())  # the probe file is removed
+    # the two real workers wrote their parts themselves (shared filesystem); here one worker's parts travel
+    # back and this process writes them (what happens on a cluster that does not share the folder)
+    monkeypatch.setattr(trigger.scale, "workers_share", lambda client, folder: False)
     one = tmp_path / "one_worker"
     assert main(["build", str(table_source), "-o", str(one), "--workers", "1"]) == 0
+    assert "do not see" in capsys.readouterr().err
     a, b = digests(one), digests(cluster_bundle)
     assert a == b
+    for folder in (tmp_path, cluster_bundle.parent):  # the parts' temporary folders beside the bundles are gone
+        assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    assert not [p for p in (cluster_bundle / "memory").iterdir() if not p.name.startswith("part_")]
     manifest = json.loads((one / "manifest.json").read_text())
     parts = manifest["table"]["parts"]
     assert len(parts["files"]) == 1 << (ADDRESS_BITS - 10)  # four tasks, four part files
@@ -141,3 +169,44 @@ def test_a_wrong_word_read_is_caught_with_its_first_mismatch(cluster_bundle, das
     assert first["vector"] >= result["stored_vectors"]  # the stored vectors' task runs no C++ for external memory
     assert 0 < result["mismatches"]["emulator_vs_csim"] <= 2048  # only addresses 2048 and up read wrongly
     assert result["mismatches"]["emulator_vs_csim"] == result["mismatches"]["csim_vs_rtl"]
+
+
+@pytest.mark.slow
+def test_a_failing_part_leaves_no_part_file(table_source, dask_scheduler_address, tmp_path):
+    from distributed import Client
+
+    from trigger.frontends.lut.binning import build_layout
+    from trigger.frontends.lut.config import check_config
+    from trigger.frontends.lut.dataset import load_samples
+    from trigger.frontends.lut.regressor import make_regressor, to_target
+    from trigger.scale import part_file, table_in_parts
+
+    cfg = check_config(TABLE, table_source / "trigger.yml")
+    train, _ = load_samples(cfg)
+    layout = build_layout(cfg, train.raw)
+    regressor = make_regressor(cfg.model, cfg.seed)
+    regressor.fit(layout.regressor_inputs(layout.bins_of(layout.compress(train.raw))), to_target(train.pt, "pt"))
+    folder = tmp_path / "memory"
+    blocker = folder / part_file(15)
+    blocker.mkdir(parents=True)  # the last of 16 parts cannot be renamed into place: its task fails
+    with Client(dask_scheduler_address) as client:
+        with pytest.raises(OSError):
+            table_in_parts(client, layout, regressor, "pt", cfg.output, part_words=1 << 8, folder=folder,
+                           progress=False)
+    # the parts written before the failure are removed, and no temporary file is left
+    assert [p.name for p in folder.iterdir()] == [blocker.name] and not list(blocker.iterdir())
+
+
+@pytest.mark.slow
+def test_reading_the_table_leaves_no_part_mapped(cluster_bundle):
+    from trigger.ir.model import FirmwareModel, emulate
+
+    model = FirmwareModel.load(cluster_bundle)
+    lookup = model.ops[-1]
+    words = lookup.read(np.arange(1 << ADDRESS_BITS))  # every part
+    assert np.array_equal(words, np.concatenate(
+        [np.fromfile(cluster_bundle / p["file"], dtype=lookup.part_dtype) for p in lookup.parts]))
+    inputs = np.load(cluster_bundle / "vectors" / "inputs.npy")
+    assert np.array_equal(emulate(model, inputs).outputs, np.load(cluster_bundle / "vectors" / "outputs.npy"))
+    # a 2^30 table read at random addresses would otherwise stay mapped (and counted) in this process
+    assert "part_0" not in Path("/proc/self/maps").read_text()

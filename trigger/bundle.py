@@ -132,7 +132,7 @@ def _moving(folders: dict):
         for folder in folders.values():
             shutil.rmtree(folder, ignore_errors=True)
             parent = Path(folder).parent
-            if parent.parent == Path(tempfile.gettempdir()):
+            if parent.parent == Path(tempfile.gettempdir()) or parent.name.endswith(".partial"):
                 try:
                     parent.rmdir()
                 except OSError:  # not empty: not ours alone
@@ -159,7 +159,13 @@ def build_bundle(source, out_dir, options=None, progress: bool = True, design=No
 
     options = options or BuildOptions()
     t0 = time.perf_counter()
-    check_output(out_dir)
+    from dataclasses import replace
+
+    resolved = check_output(out_dir)
+    if design is None and options.work_dir is None and resolved.parent.is_dir():
+        # beside the bundle: on its filesystem (shared with a cluster's workers when the bundle is), so what a
+        # frontend's tasks write there (a table's parts, trigger.scale) is moved in by a rename
+        options = replace(options, work_dir=str(resolved.parent))
     design = design or load_design(source, options)  # every input error, and the long work, before anything is written
     # trigger.ir.ii: a new event every ii clocks (checked before anything is written)
     ii, op_ii = resolve_ii(design.model, options.ii if options.ii is not None else design.ii, design.layer_ii,

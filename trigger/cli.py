@@ -205,7 +205,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from trigger.report import build_report, print_summary
 
     report = build_report(Path(args.bundle), args.budget, synth=not args.no_synth,
-                          vendor=getattr(args, "vendor", False))
+                          vendor=getattr(args, "vendor", False), ii_curve=getattr(args, "ii_curve", None))
     print_summary(report)
     print(f"report written to {Path(args.bundle) / 'reports' / 'report.html'}")
     if not report["budget"]["pass"]:
@@ -334,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vendor", action="store_true",
                    help="also run hls4ml's build with vitis_hls/vivado_hls (when on PATH) and show its C-synthesis "
                         "estimate beside the Yosys one")
+    p.add_argument("--ii-curve", metavar="DIR", default=None,
+                   help="show the resource-versus-II curve in DIR (`trigger ii-curve`; default: the one beside "
+                        "the bundle, if any)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ci", help="build + verify + report in one command, for a CI pipeline",

@@ -53,7 +53,7 @@ def ii_curve(source, out_dir, iis=DEFAULT_IIS, vectors: int | None = None, simul
                 print(f"ii-curve: II {ii} skipped: {err}", flush=True)
             continue
         verified = verify_bundle(bundle, simulator=simulator, progress=progress)
-        report = build_report(bundle, synth=synth)
+        report = build_report(bundle, synth=synth, ii_curve=False)  # the curve is not complete yet
         manifest = json.loads((bundle / "manifest.json").read_text())
         resources = report["resources"]
         point = {"ii": ii, "bundle": bundle.name, "op_ii": manifest["rtl"]["op_ii"],
@@ -84,14 +84,51 @@ def _write(out_dir: Path, source, iis, points: list, skipped: list, synth: bool)
     return curve
 
 
+CURVE_FILE = "ii_curve.json"
+TABLE_HEADER = ("II", "LUT", "LUT vs first", "FF", "DSP", "BRAM", "latency (cycles)", "latency (ns)", "measured II",
+                "vectors", "bit exact")
+
+
+def find_curve(bundle, curve_dir=None) -> dict | None:
+    """The resource-versus-II curve that goes with a bundle, for its report: ``curve_dir``'s
+    ii_curve.json when given (a one-line error when it has none), else the bundle folder's own, else
+    that of the folder holding the bundle when the curve lists it (``trigger ii-curve`` writes
+    DIR/iiN bundles beside DIR/ii_curve.json); None when there is none. Adds ``json`` (its path) and
+    ``png`` (the plot's path, when present)."""
+    bundle = Path(bundle)
+    if curve_dir is not None:
+        candidates = [(Path(curve_dir) / CURVE_FILE, True)]
+        if not candidates[0][0].is_file():
+            raise ConfigError(f"--ii-curve: {candidates[0][0]} not found (write it with `trigger ii-curve`)")
+    else:
+        candidates = [(bundle / CURVE_FILE, True), (bundle.parent / CURVE_FILE, False)]
+    for path, own in candidates:
+        if not path.is_file():
+            continue
+        try:
+            curve = json.loads(path.read_text())
+            points = curve["points"]
+            listed = any(p.get("bundle") == bundle.name for p in points)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ConfigError(f"{path}: not a resource-versus-II curve (expected 'points', as `trigger ii-curve` "
+                              "writes)") from None
+        if own or listed:
+            png = path.with_suffix(".png")
+            return {**curve, "json": str(path), "png": str(png) if png.is_file() else None}
+    return None
+
+
+def table_rows(curve: dict) -> list[list[str]]:
+    """The curve's table (``TABLE_HEADER`` columns) as text cells, one row per II."""
+    return [[str(p["ii"]), str(p["LUT"]), str(p["LUT_vs_first"]), str(p["FF"]), str(p["DSP"]), str(p["BRAM"]),
+             str(p["latency_cycles"]), str(p["latency_ns"]), str(p["ii_measured"]), str(p["vectors"]),
+             "yes" if p["bit_exact"] else "NO"] for p in curve["points"]]
+
+
 def markdown(curve: dict) -> str:
-    lines = [f"# Resources versus II: {curve['source']}", "",
-             "| II | LUT | LUT vs first | FF | DSP | BRAM | latency (cycles) | latency (ns) | measured II | vectors | "
-             "bit exact |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for p in curve["points"]:
-        lines.append(f"| {p['ii']} | {p['LUT']} | {p['LUT_vs_first']} | {p['FF']} | {p['DSP']} | {p['BRAM']} | "
-                     f"{p['latency_cycles']} | {p['latency_ns']} | {p['ii_measured']} | {p['vectors']} | "
-                     f"{'yes' if p['bit_exact'] else 'NO'} |")
+    lines = [f"# Resources versus II: {curve['source']}", "", "| " + " | ".join(TABLE_HEADER) + " |",
+             "|" + "---|" * len(TABLE_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(curve)]
     for s in curve["skipped"]:
         lines.append(f"\nII {s['ii']} skipped: {s['reason']}")
     return "\n".join(lines) + "\n"

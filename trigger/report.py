@@ -83,8 +83,12 @@ def vendor_estimate(bundle: Path, manifest: dict) -> dict:
             "ii": parsed.get("IntervalMax"), "estimated_clock_ns": parsed.get("EstimatedClockPeriod")}
 
 
-def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: bool = False) -> dict:
-    """Gather the figures of a verified bundle into report.json/md/html; returns the report."""
+def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: bool = False,
+                 ii_curve=None) -> dict:
+    """Gather the figures of a verified bundle into report.json/md/html; returns the report.
+
+    ``ii_curve``: a folder with the resource-versus-II curve to show (``trigger ii-curve``); None looks
+    beside the bundle (``trigger.ii_curve.find_curve``), False shows none."""
     bundle = Path(bundle)
     manifest = load_manifest(bundle)
     verify_path = bundle / "reports" / "verify.json"
@@ -136,6 +140,12 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
         "vendor": _vendor_status(),
         "source_model": verify.get("source_model"),  # the user's model vs the firmware (trigger.source_model)
     }
+    if ii_curve is not False:  # resource sharing: the resource-versus-II curve this bundle is a point of
+        from trigger.ii_curve import find_curve
+
+        curve = find_curve(bundle, ii_curve)
+        if curve:
+            report["ii_curve"] = curve
     training = bundle / "reports" / "training.json"  # a classifier trained in the flow: its test-sample scores
     if training.exists():
         report["classifier"] = json.loads(training.read_text())
@@ -264,15 +274,27 @@ def _write_outputs(bundle: Path, report: dict, manifest: dict) -> None:
     plots = reports / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     (plots / "summary.png").write_bytes(_plot_png(report))
+    curve_png = (report.get("ii_curve") or {}).get("png")
+    (plots / "ii_curve.png").unlink(missing_ok=True)  # none left from an earlier report when the curve is gone
+    if curve_png:
+        (plots / "ii_curve.png").write_bytes(Path(curve_png).read_bytes())
     write_json(reports / "report.json", report)
     images = []
     for png in sorted(plots.glob("*.png")):
         images.append({"name": png.stem, "file": f"plots/{png.name}",
                        "data": base64.b64encode(png.read_bytes()).decode()})
     context = {"r": report, "manifest": manifest, "images": images, "rows": summary_rows(report),
-               "classifier_rows": classifier_rows(report)}
+               "classifier_rows": classifier_rows(report), **_ii_curve_context(report)}
     (reports / "report.md").write_text(render("report/report.md.j2", **context))
     (reports / "report.html").write_text(render("report/report.html.j2", **context))
+
+
+def _ii_curve_context(report: dict) -> dict:
+    """The resource-versus-II table for the templates (empty when the report has no curve)."""
+    from trigger.ii_curve import TABLE_HEADER, table_rows
+
+    curve = report.get("ii_curve")
+    return {"ii_curve_header": TABLE_HEADER, "ii_curve_rows": table_rows(curve) if curve else []}
 
 
 CLASSIFIER_ROWS = (  # reports/training.json key, label (trigger.frontends.network.classifier_scores)

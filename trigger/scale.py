@@ -125,6 +125,7 @@ def _quiet_logs():
 # Tables in parts
 
 PART_WORDS = 1 << 22  # addresses per task: 8 MB of 16-bit words, a few seconds of work
+CLEANUP_WAIT_S = 300  # after a failure: how long the parts in flight may take to finish before the cleanup
 
 
 @dataclass
@@ -148,23 +149,90 @@ def part_file(index: int) -> str:
     return f"part_{index:05d}.bin"
 
 
+def write_atomically(path: Path, data) -> None:
+    """Write ``data`` (bytes or an array) to ``path`` through a temporary name in the same folder, then
+    rename it: a reader never sees half a part, and a failure leaves no part file behind."""
+    import uuid
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data if isinstance(data, bytes) else memoryview(data).cast("B"))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_part(layout, regressor, target: str, fmt, index: int, start: int, count: int, folder: str) -> dict:
+    """One task: evaluate a part and write it into ``folder`` (the bundle's, on a filesystem the workers
+    share); only its record travels back, never its words. The folder is made by the client: a worker
+    that does not see it is on another filesystem, and refuses rather than writing where nobody looks."""
+    import socket
+
+    from trigger.frontends.lut.table import evaluate_part
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ToolError(f"worker on {socket.gethostname()} does not see the table folder {folder}: "
+                        f"it must be on a filesystem shared with the client")
+    part = evaluate_part(layout, regressor, target, fmt, index, start, count)
+    write_atomically(folder / part_file(index), part.words)
+    return _part_record(part)
+
+
+def _part_record(part) -> dict:
+    return {"index": part.index, "start": part.start, "words": int(len(part.words)), "sha256": part.sha256,
+            "float_sha256": part.float_sha256, "min": part.lo, "max": part.hi, "saturated": part.saturated,
+            "bytes": int(part.words.nbytes)}
+
+
+def _sees_probe(folder: str, name: str, token: str) -> bool:
+    """Run on every worker: does it read the client's probe file in ``folder`` (a shared filesystem)?"""
+    try:
+        return (Path(folder) / name).read_text() == token
+    except OSError:
+        return False
+
+
+def workers_share(client, folder: Path) -> bool:
+    """True when every worker of ``client`` sees ``folder`` as the client does (a probe file in it)."""
+    import uuid
+
+    token = uuid.uuid4().hex
+    name = f".probe-{token}"
+    probe = Path(folder) / name
+    probe.write_text(token)
+    try:
+        seen = client.run(_sees_probe, str(folder), name, token)
+    finally:
+        probe.unlink(missing_ok=True)
+    return bool(seen) and all(seen.values())
+
+
 def table_in_parts(client, layout, regressor, target: str, fmt, part_words: int = PART_WORDS,
                    folder: Path | None = None, progress: bool = True) -> PartedTable:
     """Evaluate every address of a table as tasks of ``part_words`` addresses on ``client``'s workers.
 
-    With ``folder``, each part is written there as it arrives (``part_NNNNN.bin``, raw little-endian
-    words) and dropped, so neither a worker nor this process ever holds more than a few parts;
-    without it the parts are assembled into one array (a table that fits in block RAM). At most two
-    tasks per worker are in flight. Results are placed by address, so the bytes and every hash are
-    the same for any number of workers."""
+    With ``folder`` (the bundle's: ``BuildOptions.work_dir``), each worker writes its parts there itself
+    (``part_NNNNN.bin``, raw little-endian words, under a temporary name renamed when whole) and returns
+    only the part's size and hashes, so neither the workers nor this process ever hold more than a part
+    or two. When a worker does not see ``folder`` (a cluster without a filesystem shared with this
+    machine), the words travel back and this process writes them instead, one part at a time (said on
+    stderr). Without ``folder`` the parts are assembled into one array (a table that fits in block RAM).
+    At most two tasks per worker are in flight. Results are placed by address, so the bytes and every
+    hash are the same for any number of workers. On any failure no part file is left in ``folder``."""
     import hashlib
     import itertools
+    import sys
     import time
 
     import numpy as np
-    from distributed import as_completed
+    from distributed import as_completed, wait
     from tqdm import tqdm
 
+    from trigger.errors import BundleError
     from trigger.frontends.lut.table import evaluate_part, part_dtype
 
     t0 = time.perf_counter()
@@ -176,33 +244,70 @@ def table_in_parts(client, layout, regressor, target: str, fmt, part_words: int 
     words = None if folder is not None else np.empty(depth, dtype=dtype)
     if folder is not None:
         Path(folder).mkdir(parents=True, exist_ok=True)
+    on_workers = folder is not None and workers_share(client, Path(folder))
+    if folder is not None and not on_workers:
+        print(f"table: the workers do not see {folder} (no shared filesystem): the parts travel through this "
+              f"process, which writes them", file=sys.stderr, flush=True)
     starts = list(range(0, depth, part_words))
     shared = client.scatter([layout, regressor], broadcast=True)
     window = 2 * max(1, len(client.scheduler_info().get("workers", {})) or 1)
     meta: list[dict | None] = [None] * len(starts)
     part_floats: list[str | None] = [None] * len(starts)
+    tag = f"{depth}-{id(meta)}"
+
+    submitted = []
 
     def submit(i):
-        return client.submit(evaluate_part, shared[0], shared[1], target, fmt, i, starts[i], part_words,
-                             key=f"trigger-table-part-{i}-{depth}-{id(meta)}", pure=False)
+        if on_workers:
+            future = client.submit(write_part, shared[0], shared[1], target, fmt, i, starts[i], part_words,
+                                   str(folder), key=f"trigger-table-write-{i}-{tag}", pure=False)
+        else:
+            future = client.submit(evaluate_part, shared[0], shared[1], target, fmt, i, starts[i], part_words,
+                                   key=f"trigger-table-part-{i}-{tag}", pure=False)
+        submitted.append(future)
+        return future
 
     pending = iter(range(len(starts)))
     running = as_completed([submit(i) for i in itertools.islice(pending, window)])
-    with tqdm(total=depth, desc="table", unit="addr", unit_scale=True, disable=not progress, leave=False) as bar:
-        for future in running:
-            part = future.result()
-            future.release()
-            if folder is not None:
-                (Path(folder) / part_file(part.index)).write_bytes(part.words.tobytes())
-            else:
-                words[part.start:part.start + len(part.words)] = part.words
-            meta[part.index] = {"file": part_file(part.index), "start": part.start, "words": int(len(part.words)),
-                                "sha256": part.sha256, "min": part.lo, "max": part.hi, "saturated": part.saturated}
-            part_floats[part.index] = part.float_sha256
-            bar.update(len(part.words))
-            nxt = next(pending, None)
-            if nxt is not None:
-                running.add(submit(nxt))
+    try:
+        with tqdm(total=depth, desc="table", unit="addr", unit_scale=True, disable=not progress, leave=False) as bar:
+            for future in running:
+                result = future.result()
+                future.release()
+                submitted.remove(future)
+                if on_workers:
+                    record = result
+                    path = Path(folder) / part_file(record["index"])
+                    size = path.stat().st_size if path.exists() else None
+                    if size != record["bytes"]:
+                        raise BundleError(f"{path}: a worker wrote {record['bytes']} bytes, this machine sees "
+                                          f"{'no file' if size is None else f'{size} bytes'}: is {folder} on a "
+                                          f"filesystem shared with the workers?")
+                else:
+                    record = _part_record(result)
+                    if folder is not None:
+                        write_atomically(Path(folder) / part_file(result.index), result.words)
+                    else:
+                        words[result.start:result.start + len(result.words)] = result.words
+                    del result
+                meta[record["index"]] = {"file": part_file(record["index"]), "start": record["start"],
+                                         "words": record["words"], "sha256": record["sha256"], "min": record["min"],
+                                         "max": record["max"], "saturated": record["saturated"]}
+                part_floats[record["index"]] = record["float_sha256"]
+                bar.update(record["words"])
+                nxt = next(pending, None)
+                if nxt is not None:
+                    running.add(submit(nxt))
+    except BaseException:
+        # the tasks in flight (two per worker at most) are let finish, so none writes a part after the cleanup
+        with contextlib.suppress(Exception):
+            wait(submitted, timeout=CLEANUP_WAIT_S)
+        client.cancel(submitted)
+        if folder is not None:  # the caller removes the folder too; this leaves it as it was
+            for i in range(len(starts)):
+                with contextlib.suppress(OSError):
+                    (Path(folder) / part_file(i)).unlink(missing_ok=True)
+        raise
     combine = lambda hexes: hashlib.sha256("".join(hexes).encode()).hexdigest()  # noqa: E731
     return PartedTable(meta, part_words, dtype, words, combine(part_floats), combine(m["sha256"] for m in meta),
                        sum(m["saturated"] for m in meta), time.perf_counter() - t0)

@@ -17,6 +17,12 @@ repeated submodules, as in da4ml's RTL) run as one process. LUT mapping runs
 ``abc -fast`` by default (``SynthSettings``; measured in benchmarks/da4ml_comparison.md).
 Each run's result is cached under ``$TRIGGER_CACHE/synth`` (``trigger.toolchain.cache_root``),
 keyed by a hash of its script, the files it reads and the Yosys version.
+
+Large ROMs: a table the RTL writer puts in a module of its own (``firmware_templates/rtl/rom.v.j2``,
+marked ``// trigger ROM: D words x W bits``; ``trigger.backends.rtl.ROM_MODULE_BITS``) is never given to
+Yosys (reading a 2^20-word image and mapping it took most of a run, and such a table belongs in block
+RAM anyway): its block RAMs are counted from depth x width (``rom_blocks``) and every other module is
+synthesised as usual, with the ROM a black box. The result lists such modules under ``computed``.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ PARTS = {
 # Nanoseconds per cell level (LUT, CARRY4 slice or MUXF) with routing: a rough figure for UltraScale+ -2.
 NS_PER_LUT_LEVEL = 0.5
 
-CACHE_FORMAT = 1  # bump when the scripts' meaning or a cached result's layout changes
+CACHE_FORMAT = 2  # bump when the scripts' meaning or a cached result's layout changes
 
 
 class SynthesisError(ToolError):
@@ -176,29 +182,38 @@ def synthesize(sources, top: str, part: str, work_dir: Path | None = None, param
         return digest.hexdigest()
 
     names = _defined_modules(sources)
+    roms = _rom_modules(sources)  # counted, not synthesised
+    rom_files = sorted({path for path, _, _ in roms.values()})
     plan = _plan_units(sources, top) if settings.split and not settings.flatten and not parameters else None
     runs = []
     if plan:
         for name, (files, libs) in plan.items():
+            if name in roms:
+                continue
             script = render("yosys/synth.ys.j2", sources=[str(f) for f in files], libs=[str(f) for f in libs],
-                            top=name, parameters={}, stat_json=f"{name}.stat.json", ltp_txt=f"{name}.ltp.txt",
+                            blackboxes=sorted(_defined_modules(libs)), top=name, parameters={},
+                            stat_json=f"{name}.stat.json", ltp_txt=f"{name}.ltp.txt",
                             flat_depth=True, netlist=f"{name}.il" if flat_depth else None, **common)
             runs.append(_Run(name, script, key_of(script, [*files, *libs])))
         # the largest first: the shortest total time
         runs.sort(key=lambda r: -sum(f.stat().st_size for f in plan[r.name][0]))
     else:
-        script = render("yosys/synth.ys.j2", sources=[str(s) for s in sources], libs=[], top=top,
-                        parameters=parameters or {}, stat_json=f"{top}.stat.json", ltp_txt=f"{top}.ltp.txt",
+        read = [s for s in sources if s not in rom_files]
+        script = render("yosys/synth.ys.j2", sources=[str(s) for s in read], libs=[str(f) for f in rom_files],
+                        blackboxes=sorted(roms), top=top, parameters=parameters or {},
+                        stat_json=f"{top}.stat.json", ltp_txt=f"{top}.ltp.txt",
                         flat_depth=flat_depth, netlist=None, **common)
         runs.append(_Run(top, script, key_of(script, sources)))
     depth_run = None
     if plan and flat_depth:
         script = render("yosys/depth.ys.j2", top=top, netlists=[f"{r.name}.il" for r in runs],
-                        ltp_txt="flat.ltp.txt")
+                        libs=[str(f) for f in rom_files], ltp_txt="flat.ltp.txt")
         depth_run = _Run("flat_depth", script, key_of(script + "".join(r.key for r in runs), []))
+    counted = {name: rom_blocks(depth, width, family) for name, (_, depth, width) in roms.items()}
 
     cache = synth_cache_dir() if cache else None
-    design_key = hashlib.sha256("".join(r.key for r in runs + ([depth_run] if depth_run else [])).encode()).hexdigest()
+    design_key = hashlib.sha256(("".join(r.key for r in runs + ([depth_run] if depth_run else []))
+                                 + json.dumps(counted, sort_keys=True)).encode()).hexdigest()
     previous = _cache_get(cache, design_key)
     if previous is not None:  # the same runs gave this before
         if own_work:
@@ -231,6 +246,10 @@ def synthesize(sources, top: str, part: str, work_dir: Path | None = None, param
             modules[name] = {**summarize_cells(data["cells"]), "logic_levels": data["logic_levels"]}
         for cell, n in run.result["cells"].items():
             cells[cell] = cells.get(cell, 0) + n
+    for name, blocks in counted.items():  # large ROMs: block RAMs counted from depth x width, no Yosys run
+        modules[name] = {**summarize_cells(blocks["cells"]), "logic_levels": 0}
+        for cell, n in blocks["cells"].items():
+            cells[cell] = cells.get(cell, 0) + n
     if depth_run:
         levels = depth_run.result["logic_levels"]
     else:
@@ -238,11 +257,14 @@ def synthesize(sources, top: str, part: str, work_dir: Path | None = None, param
     result = summarize_cells(cells)
     result.update({
         "logic_levels": levels, "family": family, "part": part, "source": "yosys",
+        # modules whose figures are counted, not synthesised (large ROMs), and how
+        "computed": {name: blocks["how"] for name, blocks in sorted(counted.items())},
         "cells": dict(sorted(cells.items())), "modules": dict(sorted(modules.items())),
         "settings": {**asdict(settings), "dsp": dsp, "flat_depth": flat_depth,
                      "runs": len(runs) + (1 if depth_run else 0), "per_module": plan is not None,
                      "jobs": max(1, min(jobs or _cpus(), len(runs))), "yosys": version,
-                     "summary": settings.describe(dsp) + (", one run per module" if plan else ", one run")},
+                     "summary": settings.describe(dsp) + (", one run per module" if plan else ", one run")
+                                + "".join(f"; {name}: {blocks['how']}" for name, blocks in sorted(counted.items()))},
         # Yosys's time in this call (runs found in the cache cost none); a cached result keeps its first run's.
         "yosys_seconds": round(wall, 2), "yosys_cpu_seconds": round(cpu, 2),
         "cached": False,
@@ -317,6 +339,39 @@ def _plan_units(sources: list[Path], top: str) -> dict[str, tuple[list[Path], li
             return None  # a module both synthesised and a black box in one run
         plan[unit] = (files, libs)
     return plan
+
+
+ROM_MARK = re.compile(r"^// trigger ROM: (\d+) words x (\d+) bits$", re.M)
+
+
+def _rom_modules(sources: list[Path]) -> dict[str, tuple[Path, int, int]]:
+    """The large ROMs of the design: module -> (its file, depth, width), from files of one module that
+    ``rtl/rom.v.j2`` wrote (its ``// trigger ROM: D words x W bits`` line)."""
+    roms = {}
+    for path in sources:
+        text = path.read_text(errors="replace")
+        mark = ROM_MARK.search(text)
+        names = re.findall(r"\bmodule\s+([A-Za-z_][A-Za-z0-9_$]*)", _strip_comments(text))
+        if mark and len(names) == 1:
+            roms[names[0]] = (path, int(mark.group(1)), int(mark.group(2)))
+    return roms
+
+
+def rom_blocks(depth: int, width: int, family: str) -> dict:
+    """The block RAM primitives of a depth x width ROM, counted instead of synthesised: the fewest
+    36 Kb blocks (``bram_for_table``: each block as 32Kx1 .. 512x72, the table tiled in depth and
+    width), or 18 Kb halves where they need less (an odd one left as a RAMB18). The read
+    multiplexer across depth-cascaded blocks (a few LUTs per output bit) is not counted."""
+    need = bram_for_table(depth, width)
+    suffix = "E1" if family == "xc7" else "E2"
+    if need["BRAM18"] < 2 * need["BRAM36"]:
+        n36, n18 = need["BRAM18"] // 2, need["BRAM18"] % 2
+    else:
+        n36, n18 = need["BRAM36"], 0
+    cells = {name: n for name, n in ((f"RAMB36{suffix}", n36), (f"RAMB18{suffix}", n18)) if n}
+    blocks = " + ".join(f"{n} {kind}" for kind, n in (("BRAM36", n36), ("BRAM18", n18)) if n)
+    how = f"ROM of {depth} x {width} bits counted as {blocks} from depth x width (not synthesised)"
+    return {"cells": cells, "how": how}
 
 
 def _defined_modules(sources: list[Path]) -> set[str]:

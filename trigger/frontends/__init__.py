@@ -38,6 +38,9 @@ class BuildOptions:
     ii: object = None  # --ii N|auto (trigger.ir.ii): a new event every N clocks
     scheduler: str | None = None  # --scheduler tcp://host:port: a Dask cluster for the long work (trigger.scale)
     workers: int | None = None  # --workers N: a LocalCluster of N processes
+    # a folder on the output's filesystem (build_bundle sets it beside the bundle): where a frontend's distributed
+    # work writes the folders it hands the bundle (a table's parts: written by the Dask workers, trigger.scale)
+    work_dir: str | None = None
 
 
 @dataclass

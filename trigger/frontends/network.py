@@ -14,6 +14,7 @@ import json
 import hashlib
 import math
 import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +106,7 @@ def convert(model_source, config: dict | None = None, *, output_dir=None):
     loaded = model_source if isinstance(model_source, LoadedModel) else load_model(model_source)
     opts = settings(config)
     refuse_oversized(loaded)
-    out_dir = Path(output_dir or opts.get("output_dir") or tempfile.mkdtemp(prefix=f"hls_{loaded.name}_"))
+    out_dir = Path(output_dir or opts.get("output_dir") or unwritten_project_dir(loaded.name))
     _prequantize_set_dense(loaded.keras)
     hcfg = _hls_config(loaded, opts)
     widened: dict[str, str] = {}
@@ -126,6 +127,12 @@ def convert(model_source, config: dict | None = None, *, output_dir=None):
         raise ModelError(f"{loaded.name}: accumulators still overflow after widening {sorted(widened)}")
     fw.meta["widened_accumulators"] = widened
     return hls_model, fw
+
+
+def unwritten_project_dir(name: str) -> Path:
+    """A fresh folder name for an hls4ml project nobody asked to keep. Not created: hls4ml only
+    needs a name to convert, and most conversions are never written (no empty folders left behind)."""
+    return Path(tempfile.gettempdir()) / f"hls_{name}_{uuid.uuid4().hex[:8]}"
 
 
 def refuse_oversized(loaded: LoadedModel) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -322,10 +321,10 @@ def convert(loaded: LoadedOnnx, config: dict | None = None, *, output_dir=None):
     first requantized exactly (``_exact_requantization``); should hls4ml refuse the rewritten
     graph, the file's own graph is converted and the layers are reported as not rewritten.
     """
-    from trigger.frontends.network import settings
+    from trigger.frontends.network import settings, unwritten_project_dir
 
     opts = settings(config)
-    out_dir = Path(output_dir or opts.get("output_dir") or tempfile.mkdtemp(prefix=f"hls_{loaded.name}_"))
+    out_dir = Path(output_dir or opts.get("output_dir") or unwritten_project_dir(loaded.name))
     chains, precisions = _exact_requantization(loaded, opts) if loaded.quantized else ([], {})
     try:
         hls_model, fw = _convert_graph(loaded, opts, out_dir, precisions)

@@ -31,7 +31,7 @@ the op's input stage) and ``rst``: the strobes inside it are reset with the top.
 
 from __future__ import annotations
 
-from trigger.backends.rtl.builder import ModuleBuilder, Sig
+from trigger.backends.rtl.builder import ModuleBuilder, Sig, yosys_levels
 from trigger.ir.ranges import Interval, signed_width
 
 
@@ -120,22 +120,48 @@ def serial_matvec(m: ModuleBuilder, name: str, xs: list[Sig], matrix, bias, cap:
         if p.const is not None:  # an all-zero column
             roots.append(m.const(f"{name}z{j}", bj))
             continue
-        if m.max_levels is not None and p.levels + 1 + -(-width // 4) > m.max_levels:
-            p = m.delay(p, 1)
+        p, levels = _accumulator_input(m, p, width)
         # the bias enters as base-2**b digits: its top part with the first partial, then one b-bit digit
         # in the (zero) low bits of each shifted accumulator: no adder of its own
         top = b * (n - 1)
         digits = [(bj >> (b * (n - 1 - t))) & ((1 << b) - 1) for t in range(1, n)]
         acc = Sig(m._new(f"{name}acc{j}"), width, lo, hi, stage=p.stage + n)
         m.has_clock = True
+        for s in range(p.stage, p.stage + n):  # its adder runs in each of these cycles, register to register
+            m.stage_levels[s] = max(m.stage_levels.get(s, 0), yosys_levels(levels))
         roots.append(m.emit("accumulate", acc, a=p, first=strobe(m, p.stage), shift=b,
                             head_bits=(bj >> top) % (1 << width), digits=digits,
                             sel=phase(m, p.stage, n) if any(digits) else None))
     return _align(m, roots)
 
 
+def _accumulator_input(m: ModuleBuilder, p: Sig, width: int) -> tuple[Sig, int]:
+    """The partial sum as the accumulator adds it, and the logic levels of that addition (the builder's
+    adder model: the accumulator's own bits come from its register, the partial's from the network):
+    the partial is registered first when the addition would take its stage over the budget (pipeline
+    auto), as the builder does before any adder."""
+    def levels_of(q: Sig) -> int:
+        return m._adder_timing([(q, 0)], width)[1]
+
+    if m.max_levels is not None and p.levels and yosys_levels(levels_of(p)) > m.max_levels:
+        p = m.delay(p, 1)
+    return p, levels_of(p)
+
+
+def _mux_inputs(m: ModuleBuilder, sigs: list[Sig], cases: int) -> tuple[list[Sig], int]:
+    """The inputs of a ``cases``-way multiplexer (a LUT, two with MUXF7/8 past 4 cases) on one stage,
+    registered first when it would take their stage over the budget (``ModuleBuilder._ready``); and
+    the levels at its output."""
+    extra = 1 + (cases > 4)
+    live = [s for s in sigs if s is not None]
+    ready = iter(m._ready(live, extra))
+    sigs = [None if s is None else next(ready) for s in sigs]
+    return sigs, max(s.levels for s in sigs if s is not None and s.const is None) + extra
+
+
 def _slice_mux(m: ModuleBuilder, name: str, x: Sig, b: int, n: int, sel: Sig) -> Sig:
     """In cycle t, slice n-1-t of x (b bits; the top slice signed when x can be negative)."""
+    (x, sel), levels = _mux_inputs(m, [x, sel], n)
     signed = x.lo < 0
     cases, lo, hi = [], 0, 0
     for t in range(n):
@@ -150,8 +176,7 @@ def _slice_mux(m: ModuleBuilder, name: str, x: Sig, b: int, n: int, sel: Sig) ->
     width = signed_width(lo, hi)
     cases = ["{" + ", ".join([bits[0]] * (width - b) + bits) + "}" if top_signed else
              "{" + ", ".join([f"{width - b}'b0"] + bits) + "}" for bits, top_signed in cases]
-    out = Sig(m._new(name), width, lo, hi, stage=x.stage,
-              levels=max(x.levels, sel.levels) + 1 + (n > 4), lsb_levels=max(x.lsb_levels, sel.levels) + 1 + (n > 4))
+    out = Sig(m._new(name), width, lo, hi, stage=x.stage, levels=levels, lsb_levels=levels)
     return m.emit("slice_mux", out, sel=sel, cases=cases, slice_bits=b)
 
 
@@ -201,10 +226,10 @@ def shared_windows(m: ModuleBuilder, name: str, windows: list[list[Sig | None]],
             for c in cases:
                 if c is not None:
                     iv = c.interval if iv is None else iv.hull(c.interval)
-            levels = max([sel.levels] + [c.levels for c in cases if c is not None]) + 1 + (len(cases) > 4)
-            out = Sig(m._new(f"{name}l{lane}w{r}"), iv.width, iv.lo, iv.hi, stage=stage, levels=levels,
+            [mux_sel, *cases], levels = _mux_inputs(m, [sel, *cases], len(cases))
+            out = Sig(m._new(f"{name}l{lane}w{r}"), iv.width, iv.lo, iv.hi, stage=mux_sel.stage, levels=levels,
                       lsb_levels=levels)
-            muxed.append(m.emit("select", out, sel=sel, cases=cases))
+            muxed.append(m.emit("select", out, sel=mux_sel, cases=cases))
         roots = m.constant_matvec(f"{name}l{lane}_", muxed, matrix, bias, cap, every)
         ys = finish(roots, f"{name}l{lane}_")
         ys = _align(m, ys)

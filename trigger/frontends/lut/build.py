@@ -128,8 +128,9 @@ def _table_in_parts(cfg: LutConfig, options: BuildOptions, layout: AddressLayout
 
     settings = scale_settings(cfg.scale, cfg.path, options.scheduler, options.workers)
     folder = None
-    if cfg.memory == "external":
-        folder = Path(tempfile.mkdtemp(prefix="trigger-table-")) / "memory"
+    if cfg.memory == "external":  # beside the bundle (options.work_dir): the workers write the parts there
+        base = Path(options.work_dir) if options.work_dir and Path(options.work_dir).is_dir() else None
+        folder = Path(tempfile.mkdtemp(prefix=".trigger-table-", suffix=".partial", dir=base)) / "memory"
     try:
         with cluster(settings.scheduler, settings.workers) as client:
             parted = table_in_parts(client, layout, regressor, target, cfg.output, part_words=1 << cfg.part_bits,

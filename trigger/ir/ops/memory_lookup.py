@@ -4,8 +4,9 @@ EMTF's 2^30 x 9-bit pT table (1.2 GB) lives in the board's external memory; a ta
 that large cannot be a ROM inside the FPGA, nor one array in one process. Its words
 are stored as binary part files (little-endian ``part_dtype`` words, ``part_words``
 addresses each, in address order) beside ``firmware_model.json``, each with its
-sha256 and word range; ``emulate`` reads only the parts its addresses fall in (memory
-maps), so no process ever holds the whole table.
+sha256 and word range; ``emulate`` reads only the parts its addresses fall in (through a
+memory map it drops after each read: the pages stay in the page cache, not in the process),
+so no process ever holds the whole table, nor keeps it mapped.
 
 The hardware is the address compression in front of a memory interface with a fixed
 read latency (``trigger.backends.rtl.memory_table``); this op itself never goes
@@ -42,17 +43,10 @@ class MemoryLookup(Op):
 
     def __post_init__(self):
         self.root: Path | None = None  # the folder the part files are relative to (see attach)
-        self._maps: dict[int, np.ndarray] = {}
 
     def attach(self, folder: Path) -> None:
         """Where the part files are: the folder holding firmware_model.json (a bundle)."""
         self.root = Path(folder)
-        self._maps = {}
-
-    def __getstate__(self):  # sent to Dask workers without its memory maps (they would travel as copies)
-        state = dict(self.__dict__)
-        state["_maps"] = {}
-        return state
 
     @property
     def address_bits(self) -> int:
@@ -91,23 +85,25 @@ class MemoryLookup(Op):
         return [Interval(min(int(p["min"]) for p in touched), max(int(p["max"]) for p in touched))]
 
     def words(self, index: int) -> np.ndarray:
-        """The words of part ``index`` (a read-only memory map of its file)."""
-        if index not in self._maps:
-            if self.root is None:
-                self.fail("its part files are not attached to a folder (load the model with FirmwareModel.load)")
-            path = self.root / self.parts[index]["file"]
-            if not path.exists():
-                self.fail(f"part file {path} not found")
-            self._maps[index] = np.memmap(path, dtype=self.part_dtype, mode="r", shape=(self.part_words,))
-        return self._maps[index]
+        """The words of part ``index``: a new read-only memory map of its file (unmapped when dropped)."""
+        if self.root is None:
+            self.fail("its part files are not attached to a folder (load the model with FirmwareModel.load)")
+        path = self.root / self.parts[index]["file"]
+        if not path.exists():
+            self.fail(f"part file {path} not found")
+        return np.memmap(path, dtype=self.part_dtype, mode="r", shape=(self.part_words,))
 
     def read(self, address: np.ndarray) -> np.ndarray:
+        """The words at ``address``; each part is mapped only while its words are copied out (a 2^30 table
+        read at random addresses would otherwise stay mapped, and count, in this process)."""
         address = np.asarray(address, dtype=np.int64)
         out = np.empty(address.shape, dtype=np.int64)
         part = address // self.part_words
         for index in np.unique(part):
             sel = part == index
-            out[sel] = self.words(int(index))[address[sel] - int(index) * self.part_words]
+            words = self.words(int(index))
+            out[sel] = words[address[sel] - int(index) * self.part_words]
+            del words
         return out
 
     def emulate(self, x: np.ndarray, counts: dict) -> np.ndarray:
