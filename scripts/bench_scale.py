@@ -305,11 +305,14 @@ def write_md(path: Path, data: dict) -> None:
                   f"{v['distributed']['ranges']} ranges: **{v['verify_wall_s']} s wall**; mismatches {v['mismatches']}; "
                   f"pass: {v['pass']}. Build {v['build']['wall_s']} s. Summed over tasks: C sim build "
                   f"{v['timings']['csim_build_s']} s, C sim {v['timings']['csim_s']} s, RTL sim {v['timings']['rtl_sim_s']} s "
-                  f"(CPU {v['timings']['rtl_sim_cpu_s']} s). Peak memory per worker: "
+                  f"(CPU {v['timings']['rtl_sim_cpu_s']} s). Peak memory per worker (ru_maxrss, which starts at "
+                  f"the parent's size for a spawned worker: an upper bound): "
                   f"{', '.join(str(w['peak_mb']) for w in v['workers'].values())} MB.", ""]
     e = data.get("emtf")
     if e:
-        peaks = ", ".join(f"{k} {w['peak_mb']} MB" for k, w in e["workers"].items())
+        sampled = e.get("memory") or {}  # /proc figures per process; a spawned worker's ru_maxrss starts at its parent's
+        peaks = ", ".join(f"{k} {sampled[k]['peak_rss_mb'] if k in sampled else w['peak_mb']} MB"
+                          for k, w in e["workers"].items())
         lines += ["## EMTF-size table: 2^30 addresses x 9 bits", "",
                   f"Built on 2 workers in **{e['wall_s']} s wall**, {e['main_cpu_s']} CPU s in all (client + workers; "
                   f"the workers' share {', '.join(str(w['cpu_s']) for w in e['workers'].values())} s). Peak memory: "
