@@ -9,9 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import yaml
-
-from trigger.errors import ConfigError
+from trigger.errors import ConfigError, read_yaml
 
 BUDGET_KEYS = {
     "latency_ns": "maximum latency in ns at the target clock",
@@ -33,13 +31,7 @@ def load_budget(source, where: str = "budget") -> dict:
     """A budget from a YAML file (top-level or under ``budget:``) or a dict, validated."""
     if isinstance(source, (str, Path)):
         where = str(source)
-        path = Path(source)
-        if not path.exists():
-            raise BudgetError(f"budget file {path} not found")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise BudgetError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        data = read_yaml(source, BudgetError, missing=f"budget file {source} not found")
     else:
         data = source
     if data is None:

@@ -7,6 +7,8 @@ who already catch ``ValueError`` around our calls keep working.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class TriggerError(ValueError):
     """An expected failure with a one-line message naming the culprit (file, layer, field)."""
@@ -30,3 +32,18 @@ class BundleError(TriggerError):
 
 class ToolError(TriggerError):
     """An external tool (compiler, simulator, synthesis) is missing or failed."""
+
+
+def read_yaml(path, error: type[TriggerError] = None, missing: str | None = None):
+    """The data of a YAML file (``yaml.safe_load``: data only, no code), or a one-line ``error``
+    (ConfigError by default) naming the file when it is missing (``missing``: the message) or not YAML."""
+    import yaml
+
+    error = error or ConfigError
+    path = Path(path)
+    if not path.exists():
+        raise error(missing or f"{path} not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise error(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None

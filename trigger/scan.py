@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from trigger.errors import ConfigError
+from trigger.errors import ConfigError, read_yaml
 
 # Settings a grid may set besides the keys of the model's trigger.yml.
 # RTL-only settings: the design is the same, only the Verilog differs (Design attribute they set).
@@ -106,12 +106,7 @@ def parse_set(items) -> dict:
 def load_grid_file(path) -> dict:
     """A grid YAML: a mapping of setting -> list of values (a single value is a list of one)."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"grid file {path} not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    data = read_yaml(path, missing=f"grid file {path} not found")
     if not isinstance(data, dict) or not data:
         raise ConfigError(f"{path}: a grid is a mapping of setting -> list of values")
     grid = {}

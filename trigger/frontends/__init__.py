@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import yaml
 
-from trigger.errors import ConfigError
+from trigger.errors import ConfigError, read_yaml
 from trigger.ir.model import FirmwareModel
 
 DEFAULT_PART = "xcvu13p-flga2577-2-e"
@@ -96,12 +95,7 @@ def _resolve(target: str) -> Callable:
 def read_config(source: Path) -> tuple[dict, Path]:
     """(trigger.yml mapping, its path) for a model folder or a .yml path; read as data only."""
     path = source / "trigger.yml" if source.is_dir() else source
-    if not path.exists():
-        raise ConfigError(f"{path} not found: a model folder needs a trigger.yml")
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    config = read_yaml(path, missing=f"{path} not found: a model folder needs a trigger.yml") or {}
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return config, path

@@ -12,11 +12,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 from trigger.budget import BudgetError, load_budget
 from trigger.data.muon import FEATURE_BY_NAME
-from trigger.errors import ConfigError
+from trigger.errors import ConfigError, read_yaml
 from trigger.fixed import FixedFormat
 
 MAX_ADDRESS_BITS = 30
@@ -139,13 +138,7 @@ def load_config(config_dir: Path) -> LutConfig:
     path = Path(config_dir)
     if path.is_dir():
         path = path / "trigger.yml"
-    if not path.exists():
-        raise ConfigError(f"{path}: configuration file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    return check_config(raw, path)
+    return check_config(read_yaml(path, missing=f"{path}: configuration file not found"), path)
 
 
 def check_config(raw, path: Path) -> LutConfig:
