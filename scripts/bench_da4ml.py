@@ -280,7 +280,7 @@ def _synth(entry: dict, sources, data_files, work: Path, part: str, settings: Sy
     except (TriggerError, OSError) as err:  # keep the other designs' results; the table shows the error
         entry["synthesis_error"] = " ".join(str(err).split())
         return entry
-    for key in ("LUT", "FF", "CARRY", "DSP", "BRAM36", "LUTRAM", "MUXF", "logic_levels", "yosys_seconds",
+    for key in ("LUT", "FF", "CARRY", "DSP", "BRAM36", "LUTRAM", "MUXF", "logic_levels", "critical_path_ns", "yosys_seconds",
                 "yosys_cpu_seconds"):
         entry[key] = res[key]
     entry["yosys_settings"] = res["settings"]["summary"]
@@ -349,7 +349,7 @@ def bench_network(model: FirmwareModel, source: dict, args, simulator: str | Non
                  "dsp": not args.no_dsp}
         if generator == "trigger":
             entry.update(latency_cycles=design.latency_cycles, multiplier=design.multiplier,
-                         estimated_levels_per_stage=design.stage_levels, max_levels_per_stage=design.max_levels)
+                         estimated_ns_per_stage=design.stage_delay_ns, max_delay_ns_per_stage=design.max_delay_ns)
             sources, data = design.sources, []
         else:
             entry.update(latency_cycles=design["latency_cycles"],

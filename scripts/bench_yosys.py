@@ -48,8 +48,8 @@ def main(argv=None) -> int:
               "yosys_wall_seconds": round(wall, 1), "yosys_cpu_seconds": r["yosys_cpu_seconds"],
               "yosys_runs": r["settings"]["runs"], "settings": r["settings"]["summary"], "goal_seconds": 90,
               "LUT": r["LUT"], "FF": r["FF"], "CARRY": r.get("CARRY"), "DSP": r["DSP"],
-              "logic_levels": r["logic_levels"], "latency_cycles": design.latency_cycles,
-              "estimated_levels_per_stage": design.stage_levels,
+              "logic_levels": r["logic_levels"], "critical_path_ns": r["critical_path_ns"],
+              "latency_cycles": design.latency_cycles, "estimated_ns_per_stage": design.stage_delay_ns,
               "load_average": {"start": [round(x, 2) for x in load_start],
                                "end": [round(x, 2) for x in os.getloadavg()]}}
     out = Path(args.out)
@@ -61,8 +61,10 @@ def main(argv=None) -> int:
         f"{result['network']}, pipeline auto at 5 ns, {PART}: **{result['yosys_wall_seconds']} s wall** "
         f"({result['yosys_cpu_seconds']} CPU s in {result['yosys_runs']} Yosys runs; goal 90 s: {met}). "
         f"Settings: {result['settings']}.\n\n"
-        "| LUT | FF | CARRY | DSP | logic levels | latency (cycles) |\n|---:|---:|---:|---:|---:|---:|\n"
-        f"| {r['LUT']} | {r['FF']} | {r.get('CARRY')} | {r['DSP']} | {r['logic_levels']} | {design.latency_cycles} |\n\n"
+        "| LUT | FF | CARRY | DSP | longest path (ns, Yosys sta) | logic levels | latency (cycles) |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|\n"
+        f"| {r['LUT']} | {r['FF']} | {r.get('CARRY')} | {r['DSP']} | {r['critical_path_ns']} | {r['logic_levels']} | "
+        f"{design.latency_cycles} |\n\n"
         f"Load average {result['load_average']['start']} at the start, {result['load_average']['end']} at the end "
         "(2 CPUs). Regenerate: `.venv/bin/python scripts/bench_yosys.py`.\n")
     print(out.with_suffix(".md").read_text())

@@ -9,6 +9,10 @@
   (JSON + weights + trigger.yml); ``constructed_bundles``: each built and verified once.
 
 Numbers and paths shared by several files are in helpers.py.
+
+Order: ``make test`` runs the files on every CPU with ``--dist loadfile`` (a whole file on one worker).
+pytest-xdist hands the files out in collection order, so the longest files go first (``LONGEST_FIRST``)
+and the short ones fill the gaps at the end: the workers finish together.
 """
 
 from __future__ import annotations
@@ -23,6 +27,24 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # helpers, keras_cases, firmware_cases
 
 from helpers import BUNDLE_VECTORS, CONSTRUCTED_VECTORS, REFERENCE_MODELS, Bundle, build_and_verify  # noqa: E402
+
+# The files that take longest (pytest --durations, summed per file), longest first; the others follow
+# in their usual order. A rough order is enough: it only has to keep the long files from coming last.
+LONGEST_FIRST = ["test_rtl.py", "test_ii.py", "test_network_flow.py", "test_softmax_sets.py", "test_scan.py",
+                 "test_model_formats.py", "test_constructed_flow.py", "test_spatial.py", "test_jet_tagger.py",
+                 "test_calo_conv2d.py", "test_da4ml_bench.py", "test_lut_flow.py", "test_cmvm.py", "test_scale.py",
+                 "test_csim_cache.py", "test_train.py", "test_fixed_conformance.py", "test_trees.py", "test_hls.py"]
+
+
+def pytest_configure(config):
+    # xdist would otherwise hand out the files with the most tests first, whatever they cost
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: tests keep their order in a file
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +81,7 @@ def reference_bundle(reference_models, tmp_path_factory) -> Bundle:
     return build_and_verify(reference_models / "qkeras_3layer.json", out, "--vectors", str(BUNDLE_VECTORS))
 
 
-UNSW_VECTORS = 5000
+UNSW_VECTORS = 2000  # the C simulation of this 600-input MLP takes 2 ms per vector
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from firmware_cases import F, ROUNDING_CHAIN, T, case_inputs, mlp, random_dense, relu
-from trigger.backends.rtl import finish_module, levels_per_clock, stage_of, standard_top, write_module, write_rtl
+from trigger.backends.rtl import finish_module, stage_of, standard_top, write_module, write_rtl
 from trigger.backends.rtl.builder import ModuleBuilder
 from trigger.backends.rtl import cmvm
 from trigger.backends.rtl.cmvm import csd, evaluate, plan_cmvm
@@ -121,26 +121,25 @@ def test_rtl_equals_emulator(pipeline, multiplier, tmp_path):
     raw = case_inputs(model, 200, seed=int(rng.integers(1000)))
     assert _mismatches(design, model, raw, tmp_path / "sim") == 0
     print(f"pipeline={pipeline} multiplier={multiplier}: latency {design.latency_cycles}, "
-          f"levels per stage {design.stage_levels}")
+          f"ns per stage {design.stage_delay_ns}")
 
 
-def test_pipeline_auto_meets_the_level_budget(tmp_path):
-    """Every stage within the clock's level budget (as estimated; a single statement deeper than the
-    budget, such as a rounding and saturating cast at 2.5 ns, would get a stage of its own)."""
+def test_pipeline_auto_meets_the_clock(tmp_path):
+    """Every stage's estimated longest path within the clock period (a single statement slower than the
+    clock, such as a rounding and saturating cast at 1.5 ns, would get a stage of its own), fewer stages at a
+    slower clock."""
     model = mlp((16, 32, 12, 5), seed=1)
     layer = write_rtl(model, tmp_path / "layer", pipeline="layer")
     latency = {}
-    for clock in (10.0, 5.0, 3.5):
+    for clock in (5.0, 3.0, 2.5):
         design = write_rtl(model, tmp_path / str(clock), pipeline="auto", clock_period_ns=clock)
-        budget = levels_per_clock(clock)
-        assert design.pipeline == "auto" and design.max_levels == budget
-        assert len(design.stage_levels) == design.latency_cycles
-        if clock >= 5.0:  # at 3.5 ns a rounding and saturating cast alone is deeper than the budget
-            assert max(design.stage_levels) <= budget, (clock, design.stage_levels)
+        assert design.pipeline == "auto" and design.max_delay_ns == clock
+        assert len(design.stage_delay_ns) == design.latency_cycles
+        assert max(design.stage_delay_ns) <= clock, (clock, design.stage_delay_ns)
         latency[clock] = design.latency_cycles
-    assert max(layer.stage_levels) > levels_per_clock(5.0)  # a whole layer per stage misses a 5 ns clock
-    assert latency[3.5] > latency[5.0] > latency[10.0] >= layer.latency_cycles
-    print(f"latency: layer {layer.latency_cycles} ({max(layer.stage_levels)} levels), auto {latency}")
+    assert max(layer.stage_delay_ns) > 3.0  # a whole layer per stage misses a 3 ns clock
+    assert latency[2.5] >= latency[3.0] > latency[5.0] and latency[2.5] > latency[5.0]
+    print(f"latency: layer {layer.latency_cycles} ({max(layer.stage_delay_ns)} ns), auto {latency}")
 
 
 def test_a_flipped_bit_in_a_generated_adder_is_caught(tmp_path):

@@ -3,11 +3,16 @@
 Each network (4-bit, quantized_bits with integer bits, batch norm; non-power-of-two widths) is
 built from a model folder with its own trigger.yml and verified through the emulator, hls4ml's
 C simulation and the RTL under Verilator (conftest.py: ``constructed_bundles``, once per
-session). The 4-bit one then goes through `trigger ci` with a budget it meets and one it fails,
-and `trigger report` writes the machine- and people-readable reports.
+session). The 4-bit one must fail verification once a bit of its RTL is flipped, then goes through
+`trigger ci` with a budget it meets and one it fails, and `trigger report` writes the machine- and
+people-readable reports. (Every test of ``constructed_bundles`` is in this file, so that pytest-xdist's
+--dist loadfile builds them once.)
 """
 
+import hashlib
 import json
+import re
+import shutil
 
 import pytest
 
@@ -31,13 +36,55 @@ def test_constructed_network_is_bit_exact(constructed_bundles, name):
     assert manifest["vectors"]["count"] == CONSTRUCTED_VECTORS
 
 
+def rehash(bundle, *rels):
+    """Record edited files in the manifest, as if the build had written them (to test the verifier)."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for rel in rels:
+        manifest["files"][rel] = hashlib.sha256((bundle / rel).read_bytes()).hexdigest()
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.slow
+def test_flipped_rtl_bit_fails_verification(constructed_bundles, tmp_path, capsys):
+    """A verifier that cannot fail proves nothing: one flipped bit in a generated adder must show.
+    (A small network, simulated with Icarus on a few hundred vectors: no simulator to compile.)"""
+    bundle = constructed_bundles["four_bit"]
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle.path, broken, ignore=shutil.ignore_patterns(".sim_build"))
+    rel = f"rtl/{bundle.manifest['top']}_d1.v"  # the first layer: its inputs are the test vectors themselves
+    layer = broken / rel
+    text = layer.read_text()
+    # invert a middle bit of the last adder of the first layer (constant products are shift-and-add)
+    adders = list(re.finditer(r"^    wire signed \[(\d+):0\] (\w+) = (.* [+-] .*);$", text, flags=re.M))
+    assert adders, "no adder found in the first layer"
+    m = adders[-1]
+    width = int(m.group(1)) + 1
+    flipped = f"    wire signed [{width - 1}:0] {m.group(2)} = ({m.group(3)}) ^ {width}'sd{1 << (width // 2)};"
+    layer.write_text(text[:m.start()] + flipped + text[m.end():])
+    # the verifier refuses a bundle whose files changed since the build...
+    capsys.readouterr()
+    assert main(["verify", str(broken), "--vectors", "300", "--sim", "icarus"]) == 2
+    assert f"files changed since the build: {rel}" in capsys.readouterr().err
+    # ...and, told the file is what the build wrote, finds the mismatches
+    rehash(broken, rel)
+    assert main(["verify", str(broken), "--vectors", "300", "--sim", "icarus"]) == 1
+    result = json.loads((broken / "reports" / "verify.json").read_text())
+    assert result["mismatches"]["emulator_vs_rtl"] > 0 and result["mismatches"]["csim_vs_rtl"] > 0
+    assert result["mismatches"]["emulator_vs_csim"] == 0 and not result["pass"]
+    first = result["first_mismatch"]
+    assert first["comparison"] == "emulator_vs_rtl" and set(first["emulator_trace"]) == {"d1", "r1", "d2", "r2", "out"}
+    assert first["emulator"] != first["rtl"] and first["emulator"] == first["csim"]
+    err = capsys.readouterr().err
+    assert "first mismatch (emulator_vs_rtl)" in err and "after d1:" in err
+
+
 @pytest.mark.slow  # a build, a verification and Yosys synthesis
 def test_ci_gate_passes_and_fails_on_budget(constructed_networks, tmp_path, capsys):
     ok = tmp_path / "ok.yml"
     ok.write_text("budget:\n  latency_cycles: 10\n  ii: 1\n  LUT: 5%\n  DSP: 100\n  bit_exact: true\n")
     out = tmp_path / "bundle"
     assert main(["ci", str(constructed_networks["four_bit"].folder), "-o", str(out), "--budget", str(ok),
-                 "--vectors", "5000"]) == 0
+                 "--vectors", "2000"]) == 0
     report = json.loads((out / "reports" / "report.json").read_text())
     assert report["budget"] == {"pass": True, "violations": [], "limits": report["budget"]["limits"]}
     assert report["bit_exact"] is True

@@ -172,9 +172,10 @@ def test_benchmark_runs_to_the_end_and_writes_the_table(tmp_path):
     ours, theirs = designs["trigger"], designs["da4ml"]
     assert ours["DSP"] == 0 and ours["LUT"] > 0 and theirs["LUT"] > 0
     assert ours["yosys_settings"].startswith("abc -fast") and ours["yosys_cpu_seconds"] > 0
-    assert ours["yosys_runs"] >= 2 and not ours["yosys_result_reused"]  # per module, measured (not cached)
+    assert ours["yosys_runs"] >= 1 and not ours["yosys_result_reused"]  # measured (not cached)
     assert ours["latency_cycles"] == theirs["latency_cycles"]  # da4ml built at our latency
-    assert len(ours["estimated_levels_per_stage"]) == ours["latency_cycles"]
+    assert len(ours["estimated_ns_per_stage"]) == ours["latency_cycles"]
+    assert 0 < ours["critical_path_ns"] and 0 < theirs["critical_path_ns"]  # Yosys sta on both
     table = out.with_suffix(".md").read_text()
     assert "| random6_5_4_3 | trigger | pipeline=auto |" in table and "load average" in table
-    assert "abc -fast, one run per module" in table
+    assert "abc -fast, one run" in table

@@ -174,12 +174,12 @@ def conv_model():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("ii,clock_ns", [(2, 3.0)])
-def test_pipeline_auto_counts_the_shared_path_as_yosys_does(tmp_path, ii, clock_ns):
-    """pipeline auto on a shared design: the builder's logic levels per stage (slice multiplexers, the network,
-    the accumulators, in Yosys' count) against Yosys' longest register-to-register path in the synthesised chain.
+def test_pipeline_auto_times_the_shared_path_as_yosys_does(tmp_path, ii, clock_ns):
+    """pipeline auto on a shared design: the builder's estimated longest path per stage (slice multiplexers,
+    the network, the accumulators) against Yosys' sta over the synthesised chain with the same cell delays.
     The accumulator adds a partial to a register over its full width every cycle: counted, its stage is not
-    underestimated. Yosys' count stops at SRL shift registers (delay lines it packs end a path, as registers do):
-    6 measured, 8 estimated at 3 ns; the estimate may be high by a level or two, never low."""
+    underestimated. Measured 2.40 ns, estimated 2.65 ns at 3 ns: the estimate may be high (casts' LUT
+    levels, which ABC packs), never low by more than a carry cell or two."""
     from trigger.backends.rtl import write_rtl
     from trigger.synth import synthesize
 
@@ -188,10 +188,11 @@ def test_pipeline_auto_counts_the_shared_path_as_yosys_does(tmp_path, ii, clock_
     design = write_rtl(model, tmp_path / "rtl", top="shared", pipeline="auto", clock_period_ns=clock_ns, ii=ii,
                        op_ii=per_op)
     measured = synthesize(design.sources, "shared", "xcvu13p-flga2577-2-e",
-                          work_dir=tmp_path / "synth")["modules"]["shared_ops"]["logic_levels"]
-    estimated = max(design.stage_levels)
-    assert measured <= estimated <= measured + 2, (estimated, measured, design.stage_levels)
-    accumulating = [s for s, levels in enumerate(design.stage_levels) if levels >= 6]
+                          work_dir=tmp_path / "synth")["modules"]["shared_ops"]["critical_path_ns"]
+    estimated = max(design.stage_delay_ns)
+    assert measured <= clock_ns and estimated <= clock_ns, (measured, design.stage_delay_ns)
+    assert measured - 0.1 <= estimated <= measured + 1.0, (estimated, measured, design.stage_delay_ns)
+    accumulating = [s for s, ns in enumerate(design.stage_delay_ns) if ns >= 2.0]
     assert len(accumulating) >= 3 * ii  # the accumulators' cycles count, not only the cycles a signal is born in
 
 
@@ -295,9 +296,11 @@ def test_ii_curve_table_plot_and_values():
              "points": [{**point, "ii": 1, "LUT": 100, "LUT_vs_first": 1.0, "latency_cycles": 5, "latency_ns": 25.0,
                          "ii_measured": 1},
                         {**point, "ii": 2, "LUT": 70, "LUT_vs_first": 0.7, "latency_cycles": 9, "latency_ns": 45.0,
-                         "ii_measured": 2, "bit_exact": False}]}
+                         "ii_measured": 2, "bit_exact": False, "critical_path_ns": 5.2, "fits_clock": False}]}
     text = markdown(curve)
-    assert "| 2 | 70 | 0.7 | 10 | 0 | 0 | 9 | 45.0 | 2 | 10 | NO |" in text and "II 9 skipped: rtl.ii: 9" in text
+    assert "| 1 | 100 | 1.0 | 10 | 0 | 0 | 5 | 25.0 | - | 1 | 10 | yes |" in text  # a curve without timing: '-'
+    assert "| 2 | 70 | 0.7 | 10 | 0 | 0 | 9 | 45.0 | 5.2 (> clock) | 2 | 10 | NO |" in text
+    assert "II 9 skipped: rtl.ii: 9" in text
     assert plot_png(curve).startswith(b"\x89PNG")
     assert parse_iis("9,1,2,2") == (1, 2, 9)
     with pytest.raises(ConfigError, match="--ii-values: ii must be a positive whole number, got 0"):
@@ -309,7 +312,7 @@ def _curve_points(bundle_name: str) -> list[dict]:
     point = {"FF": 900, "DSP": 0, "BRAM": 0, "vectors": 100, "bit_exact": True, "op_ii": {}, "percent": {}}
     return [{**point, "ii": 1, "bundle": "ii1", "LUT": 3000, "latency_cycles": 5, "latency_ns": 25.0, "ii_measured": 1},
             {**point, "ii": 3, "bundle": bundle_name, "LUT": 1900, "latency_cycles": 17, "latency_ns": 85.0,
-             "ii_measured": 3}]
+             "ii_measured": 3, "critical_path_ns": 4.1, "fits_clock": True}]
 
 
 def test_a_bundle_finds_the_curve_it_is_a_point_of(tmp_path):
@@ -348,7 +351,7 @@ def test_report_shows_the_resource_versus_ii_curve(reference_bundle, tmp_path, c
     _write(tmp_path / "curve", "qkeras_3layer.json", (1, 3), _curve_points("ii3"), [], synth=True)
     assert main(["report", str(bundle), "--no-synth"]) in (0, 1)
     text = (reports / "report.md").read_text()
-    assert "## Resources versus II" in text and "| 3 | 1900 | 0.6333 | 900 | 0 | 0 | 17 | 85.0 | 3 | 100 | yes |" in text
+    assert "## Resources versus II" in text and "| 3 | 1900 | 0.6333 | 900 | 0 | 0 | 17 | 85.0 | 4.1 | 3 | 100 | yes |" in text
     assert (reports / "plots" / "ii_curve.png").read_bytes() == (tmp_path / "curve" / "ii_curve.png").read_bytes()
     html = (reports / "report.html").read_text()
     assert "<h2>Resources versus II</h2>" in html and "<td>1900</td>" in html and 'alt="ii_curve"' in html

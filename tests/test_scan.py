@@ -41,7 +41,7 @@ def tiny_network(tmp_path_factory):
 def test_scan_on_a_dask_cluster(tiny_network, dask_scheduler_address, tmp_path, capsys):
     """Three pipeline settings of one design (one hls4ml conversion), the two valid ones synthesised by
     tasks on the two workers; the invalid one fails with its reason and the others complete. The same
-    scan on a LocalCluster of one worker writes the same bytes."""
+    scan on a LocalCluster of one worker writes the same bytes, bundles included."""
     out = tmp_path / "scan"
     status = main(["scan", str(tiny_network), "--set", "pipeline=layer,1,0", "--scheduler", dask_scheduler_address,
                    "--budget", "latency_ns=100,lut_pct=5", "-o", str(out)])
@@ -69,15 +69,22 @@ def test_scan_on_a_dask_cluster(tiny_network, dask_scheduler_address, tmp_path, 
     timing = json.loads((out / "timing.json").read_text())
     assert timing["workers"] == 2 and timing["per_point"]["p00"]["synth_s"] > 0
 
-    alone = tmp_path / "scan_one_worker"
+    # The one-worker scan writes where the first one did (moved aside): its bundles then sit at the same
+    # paths, so their Yosys runs are found in the synthesis cache (keyed by script and sources) and the
+    # comparison is of everything the scan itself writes.
+    two_workers = out.rename(tmp_path / "scan_two_workers")
     assert main(["scan", str(tiny_network), "--set", "pipeline=layer,1,0", "--workers", "1",
-                 "--budget", "latency_ns=100,lut_pct=5", "-o", str(alone)]) == 1
+                 "--budget", "latency_ns=100,lut_pct=5", "-o", str(out)]) == 1
+    alone = out
     assert json.loads((alone / "timing.json").read_text())["workers"] == 1
     one, two = json.loads((alone / "scan.json").read_text()), scan
     assert one == two, [(a["id"], {k: (a.get(k), b.get(k)) for k in a if a.get(k) != b.get(k)})
                         for a, b in zip(one["points"], two["points"]) if a != b] or "outside the points"
     for name in ("scan.json", "scan.md", "scan.html", "pareto.png"):
-        assert (alone / name).read_bytes() == (out / name).read_bytes(), name
+        assert (alone / name).read_bytes() == (two_workers / name).read_bytes(), name
+    for p in (points["p00"], points["p01"]):  # and the bundles themselves
+        for rel in json.loads((two_workers / p["bundle"] / "manifest.json").read_text())["files"]:
+            assert (alone / p["bundle"] / rel).read_bytes() == (two_workers / p["bundle"] / rel).read_bytes(), rel
 
 
 @pytest.mark.parametrize("args, culprit", [

@@ -65,7 +65,10 @@ def test_one_run_per_module_gives_the_whole_design_figures(tmp_path, monkeypatch
     assert set(synth._plan_units(design.sources, "two_top")) == {"two_top", "two_top_fc1", "two_top_relu1",
                                                                   "two_top_fc2"}
     keys = ("LUT", "FF", "CARRY", "DSP", "MUXF", "logic_levels")
-    split = synthesize(design.sources, "two_top", DEFAULT_PART, work_dir=tmp_path / "split", flat_depth=True)
+    split = synthesize(design.sources, "two_top", DEFAULT_PART, work_dir=tmp_path / "split", flat_depth=True,
+                       settings=SynthSettings(split_min_bytes=0))
+    assert synthesize(design.sources, "two_top", DEFAULT_PART, work_dir=tmp_path / "default", flat_depth=True
+                      )["settings"]["runs"] == 1  # small: one process by default
     whole = synthesize(design.sources, "two_top", DEFAULT_PART, work_dir=tmp_path / "whole", flat_depth=True,
                        settings=SynthSettings(split=False))
     assert split["settings"]["per_module"] and not whole["settings"]["per_module"]
@@ -97,11 +100,14 @@ def test_modules_that_repeat_or_take_parameters_run_inside_each_unit(tmp_path):
 
 
 def test_unreadable_yosys_output_is_a_one_line_error_naming_the_file(plus_one, tmp_path):
-    """A real run's stat -json and ltp outputs, then corrupted: a SynthesisError naming Yosys and the file."""
-    for name in ("plus_one_top.stat.json", "plus_one_top.ltp.txt"):
+    """A real run's stat -json, ltp and sta outputs, then corrupted: a SynthesisError naming Yosys and the file."""
+    for name in ("plus_one_top.stat.json", "plus_one_top.ltp.txt", "plus_one_top.sta.txt"):
         (tmp_path / name).write_bytes((plus_one[0] / name).read_bytes())
     names = {"plus_one_top"}
-    assert synth._parse_run(tmp_path, "plus_one_top", True, names)["cells"]["FDRE"] == 50
+    parsed = synth._parse_run(tmp_path, "plus_one_top", True, names)
+    assert parsed["cells"]["FDRE"] == 50
+    # a register's clock-to-output (0.15 ns) and an 8-bit incrementer's carry chain before the next register
+    assert 0.15 + 0.115 < parsed["modules"]["plus_one_top"]["critical_path_ns"] < 1.0
     stat = tmp_path / "plus_one_top.stat.json"
     good = stat.read_text()
     for bad in (good[: len(good) // 2], good.replace('"design"', '"designs"'), ""):
@@ -118,6 +124,11 @@ def test_unreadable_yosys_output_is_a_one_line_error_naming_the_file(plus_one, t
     ltp.unlink()
     with pytest.raises(SynthesisError, match=f"yosys: could not read {ltp}"):
         synth._parse_run(tmp_path, "plus_one_top", True, names)
+    ltp.write_bytes((plus_one[0] / "plus_one_top.ltp.txt").read_bytes())
+    sta = tmp_path / "plus_one_top.sta.txt"
+    sta.write_text("sta: interrupted\n")
+    with pytest.raises(SynthesisError, match=f"yosys: no 'Latest arrival time' in the sta output {sta}"):
+        synth._parse_run(tmp_path, "plus_one_top", True, names)
 
 
 def test_stat_json_with_unescaped_identifiers_is_read():
@@ -131,3 +142,25 @@ def test_families_and_bram_arithmetic():
     assert bram_for_table(1024, 9) == {"BRAM36": 1, "BRAM18": 1, "BRAM36_equivalent": 1}
     assert bram_for_table(1 << 20, 9)["BRAM36"] == 256  # 4096 x 9 per block
     assert bram_for_table(1 << 16, 36)["BRAM36"] == 64
+
+
+def test_the_builder_estimates_with_the_delays_yosys_times_with():
+    """pipeline auto places registers with the builder's cell delays; `trigger report` times the netlist with
+    firmware_templates/yosys/timing_xcup.v: the two must be the same figures."""
+    import re
+
+    from trigger.backends.rtl import builder
+
+    text = synth.timing_lib().read_text()
+
+    def arc(cell: str, pattern: str) -> int:
+        body = text[text.index(f"module {cell}("):]
+        body = body[:body.index("endmodule")]
+        return int(re.search(re.escape(pattern) + r"\) = (\d+);", body).group(1))
+
+    assert arc("LUT6", "(I5 => O") == round(builder.LUT_NS * 1000)
+    assert arc("CARRY4", "(CI => CO[3]") == round(builder.CARRY4_NS * 1000)
+    assert arc("CARRY4", "(S[0] => CO[3]") == round(builder.CARRY_IN_NS * 1000)
+    assert arc("CARRY4", "(CI => O[2]") == round(builder.CARRY_OUT_NS * 1000)
+    assert arc("MUXF7", "(I0 => O") == round(builder.MUXF_NS * 1000)
+    assert arc("FDRE", "(posedge C => (Q : D)") == round(builder.CLOCK_TO_Q_NS * 1000)

@@ -209,9 +209,9 @@ def build_bundle(source, out_dir, options=None, progress: bool = True, design=No
             "rtl": {"top": top, "sources": [rel(p) for p in rtl.sources], "data_files": [rel(p) for p in rtl.data_files],
                     "pipeline": rtl.pipeline, "op_latency": rtl.op_latency, "multiplier": rtl.multiplier,
                     "op_ii": rtl.op_ii,  # cycles each op shares its arithmetic over (trigger/backends/rtl/serial.py)
-                    # estimated LUT/carry levels after each register (trigger.backends.rtl.builder), and the
-                    # budget per stage when pipeline is auto
-                    "logic_levels_per_stage": rtl.stage_levels, "max_levels_per_stage": rtl.max_levels,
+                    # estimated longest path (ns) after each register (trigger.backends.rtl.builder), and the
+                    # budget per stage when pipeline is auto (the clock period)
+                    "delay_ns_per_stage": rtl.stage_delay_ns, "max_delay_ns_per_stage": rtl.max_delay_ns,
                     # a table in external memory: the memory-interface top's simulation wrapper and memory model
                     **_simulation_section(getattr(rtl, "simulation", None), rel)},
             "hls": hls,

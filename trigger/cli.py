@@ -253,7 +253,8 @@ def cmd_ii_curve(args: argparse.Namespace) -> int:
     """The resource-versus-II curve (trigger.ii_curve); exit 1 when a point is not bit exact or its II differs."""
     from trigger.ii_curve import ii_curve, parse_iis
 
-    curve = ii_curve(args.source, args.output, parse_iis(args.ii_values), vectors=args.vectors, simulator=args.sim)
+    curve = ii_curve(args.source, args.output, parse_iis(args.ii_values), vectors=args.vectors, simulator=args.sim,
+                     pipeline=args.pipeline)
     print(f"resource-versus-II curve written to {Path(args.output) / 'ii_curve.md'} (and .json, .png)")
     bad = [p["ii"] for p in curve["points"] if not p["bit_exact"] or p["ii_measured"] != p["ii"]]
     for ii in bad:
@@ -357,6 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="folder for the bundles (ii<N>/) and the curve")
     p.add_argument("--ii-values", default="1,2,3,6,9", metavar="N,N,...", help="the IIs (default 1,2,3,6,9)")
     p.add_argument("--vectors", type=positive_int, default=None, metavar="N", help="test vectors per point")
+    p.add_argument("--pipeline", type=pipeline_setting, default=None, metavar="layer|auto|N",
+                   help="RTL pipeline registers of every point (default from trigger.yml); 'auto' places them so "
+                        "that each stage fits the clock, and the latencies in ns are then real ones")
     p.add_argument("--sim", choices=sorted(SIMULATORS), default="verilator", help="RTL simulator")
     p.set_defaults(func=cmd_ii_curve)
 

@@ -3,7 +3,8 @@
 An engineer picks the II that fits the budget: for every II (default 1, 2, 3, 6, 9; those larger
 than the model can use are skipped) the bundle is built (``--ii N``), verified three ways
 (emulator, HLS C simulation, RTL) and synthesised with Yosys (``trigger.report``); the LUT, FF,
-DSP and BRAM counts, the measured latency and II and the mismatch counts go into
+DSP and BRAM counts, the longest path against the clock (a latency in ns is only real when the
+path fits), the measured latency and II and the mismatch counts go into
 ``ii_curve.json``, a Markdown table ``ii_curve.md`` and a plot ``ii_curve.png``.
 """
 
@@ -30,8 +31,9 @@ def parse_iis(text: str) -> tuple[int, ...]:
 
 
 def ii_curve(source, out_dir, iis=DEFAULT_IIS, vectors: int | None = None, simulator: str = "verilator",
-             synth: bool = True, progress: bool = True) -> dict:
-    """Build, verify and synthesise ``source`` at every II of ``iis`` under ``out_dir``; returns the curve."""
+             synth: bool = True, progress: bool = True, pipeline=None) -> dict:
+    """Build, verify and synthesise ``source`` at every II of ``iis`` under ``out_dir``; returns the curve.
+    ``pipeline``: the rtl pipeline setting of every point (default: the model's)."""
     from trigger.bundle import build_bundle
     from trigger.frontends import BuildOptions
     from trigger.report import build_report
@@ -44,7 +46,7 @@ def ii_curve(source, out_dir, iis=DEFAULT_IIS, vectors: int | None = None, simul
         t0 = time.perf_counter()
         bundle = out_dir / f"ii{ii}"
         try:
-            build_bundle(source, bundle, BuildOptions(ii=ii, vectors=vectors), progress=progress)
+            build_bundle(source, bundle, BuildOptions(ii=ii, vectors=vectors, pipeline=pipeline), progress=progress)
         except ConfigError as err:
             if "larger than" not in str(err):
                 raise
@@ -61,6 +63,9 @@ def ii_curve(source, out_dir, iis=DEFAULT_IIS, vectors: int | None = None, simul
                  "ii_measured": verified["ii"], "vectors": verified["vectors"],
                  "mismatches": verified["mismatches"], "bit_exact": verified["pass"],
                  **{k: resources.get(k) for k in FIGURES}, "percent": resources.get("percent"),
+                 "pipeline": manifest["rtl"]["pipeline"], "clock_period_ns": report["latency"]["clock_period_ns"],
+                 "critical_path_ns": resources.get("critical_path_ns"),
+                 "fits_clock": resources.get("fits_clock_estimate"),
                  "seconds": round(time.perf_counter() - t0, 1)}
         points.append(point)
         if progress:
@@ -85,8 +90,8 @@ def _write(out_dir: Path, source, iis, points: list, skipped: list, synth: bool)
 
 
 CURVE_FILE = "ii_curve.json"
-TABLE_HEADER = ("II", "LUT", "LUT vs first", "FF", "DSP", "BRAM", "latency (cycles)", "latency (ns)", "measured II",
-                "vectors", "bit exact")
+TABLE_HEADER = ("II", "LUT", "LUT vs first", "FF", "DSP", "BRAM", "latency (cycles)", "latency (ns)",
+                "longest path (ns)", "measured II", "vectors", "bit exact")
 
 
 def find_curve(bundle, curve_dir=None) -> dict | None:
@@ -121,8 +126,14 @@ def find_curve(bundle, curve_dir=None) -> dict | None:
 def table_rows(curve: dict) -> list[list[str]]:
     """The curve's table (``TABLE_HEADER`` columns) as text cells, one row per II."""
     return [[str(p["ii"]), str(p["LUT"]), str(p["LUT_vs_first"]), str(p["FF"]), str(p["DSP"]), str(p["BRAM"]),
-             str(p["latency_cycles"]), str(p["latency_ns"]), str(p["ii_measured"]), str(p["vectors"]),
+             str(p["latency_cycles"]), str(p["latency_ns"]), _path_cell(p), str(p["ii_measured"]), str(p["vectors"]),
              "yes" if p["bit_exact"] else "NO"] for p in curve["points"]]
+
+
+def _path_cell(point: dict) -> str:
+    if point.get("critical_path_ns") is None:
+        return "-"
+    return f"{point['critical_path_ns']}{'' if point.get('fits_clock') else ' (> clock)'}"
 
 
 def markdown(curve: dict) -> str:

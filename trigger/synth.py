@@ -3,14 +3,19 @@
 ``synth_xilinx`` maps the bundle's RTL to Xilinx primitives (LUT, FF, CARRY,
 DSP, BRAM, LUTRAM). Cutting that netlist at its registers gives the logic depth
 of each module (a layer or a stage): the number of cells (LUT, CARRY4, MUXF, DSP)
-on its longest register-to-register path, which is what limits the clock. Paths
-that cross a module boundary without a register are counted per module (``flat_depth``
-measures them in full). These are estimates: Vivado's figures, when available, are the truth.
+on its longest register-to-register path. Cells are not equally slow: a LUT with its
+route costs about half a nanosecond, a CARRY4 in the middle of a chain a few hundredths,
+so the clock is judged on a timing estimate instead: Yosys' ``sta`` over the same netlist
+with the cell delays of ``firmware_templates/yosys/timing_xcup.v`` (``critical_path_ns``;
+the RTL builder places pipeline registers with the same figures). Paths that cross a module
+boundary without a register are counted per module (``flat_depth`` measures them in full).
+These are estimates: Vivado's figures, when available, are the truth.
 
 Speed: synthesis keeps the hierarchy, so a module's netlist does not depend on the
 modules around it. When each module of the design is instantiated once, without
 parameter overrides (the bundle's RTL: one module per op or per stage behind the
-standard top), every module is synthesised by its own Yosys process, the modules
+standard top) and the design is not small (``SynthSettings.split_min_bytes``), every module is
+synthesised by its own Yosys process, the modules
 it instantiates read as black boxes, in parallel on the machine's CPUs; the counts
 are summed and the depth is the deepest module's. Other designs (parameterised or
 repeated submodules, as in da4ml's RTL) run as one process. LUT mapping runs
@@ -41,6 +46,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from trigger.errors import ToolError
+from trigger.resources import templates_dir
 from trigger.templates import render
 from trigger.toolchain import cache_root, find_tool
 
@@ -55,10 +61,31 @@ PARTS = {
     "xc7z020": {"family": "xc7", "LUT": 53200, "FF": 106400, "DSP": 220, "BRAM36": 140},
 }
 
-# Nanoseconds per cell level (LUT, CARRY4 slice or MUXF) with routing: a rough figure for UltraScale+ -2.
+# Nanoseconds per cell level (LUT, CARRY4 slice or MUXF) with routing: a rough figure for UltraScale+ -2,
+# used only when a result has no timing estimate (``critical_path_ns``).
 NS_PER_LUT_LEVEL = 0.5
+TIMING_LIB = "yosys/timing_xcup.v"  # under firmware_templates: the cell delays Yosys' sta uses
+TIMING_MODEL = ("Yosys sta with trigger's UltraScale+ -2 cell delays (LUT with route 0.5 ns, carry chain "
+                "0.115 ns in + 0.02 ns per 4 bits + 0.116 ns out, flip-flop clock-to-Q 0.15 ns)")
 
-CACHE_FORMAT = 2  # bump when the scripts' meaning or a cached result's layout changes
+CACHE_FORMAT = 3  # bump when the scripts' meaning or a cached result's layout changes
+
+
+def timing_lib() -> Path:
+    return templates_dir() / TIMING_LIB
+
+
+def fits_clock(figures: dict, clock_period_ns: float) -> bool:
+    """Whether a synthesis result's longest path fits the clock: its timing estimate when it has one,
+    else its logic levels at ``NS_PER_LUT_LEVEL``."""
+    return path_ns(figures) <= clock_period_ns
+
+
+def path_ns(figures: dict) -> float:
+    """The estimated longest register-to-register path (ns) of a synthesis result."""
+    if figures.get("critical_path_ns") is not None:
+        return float(figures["critical_path_ns"])
+    return round(figures.get("logic_levels", 0) * NS_PER_LUT_LEVEL, 3)
 
 
 class SynthesisError(ToolError):
@@ -72,13 +99,18 @@ class SynthSettings:
     abc_fast: LUT mapping with ``abc -fast`` instead of synth_xilinx's full ``abc`` script.
     abc9: synth_xilinx's ABC9 flow (timing-driven; then ``abc_fast`` does not apply).
     flatten: synth_xilinx -flatten: optimise across module boundaries (one run, no per-module figures).
-    split: one Yosys process per module where the hierarchy allows it (see the module docstring).
+    split: one Yosys process per module where the hierarchy allows it (see the module docstring), for
+    designs of at least ``split_min_bytes`` of Verilog: a Yosys process spends about 4 CPU seconds on
+    synth_xilinx's libraries before it reads a design, more than a small module then takes, so a small
+    design runs as one process (a 4-3-2 network: 5 per-module runs 17.5 CPU s, one run 6.9 s; the
+    benchmark network, 0.7 MB: 77 s wall in 5 runs on 2 CPUs, 112 s in one).
     """
 
     abc_fast: bool = True
     abc9: bool = False
     flatten: bool = False
     split: bool = True
+    split_min_bytes: int = 300_000
 
     def describe(self, dsp: bool = True) -> str:
         """The settings as synth_xilinx-like options, e.g. 'abc -fast, -nodsp, per module'."""
@@ -173,9 +205,14 @@ def synthesize(sources, top: str, part: str, work_dir: Path | None = None, param
     common = {"family": family, "dsp": dsp, "abc_fast": settings.abc_fast and not settings.abc9,
               "abc9": settings.abc9, "flatten": settings.flatten}
     version = yosys_version(yosys)
-    data_digest = hashlib.sha256(b"".join(Path(d).read_bytes() for d in data_files)).hexdigest()
+    data_digest = hashlib.sha256(b"".join(Path(d).read_bytes() for d in [timing_lib(), *data_files])).hexdigest()
+    timing = {"timing_lib": str(timing_lib())}
 
     def key_of(script: str, files) -> str:
+        # by content: the files' bytes, and the script with every path written as the file's name, so that
+        # the same RTL synthesised from another folder (a copied bundle, a scan point) is found in the cache
+        for path in sorted({*sources, *map(Path, data_files), timing_lib()}, key=lambda p: -len(str(p))):
+            script = script.replace(str(path), path.name)
         digest = hashlib.sha256(f"{CACHE_FORMAT}\n{version}\n{data_digest}\n{script}".encode())
         for path in files:
             digest.update(path.read_bytes())
@@ -184,7 +221,8 @@ def synthesize(sources, top: str, part: str, work_dir: Path | None = None, param
     names = _defined_modules(sources)
     roms = _rom_modules(sources)  # counted, not synthesised
     rom_files = sorted({path for path, _, _ in roms.values()})
-    plan = _plan_units(sources, top) if settings.split and not settings.flatten and not parameters else None
+    big = sum(path.stat().st_size for path in sources) >= settings.split_min_bytes
+    plan = _plan_units(sources, top) if settings.split and big and not settings.flatten and not parameters else None
     runs = []
     if plan:
         for name, (files, libs) in plan.items():
@@ -192,8 +230,8 @@ def synthesize(sources, top: str, part: str, work_dir: Path | None = None, param
                 continue
             script = render("yosys/synth.ys.j2", sources=[str(f) for f in files], libs=[str(f) for f in libs],
                             blackboxes=sorted(_defined_modules(libs)), top=name, parameters={},
-                            stat_json=f"{name}.stat.json", ltp_txt=f"{name}.ltp.txt",
-                            flat_depth=True, netlist=f"{name}.il" if flat_depth else None, **common)
+                            stat_json=f"{name}.stat.json", ltp_txt=f"{name}.ltp.txt", sta_txt=f"{name}.sta.txt",
+                            flat_depth=True, netlist=f"{name}.il" if flat_depth else None, **common, **timing)
             runs.append(_Run(name, script, key_of(script, [*files, *libs])))
         # the largest first: the shortest total time
         runs.sort(key=lambda r: -sum(f.stat().st_size for f in plan[r.name][0]))
@@ -201,13 +239,13 @@ def synthesize(sources, top: str, part: str, work_dir: Path | None = None, param
         read = [s for s in sources if s not in rom_files]
         script = render("yosys/synth.ys.j2", sources=[str(s) for s in read], libs=[str(f) for f in rom_files],
                         blackboxes=sorted(roms), top=top, parameters=parameters or {},
-                        stat_json=f"{top}.stat.json", ltp_txt=f"{top}.ltp.txt",
-                        flat_depth=flat_depth, netlist=None, **common)
+                        stat_json=f"{top}.stat.json", ltp_txt=f"{top}.ltp.txt", sta_txt=f"{top}.sta.txt",
+                        flat_depth=flat_depth, netlist=None, **common, **timing)
         runs.append(_Run(top, script, key_of(script, sources)))
     depth_run = None
     if plan and flat_depth:
         script = render("yosys/depth.ys.j2", top=top, netlists=[f"{r.name}.il" for r in runs],
-                        libs=[str(f) for f in rom_files], ltp_txt="flat.ltp.txt")
+                        libs=[str(f) for f in rom_files], ltp_txt="flat.ltp.txt", sta_txt="flat.sta.txt", **timing)
         depth_run = _Run("flat_depth", script, key_of(script + "".join(r.key for r in runs), []))
     counted = {name: rom_blocks(depth, width, family) for name, (_, depth, width) in roms.items()}
 
@@ -243,20 +281,23 @@ def synthesize(sources, top: str, part: str, work_dir: Path | None = None, param
     modules, cells = {}, {}
     for run in runs:
         for name, data in run.result["modules"].items():
-            modules[name] = {**summarize_cells(data["cells"]), "logic_levels": data["logic_levels"]}
+            modules[name] = {**summarize_cells(data["cells"]), "logic_levels": data["logic_levels"],
+                             "critical_path_ns": data["critical_path_ns"]}
         for cell, n in run.result["cells"].items():
             cells[cell] = cells.get(cell, 0) + n
     for name, blocks in counted.items():  # large ROMs: block RAMs counted from depth x width, no Yosys run
-        modules[name] = {**summarize_cells(blocks["cells"]), "logic_levels": 0}
+        modules[name] = {**summarize_cells(blocks["cells"]), "logic_levels": 0, "critical_path_ns": 0.0}
         for cell, n in blocks["cells"].items():
             cells[cell] = cells.get(cell, 0) + n
     if depth_run:
-        levels = depth_run.result["logic_levels"]
+        levels, path = depth_run.result["logic_levels"], depth_run.result["critical_path_ns"]
     else:
         levels = max((m["logic_levels"] for m in modules.values()), default=0)
+        path = max((m["critical_path_ns"] for m in modules.values()), default=0.0)
     result = summarize_cells(cells)
     result.update({
-        "logic_levels": levels, "family": family, "part": part, "source": "yosys",
+        "logic_levels": levels, "critical_path_ns": path, "timing_model": TIMING_MODEL,
+        "family": family, "part": part, "source": "yosys",
         # modules whose figures are counted, not synthesised (large ROMs), and how
         "computed": {name: blocks["how"] for name, blocks in sorted(counted.items())},
         "cells": dict(sorted(cells.items())), "modules": dict(sorted(modules.items())),
@@ -395,9 +436,10 @@ def _parse_run(work: Path, name: str, unit: bool, names: set[str]) -> dict:
     """Counts and depths of the run ``name``. ``unit``: a unit of ``_plan_units``, reported as one module
     (the cells of the modules inside it included); otherwise every module of the design, as Yosys lists
     them. Cells that are instances of the design's own modules (black boxes, submodules) are dropped."""
-    stat_path, ltp_path = work / f"{name}.stat.json", work / f"{name}.ltp.txt"
+    stat_path, ltp_path, sta_path = work / f"{name}.stat.json", work / f"{name}.ltp.txt", work / f"{name}.sta.txt"
     stat = _stat_json(_read(stat_path), stat_path)
     depths = _ltp_lengths(_read(ltp_path), ltp_path)
+    paths = _sta_arrivals(_read(sta_path), sta_path)
 
     def primitives(cells) -> dict:
         if not isinstance(cells, dict) or not all(isinstance(n, int) for n in cells.values()):
@@ -414,9 +456,10 @@ def _parse_run(work: Path, name: str, unit: bool, names: set[str]) -> dict:
     if unit:
         if name not in depths:
             raise SynthesisError(f"yosys: {ltp_path} has no longest path for {name}")
-        modules = {name: {"cells": design, "logic_levels": depths[name]}}
+        modules = {name: {"cells": design, "logic_levels": depths[name], "critical_path_ns": paths.get(name, 0.0)}}
     else:  # each module with the cells of the parameterised helpers it contains (not listed themselves)
-        modules = {m: {"cells": _contained(m, raw, names), "logic_levels": depths.get(m, 0)}
+        modules = {m: {"cells": _contained(m, raw, names), "logic_levels": depths.get(m, 0),
+                       "critical_path_ns": paths.get(m, 0.0)}
                    for m in raw if not m.startswith("$paramod")}
     return {"modules": modules, "cells": design}
 
@@ -438,11 +481,13 @@ def _contained(module: str, raw: dict, names: set[str], seen=()) -> dict:
 
 def _run_depth(yosys: str, work: Path, run: _Run, top: str) -> dict:
     seconds, cpu = _yosys(yosys, work, run)
-    ltp_path = work / "flat.ltp.txt"
+    ltp_path, sta_path = work / "flat.ltp.txt", work / "flat.sta.txt"
     depths = _ltp_lengths(_read(ltp_path), ltp_path)
     if top not in depths:
         raise SynthesisError(f"yosys: {ltp_path} has no longest path for {top}")
-    return {"logic_levels": depths[top], "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2)}
+    path = _sta_arrivals(_read(sta_path), sta_path).get(top, 0.0)
+    return {"logic_levels": depths[top], "critical_path_ns": path, "seconds": round(seconds, 2),
+            "cpu_seconds": round(cpu, 2)}
 
 
 def _yosys(yosys: str, work: Path, run: _Run) -> tuple[float, float]:
@@ -542,6 +587,16 @@ def _ltp_lengths(text: str, path: Path | str = "ltp.txt") -> dict:
              for m in re.finditer(r"Longest topological path in (\S+) \(length=(\d+)\)", text)}
     if not found:
         raise SynthesisError(f"yosys: no 'Longest topological path' in the ltp output {path}")
+    return found
+
+
+def _sta_arrivals(text: str, path: Path | str = "sta.txt") -> dict:
+    """Module name -> its latest arrival time in ns, from Yosys' sta output (a module with no timed path
+    is absent; a run that printed neither is unreadable)."""
+    found = {m.group(1).lstrip("\\"): int(m.group(2)) / 1000.0
+             for m in re.finditer(r"Latest arrival time in '(\S+)' is (-?\d+)", text)}
+    if not found and "No timing paths found" not in text:
+        raise SynthesisError(f"yosys: no 'Latest arrival time' in the sta output {path}")
     return found
 
 

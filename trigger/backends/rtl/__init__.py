@@ -7,12 +7,12 @@ outputs are registered unless the next op is cheap enough to follow without a
 register (``Op.absorbs_previous``: activations, address packing, a ROM read) or
 the op's own logic already ends in a register. ``pipeline=N`` also lets ops with
 adder trees register every N adder levels; ``pipeline='auto'`` builds every op as one
-chain and registers wherever a stage would exceed the logic levels one clock period
-allows (the builder's delay estimate; ``NS_PER_LEVEL``), wherever that falls, op
+chain and registers wherever a stage's estimated delay would exceed the clock period
+(the builder's cell delays, the ones ``trigger.synth`` times the netlist with), wherever that falls, op
 boundaries included; the chain is then cut into modules at stage boundaries, where
 every signal that crosses is a register output (``split_chain``), so that every path
 still runs between registers inside one module and each module is one Yosys run
-(``trigger.synth`` runs them in parallel). ``RtlDesign.stage_levels`` reports the
+(``trigger.synth`` runs them in parallel). ``RtlDesign.stage_delay_ns`` reports the
 estimate per stage.
 Constant products are shift-and-add unless the ``multiplier`` option says otherwise.
 """
@@ -23,14 +23,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trigger.backends.rtl.builder import NS_PER_LEVEL, ModuleBuilder, RomImage, Sig, parse_multiplier
+from trigger.backends.rtl.builder import ModuleBuilder, RomImage, Sig, parse_multiplier
 from trigger.errors import ConfigError
 from trigger.ir.model import FirmwareModel
 from trigger.ir.tensor import TensorType
 from trigger.templates import render
 from trigger.vectors import write_mem
 
-__all__ = ["RtlDesign", "write_rtl", "parse_pipeline", "parse_multiplier", "levels_per_clock", "standard_top", "finish_module", "write_module", "stage_of",
+__all__ = ["RtlDesign", "write_rtl", "parse_pipeline", "parse_multiplier", "standard_top", "finish_module", "write_module", "stage_of",
            "ModuleBuilder", "Sig"]
 
 
@@ -43,9 +43,9 @@ class RtlDesign:
     op_latency: dict[str, int] = field(default_factory=dict)
     pipeline: object = "layer"
     multiplier: str = "shift_add"
-    # estimated logic levels after each register (the input register first; the last entry is the path to out_data)
-    stage_levels: list[int] = field(default_factory=list)
-    max_levels: int | None = None  # the budget per stage (pipeline auto)
+    # estimated longest path (ns) after each register (the input register first; the last: the path to out_data)
+    stage_delay_ns: list[float] = field(default_factory=list)
+    max_delay_ns: float | None = None  # the budget per stage (pipeline auto): the clock period
     ii: int = 1  # a new input every ii clocks (trigger/backends/rtl/serial.py)
     op_ii: dict[str, int] = field(default_factory=dict)  # cycles each op shares its arithmetic over
 
@@ -63,27 +63,22 @@ def parse_pipeline(pipeline) -> int | str | None:
     raise ConfigError(f"pipeline must be 'layer', 'auto' or a positive number of adder levels, got {pipeline!r}")
 
 
-def levels_per_clock(clock_period_ns: float) -> int:
-    """Logic levels (LUT or carry cells with routing) that fit in one clock period, at least 2 (one adder)."""
-    return max(2, int(clock_period_ns / NS_PER_LEVEL))
-
-
 def _ident(name: str) -> str:
     ident = re.sub(r"[^A-Za-z0-9_]", "_", name)
     return ident if re.match(r"[A-Za-z]", ident) else f"op_{ident}"
 
 
-def build_op_module(model: FirmwareModel, k: int, name: str, every: int | None, max_levels: int | None = None,
-                    dsp_above_bits: int | None = None, in_levels: int = 0, ii: int = 1,
+def build_op_module(model: FirmwareModel, k: int, name: str, every: int | None, max_delay: float | None = None,
+                    dsp_above_bits: int | None = None, in_delay: float = 0.0, ii: int = 1,
                     op_ii: dict[str, int] | None = None) -> tuple[ModuleBuilder, int]:
     """The module of op k: unpack its inputs, its logic, registers, packed outputs; and its latency.
 
-    ``in_levels``: logic levels already on the inputs (the previous op's outputs, when not registered).
+    ``in_delay``: delay (ns) already on the inputs (the previous op's outputs, when not registered).
     ``ii`` > 1: the op shares its arithmetic over ii cycles and ends in hold registers, its own or, when
     the next op absorbs it (an activation), the next op's (narrower: ``holds_for_previous``)."""
     op = model.ops[k]
     nxt = model.ops[k + 1] if k + 1 < len(model.ops) else None
-    m = ModuleBuilder(name, max_levels=max_levels, dsp_above_bits=dsp_above_bits, in_levels=in_levels)
+    m = ModuleBuilder(name, max_delay=max_delay, dsp_above_bits=dsp_above_bits, in_delay=in_delay)
     xs = [m.unpack(f"x{i}", lsb, fmt) for i, (lsb, fmt) in enumerate(zip(op.input.offsets, op.input.formats))]
     op_ii = op_ii or {}
     ys = op.emit_rtl(m, xs, {"pipeline_every": every, "ii": ii, "hold": not holds_for_previous(model, k + 1, op_ii)})
@@ -97,18 +92,18 @@ def build_op_module(model: FirmwareModel, k: int, name: str, every: int | None, 
     elif (nxt is None or not nxt.absorbs_previous) and not op.ends_in_register and ii == 1:
         ys = [m.reg(f"q{i}", y) for i, y in enumerate(ys)]
         stage += 1
-    m.out_levels = max((y.levels for y in ys if y.const is None), default=0)
+    m.out_delay = max((y.delay for y in ys if y.const is None), default=0.0)
     finish_module(m, ys, op.input, op.output, op.name, op.kind, stage)
     return m, stage
 
 
-def build_chain_module(model: FirmwareModel, name: str, max_levels: int, dsp_above_bits: int | None = None,
+def build_chain_module(model: FirmwareModel, name: str, max_delay: float, dsp_above_bits: int | None = None,
                        op_ii: dict[str, int] | None = None) -> tuple[ModuleBuilder, dict[str, int]]:
-    """pipeline auto: every op in one module, registers wherever a stage would exceed ``max_levels``
+    """pipeline auto: every op in one module, registers wherever a stage would exceed ``max_delay`` ns
     (not at op boundaries), the outputs registered at the end. One module, so that every path inside
     it runs between registers (Yosys measures logic depth per module). Returns it and each op's share
     of the latency (its outputs' stage minus its inputs')."""
-    m = ModuleBuilder(name, max_levels=max_levels, dsp_above_bits=dsp_above_bits)
+    m = ModuleBuilder(name, max_delay=max_delay, dsp_above_bits=dsp_above_bits)
     first, last = model.ops[0], model.ops[-1]
     xs = [m.unpack(f"x{i}", lsb, fmt) for i, (lsb, fmt) in enumerate(zip(first.input.offsets, first.input.formats))]
     latencies, before = {}, 0
@@ -127,7 +122,7 @@ def build_chain_module(model: FirmwareModel, name: str, max_levels: int, dsp_abo
         ys = [m.reg(f"q{i}", y) for i, y in enumerate(ys)]
         before += 1
         latencies[last.name] += 1
-    m.out_levels = 0
+    m.out_delay = 0.0
     what = f"ops {first.name} .. {last.name}" if len(model.ops) > 1 else first.name
     finish_module(m, ys, first.input, last.output, what, "+".join(op.kind for op in model.ops), before)
     return m, latencies
@@ -139,10 +134,10 @@ COMBINATIONAL_KINDS = {"unpack", "const", "mul", "add", "shift_add", "shift", "r
                        "select_positive", "mul_signals", "select_ge", "select_equal", "count_at_least", "concat"}
 REGISTER_KINDS = {"reg", "rom"}
 # Logic (result bits of the statements) per module when a chain is cut. Measured on the benchmark network
-# (16-64-32-32-5 at 5 ns, about 120k bits), one Yosys CPU-time run beside the other: whole, 147 CPU s; in 2
-# modules (this size), 151 CPU s, 72 + 47 of them in the two modules, which run at once; in 6 modules
-# (20000), 211 CPU s (each run reads Yosys' cell libraries first). LUT, FF and levels equal within 0.2%.
-CHAIN_BITS_PER_MODULE = 60000
+# (16-64-32-32-5 at 5 ns, about 80k bits since pipeline auto times carry chains as Yosys sta does): whole,
+# 112 s wall / 116 CPU s; in 3 modules (this size: 43k, 22k and 22k bits, so that 2 CPUs finish together),
+# 77 s wall / 132 CPU s (each run reads Yosys' cell libraries first). LUT, FF and the longest path equal.
+CHAIN_BITS_PER_MODULE = 30000
 
 
 def _operands(value):
@@ -240,7 +235,7 @@ def split_chain(m: ModuleBuilder, bits_per_module: int | None = None) -> list[Mo
         files = {st["file"] for st in piece.statements if st["kind"] == "rom"}
         piece.roms = [rom for rom in m.roms if rom.file in files]
         piece.has_clock = any(st["kind"] in REGISTER_KINDS for st in piece.statements)
-        piece.stage_levels = {s: m.stage_levels[s] for s in stages[g] if s in m.stage_levels}
+        piece.stage_delay = {s: m.stage_delay[s] for s in stages[g] if s in m.stage_delay}
         if g == pieces - 1:
             piece.outputs, piece.w_out, out_desc = m.outputs, m.w_out, m.output_desc
         else:
@@ -342,7 +337,7 @@ def write_rtl(model: FirmwareModel, out_dir: Path, top: str = "trigger_top", pip
                                       multiplier=multiplier)
     every = parse_pipeline(pipeline)
     _, dsp_above_bits = parse_multiplier(multiplier)
-    max_levels = levels_per_clock(clock_period_ns) if every == "auto" else None
+    max_delay = float(clock_period_ns) if every == "auto" else None
     if every == "auto":
         every = None
     out_dir = Path(out_dir)
@@ -351,24 +346,24 @@ def write_rtl(model: FirmwareModel, out_dir: Path, top: str = "trigger_top", pip
     if any(v > ii for v in op_ii.values()):
         raise ConfigError(f"an op's ii ({max(op_ii.values())}) exceeds the model's ii {ii}")
     modules, latencies, used, starts = [], {}, set(), []
-    in_levels, offset, stage_levels = 0, 1, {}  # stage 1 starts at the input register
-    if max_levels is not None:
-        m, latencies = build_chain_module(model, f"{top}_ops", max_levels, dsp_above_bits, op_ii)
-        stage_levels = {1 + s: levels for s, levels in m.stage_levels.items()}
+    in_delay, offset, stage_delay = 0.0, 1, {}  # stage 1 starts at the input register
+    if max_delay is not None:
+        m, latencies = build_chain_module(model, f"{top}_ops", max_delay, dsp_above_bits, op_ii)
+        stage_delay = {1 + s: ns for s, ns in m.stage_delay.items()}
         pieces = split_chain(m)
         modules += pieces
         starts += [0] * len(pieces)  # only an uncut chain may share arithmetic (start port)
-    for k, op in enumerate(model.ops if max_levels is None else []):
+    for k, op in enumerate(model.ops if max_delay is None else []):
         name = f"{top}_{_ident(op.name)}"
         if name in used:
             name = f"{name}_{k}"
         used.add(name)
-        m, latency = build_op_module(model, k, name, every, None, dsp_above_bits, in_levels, op_ii.get(op.name, 1),
+        m, latency = build_op_module(model, k, name, every, None, dsp_above_bits, in_delay, op_ii.get(op.name, 1),
                                      op_ii)
         starts.append(offset - 1)  # the valid shift register bit that is high when this module's inputs are
-        in_levels = m.out_levels
-        for s, levels in m.stage_levels.items():  # stage s of this op is global stage offset + s
-            stage_levels[offset + s] = max(stage_levels.get(offset + s, 0), levels)
+        in_delay = m.out_delay
+        for s, ns in m.stage_delay.items():  # stage s of this op is global stage offset + s
+            stage_delay[offset + s] = max(stage_delay.get(offset + s, 0.0), ns)
         offset += latency
         modules.append(m)
         latencies[op.name] = latency
@@ -387,11 +382,11 @@ def write_rtl(model: FirmwareModel, out_dir: Path, top: str = "trigger_top", pip
     path.write_text(standard_top(top, f"{model.kind} '{model.name}'", model.input.elements(),
                                  model.output.elements(), stages, latency, ii=ii))
     sources.append(path)
-    kept = "auto" if max_levels is not None else (pipeline if every else "layer")
-    levels = [stage_levels.get(s, 0) for s in range(1, latency + 1)]
+    kept = "auto" if max_delay is not None else (pipeline if every else "layer")
+    delays = [stage_delay.get(s, 0.0) for s in range(1, latency + 1)]
     return RtlDesign(top, sources, data_files, latency, latencies, kept,
                      "dsp" if dsp_above_bits == 0 else ("shift_add" if dsp_above_bits is None else str(dsp_above_bits)),
-                     levels, max_levels, ii, op_ii)
+                     delays, max_delay, ii, op_ii)
 
 
 def standard_top(top: str, description: str, inputs: list[dict], outputs: list[dict], stages: list[dict],

@@ -3,17 +3,16 @@
 Every signal is a signed integer of the exact width its value range needs
 (``trigger.ir.ranges``). A signal also knows its pipeline stage (registers
 between the module input and it), so the writer can balance and count latency,
-and an estimate of the logic levels between the last register and it, so that
-``pipeline: auto`` can place registers where a stage would miss the clock.
+and an estimate of its delay since the last register, so that ``pipeline: auto``
+can place registers where a stage would miss the clock.
 Operands of different stages are aligned with (shared) delay registers.
 The Verilog text of each statement kind lives in ``firmware_templates/rtl/module.v.j2``.
 
-Logic levels are counted as Yosys' ``ltp`` counts them after ``synth_xilinx``
-(LUTs and carry cells on the longest path): an adder costs a LUT and the carry
-cells from where an operand's bits enter its chain up to the top bit, so a signal
-keeps two arrival estimates, at its lowest and at its top bit (in an adder tree
-the carry chains overlap, they do not add up); ``yosys_levels`` calibrates that
-count against Yosys on the benchmark networks (scripts/bench_da4ml.py reports both).
+Delays are estimated with the cell delays that ``trigger.synth`` gives Yosys' ``sta``
+(``firmware_templates/yosys/timing_xcup.v``): a LUT with its route, and a carry chain that
+is entered once, crossed at 0.02 ns per four bits and left once. An adder's result
+bits do not all arrive together, so a signal keeps two arrival estimates, at its lowest
+and at its top bit (in an adder tree the carry chains overlap, they do not add up).
 """
 
 from __future__ import annotations
@@ -29,7 +28,14 @@ from trigger.fixed import FixedFormat
 from trigger.ir.ranges import Interval, signed_width
 
 CARRY_BITS = 4  # bits per carry cell: Yosys 0.23 maps adders to CARRY4 chains (UltraScale+ has CARRY8)
-NS_PER_LEVEL = 0.5  # one LUT or carry level with its routing (the figure trigger.synth uses)
+# Cell delays in ns, the figures of firmware_templates/yosys/timing_xcup.v (its header says where they come from)
+LUT_NS = 0.5  # a LUT with the route to it
+CARRY_IN_NS = 0.115  # from a LUT into the carry chain
+CARRY4_NS = 0.02  # across one CARRY4 (four bits)
+CARRY_OUT_NS = 0.116  # from the chain to a sum bit
+MUXF_NS = 0.15  # a MUXF7/8 after its LUTs
+DSP_NS = 2.0  # a DSP48 multiplier used without its registers
+CLOCK_TO_Q_NS = 0.15  # a flip-flop's clock-to-output: every stage starts with it
 
 
 def parse_multiplier(value) -> tuple[str, int | None]:
@@ -45,24 +51,20 @@ def parse_multiplier(value) -> tuple[str, int | None]:
     raise ConfigError(f"rtl multiplier must be 'shift_add', 'dsp' or a number of bits, got {value!r}")
 
 
-# The adder model below counts a LUT and the carry cells an adder adds to a path; ``yosys_levels``
-# maps that count onto Yosys' ltp count, and budgets (pipeline auto) and the reported levels per stage
-# are in Yosys' count. Measured on the benchmark networks (scripts/bench_da4ml.py): with every adder
-# an instance of its own (module.v.j2), a 16-64 layer whose stages the model put at up to 8 levels
-# measured 9; the same layer with the adders written inline, where Yosys merges chained additions
-# into full-adder compressor trees and maps wide functions as LUTs plus MUXF7/8/9, measured 14 for
-# 10, and a whole 16-16-8 network in one stage 46 for 39 (both are why the adders are instances).
-YOSYS_EXTRA_LEVELS = 1  # per register-to-register path
-YOSYS_LEVELS_PER_EXTRA = 8  # and one more per this many modelled levels
+def carry_ns(width: int, entry: int = 0) -> float:
+    """A carry chain over ``width`` bits, entered at bit ``entry``, to its top sum bit."""
+    cells = (width - 1) // CARRY_BITS - min(entry, width - 1) // CARRY_BITS
+    return CARRY_IN_NS + max(cells - 1, 0) * CARRY4_NS + CARRY_OUT_NS
 
 
-def yosys_levels(levels: int) -> int:
-    """The logic levels Yosys' ltp counts on a path the adder model puts at ``levels``."""
-    return levels + YOSYS_EXTRA_LEVELS + levels // YOSYS_LEVELS_PER_EXTRA if levels > 0 else 0
+def adder_ns(width: int) -> float:
+    """An adder or comparator of ``width`` bits: the LUT in front of its carry chain, and the chain."""
+    return LUT_NS + carry_ns(width)
 
 
-def adder_levels(width: int) -> int:
-    return 1 + -(-width // CARRY_BITS)
+def mux_ns(cases: int) -> float:
+    """A ``cases``-way multiplexer: one LUT up to 4 cases, MUXF7/8 up to 16, another LUT level beyond."""
+    return LUT_NS + (cases > 4) * MUXF_NS + (cases > 8) * MUXF_NS + (cases > 16) * LUT_NS
 
 
 @dataclass
@@ -118,8 +120,8 @@ class Sig:
     hi: int
     const: int | None = None
     stage: int = 0
-    levels: int = 0  # estimated logic levels since the last register, at the top bit
-    lsb_levels: int = 0  # the same at the lowest bit
+    delay: float = 0.0  # estimated ns since the last register (after its clock-to-output), at the top bit
+    lsb_delay: float = 0.0  # the same at the lowest bit
     adds: int = 0  # adders since the last register (for pipeline=N)
 
     @property
@@ -147,10 +149,10 @@ class ModuleBuilder:
     statements: list = field(default_factory=list)
     has_clock: bool = False
     roms: list[RomImage] = field(default_factory=list)
-    max_levels: int | None = None  # pipeline: auto: register where a stage would exceed this many levels
+    max_delay: float | None = None  # pipeline: auto: register where a stage's delay (ns) would exceed this
     dsp_above_bits: int | None = None  # constants wider than this use ``*`` (None: every constant shift-add)
-    in_levels: int = 0  # logic levels already on the module's inputs (no register in front)
-    stage_levels: dict = field(default_factory=dict)  # stage -> most estimated logic levels in it (yosys_levels)
+    in_delay: float = 0.0  # delay (ns) already on the module's inputs (no register in front)
+    stage_delay: dict = field(default_factory=dict)  # stage -> its longest estimated path (ns, clock-to-output included)
     _every: int | None = None  # pipeline N inside the adder block being built: a register every N adders
     _names: set = field(default_factory=set)
     _delayed: dict = field(default_factory=dict)
@@ -173,14 +175,14 @@ class ModuleBuilder:
     def emit(self, kind: str, out: Sig, **fields) -> Sig:
         self.statements.append(dict(kind=kind, out=out, **fields))
         if out.const is None:
-            self.stage_levels[out.stage] = max(self.stage_levels.get(out.stage, 0), yosys_levels(out.levels))
+            self.stage_delay[out.stage] = max(self.stage_delay.get(out.stage, 0.0), round(CLOCK_TO_Q_NS + out.delay, 3))
         return out
 
     # ------------------------------------------------------------ timing
-    def _ready(self, sigs: list[Sig], extra: int, adder: bool = False, shifts=None, width: int = 0) -> list[Sig]:
-        """The operands of a statement adding ``extra`` logic levels (an adder of ``width`` bits when
-        ``shifts`` are given), on one stage: registered first when the result would exceed the stage
-        budget (pipeline auto), or after ``every`` adders (pipeline N)."""
+    def _ready(self, sigs: list[Sig], extra: float, adder: bool = False, shifts=None, width: int = 0) -> list[Sig]:
+        """The operands of a statement adding ``extra`` ns (an adder of ``width`` bits when ``shifts`` are
+        given), on one stage: registered first when the result would miss the stage budget (pipeline auto),
+        or after ``every`` adders (pipeline N)."""
         live = [s for s in sigs if s.const is None]
         if not live:
             return sigs
@@ -190,47 +192,43 @@ class ModuleBuilder:
         if shifts is not None:
             predicted = self._adder_timing(list(zip(sigs, shifts)), width)[1]
         else:
-            predicted = max(s.levels for s in live) + extra
-        over_levels = (self.max_levels is not None and yosys_levels(predicted) > self.max_levels
-                       and any(s.levels for s in live))
+            predicted = max(s.delay for s in live) + extra
+        over_budget = (self.max_delay is not None and CLOCK_TO_Q_NS + predicted > self.max_delay
+                       and any(s.delay for s in live))
         over_adds = adder and self._every is not None and max(s.adds for s in live) >= self._every
-        if over_levels or over_adds:
+        if over_budget or over_adds:
             sigs = [s if s.const is not None else self.delay(s, 1) for s in sigs]
         return sigs
 
     @staticmethod
-    def _adder_timing(terms: list[tuple[Sig, int]], width: int) -> tuple[int, int]:
-        """(lowest-bit, top-bit) logic levels of an adder of ``width`` bits over shifted operands: a LUT,
-        then the carry cells from where each operand's bits enter the chain up to the top."""
-        def cells(position: int) -> int:
-            return (width - 1) // CARRY_BITS - min(position, width - 1) // CARRY_BITS + 1
-
-        lsb = msb = 0
+    def _adder_timing(terms: list[tuple[Sig, int]], width: int) -> tuple[float, float]:
+        """(lowest-bit, top-bit) delays of an adder of ``width`` bits over shifted operands: each operand bit
+        goes through a LUT into the carry chain, which ripples from where the bit enters up to the top."""
+        lsb = msb = 0.0
         for sig, shift in terms:
             if sig.const is not None:
                 continue
             top = sig.width + shift - 1
-            # a late top bit enters near the top of the chain: its LUT and the last carry cells (with
-            # the carry cells it shares with the lower bits' ripple; yosys_levels calibrates the rest)
-            msb = max(msb, sig.levels + max(1, cells(top) - 1), sig.lsb_levels + 1 + cells(shift))
-            lsb = max(lsb, sig.lsb_levels + 2)
-        return lsb, msb
+            # its lowest bit ripples the longest; its top bit, the last to arrive, enters near the top
+            msb = max(msb, sig.lsb_delay + LUT_NS + carry_ns(width, shift), sig.delay + LUT_NS + carry_ns(width, top))
+            lsb = max(lsb, sig.lsb_delay + LUT_NS + CARRY_IN_NS + CARRY_OUT_NS)
+        return round(lsb, 3), round(msb, 3)
 
     def _after(self, sigs: list[Sig], width: int, adder: bool, shifts=None) -> dict:
-        """Stage and logic-level estimates of a result of ``width`` bits computed from ``sigs``."""
+        """Stage and delay estimates of a result of ``width`` bits computed from ``sigs``."""
         live = [s for s in sigs if s.const is None]
         if not live:
             return {}
-        lsb, msb = max(s.lsb_levels for s in live), max(s.levels for s in live)
+        lsb, msb = max(s.lsb_delay for s in live), max(s.delay for s in live)
         if adder:
             lsb, msb = self._adder_timing(list(zip(sigs, shifts or [0] * len(sigs))), width)
-            return dict(stage=live[0].stage, lsb_levels=lsb, levels=msb, adds=max(s.adds for s in live) + 1)
-        return dict(stage=live[0].stage, lsb_levels=lsb, levels=msb, adds=max(s.adds for s in live))
+            return dict(stage=live[0].stage, lsb_delay=lsb, delay=msb, adds=max(s.adds for s in live) + 1)
+        return dict(stage=live[0].stage, lsb_delay=lsb, delay=msb, adds=max(s.adds for s in live))
 
     # ------------------------------------------------------------ primitives
     def unpack(self, name: str, lsb: int, fmt: FixedFormat) -> Sig:
-        out = Sig(self._new(name), fmt_sig_width(fmt), fmt.min_raw, fmt.max_raw, levels=self.in_levels,
-                  lsb_levels=self.in_levels)
+        out = Sig(self._new(name), fmt_sig_width(fmt), fmt.min_raw, fmt.max_raw, delay=self.in_delay,
+                  lsb_delay=self.in_delay)
         return self.emit("unpack", out, lsb=lsb, fmt_width=fmt.width, signed=fmt.signed)
 
     def const(self, name: str, value: int) -> Sig:
@@ -257,8 +255,9 @@ class ModuleBuilder:
         if not self.uses_dsp(k):
             return self.constant_matvec(name, [a], [[k]], [0], cap)[0]
         width, lo, hi = self._capped(a.interval.scale(k), cap)
-        out = Sig(self._new(name), width, lo, hi, **self._after([a], width, True))
-        out.levels += 4  # a DSP48 slice: about as slow as a few LUT levels
+        [a] = self._ready([a], DSP_NS)
+        out = Sig(self._new(name), width, lo, hi, **self._after([a], width, False))
+        out.delay = out.lsb_delay = a.delay + DSP_NS
         return self.emit("mul", out, a=a, k=k, k_bits=k % (1 << width))
 
     def add(self, name: str, a: Sig, b: Sig, cap: int | None = None) -> Sig:
@@ -320,19 +319,19 @@ class ModuleBuilder:
 
     def relu(self, name: str, a: Sig) -> Sig:
         iv = a.interval.relu()
-        [a] = self._ready([a], 1)
+        [a] = self._ready([a], LUT_NS)
         out = Sig(self._new(name), a.width, iv.lo, iv.hi, **self._after([a], a.width, False))
-        out.levels += 1
+        out.delay = out.lsb_delay = a.delay + LUT_NS  # every bit waits for the sign
         self._relu_of[out.name] = a
         return self.emit("relu", out, a=a)
 
     def select_positive(self, name: str, test: Sig, if_positive: Sig, otherwise: Sig) -> Sig:
         """``test > 0 ? if_positive : otherwise``."""
         iv = if_positive.interval.hull(otherwise.interval)
-        extra = adder_levels(test.width) + 1
+        extra = adder_ns(test.width) + LUT_NS
         test, if_positive, otherwise = self._ready([test, if_positive, otherwise], extra)
         out = Sig(self._new(name), iv.width, iv.lo, iv.hi, **self._after([test, if_positive, otherwise], iv.width, False))
-        out.levels = out.lsb_levels = max(out.levels, test.levels + extra)
+        out.delay = out.lsb_delay = max(out.delay + LUT_NS, test.delay + extra)
         return self.emit("select_positive", out, test=test, a=if_positive, b=otherwise)
 
     def wrap(self, name: str, a: Sig, fmt: FixedFormat) -> Sig:
@@ -390,18 +389,25 @@ class ModuleBuilder:
 
             ohi_expr = above(ohi) if check_hi else "1'b0"
             olo_expr = below(olo) if check_lo else "1'b0"
-            inc, flags = 1 + (shift > 2) + adder_levels(ow + 1), 1 + (hw > 6) + (hw > 36)
+            # the round-up bit from the dropped bits (one LUT up to 6 inputs, then LUTs and MUXF7/8), the
+            # incrementer; the flags compare h beside it, then l after it (a carry chain) when a limit's low
+            # bits need it, and combine the terms in a LUT (measured on the Conv2D tagger: Yosys sta 3.19 ns
+            # from a sum to the register after its cast, 3.69 estimated)
+            up = LUT_NS if shift + 1 <= 6 else 2 * LUT_NS + 2 * MUXF_NS
+            inc = up + adder_ns(ow + 1)
+            low = (check_hi and (ohi & mask) != mask) or (check_lo and (olo & mask) != 0)
+            flags = inc + (LUT_NS + CARRY_IN_NS if low else 0.0) + LUT_NS
             r_width = ow
         else:
-            inc, flags = 0, 2 + (rw > 6) + (rw > 36)
+            inc, flags = 0.0, adder_ns(rw) + LUT_NS  # comparisons of r with the limits (carry chains), combined
             ohi_expr = f"{ident}_r > {rw}'sh{ohi % (1 << rw):x}" if check_hi else "1'b0"
             olo_expr = f"{ident}_r < {rw}'sh{olo % (1 << rw):x}" if check_lo else "1'b0"
             r_width = rw
-        # rounding: an incrementer (a carry chain); saturation: comparisons with constants and a mux
-        extra = max(inc, flags if saturates else 0) + (1 if saturates or relu else 0)
+        # rounding: an incrementer (a carry chain); saturation: the flags, then a mux
+        extra = max(inc, flags if saturates else 0.0) + (LUT_NS if saturates or relu else 0.0)
         [a] = self._ready([bits], extra)
         out = Sig(ident, fmt_sig_width(dst), lo, hi, **self._after([a], 0, False))
-        out.levels = out.lsb_levels = out.levels + extra
+        out.delay = out.lsb_delay = round(out.delay + extra, 3)
         spec = dict(shift=shift, xw=xw, fw=fw, rw=rw, r_width=r_width, hw=max(fw - dst.width, 1),
                     rounding=dst.rounding, relu=relu,
                     overflow=dst.overflow if can_overflow else "NONE", ow=dst.width, signed=dst.signed,
@@ -412,9 +418,10 @@ class ModuleBuilder:
     def count_at_least(self, name: str, a: Sig, thresholds, width: int) -> Sig:
         """How many of the increasing integer thresholds are <= a (a thermometer code's popcount)."""
         thresholds = [int(t) for t in thresholds]
-        [a] = self._ready([a], adder_levels(a.width) + len(thresholds).bit_length())
+        extra = adder_ns(a.width) + len(thresholds).bit_length() * LUT_NS  # comparators, then the count
+        [a] = self._ready([a], extra)
         out = Sig(self._new(name), width + 1, 0, len(thresholds), **self._after([a], 0, False))
-        out.levels = out.lsb_levels = out.levels + adder_levels(a.width) + len(thresholds).bit_length()
+        out.delay = out.lsb_delay = out.delay + extra
         keys = [{"bits": t % (1 << a.width)} for t in thresholds]
         return self.emit("count_at_least", out, a=a, keys=keys, count_width=width)
 
@@ -450,25 +457,25 @@ class ModuleBuilder:
             return self.mul(name, b, a.const)
         corners = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
         iv = Interval(min(corners), max(corners))
-        a, b = self._ready([a, b], 4)
+        a, b = self._ready([a, b], DSP_NS)
         out = Sig(self._new(name), iv.width, iv.lo, iv.hi, **self._after([a, b], iv.width, False))
-        out.levels = out.lsb_levels = out.levels + 4  # a DSP48 slice: about as slow as a few LUT levels
+        out.delay = out.lsb_delay = out.delay + DSP_NS
         return self.emit("mul_signals", out, a=a, b=b)
 
     def select_ge(self, name: str, a: Sig, b: Sig, if_ge: Sig, otherwise: Sig) -> Sig:
         """``a >= b ? if_ge : otherwise`` (max trees, argmax)."""
         iv = if_ge.interval.hull(otherwise.interval)
-        extra = adder_levels(max(a.width, b.width)) + 1
+        extra = adder_ns(max(a.width, b.width)) + LUT_NS  # the comparison's carry chain, then the mux
         a, b, if_ge, otherwise = self._ready([a, b, if_ge, otherwise], extra)
         out = Sig(self._new(name), iv.width, iv.lo, iv.hi, **self._after([a, b, if_ge, otherwise], iv.width, False))
-        out.levels = out.lsb_levels = max(out.levels, a.levels + extra, b.levels + extra)
+        out.delay = out.lsb_delay = max(out.delay + LUT_NS, a.delay + extra, b.delay + extra)
         return self.emit("select_ge", out, a=a, b=b, x=if_ge, y=otherwise, cw=max(a.width, b.width))
 
     def select_equal(self, name: str, a: Sig, k: int, if_equal: int, otherwise: int) -> Sig:
         """``a == k ? if_equal : otherwise`` for integer constants (a one-hot output)."""
         iv = Interval(min(if_equal, otherwise), max(if_equal, otherwise))
         out = Sig(self._new(name), iv.width, iv.lo, iv.hi, **self._after([a], iv.width, False))
-        out.levels = out.lsb_levels = out.levels + 1 + (a.width + 5) // 6  # a LUT tree comparing a with k
+        out.delay = out.lsb_delay = out.delay + (1 + (a.width + 5) // 6) * LUT_NS  # a LUT tree comparing a with k
         return self.emit("select_equal", out, a=a, k_bits=int(k) % (1 << a.width),
                          x_bits=int(if_equal) % (1 << iv.width), y_bits=int(otherwise) % (1 << iv.width))
 
@@ -574,13 +581,13 @@ class ModuleBuilder:
 
     @staticmethod
     def _ready_key(sig: Sig, shift: int = 0) -> tuple:
-        """When a term is ready: constants first, then by stage and estimated logic levels; among terms
+        """When a term is ready: constants first, then by stage and estimated delay; among terms
         ready together, the one with the lowest top bit first. An adder costs a LUT per bit from the higher
         of its operands' LSBs to the top of its result; the LSB part adds up to the same over any tree, the
         top part is smallest when small terms are summed first (about 2% fewer adder bits and 13% fewer
         pipeline bits on the benchmark network than in input order; ordering by top bit rather than by
         shift saves another 0.3% of the adder bits)."""
-        return (-1, 0, shift) if sig.const is not None else (sig.stage, sig.levels, sig.width + shift)
+        return (-1, 0, shift) if sig.const is not None else (sig.stage, sig.delay, sig.width + shift)
 
     # ------------------------------------------------------------ resource sharing (serial.py)
     def serial_matvec(self, name: str, xs: list[Sig], matrix, bias, cap: int | None, ii: int,

@@ -45,8 +45,8 @@ def write_memory_table_rtl(model: FirmwareModel, out_dir: Path, top: str, **opti
     design = RtlDesign(top=top, sources=[*inner.sources, path], data_files=[], latency_cycles=latency,
                        op_latency={**inner.op_latency, lookup.name: lookup.read_latency + 1},
                        pipeline=inner.pipeline, multiplier=inner.multiplier,
-                       stage_levels=[*inner.stage_levels, *[0] * (lookup.read_latency + 1)],
-                       max_levels=inner.max_levels)
+                       stage_delay_ns=[*inner.stage_delay_ns, *[0.0] * (lookup.read_latency + 1)],
+                       max_delay_ns=inner.max_delay_ns)
     design.simulation = {"top": f"{top}_with_memory", "extra_sources": [model_v, wrapper_v],
                          "memory_image": f"{top}_memory.mem", "memory_base": f"{top}_memory_base.mem",
                          "window_words": 1 << window_bits, "read_latency": lookup.read_latency,

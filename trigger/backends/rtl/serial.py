@@ -31,7 +31,7 @@ the op's input stage) and ``rst``: the strobes inside it are reset with the top.
 
 from __future__ import annotations
 
-from trigger.backends.rtl.builder import ModuleBuilder, Sig, yosys_levels
+from trigger.backends.rtl.builder import CLOCK_TO_Q_NS, LUT_NS, ModuleBuilder, Sig, carry_ns, mux_ns
 from trigger.ir.ranges import Interval, signed_width
 
 
@@ -62,8 +62,8 @@ def phase(m: ModuleBuilder, stage: int, cycles: int) -> Sig:
     if (stage, cycles) not in cache:
         first = strobe(m, stage)
         width = max(1, (cycles - 1).bit_length())
-        out = Sig(m._new(f"phase{stage}"), width + 1, 0, (1 << width) - 1, stage=stage, levels=first.levels + 1,
-                  lsb_levels=first.levels + 1)
+        out = Sig(m._new(f"phase{stage}"), width + 1, 0, (1 << width) - 1, stage=stage, delay=first.delay + LUT_NS,
+                  lsb_delay=first.delay + LUT_NS)
         cache[(stage, cycles)] = m.emit("phase", out, first=first, bits=width)
     return cache[(stage, cycles)]
 
@@ -120,7 +120,7 @@ def serial_matvec(m: ModuleBuilder, name: str, xs: list[Sig], matrix, bias, cap:
         if p.const is not None:  # an all-zero column
             roots.append(m.const(f"{name}z{j}", bj))
             continue
-        p, levels = _accumulator_input(m, p, width)
+        p, delay = _accumulator_input(m, p, width)
         # the bias enters as base-2**b digits: its top part with the first partial, then one b-bit digit
         # in the (zero) low bits of each shifted accumulator: no adder of its own
         top = b * (n - 1)
@@ -128,40 +128,40 @@ def serial_matvec(m: ModuleBuilder, name: str, xs: list[Sig], matrix, bias, cap:
         acc = Sig(m._new(f"{name}acc{j}"), width, lo, hi, stage=p.stage + n)
         m.has_clock = True
         for s in range(p.stage, p.stage + n):  # its adder runs in each of these cycles, register to register
-            m.stage_levels[s] = max(m.stage_levels.get(s, 0), yosys_levels(levels))
+            m.stage_delay[s] = max(m.stage_delay.get(s, 0.0), round(CLOCK_TO_Q_NS + delay, 3))
         roots.append(m.emit("accumulate", acc, a=p, first=strobe(m, p.stage), shift=b,
                             head_bits=(bj >> top) % (1 << width), digits=digits,
                             sel=phase(m, p.stage, n) if any(digits) else None))
     return _align(m, roots)
 
 
-def _accumulator_input(m: ModuleBuilder, p: Sig, width: int) -> tuple[Sig, int]:
-    """The partial sum as the accumulator adds it, and the logic levels of that addition (the builder's
-    adder model: the accumulator's own bits come from its register, the partial's from the network):
-    the partial is registered first when the addition would take its stage over the budget (pipeline
-    auto), as the builder does before any adder."""
-    def levels_of(q: Sig) -> int:
-        return m._adder_timing([(q, 0)], width)[1]
+def _accumulator_input(m: ModuleBuilder, p: Sig, width: int) -> tuple[Sig, float]:
+    """The partial sum as the accumulator adds it, and the delay of that addition (the builder's adder
+    model: the accumulator's own bits come from its register, the partial's from the network): the
+    partial is registered first when the addition would take its stage over the budget (pipeline auto),
+    as the builder does before any adder."""
+    def delay_of(q: Sig) -> float:
+        return max(m._adder_timing([(q, 0)], width)[1], LUT_NS + carry_ns(width))
 
-    if m.max_levels is not None and p.levels and yosys_levels(levels_of(p)) > m.max_levels:
+    if m.max_delay is not None and p.delay and CLOCK_TO_Q_NS + delay_of(p) > m.max_delay:
         p = m.delay(p, 1)
-    return p, levels_of(p)
+    return p, delay_of(p)
 
 
 def _mux_inputs(m: ModuleBuilder, sigs: list[Sig], cases: int) -> tuple[list[Sig], int]:
     """The inputs of a ``cases``-way multiplexer (a LUT, two with MUXF7/8 past 4 cases) on one stage,
     registered first when it would take their stage over the budget (``ModuleBuilder._ready``); and
-    the levels at its output."""
-    extra = 1 + (cases > 4)
+    the delay at its output."""
+    extra = mux_ns(cases)
     live = [s for s in sigs if s is not None]
     ready = iter(m._ready(live, extra))
     sigs = [None if s is None else next(ready) for s in sigs]
-    return sigs, max(s.levels for s in sigs if s is not None and s.const is None) + extra
+    return sigs, max(s.delay for s in sigs if s is not None and s.const is None) + extra
 
 
 def _slice_mux(m: ModuleBuilder, name: str, x: Sig, b: int, n: int, sel: Sig) -> Sig:
     """In cycle t, slice n-1-t of x (b bits; the top slice signed when x can be negative)."""
-    (x, sel), levels = _mux_inputs(m, [x, sel], n)
+    (x, sel), delay = _mux_inputs(m, [x, sel], n)
     signed = x.lo < 0
     cases, lo, hi = [], 0, 0
     for t in range(n):
@@ -176,7 +176,7 @@ def _slice_mux(m: ModuleBuilder, name: str, x: Sig, b: int, n: int, sel: Sig) ->
     width = signed_width(lo, hi)
     cases = ["{" + ", ".join([bits[0]] * (width - b) + bits) + "}" if top_signed else
              "{" + ", ".join([f"{width - b}'b0"] + bits) + "}" for bits, top_signed in cases]
-    out = Sig(m._new(name), width, lo, hi, stage=x.stage, levels=levels, lsb_levels=levels)
+    out = Sig(m._new(name), width, lo, hi, stage=x.stage, delay=delay, lsb_delay=delay)
     return m.emit("slice_mux", out, sel=sel, cases=cases, slice_bits=b)
 
 
@@ -226,9 +226,9 @@ def shared_windows(m: ModuleBuilder, name: str, windows: list[list[Sig | None]],
             for c in cases:
                 if c is not None:
                     iv = c.interval if iv is None else iv.hull(c.interval)
-            [mux_sel, *cases], levels = _mux_inputs(m, [sel, *cases], len(cases))
-            out = Sig(m._new(f"{name}l{lane}w{r}"), iv.width, iv.lo, iv.hi, stage=mux_sel.stage, levels=levels,
-                      lsb_levels=levels)
+            [mux_sel, *cases], delay = _mux_inputs(m, [sel, *cases], len(cases))
+            out = Sig(m._new(f"{name}l{lane}w{r}"), iv.width, iv.lo, iv.hi, stage=mux_sel.stage, delay=delay,
+                      lsb_delay=delay)
             muxed.append(m.emit("select", out, sel=mux_sel, cases=cases))
         roots = m.constant_matvec(f"{name}l{lane}_", muxed, matrix, bias, cap, every)
         ys = finish(roots, f"{name}l{lane}_")
@@ -241,7 +241,7 @@ def shared_windows(m: ModuleBuilder, name: str, windows: list[list[Sig | None]],
         for t, p in enumerate(positions):
             if t == len(positions) - 1 and t == n - 1:
                 outputs[p] = [y if y.const is not None else
-                              Sig(y.name, y.width, y.lo, y.hi, stage=last, levels=y.levels, lsb_levels=y.lsb_levels)
+                              Sig(y.name, y.width, y.lo, y.hi, stage=last, delay=y.delay, lsb_delay=y.lsb_delay)
                               for y in ys]
                 continue
             enable = strobe(m, last - (n - 1) + t)

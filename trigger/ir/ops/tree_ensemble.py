@@ -238,7 +238,7 @@ class TreeEnsemble(Op):
     # ------------------------------------------------------------ RTL
     def emit_rtl(self, m, xs: list, options: dict) -> list:
         every = options.get("pipeline_every")
-        if every is None and getattr(m, "max_levels", None) is None:  # pipeline auto places its own registers
+        if every is None and getattr(m, "max_delay", None) is None:  # pipeline auto places its own registers
             every = DEFAULT_ADDER_LEVELS_PER_REGISTER
         # 1. comparators, one per distinct (element, threshold): 1 when raw > threshold (go right)
         go_right: dict[tuple[int, int], object] = {}
@@ -296,7 +296,7 @@ class TreeEnsemble(Op):
                 outputs.append(m.count_at_least("cls", s, [t], 1))
         elif self.decision == "argmax":
             # a register per round unless pipeline auto places them: many classes must still meet the clock
-            outputs.append(m.argmax("cls", roots, register_levels=getattr(m, "max_levels", None) is None))
+            outputs.append(m.argmax("cls", roots, register_levels=getattr(m, "max_delay", None) is None))
         return outputs
 
     def describe(self) -> str:
