@@ -273,7 +273,7 @@ def test_an_ii_larger_than_the_model_can_use_is_a_one_line_build_error(reference
 
 # ------------------------------------------------------------------ the report's resource view
 def test_report_shows_each_budgeted_figure_as_a_share_of_its_limit_and_of_the_part():
-    from trigger.report import _plot_png, resource_shares
+    from trigger.report import _plot_png, module_table, resource_shares, summary_rows
 
     modules = {"t_fc1": {"LUT": 8640, "FF": 1000, "DSP": 0, "BRAM18": 0, "BRAM36": 0},
                "t_fc2": {"LUT": 8640, "FF": 2456, "DSP": 0, "BRAM18": 2, "BRAM36": 0}}
@@ -286,6 +286,14 @@ def test_report_shows_each_budgeted_figure_as_a_share_of_its_limit_and_of_the_pa
     assert (shares["FF"]["part"], shares["FF"]["limit"]) == (0.1, 50.0)
     assert shares["DSP"]["limit"] is None and shares["BRAM"]["modules"]["t_fc2"]["part"] == round(100 / 2688, 3)
     assert _plot_png(report).startswith(b"\x89PNG")
+    # the tables say the same: a module's figure beside its share of the budget, or of the part when unbudgeted
+    header, rows = module_table(report)
+    assert header[:6] == ["module", "LUT", "FF", "CARRY", "DSP", "BRAM36"]
+    assert rows[0][:3] == ["t_fc1", "8640 (5 % of budget)", f"1000 ({100 * 1000 / 6912:.3g} % of budget)"]
+    assert rows[1][4] == "0"  # nothing used: no share
+    report.update(bit_exact=True, budget={**report["budget"], "pass": True, "violations": []})
+    report["latency"].update(clock_period_ns=5.0)
+    assert dict(summary_rows(report))["LUT"] == "17280 (10 % of the budget, 1 % of the part)"
 
 
 def test_ii_curve_table_plot_and_values():

@@ -283,7 +283,9 @@ def _write_outputs(bundle: Path, report: dict, manifest: dict) -> None:
     for png in sorted(plots.glob("*.png")):
         images.append({"name": png.stem, "file": f"plots/{png.name}",
                        "data": base64.b64encode(png.read_bytes()).decode()})
+    header, module_rows = module_table(report)
     context = {"r": report, "manifest": manifest, "images": images, "rows": summary_rows(report),
+               "module_header": header, "module_rows": module_rows,
                "classifier_rows": classifier_rows(report), **_ii_curve_context(report)}
     (reports / "report.md").write_text(render("report/report.md.j2", **context))
     (reports / "report.html").write_text(render("report/report.html.j2", **context))
@@ -321,13 +323,46 @@ def classifier_rows(report: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def _share_text(share: dict) -> str:
+    """'24.5 % of the budget, 2.45 % of the part' (whichever of the two is known)."""
+    parts = [f"{share[k]:.3g} % of the {label}" for k, label in (("limit", "budget"), ("part", "part"))
+             if share.get(k) is not None]
+    return ", ".join(parts)
+
+
+MODULE_COLUMNS = (("LUT", "LUT"), ("FF", "FF"), ("CARRY", None), ("DSP", "DSP"), ("BRAM36", "BRAM"))
+
+
+def module_table(report: dict) -> tuple[list[str], list[list[str]]]:
+    """The per-module (layer or stage) table: each budgeted figure with its share of the budget (or
+    of the part, when the budget does not limit it), so the layer that eats the budget stands out."""
+    res = report["resources"]
+    modules = res.get("modules") or {}
+    shares = resource_shares(report) if modules else {}
+    header = ["module"] + [name for name, _ in MODULE_COLUMNS] + ["longest path (ns)", "logic depth"]
+    rows = []
+    for name, m in sorted(modules.items()):
+        row = [name]
+        for column, figure in MODULE_COLUMNS:
+            cell = str(m.get(column, 0))
+            share = (shares.get(figure) or {}).get("modules", {}).get(name) if figure else None
+            if share and (m.get(column) or 0) > 0:
+                over = "limit" if share["limit"] is not None else "part"
+                cell += f" ({share[over]:.3g} % of {'budget' if over == 'limit' else 'part'})"
+            row.append(cell)
+        row += [str(m.get("critical_path_ns", "-")), str(m.get("logic_levels", "-"))]
+        rows.append(row)
+    return header, rows
+
+
 def summary_rows(report: dict) -> list[tuple[str, str]]:
     lat, res = report["latency"], report["resources"]
-    pct = res.get("percent", {})
+    shares = resource_shares(report) if any(k in res for k in SHARE_FIGURES) else {}
 
     def with_pct(key):
         value = res.get(key, "-")
-        return f"{value} ({pct[key]:.3g}%)" if key in pct else str(value)
+        text = _share_text(shares[key]) if key in shares else ""
+        return f"{value} ({text})" if text else str(value)
 
     rows = [
         ("latency", f"{lat['cycles']} cycles = {lat['ns']} ns at {lat['clock_period_ns']} ns clock"),
