@@ -294,6 +294,10 @@ def test_report_shows_each_budgeted_figure_as_a_share_of_its_limit_and_of_the_pa
     report.update(bit_exact=True, budget={**report["budget"], "pass": True, "violations": []})
     report["latency"].update(clock_period_ns=5.0)
     assert dict(summary_rows(report))["LUT"] == "17280 (10 % of the budget, 1 % of the part)"
+    # a part trigger does not know: counts alone where no budget limits them
+    unknown = {**report, "part": "xc_unknown", "budget": {"limits": {}, "pass": True, "violations": []}}
+    assert module_table(unknown)[1][0][:3] == ["t_fc1", "8640", "1000"]
+    assert dict(summary_rows(unknown))["LUT"] == "17280"
 
 
 def test_ii_curve_table_plot_and_values():

@@ -346,8 +346,8 @@ def module_table(report: dict) -> tuple[list[str], list[list[str]]]:
         for column, figure in MODULE_COLUMNS:
             cell = str(m.get(column, 0))
             share = (shares.get(figure) or {}).get("modules", {}).get(name) if figure else None
-            if share and (m.get(column) or 0) > 0:
-                over = "limit" if share["limit"] is not None else "part"
+            over = share and ("limit" if share["limit"] is not None else "part")
+            if share and share[over] is not None and (m.get(column) or 0) > 0:  # an unknown part has no share
                 cell += f" ({share[over]:.3g} % of {'budget' if over == 'limit' else 'part'})"
             row.append(cell)
         row += [str(m.get("critical_path_ns", "-")), str(m.get("logic_levels", "-"))]
