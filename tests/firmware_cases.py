@@ -138,7 +138,11 @@ def edge_inputs(fmt: FixedFormat, n_in: int) -> np.ndarray:
 
 def case_inputs(model: FirmwareModel, n_random: int, seed: int = 7) -> np.ndarray:
     """Edge rows, then uniform raw draws over the model's input format."""
-    fmt, n_in = model.input.format, model.input.n
+    t, n_in = model.input, model.input.n
     rng = np.random.default_rng(seed)
-    rand = rng.integers(fmt.min_raw, fmt.max_raw + 1, (n_random, n_in), dtype=np.int64)
-    return np.vstack([edge_inputs(fmt, n_in), rand])
+    rand = rng.integers(t.min_raw, t.max_raw + 1, (n_random, n_in), dtype=np.int64)
+    if t.is_uniform:
+        return np.vstack([edge_inputs(t.format, n_in), rand])
+    lo, hi = t.min_raw, t.max_raw  # several input ports: each element's own range
+    edges = [np.zeros(n_in), hi, lo, np.where(np.arange(n_in) % 2, hi, lo)]
+    return np.vstack([np.array(edges, dtype=np.int64), rand])

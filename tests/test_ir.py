@@ -15,6 +15,7 @@ from helpers import SEED
 from trigger.errors import FirmwareModelError
 from trigger.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedFormat
 from trigger.ir import FORMAT_VERSION, OPS, FirmwareModel, Interval, TensorType, emulate
+from trigger.ir.model import CHAIN_FORMAT_VERSION
 from trigger.ir.op import op_from_dict
 from trigger.ir.ops.activation import Relu
 from trigger.ir.ops.dense import Dense
@@ -31,7 +32,7 @@ CASES = {**small_models(), "mlp": mlp(), "chain_sat_zero": requant_chain("SAT_ZE
 def test_to_dict_from_dict_round_trip(name):
     model = CASES[name]
     data = json.loads(json.dumps(model.to_dict()))  # through JSON text, as firmware_model.json holds it
-    assert data["format_version"] == FORMAT_VERSION
+    assert data["format_version"] == CHAIN_FORMAT_VERSION  # a chain is stored as chains always were
     assert [op["op"] for op in data["ops"]] == [op.kind for op in model.ops]
     again = FirmwareModel.from_dict(data)
     assert again.to_dict() == model.to_dict()
@@ -46,7 +47,7 @@ def test_save_load_round_trip_inline(tmp_path):
     written = model.save(tmp_path)
     assert written == [tmp_path / "firmware_model.json"]  # small arrays stay in the JSON
     stored = json.loads((tmp_path / "firmware_model.json").read_text())
-    assert stored["format_version"] == FORMAT_VERSION and stored["name"] == "s6_scale"
+    assert stored["format_version"] == CHAIN_FORMAT_VERSION and stored["name"] == "s6_scale"
     assert stored["input"] == {"n": 7, "format": "ap_fixed<6,2,AP_TRN,AP_WRAP>"}
     loaded = FirmwareModel.load(tmp_path)
     assert loaded.to_dict() == model.to_dict() and loaded.digest() == model.digest()
@@ -105,7 +106,8 @@ def test_format_version_is_checked(version):
         del data["format_version"]
     else:
         data["format_version"] = version
-    with pytest.raises(FirmwareModelError, match=f"format_version {version!r} is not {FORMAT_VERSION}"):
+    with pytest.raises(FirmwareModelError, match=f"format_version {version!r} is not {CHAIN_FORMAT_VERSION} or "
+                                                 f"{FORMAT_VERSION}"):
         FirmwareModel.from_dict(data)
 
 

@@ -128,11 +128,26 @@ def test_softmax_only_at_the_end():
     assert not kept.softmax_dropped and [l["config"]["name"] for l in kept.layers] == ["d", "s"]
 
 
-def test_two_inputs_rejected(tmp_path):
-    path = tmp_path / "two.json"
-    path.write_text(json.dumps(_dense_json([DENSE], functional=True, inputs=2)))
-    with pytest.raises(ModelError, match=r"two.json: the model has 2 inputs \(in, in2\)"):
-        load_model({"json": str(path), "weights": str(path)})
+def test_two_inputs_make_a_graph_plan():
+    """A second input is a graph (the unused one is an input port like any other)."""
+    plan = validate_config(_dense_json([DENSE], functional=True, inputs=2))
+    assert plan.graph is not None
+    assert [n for n, _ in plan.graph["inputs"]] == ["in", "in2"] and plan.graph["outputs"] == ["d"]
+    assert plan.n_inputs == 8
+
+
+def test_a_layer_reading_a_later_layer_is_refused():
+    config = _dense_json([DENSE, {"class_name": "Dense", "config": {"name": "e", "units": 2}}], functional=True)
+    config["config"]["layers"][1]["inbound_nodes"] = [[["e", 0, 0, {}]]]  # d reads e, which comes after it
+    with pytest.raises(ModelError, match="layer 'd' reads 'e', which is not a layer before it"):
+        validate_config(config, "loop.json")
+
+
+def test_a_shared_layer_is_refused():
+    config = _dense_json([DENSE], functional=True)
+    config["config"]["layers"][1]["inbound_nodes"] *= 2
+    with pytest.raises(ModelError, match="layer 'd' is called 2 times"):
+        validate_config(config, "shared.json")
 
 
 def test_functional_chain_accepted():

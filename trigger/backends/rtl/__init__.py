@@ -128,6 +128,55 @@ def build_chain_module(model: FirmwareModel, name: str, max_delay: float, dsp_ab
     return m, latencies
 
 
+def build_graph_module(model: FirmwareModel, name: str, every: int | None, max_delay: float | None,
+                       dsp_above_bits: int | None = None) -> tuple[ModuleBuilder, dict[str, int]]:
+    """A graph (several inputs, outputs, or ops reading other tensors than the op before) as one module.
+
+    Each tensor's signals are kept by name; an op reads the signals of its source tensors one after
+    another. Branches of different depth are balanced by the builder (an operation registers its
+    earlier operands up to the stage of the latest), and the outputs are balanced to one stage at the
+    end, so every path from in_data to out_data has the same latency. Registers: after each op
+    (``pipeline: layer``, or N, which also registers every N adder levels) unless every reader of
+    its output follows without one (``absorbs_previous``), or wherever the estimated delay would
+    exceed ``max_delay`` (pipeline auto); the outputs end in a register. Returns the module and each
+    op's share of the latency (its outputs' stage minus its inputs')."""
+    m = ModuleBuilder(name, max_delay=max_delay, dsp_above_bits=dsp_above_bits)
+    signals, at = {}, 0
+    offsets, formats = model.input.offsets, model.input.formats
+    for port, n in model.input_ports:
+        signals[port] = [m.unpack(f"{_ident(port)}_{i}", offsets[at + i], formats[at + i]) for i in range(n)]
+        at += n
+    readers = model.consumers()
+    outputs = set(model.output_names)
+    latencies = {}
+    for k, op in enumerate(model.ops):
+        xs = [s for t in model.sources(k) for s in signals[t]]
+        before = max((x.stage for x in xs if x.const is None), default=0)
+        ys = op.emit_rtl(m, xs, {"pipeline_every": every, "ii": 1, "hold": True})
+        if len(ys) != op.output.n:
+            op.fail(f"RTL gave {len(ys)} outputs, expected {op.output.n}")
+        stage = max((y.stage for y in ys if y.const is None), default=before)
+        ys = [m.delay(y, stage - y.stage) if y.const is None else y for y in ys]
+        follows = [model.ops[[o.name for o in model.ops].index(r)] for r in readers.get(op.name, [])]
+        unregistered = op.name not in outputs and follows and all(f.absorbs_previous for f in follows)
+        if max_delay is None and not op.ends_in_register and not unregistered:
+            ys = [m.reg(f"{_ident(op.name)}_q{i}", y) for i, y in enumerate(ys)]
+            stage += 1
+        latencies[op.name] = stage - before
+        signals[op.name] = ys
+    ys = [y for t in model.output_names for y in signals[t]]
+    last = max((y.stage for y in ys if y.const is None), default=0)
+    if max_delay is not None:  # pipeline auto: the outputs end in a register, as a chain's do
+        ys = [m.delay(y, last - y.stage) if y.const is None else y for y in ys]
+        ys = [m.reg(f"q{i}", y) for i, y in enumerate(ys)]
+        last += 1
+    ys = [m.delay(y, last - y.stage) if y.const is None else y for y in ys]  # balance the outputs
+    m.out_delay = 0.0
+    kinds = "+".join(sorted({op.kind for op in model.ops}))
+    finish_module(m, ys, model.input, model.output, f"graph of {len(model.ops)} ops", kinds, last)
+    return m, latencies
+
+
 # Statement kinds whose output is on the stage of their operands (combinational), and the register
 # kinds (output one stage after the operands); a chain with any other kind (resource sharing) is not cut.
 COMBINATIONAL_KINDS = {"unpack", "const", "mul", "add", "shift_add", "shift", "relu", "wrap", "requant",
@@ -347,13 +396,23 @@ def write_rtl(model: FirmwareModel, out_dir: Path, top: str = "trigger_top", pip
         raise ConfigError(f"an op's ii ({max(op_ii.values())}) exceeds the model's ii {ii}")
     modules, latencies, used, starts = [], {}, set(), []
     in_delay, offset, stage_delay = 0.0, 1, {}  # stage 1 starts at the input register
-    if max_delay is not None:
+    if not model.is_chain:
+        if ii != 1:
+            raise ConfigError(f"{model.name}: resource sharing (ii {ii}) is not supported for graph models "
+                              "(several inputs, outputs or branches) yet; use ii 1")
+        m, latencies = build_graph_module(model, f"{top}_ops", every, max_delay, dsp_above_bits)
+        stage_delay = {1 + s: ns for s, ns in m.stage_delay.items()}
+        pieces = split_chain(m)
+        modules += pieces
+        starts += [0] * len(pieces)
+        latency = 1 + m.latency
+    elif max_delay is not None:
         m, latencies = build_chain_module(model, f"{top}_ops", max_delay, dsp_above_bits, op_ii)
         stage_delay = {1 + s: ns for s, ns in m.stage_delay.items()}
         pieces = split_chain(m)
         modules += pieces
         starts += [0] * len(pieces)  # only an uncut chain may share arithmetic (start port)
-    for k, op in enumerate(model.ops if max_delay is None else []):
+    for k, op in enumerate(model.ops if max_delay is None and model.is_chain else []):
         name = f"{top}_{_ident(op.name)}"
         if name in used:
             name = f"{name}_{k}"
@@ -367,7 +426,8 @@ def write_rtl(model: FirmwareModel, out_dir: Path, top: str = "trigger_top", pip
         offset += latency
         modules.append(m)
         latencies[op.name] = latency
-    latency = 1 + sum(latencies.values())  # the input register, then the ops
+    if model.is_chain:
+        latency = 1 + sum(latencies.values())  # the input register, then the ops
 
     sources, data_files = [], []
     for m in modules:
