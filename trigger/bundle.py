@@ -145,6 +145,25 @@ def _simulation_section(simulation: dict | None, rel) -> dict:
     return {"simulation": {**simulation, "extra_sources": [rel(p) for p in simulation["extra_sources"]]}}
 
 
+def ports_section(model) -> dict:
+    """Where each input port and each output tensor sits on the standard top's buses."""
+    def ports(bus, slices):
+        out = []
+        for name, first, n in slices:
+            lsb = bus.offsets[first]
+            width = sum(bus.widths[first:first + n])
+            out.append({"name": name, "elements": [first, first + n - 1], "count": n, "lsb": lsb, "msb": lsb + width - 1,
+                        "formats": sorted({f.cpp for f in bus.formats[first:first + n]})})
+        return out
+
+    slices, at = [], 0
+    for name, n in model.input_ports:
+        slices.append((name, at, n))
+        at += n
+    return {"in_data": ports(model.input, slices), "out_data": ports(model.output, model.output_slices()),
+            "graph": not model.is_chain}
+
+
 def build_bundle(source, out_dir, options=None, progress: bool = True, design=None) -> Path:
     """Write the bundle of a model folder, trigger.yml or model file into ``out_dir`` (atomically).
 
@@ -205,6 +224,8 @@ def build_bundle(source, out_dir, options=None, progress: bool = True, design=No
             "ii": rtl.ii,
             "inputs": model.input.elements(),
             "outputs": model.output.elements(),
+            # the bus map: each input port and output tensor, its elements and its bits on in_data / out_data
+            "ports": ports_section(model),
             "ops": [{"name": op.name, "kind": op.kind, "description": op.describe()} for op in model.ops],
             "rtl": {"top": top, "sources": [rel(p) for p in rtl.sources], "data_files": [rel(p) for p in rtl.data_files],
                     "pipeline": rtl.pipeline, "op_latency": rtl.op_latency, "multiplier": rtl.multiplier,

@@ -90,10 +90,14 @@ def compare(section: dict, source_out: np.ndarray, raw_inputs: np.ndarray, firmw
               "description": section.get("description", ""), "vectors": int(len(firmware)),
               "max_deviation_lsb": float(deviation.max()) if deviation.size else 0.0,
               "median_deviation_lsb": float(np.median(deviation.max(axis=1))) if deviation.size else 0.0}
-    if model.output.n > 1:
-        agree = np.argmax(source_out, axis=1) == np.argmax(firmware, axis=1)
+    # the class a trigger picks: the argmax of the (first) output tensor with several elements
+    scored = [(name, first, n) for name, first, n in model.output_slices() if n > 1][:1]
+    for name, first, n in scored:
+        agree = np.argmax(source_out[:, first:first + n], axis=1) == np.argmax(firmware[:, first:first + n], axis=1)
         result["argmax_agreement"] = float(agree.mean()) if agree.size else 1.0
         result["argmax_disagreements"] = int((~agree).sum())
+        if len(model.output_names) > 1:
+            result["argmax_of"] = name
     rows = np.flatnonzero(np.any(source_out != firmware, axis=1))
     result["equal"] = int(len(firmware) - rows.size)
     result["mismatches"] = int(rows.size)

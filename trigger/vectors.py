@@ -133,7 +133,8 @@ def random_vectors(t: TensorType, n: int, seed: int = DEFAULT_SEED) -> np.ndarra
 
 def boundary_vectors(model: FirmwareModel, seed: int = DEFAULT_SEED) -> np.ndarray:
     """For the first op's boundary values: each value in its element, the other elements random."""
-    values = model.ops[0].boundary_values() if model.ops else None
+    values = model.ops[0].boundary_values() if model.ops and model.sources(0) == [model.input_ports[0][0]] \
+        and len(model.input_ports) == 1 else None  # the first op reads the whole input
     if not values:
         return np.zeros((0, model.input.n), dtype=np.int64)
     rng = np.random.default_rng([seed, 1 << 20])
@@ -174,7 +175,9 @@ def enumerate_values(t: TensorType) -> np.ndarray:
 def cover(model: FirmwareModel, limit_bits: int = COVER_LIMIT_BITS) -> Cover | None:
     """Input vectors reaching every value of the first tensor that is small enough to enumerate,
     when every op before it can map values back to inputs (``Op.preimage``); None otherwise."""
-    tensors = [("input", model.input)] + [(f"output of op {op.name!r}", op.output) for op in model.ops]
+    tensors = [("input", model.input)]
+    if model.is_chain:  # walking back op by op needs each op to read the one before
+        tensors += [(f"output of op {op.name!r}", op.output) for op in model.ops]
     for k, (label, t) in enumerate(tensors):
         if t.bus_width <= limit_bits:  # 2**bus_width raw vectors
             values = enumerate_values(t)
@@ -185,7 +188,7 @@ def cover(model: FirmwareModel, limit_bits: int = COVER_LIMIT_BITS) -> Cover | N
                     break
             else:
                 return Cover(x.astype(np.int64), label, len(values))
-        if k < len(model.ops) and model.ops[k].preimage(np.zeros((0, model.ops[k].output.n), np.int64)) is None:
+        if k < len(tensors) - 1 and model.ops[k].preimage(np.zeros((0, model.ops[k].output.n), np.int64)) is None:
             return None  # no op past this one can be reached backwards
     return None
 
