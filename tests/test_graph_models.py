@@ -144,3 +144,37 @@ def test_residual_add_and_anomaly_score_use_merge_ops(graph_bundles):
              for name in ("residual_block", "autoencoder_score")}
     assert kinds["autoencoder_score"] >= {"dot"}
     assert any("add" in k or "merge" in k for k in kinds["residual_block"])
+
+
+@pytest.mark.slow
+def test_each_input_port_gets_its_own_format(tmp_path):
+    """hls.input_precision as a mapping: muon energies as unsigned 10-bit integers, jets in fixed<12,5>."""
+    from graph_cases import multi_collection_tagger, save
+
+    source = save(multi_collection_tagger(), tmp_path / "model")
+    (tmp_path / "model" / "trigger.yml").write_text(
+        "kind: network\nname: two_collections\n"
+        f"model: {{file: {source.name}, weights: {source.stem}_weights.h5}}\n"
+        "hls: {input_precision: {muons: 'uint<10>', jets: 'fixed<12,5,RND,SAT>'}}\n")
+    bundle = build_and_verify(tmp_path / "model", tmp_path / "bundle", "--vectors", "2000")
+    assert bundle.build_status == 0 and bundle.verify_status == 0
+    assert_certified(bundle.verify, 2000)
+    inputs = bundle.manifest["inputs"]
+    assert {e["format"] for e in inputs[:12]} == {"ap_uint<10>"}
+    assert {e["format"] for e in inputs[12:]} == {"ap_fixed<12,5,AP_RND,AP_SAT>"}
+    assert bundle.manifest["ports"]["in_data"][0]["msb"] == 12 * 10 - 1
+    assert bundle.verify["source_model"]["mismatches"] == 0
+
+
+def test_an_input_format_for_an_unknown_port_is_refused(tmp_path):
+    from trigger.errors import ConfigError
+    from trigger.frontends.network import input_formats
+
+    from graph_cases import multi_collection_tagger
+
+    model = multi_collection_tagger()
+    with pytest.raises(ConfigError, match="'electrons' is not an input of the model"):
+        input_formats(model, {"muons": "uint<10>", "electrons": "uint<10>"})
+    with pytest.raises(ConfigError, match="gives no format for input 'jets'"):
+        input_formats(model, {"muons": "uint<10>"})
+    assert input_formats(model, {"muons": "uint<10>", "default": "fixed<8,3>"})["jets"].hls4ml == "fixed<8,3>"

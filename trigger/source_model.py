@@ -117,5 +117,6 @@ def describe(result: dict) -> str:
         text = head + (f"{result['equal']} equal (not required: float or rounded constants), largest deviation "
                        f"{result['max_deviation_lsb']:.3g} LSB, median {result['median_deviation_lsb']:.3g} LSB")
     if "argmax_agreement" in result:
-        text += f", argmax agrees on {100 * result['argmax_agreement']:.3f} %"
+        of = f" of {result['argmax_of']}" if result.get("argmax_of") else ""
+        text += f", argmax{of} agrees on {100 * result['argmax_agreement']:.3f} %"
     return text

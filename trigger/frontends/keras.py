@@ -59,22 +59,35 @@ class LoadedModel:
     layers: list[tuple[str, str]] = field(default_factory=list)  # (name, class) after the drop
     sha256: str = ""  # of the model file(s), for the bundle manifest
     files: list[Path] = field(default_factory=list)
+    input_shapes: list = field(default_factory=list)  # per model input, its shape without the batch axis
 
     def source_model(self):
         """The model evaluated by Keras itself (QKeras: exact; float: post-training quantized), for verify."""
         from trigger.source_model import SourceModel
 
-        shape = tuple(int(d) for d in self.keras.input_shape[1:])
+        shapes = self.input_shapes or [tuple(int(d) for d in self.keras.input_shape[1:])]
 
         def predict(x: np.ndarray) -> np.ndarray:
-            out = self.keras.predict(x.reshape((len(x), *shape)).astype(np.float32), batch_size=4096, verbose=0)
-            return np.asarray(out, dtype=np.float64).reshape(len(x), -1)
+            return keras_predict(self.keras, shapes, x)
 
         framework = "qkeras" if self.quantized else "keras"
         inexact = _inexact_layer(self.keras) if self.quantized else "float model"
         text = f"{framework} predict of {self.name}" + (f" (not bit-exact: {inexact})" if self.quantized and inexact
                                                          else "")
         return SourceModel(framework, inexact is None, predict, text)
+
+
+def keras_predict(keras_model, shapes: list[tuple], x: np.ndarray) -> np.ndarray:
+    """A Keras model on rows of real values: the input bus split into the model's inputs (one after
+    another, each reshaped), the outputs flattened and put side by side (the output bus)."""
+    parts, at = [], 0
+    for shape in shapes:
+        n = int(np.prod(shape))
+        parts.append(x[:, at:at + n].reshape((len(x), *shape)).astype(np.float32))
+        at += n
+    out = keras_model.predict(parts[0] if len(parts) == 1 else parts, batch_size=4096, verbose=0)
+    outs = out if isinstance(out, list) else [out]
+    return np.concatenate([np.asarray(o, dtype=np.float64).reshape(len(x), -1) for o in outs], axis=1)
 
 
 # Layers whose Keras arithmetic the firmware can only approximate: float constants that hls4ml rounds
@@ -221,8 +234,12 @@ def _load_keras_archive(path: Path, keep_softmax: bool, name: str | None) -> Loa
 
 
 def _result(plan: "_Plan", model, name: str, digest: str, files) -> LoadedModel:
+    shapes = [tuple(int(d) for d in t.shape[1:]) for t in model.inputs]
+    out_shapes = [tuple(int(d) for d in t.shape[1:]) for t in model.outputs]
     return LoadedModel(name=_safe_name(name), keras=model, quantized=plan.quantized,
-                       n_inputs=int(np.prod(model.input_shape[1:])), n_outputs=int(np.prod(model.output_shape[1:])),
+                       n_inputs=sum(int(np.prod(s)) for s in shapes),
+                       n_outputs=sum(int(np.prod(s)) for s in out_shapes),
+                       input_shapes=shapes,
                        softmax_dropped=plan.softmax_dropped,
                        layers=[(l["config"]["name"], l["class_name"]) for l in plan.layers],
                        sha256=digest, files=[Path(f) for f in files])
@@ -250,6 +267,8 @@ class _Plan:
     input_name: str
     where: str
     input_shape: tuple = ()  # the input's shape without the batch axis (channels last)
+    # A functional model that is not a chain (several inputs or outputs, merges, skips): built as a graph.
+    graph: dict | None = None  # {"inputs": [(name, shape)], "outputs": [name], "sources": {layer: [names]}}
 
 
 def validate_config(config: dict, where: str = "model", keep_softmax: bool = False) -> _Plan:
@@ -270,8 +289,7 @@ def validate_config(config: dict, where: str = "model", keep_softmax: bool = Fal
         if not isinstance(layer, dict) or "class_name" not in layer or not isinstance(layer.get("config"), dict):
             raise ModelError(f"{where}: malformed layer entry {str(layer)[:60]!r}")
         layer["config"].setdefault("name", layer.get("name", "?"))
-    if kind != "Sequential":
-        _check_chain(body, layers, where)
+    graph = _graph_of(body, layers, where) if kind != "Sequential" else None
 
     input_shape = None
     out = []
@@ -290,9 +308,18 @@ def validate_config(config: dict, where: str = "model", keep_softmax: bool = Fal
                                  "must be a fixed positive size")
             input_shape = shape
         if cls == "InputLayer":
+            if graph is not None:
+                out.append(layer)
             continue
-        _check_layer(cls, cfg, lname, where, out)
+        previous = out
+        if graph is not None:  # the layer's own inputs (a graph's previous layer may be on another branch)
+            by_name = {l["config"]["name"]: l for l in out}
+            previous = [by_name[n] for n in graph["sources"].get(lname, []) if n in by_name]
+            previous = [l for l in previous if l["class_name"] != "InputLayer"]
+        _check_layer(cls, cfg, lname, where, previous)
         out.append(layer)
+    if graph is not None:
+        return _graph_plan(out, graph, where, keep_softmax)
     if input_shape is None:
         raise ModelError(f"{where}: the input shape is not given (no InputLayer or batch_input_shape)")
     if not any(l["class_name"] in DENSE + CONV for l in out):
@@ -342,34 +369,104 @@ def _unwrap_time_distributed(layer: dict, where: str) -> dict:
     return unwrapped
 
 
-def _check_chain(body: dict, layers: list[dict], where: str) -> None:
-    """A functional model must be one input, one output, each layer fed by the one before."""
-    inputs = body.get("input_layers") or []
-    outputs = body.get("output_layers") or []
-    if inputs and isinstance(inputs[0], str):  # a single [name, 0, 0] triple
-        inputs = [inputs]
-    if outputs and isinstance(outputs[0], str):
-        outputs = [outputs]
-    if len(inputs) != 1:
-        names = ", ".join(str(i[0]) for i in inputs)
-        raise ModelError(f"{where}: the model has {len(inputs)} inputs ({names}); only single-input networks are supported")
-    if len(outputs) != 1:
-        names = ", ".join(str(o[0]) for o in outputs)
-        raise ModelError(f"{where}: the model has {len(outputs)} outputs ({names}); only single-output networks are supported")
-    prev = None
+def _ports(entries) -> list[str]:
+    """Layer names of a functional model's input_layers / output_layers ([name, 0, 0] triples)."""
+    entries = entries or []
+    if entries and isinstance(entries[0], str):  # a single [name, 0, 0] triple
+        entries = [entries]
+    if isinstance(entries, dict):  # Keras 3 single-port spelling
+        entries = [entries]
+    names = []
+    for e in entries:
+        if isinstance(e, (list, tuple)) and e and isinstance(e[0], str):
+            names.append(e[0])
+        elif isinstance(e, dict) and isinstance((e.get("config") or {}).get("keras_history"), list):
+            names.append(e["config"]["keras_history"][0])
+        else:
+            raise ModelError(f"malformed input/output entry {str(e)[:60]!r}")
+    return names
+
+
+def _graph_of(body: dict, layers: list[dict], where: str) -> dict | None:
+    """A functional model's wiring as data: its inputs, outputs and each layer's input layers, checked
+    (every layer fed only by layers before it, each used once per call). None when it is a chain
+    (one input, each layer fed by the one before, the last layer the output): built as before."""
+    try:
+        inputs, outputs = _ports(body.get("input_layers")), _ports(body.get("output_layers"))
+    except ModelError as err:
+        raise ModelError(f"{where}: {err}") from None
+    if not inputs or not outputs:
+        raise ModelError(f"{where}: the functional model names no input or no output layers")
+    sources, seen, chain, prev = {}, set(), True, None
     for layer in layers:
         lname = layer["config"]["name"]
         nodes = layer.get("inbound_nodes") or []
-        sources = _inbound_names(nodes)
-        if prev is None:
-            if layer["class_name"] != "InputLayer":
-                raise ModelError(f"{where}: layer {lname!r} of type {layer['class_name']} comes before the InputLayer")
-        elif sources != [prev]:
-            raise ModelError(f"{where}: layer {lname!r} of type {layer['class_name']} takes inputs {sources}, "
-                             f"not just the previous layer {prev!r}: only sequential networks are supported")
+        if len(nodes) > 1:
+            raise ModelError(f"{where}: layer {lname!r} is called {len(nodes)} times (shared layers are not supported)")
+        names = _inbound_names(nodes)
+        if layer["class_name"] == "InputLayer":
+            if lname not in inputs:
+                raise ModelError(f"{where}: input layer {lname!r} is not one of the model's inputs")
+        elif not names:
+            raise ModelError(f"{where}: layer {lname!r} of type {layer['class_name']} has no inputs")
+        for n in names:
+            if n not in seen:
+                raise ModelError(f"{where}: layer {lname!r} reads {n!r}, which is not a layer before it")
+        sources[lname] = names
+        chain = chain and (prev is None and layer["class_name"] == "InputLayer" or names == [prev])
+        seen.add(lname)
         prev = lname
-    if outputs[0][0] != prev:
-        raise ModelError(f"{where}: the model output {outputs[0][0]!r} is not the last layer {prev!r}")
+    for n in inputs + outputs:
+        if n not in seen:
+            raise ModelError(f"{where}: the model's input/output {n!r} is not one of its layers")
+    if chain and len(inputs) == 1 and outputs == [prev]:
+        return None
+    return {"inputs": inputs, "outputs": outputs, "sources": sources}
+
+
+def _graph_plan(layers: list[dict], graph: dict, where: str, keep_softmax: bool) -> "_Plan":
+    """The plan of a graph model: every layer (input layers included) with its wiring; a final softmax
+    on an output is dropped as on a chain (the output becomes the softmax's input, or the dense layer's
+    activation becomes linear)."""
+    shapes = {}
+    for layer in layers:
+        if layer["class_name"] == "InputLayer":
+            shape = layer["config"].get("batch_input_shape") or layer["config"].get("batch_shape")
+            if shape is None:
+                raise ModelError(f"{where}: input layer {layer['config']['name']!r} has no shape")
+            shapes[layer["config"]["name"]] = tuple(int(d) for d in shape[1:])
+    sources = graph["sources"]
+    readers = {}
+    for lname, names in sources.items():
+        for n in names:
+            readers.setdefault(n, []).append(lname)
+    by_name = {l["config"]["name"]: l for l in layers}
+    outputs, dropped = list(graph["outputs"]), False
+    for k, lname in enumerate(outputs):
+        layer = by_name[lname]
+        if not _is_softmax(layer) or keep_softmax:
+            continue
+        if layer["class_name"] in DENSE + CONV:
+            layer = copy.deepcopy(layer)
+            layer["config"]["activation"] = "linear"
+            layers[layers.index(by_name[lname])] = by_name[lname] = layer
+        else:
+            if readers.get(lname) or len(sources[lname]) != 1:
+                raise ModelError(f"{where}: softmax layer {lname!r} is read by other layers: not supported")
+            layers.remove(layer)
+            outputs[k] = sources[lname][0]
+        dropped = True
+    for layer in layers:
+        if _is_softmax(layer) and not (keep_softmax and layer["config"]["name"] in outputs):
+            raise ModelError(f"{where}: layer {layer['config']['name']!r} applies a softmax before an output: "
+                             "not supported")
+    if not any(l["class_name"] in DENSE + CONV for l in layers):
+        raise ModelError(f"{where}: the network has no Dense/QDense or convolution layer")
+    quantized = any(l["class_name"] in ("QDense", "QActivation", "QConv1D", "QConv2D") for l in layers)
+    inputs = [(n, shapes[n]) for n in graph["inputs"]]
+    n_inputs = sum(int(np.prod(s)) for _, s in inputs)
+    return _Plan(layers, quantized, dropped, n_inputs, inputs[0][0], where, inputs[0][1],
+                 graph={"inputs": inputs, "outputs": outputs, "sources": sources})
 
 
 def _inbound_names(nodes) -> list[str]:
@@ -421,11 +518,18 @@ def _check_layer(cls: str, cfg: dict, lname: str, where: str, previous: list[dic
                 or qcfg.get("use_sigmoid", 0) or qcfg.get("relu_upper_bound") is not None:
             raise ModelError(f"{bad}: quantized_relu options (stochastic rounding, negative slope, sigmoid, upper bound) are not supported")
     elif cls == "BatchNormalization":
-        if not previous or previous[-1]["class_name"] not in DENSE + CONV:
-            prev = f"{previous[-1]['class_name']} {previous[-1]['config']['name']!r}" if previous else "the input"
-            raise ModelError(f"{bad} follows {prev}: batch normalisation is supported only right after a Dense/QDense "
-                             "or convolution layer")
         axis = cfg.get("axis", -1)
+        if not previous:  # right after the input: a per-feature scale (hls4ml's BatchNormalization, a scale op)
+            shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
+            last = len(shape) - 1 if shape else None  # else the network frontend checks the axis on the built model
+            if not (axis in (-1, [-1]) or last is None and isinstance(axis, (int, list)) and np.size(axis) == 1
+                    or axis in (last, [last])):
+                raise ModelError(f"{bad}: axis {axis} is not the feature axis")
+            return
+        if previous[-1]["class_name"] not in DENSE + CONV:
+            prev = f"{previous[-1]['class_name']} {previous[-1]['config']['name']!r}"
+            raise ModelError(f"{bad} follows {prev}: batch normalisation is supported only right after the input, "
+                             "a Dense/QDense or a convolution layer")
         last = {"1D": 2, "2D": 3}.get(previous[-1]["class_name"][-2:], 1)  # channels: the last axis of the input
         if axis not in (-1, last, [-1], [last]):
             raise ModelError(f"{bad}: axis {axis} is not the feature axis")
@@ -487,6 +591,9 @@ def _build(plan: _Plan, h5group, weights_path: Path):
 
     custom = {}
     _add_supported_quantized_objects(custom)
+    if plan.graph is not None:
+        model = _build_graph(plan, custom, tf)
+        return _load_weights(plan, model, h5group, weights_path)
     layers = [_inference_only(layer) for layer in plan.layers]
     for layer in layers[1:]:  # Keras ignores an input shape after the first layer, hls4ml's parser does not
         layer["config"].pop("batch_input_shape", None)
@@ -499,7 +606,35 @@ def _build(plan: _Plan, h5group, weights_path: Path):
         model = tf.keras.models.model_from_json(json.dumps(seq), custom_objects=custom)
     except Exception as err:  # noqa: BLE001 - Keras raises many types for a bad config
         raise ModelError(f"{plan.where}: Keras cannot build the architecture: {_one_line(err)}") from None
+    return _load_weights(plan, model, h5group, weights_path)
 
+
+def _build_graph(plan: _Plan, custom: dict, tf):
+    """A functional model from the validated layers and wiring (Keras 2 ``inbound_nodes`` as data)."""
+    names = {l["config"]["name"] for l in plan.layers}
+    layers = []
+    for layer in plan.layers:
+        entry = _inference_only(layer)
+        lname = layer["config"]["name"]
+        entry["name"] = lname
+        entry["inbound_nodes"] = [[[n, 0, 0, {}] for n in plan.graph["sources"].get(lname, []) if n in names]] \
+            if layer["class_name"] != "InputLayer" else []
+        if layer["class_name"] == "InputLayer":
+            entry["config"].pop("batch_shape", None)
+            entry["config"]["batch_input_shape"] = [None, *dict(plan.graph["inputs"])[lname]]
+        layers.append(entry)
+    config = {"class_name": "Functional", "config": {
+        "name": "model", "layers": layers,
+        "input_layers": [[n, 0, 0] for n, _ in plan.graph["inputs"]],
+        "output_layers": [[n, 0, 0] for n in plan.graph["outputs"]]}}
+    try:
+        return tf.keras.models.model_from_json(json.dumps(config), custom_objects=custom)
+    except Exception as err:  # noqa: BLE001 - Keras raises many types for a bad config
+        raise ModelError(f"{plan.where}: Keras cannot build the architecture: {_one_line(err)}") from None
+
+
+def _load_weights(plan: _Plan, model, h5group, weights_path: Path):
+    """Checks the file's weights against the built model, layer by layer and shape by shape, and loads them."""
     in_file = _weight_shapes(h5group, weights_path)
     in_model = [(l.name, [tuple(w.shape) for w in l.weights]) for l in model.layers if l.weights]
     if len(in_file) != len(in_model):
@@ -533,9 +668,15 @@ def _inference_only(layer: dict) -> dict:
     Initializers, regularizers and constraints do not change inference; dropping
     them (and Keras 2.13+'s ``module``/``registered_name`` keys, so nothing is
     imported by module name) leaves Keras only the validated classes to build.
+    Quantizer arguments of newer QKeras releases are dropped where they do not change
+    the arithmetic and refused where they do (``qkeras09_quantizer``); a ``.keras``
+    archive's quantizers were already resolved against the weights by its reader.
     """
     cfg = {k: copy.deepcopy(v) for k, v in layer["config"].items() if not _TRAINING_ONLY.match(k)}
     for key, value in list(cfg.items()):
+        if is_quantizer(value):  # newer QKeras' arguments: dropped where neutral, else refused (NEWER_ARGUMENTS)
+            value = cfg[key] = qkeras09_quantizer(value, f"layer {cfg.get('name', '?')!r} of type "
+                                                         f"{layer['class_name']}: {key}")
         if isinstance(value, dict) and "class_name" in value:
             cfg[key] = _strip_meta(value)
     return {"class_name": layer["class_name"], "config": cfg}
@@ -553,3 +694,206 @@ def _strip_meta(obj):
 def _one_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return text[0][:200] if text else type(err).__name__
+
+
+# ------------------------------------------- quantizer arguments of newer QKeras releases, read as data
+# The arguments QKeras 0.9 (the release trigger builds with) understands, per quantizer class the loader
+# accepts. A quantizer config is handed to these constructors, so any other key fails there.
+QKERAS09_ARGUMENTS = {
+    "quantized_bits": ("bits", "integer", "symmetric", "keep_negative", "alpha", "use_stochastic_rounding",
+                       "scale_axis", "qnoise_factor", "var_name", "use_ste", "use_variables"),
+    "quantized_relu": ("bits", "integer", "use_sigmoid", "negative_slope", "use_stochastic_rounding",
+                       "relu_upper_bound", "is_quantized_clip", "qnoise_factor", "var_name", "use_ste",
+                       "use_variables"),
+}
+
+
+@dataclass(frozen=True)
+class NewerArgument:
+    """A quantizer argument added after QKeras 0.9, and whether it changes the inference arithmetic.
+
+    ``neutral``: the values at which it changes nothing (its default); ``changes``: given the
+    quantizer's config, the argument's value and the tensor the quantizer is applied to (a layer's
+    kernel or bias; None for an activation), why the arithmetic differs from QKeras 0.9's, or None
+    when it does not. An argument that changes nothing is dropped before QKeras 0.9 sees the config.
+    """
+
+    neutral: tuple
+    changes: object  # Callable[[dict, object, np.ndarray | None], str | None]
+    where: str  # the releases that have it
+
+
+def _post_training_scale(cfg: dict, value, weight) -> str | None:
+    """``quantized_bits(post_training_scale=S)`` (google/qkeras master since Feb 2025, qkeras-v3 1.2.1).
+
+    Both releases' ``get_config`` write it, ``null`` when unset, so every quantized_bits they
+    serialise has it; None is neutral (dropped).
+
+    The newer ``quantized_bits.__init__`` refuses it unless ``alpha`` is a string ("auto" or
+    "auto_po2"); with one, it stores ``scale = np.array(S)`` and sets ``freeze_scale``, and
+    ``__call__`` then quantizes with that fixed scale instead of computing it from its input:
+    ``x' = x / 2**integer``, ``z = sign(x') * min(floor(|x'| / (S / m) + 0.5), 2**(bits-1) - 1)``,
+    output ``S * 2**integer * z / m`` (``m = 2**(bits - keep_negative)``), returned as
+    ``x + qnoise_factor * (xq - x)`` like every QKeras quantizer. ``qkeras.utils`` writes S as the
+    ``scale`` an ``auto_po2`` quantizer computed from the layer's weights (to export fixed-scale
+    models), so on a kernel or bias it normally gives what QKeras 0.9's ``auto_po2`` computes from
+    the same weights -- normally, not always: 0.9 multiplies the integers of its fifth least-squares
+    iteration by the sixth iteration's scale, so the two agree only where that search has settled.
+    Hence the check here, on the stored weights: the same quantized weights, bit for bit (newer
+    QKeras' frozen-scale formula in float32 against QKeras 0.9 itself), and the argument is dropped;
+    otherwise, or on an activation (QKeras 0.9 computes the scale of each batch), it changes the
+    arithmetic.
+    """
+    alpha = cfg.get("alpha")
+    if alpha not in ("auto", "auto_po2"):
+        return f"newer QKeras accepts it only with alpha 'auto' or 'auto_po2', this quantizer has alpha={alpha!r}"
+    if weight is None:
+        return "it fixes the scale of a quantizer applied to a layer's input, which QKeras 0.9 computes per batch"
+    mine, theirs = _fixed_scale_quantize(cfg, value, weight), _qkeras09_quantize(cfg, weight)
+    if mine is None:
+        return f"the scale does not broadcast to the weights' shape {tuple(np.shape(weight))}"
+    if mine.shape != theirs.shape or not np.array_equal(mine, theirs):
+        differ = int(np.sum(mine != theirs)) if mine.shape == theirs.shape else mine.size
+        return (f"it fixes a scale other than the one QKeras 0.9's alpha={alpha!r} computes from the stored weights: "
+                f"{differ} of {theirs.size} quantized weights differ")
+    return None
+
+
+def _fixed_scale_quantize(cfg: dict, scale, weight: np.ndarray) -> np.ndarray | None:
+    """Newer QKeras' ``quantized_bits.__call__`` with a frozen scale, in float32 as it computes it."""
+    f32 = np.float32
+    x = np.asarray(weight, dtype=f32)
+    bits, integer = int(cfg.get("bits", 8)), cfg.get("integer", 0)
+    keep_negative = bool(cfg.get("keep_negative", True))
+    m = f32(2.0 ** (bits - int(keep_negative)))
+    m_i = f32(2.0 ** float(integer))
+    levels = (2 ** (bits - 1) - 1) * 2  # a string alpha makes the quantizer symmetric
+    try:
+        s = np.asarray(scale, dtype=f32) / m
+        np.broadcast_shapes(s.shape, x.shape)
+    except (TypeError, ValueError):
+        return None
+    xs = x / m_i
+    v = np.floor(np.abs(xs) / s + f32(0.5))
+    z = np.sign(xs) * np.where(v < levels / 2, v, np.ones_like(v) * f32(levels / 2))
+    s = s * m
+    xs = m_i * xs
+    xq = s * (m_i * z / m)
+    qnoise = f32(cfg.get("qnoise_factor", 1.0))
+    if cfg.get("use_ste", True):
+        return (xs + qnoise * (-xs + xq)).astype(f32)
+    return ((f32(1) - qnoise) * xs + qnoise * xq).astype(f32)
+
+
+def _qkeras09_quantize(cfg: dict, weight: np.ndarray) -> np.ndarray:
+    """QKeras 0.9's quantized_bits (the config without newer arguments) applied to a weight tensor."""
+    import tensorflow as tf
+    from qkeras.quantizers import quantized_bits
+
+    known = {k: v for k, v in cfg.items() if k in QKERAS09_ARGUMENTS["quantized_bits"]}
+    return np.asarray(quantized_bits(**known)(tf.constant(np.asarray(weight, dtype=np.float32))), dtype=np.float32)
+
+
+def _po2_option(cfg: dict, value, weight) -> str | None:
+    """``elements_per_scale`` / ``min_po2_exponent`` / ``max_po2_exponent`` (google/qkeras master since
+    Aug 2023, qkeras-v3 1.2.1): with ``alpha="auto_po2"`` they give several scales per channel or bound the
+    scale's exponent in the least-squares search, so any value but None changes the scale QKeras 0.9
+    computes (with another alpha newer QKeras rejects them: an assertion in ``__call__``). Neither
+    release writes them in ``get_config``; a config has them only if written by hand."""
+    return "it changes how alpha='auto_po2' computes the scale; QKeras 0.9 has one unbounded power of two per channel"
+
+
+def _fast_inference(cfg: dict, value, weight) -> str | None:
+    """``quantized_relu(enable_fast_inference=True)`` (google/qkeras master, June 2025; not in qkeras-v3, and
+    not written by ``get_config``): ``__call__`` returns ``2**integer * clip(round(x * 2**(bits -
+    integer)) * 2**-bits, 0, 1 - 2**-bits)`` instead of the general path. With ``use_sigmoid=0``,
+    ``negative_slope=0`` and ``is_quantized_clip`` (the only quantized_relu the loader accepts) the
+    general path computes the same numbers: round(x * m / m_i), clipped to [0, 1 - 1/m], times m_i.
+    It skips the sigmoid, the negative slope and the upper bound, so with any of those it differs."""
+    if cfg.get("use_sigmoid", 0) or cfg.get("negative_slope", 0.0) not in (0, 0.0, None) \
+            or not cfg.get("is_quantized_clip", True) or cfg.get("relu_upper_bound") is not None:
+        return "it skips use_sigmoid / negative_slope / relu_upper_bound, which this quantizer sets"
+    integer = cfg.get("integer", 0)
+    if not isinstance(integer, int) or isinstance(integer, bool) or integer < 0:
+        return f"it needs a whole non-negative integer (1 << integer), this quantizer has integer={integer!r}"
+    return None
+
+
+NEWER_ARGUMENTS = {
+    "quantized_bits": {
+        "post_training_scale": NewerArgument((None,), _post_training_scale, "google/qkeras master, qkeras-v3 1.2.1"),
+        "elements_per_scale": NewerArgument((None,), _po2_option, "google/qkeras master, qkeras-v3 1.2.1"),
+        "min_po2_exponent": NewerArgument((None,), _po2_option, "google/qkeras master, qkeras-v3 1.2.1"),
+        "max_po2_exponent": NewerArgument((None,), _po2_option, "google/qkeras master, qkeras-v3 1.2.1"),
+    },
+    "quantized_relu": {
+        "enable_fast_inference": NewerArgument((False,), _fast_inference, "google/qkeras master"),
+    },
+}
+
+
+def is_quantizer(value) -> bool:
+    """A quantizer config the argument table knows: a serialised dict or a string call."""
+    if isinstance(value, dict):
+        return value.get("class_name") in QKERAS09_ARGUMENTS and isinstance(value.get("config", {}), dict)
+    return isinstance(value, str) and bool(_QUANT_STR.match(value))
+
+
+def qkeras09_quantizer(q, context: str, weight=None):
+    """The quantizer config QKeras 0.9 can build, with the same inference arithmetic, or a ModelError.
+
+    Newer arguments at a neutral value, or whose value does not change the arithmetic (checked on
+    ``weight``, the tensor the quantizer is applied to, where that matters), are dropped; an argument
+    that changes it, or that neither QKeras 0.9 nor the table knows, is refused in one line naming
+    ``context`` (the file and layer), the quantizer and the argument.
+    """
+    if isinstance(q, str):
+        return _qkeras09_quantizer_string(q, context)
+    if not is_quantizer(q):
+        return q
+    cls = q["class_name"]
+    cfg = dict(q.get("config") or {})
+    for arg in list(cfg):
+        if arg in QKERAS09_ARGUMENTS[cls] or arg == "__passive_serialization__":
+            continue
+        newer = NEWER_ARGUMENTS[cls].get(arg)
+        value = cfg[arg]
+        if newer is None:
+            raise ModelError(f"{context}: {cls} argument {arg}={_short(value)} is unknown: not a QKeras 0.9 argument "
+                             f"nor a newer one trigger knows ({', '.join(NEWER_ARGUMENTS[cls])}), so its effect on "
+                             "the arithmetic is unknown")
+        if not any(value is n or (value == n and type(value) is type(n)) for n in newer.neutral):
+            reason = newer.changes(cfg, value, weight)
+            if reason is not None:
+                raise ModelError(f"{context}: {cls} argument {arg}={_short(value)} changes the arithmetic: {reason} "
+                                 "(QKeras 0.9, which trigger builds with, has no such argument)")
+        del cfg[arg]
+    return {**q, "config": cfg}
+
+
+def _qkeras09_quantizer_string(q: str, context: str) -> str:
+    """``quantized_bits(6, 0, post_training_scale=None)``: the same call without neutral newer arguments."""
+    import ast
+
+    m = _QUANT_STR.match(q)
+    if not m:
+        return q
+    cls = m.group(1)
+    inner = q[q.index("(") + 1:q.rindex(")")]
+    args = [a.strip() for a in inner.split(",")] if inner.strip() else []
+    cfg = {}
+    for i, arg in enumerate(args):
+        name, eq, text = arg.partition("=")
+        key = name.strip() if eq else (QKERAS09_ARGUMENTS[cls][i] if i < len(QKERAS09_ARGUMENTS[cls]) else f"#{i}")
+        try:
+            cfg[key] = ast.literal_eval((text if eq else name).strip())
+        except (ValueError, SyntaxError):
+            cfg[key] = (text if eq else name).strip()  # _quantizer_ok refuses it
+    kept = [a for a, key in zip(args, cfg) if key in QKERAS09_ARGUMENTS[cls]]
+    qkeras09_quantizer({"class_name": cls, "config": cfg}, context)  # raises on a changing or unknown argument
+    return q if len(kept) == len(args) else f"{cls}({', '.join(kept)})"
+
+
+def _short(value) -> str:
+    text = json.dumps(value) if not isinstance(value, np.ndarray) else json.dumps(value.tolist())
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -11,6 +11,12 @@ The differences handled: Keras 3 writes ``batch_shape`` and ``DTypePolicy``
 dtype objects, a few Keras-3-only layer keys, and stores each layer's weights
 under ``layers/<snake_case class name>[_<k>]/vars/<i>`` (tf.keras 2.14:
 ``_layer_checkpoint_dependencies/...``), counting layers of a class in order.
+
+Quantizer configs written by a QKeras newer than 0.9 (google/qkeras master, qkeras-v3 for
+Keras 3) carry arguments 0.9's constructors do not take (``post_training_scale`` in every
+``quantized_bits``): ``resolve_quantizers`` reads them as data against the table in
+``trigger.frontends.keras`` (``NEWER_ARGUMENTS``), checks the weight-dependent one on the
+stored weights, and drops those that leave the arithmetic as QKeras 0.9 computes it.
 """
 
 from __future__ import annotations
@@ -62,7 +68,52 @@ def read_archive(path: Path) -> tuple[dict, "object"]:
     except OSError as err:
         raise ModelError(f"{path}: {WEIGHTS} is not a readable HDF5 file ({_one_line(err)})") from None
     with source:
-        return config, _keras2_weights(config, source, path)
+        weights = _keras2_weights(config, source, path)
+    try:
+        resolve_quantizers(config, weights, path)
+    except BaseException:
+        weights.close()
+        raise
+    return config, weights
+
+
+# The weight each quantizer of a QKeras layer is applied to: the layer's vars in Keras' order.
+QUANTIZED_WEIGHT = {"kernel_quantizer": 0, "bias_quantizer": 1}
+
+
+def resolve_quantizers(config: dict, weights, path: Path) -> None:
+    """Quantizer configs written by a newer QKeras, made ones QKeras 0.9 builds with the same arithmetic.
+
+    Each quantizer dict (or string) of each layer goes through
+    ``trigger.frontends.keras.qkeras09_quantizer`` with the weight it quantizes (kernel or bias,
+    from the archive's weights), so an argument whose effect depends on the weights
+    (``post_training_scale``) is judged on them: dropped when QKeras 0.9 quantizes the stored
+    weights to the same numbers, refused in one line naming the layer, the quantizer and the
+    argument otherwise. Changes ``config`` in place.
+    """
+    from trigger.frontends.keras import is_quantizer, qkeras09_quantizer
+
+    for layer in config["config"]["layers"]:
+        if not isinstance(layer, dict) or not isinstance(layer.get("config"), dict):
+            continue
+        cls, cfg = str(layer.get("class_name")), layer["config"]
+        lname = str(cfg.get("name", layer.get("name", "?")))
+        inner = cfg.get("layer") if isinstance(cfg.get("layer"), dict) else None  # TimeDistributed(QDense)
+        for owner in (cfg, (inner or {}).get("config")):
+            if not isinstance(owner, dict):
+                continue
+            for key, value in list(owner.items()):
+                if is_quantizer(value):
+                    weight = _weight(weights, lname, QUANTIZED_WEIGHT.get(key), owner)
+                    owner[key] = qkeras09_quantizer(value, f"{path}: layer {lname!r} of type {cls}: {key}", weight)
+
+
+def _weight(weights, lname: str, index, cfg: dict):
+    """The layer's ``index``-th weight from the Keras 2 layout (None for an activation or a missing weight)."""
+    if index is None or (index == 1 and cfg.get("use_bias") is False) or lname not in weights:
+        return None
+    names = [n.decode() if isinstance(n, bytes) else n for n in weights[lname].attrs.get("weight_names", [])]
+    return np.asarray(weights[lname][names[index]]) if index < len(names) else None
 
 
 def to_keras2_config(config: dict, where: str) -> dict:
