@@ -43,11 +43,16 @@ class Mapping:
 
 @dataclass
 class Context:
-    """What a mapping needs besides the layer: the model name and the previous tensor's type."""
+    """What a mapping needs besides the layer: the model name and the types of the layer's inputs.
+
+    ``previous`` is the one input of a single-input layer, or every input of a merge one after
+    another (the op's input: the firmware model feeds a multi-input op the concatenation of its
+    source tensors, in order); ``inputs`` lists them one by one (hls4ml's order)."""
 
     model_name: str
     previous: TensorType
     notes: dict = field(default_factory=dict)
+    inputs: list = field(default_factory=list)  # list[TensorType]; [previous] for a single-input layer
 
     def fail(self, layer, message: str):
         raise ModelError(f"{self.model_name}: layer {layer.name} ({layer.class_name}): {message}")
@@ -356,3 +361,99 @@ def binary_threshold(layer, ctx: Context) -> list[Op]:
     if layer.get_attr("n_filt", -1) not in (-1, 0, ctx.previous.n) or threshold.size != ctx.previous.n:
         ctx.fail(layer, f"has {threshold.size} thresholds for {ctx.previous.n} values")
     return [BinaryThreshold(layer.name, ctx.previous, output_type(layer, ctx), threshold)]
+
+
+# ------------------------------------------------------------------ merges: two input tensors (nnet_merge.h)
+def _merge_inputs(layer, ctx: Context) -> list:
+    """The two input variables of a merge layer (hls4ml's order), checked against the tensors the
+    firmware model feeds it (``ctx.inputs``, whose concatenation ``ctx.previous`` is the op's input)."""
+    if len(layer.inputs) != 2:
+        ctx.fail(layer, f"merges {len(layer.inputs)} tensors; hls4ml's nnet_merge.h merges exactly two")
+    if len(ctx.inputs) != 2:
+        ctx.fail(layer, f"the frontend gave {len(ctx.inputs)} input tensors for a two-input merge")
+    variables = [layer.get_input_variable(name) for name in layer.inputs]
+    for k, (var, given) in enumerate(zip(variables, ctx.inputs)):
+        fmt = fixed_format(var.type.precision, ctx, layer)
+        n = int(np.prod(var.shape))
+        if n != given.n or any((f.width, f.integer, f.signed) != (fmt.width, fmt.integer, fmt.signed)
+                               for f in given.formats):
+            ctx.fail(layer, f"input {layer.inputs[k]} is {n} x {fmt.cpp} in hls4ml but the model feeds "
+                            f"{given.describe()}")
+    return variables
+
+
+def _generated_config(layer, pattern: str):
+    """A value from the layer's generated C++ config (hls4ml's template output), or None."""
+    match = re.search(pattern, str(layer.get_attr("config_cpp") or ""))
+    return match.group(1) if match else None
+
+
+@maps(("Merge",), ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"))
+def merge(layer, ctx: Context) -> list[Op]:
+    """hls4ml's Merge (Keras Add/Subtract/Multiply/Average/Maximum/Minimum, ONNX Add/Sub/Mul/Max/Min/Sum):
+    nnet_merge.h's function of the same name, ``res[i] = f(data1[i % n1], data2[i % n2])``."""
+    from trigger.ir.ops.merge import OPERATIONS, Merge
+
+    operation = str(layer.get_attr("op", "")).lower()
+    if operation not in OPERATIONS:
+        ctx.fail(layer, f"merge operation {operation!r} is not supported (supported: {', '.join(OPERATIONS)})")
+    v1, v2 = _merge_inputs(layer, ctx)
+    n1, n2 = ctx.inputs[0].n, ctx.inputs[1].n
+    if n1 != n2:  # hls4ml broadcasts by index modulo size: only where that is the broadcast Keras means
+        big, small = (v1, v2) if n1 >= n2 else (v2, v1)
+        try:
+            spread = np.broadcast_to(np.arange(min(n1, n2)).reshape(small.shape), big.shape).ravel()
+        except ValueError:
+            spread = None
+        if spread is None or not np.array_equal(spread, np.arange(spread.size) % min(n1, n2)):
+            ctx.fail(layer, f"broadcasting shape {list(small.shape)} over {list(big.shape)}: nnet_merge.h reads "
+                            "element i % n, which is not this broadcast")
+    out = output_type(layer, ctx)
+    return [Merge(layer.name, ctx.previous, out, operation, [n1, n2])]
+
+
+@maps(("Concatenate",), ("Concatenate",))
+def concatenate(layer, ctx: Context) -> list[Op]:
+    """hls4ml's Concatenate: nnet_merge.h's concatenate1d/2d/3d for the input shapes (channels last) and
+    the axis its generated config holds, as one gather (``index``) with a cast to res_T."""
+    from trigger.errors import FirmwareModelError
+    from trigger.ir.ops.concatenate import Concatenate, concatenate_index
+
+    v1, v2 = _merge_inputs(layer, ctx)
+    axis = _generated_config(layer, r"static\s+const\s+int\s+axis\s*=\s*(-?\d+)\s*;")
+    axis = int(axis if axis is not None else layer.get_attr("axis", -1))
+    try:
+        index = concatenate_index(v1.shape, v2.shape, axis)
+    except FirmwareModelError as err:
+        ctx.fail(layer, str(err))
+    out = output_type(layer, ctx)
+    return [Concatenate(layer.name, ctx.previous, out, [ctx.inputs[0].n, ctx.inputs[1].n], index)]
+
+
+@maps(("Dot",), ("Dot",))
+def dot(layer, ctx: Context) -> list[Op]:
+    """hls4ml's Dot: nnet_merge.h's dot1d (products in nnet_mult.h's product class, summed in accum_t).
+
+    hls4ml reads neither Keras' ``normalize`` nor ``axes`` (1-D inputs only)."""
+    from trigger.ir.ops.dot import Dot
+
+    v1, v2 = _merge_inputs(layer, ctx)
+    if len(v1.shape) != 1 or list(v1.shape) != list(v2.shape):
+        ctx.fail(layer, f"dot of shapes {list(v1.shape)} and {list(v2.shape)}: only two vectors of one length "
+                        "(hls4ml's dot1d)")
+    product = _generated_config(layer, r"nnet::product::(\w+)\s*<")
+    if product is None:
+        from hls4ml.backends import get_backend
+
+        try:
+            product = get_backend("vivado").product_type(v1.type.precision, v2.type.precision)
+        except AssertionError:
+            product = "power-of-two data"
+    kinds = {"mult": "mult", "weight_ternary": "ternary"}
+    if ctx.inputs[0].formats[0].is_int and ctx.inputs[0].formats[0].width == 1 and not ctx.inputs[0].formats[0].signed:
+        ctx.fail(layer, "an ap_uint<1> first input takes nnet_mult.h's binary cast, which dot1d cannot use")
+    if product not in kinds:
+        ctx.fail(layer, f"hls4ml's {product} product is not supported (supported: {', '.join(kinds)})")
+    accum = fixed_format(layer.get_attr("accum_t").precision, ctx, layer)
+    n = ctx.inputs[0].n
+    return [Dot(layer.name, ctx.previous, output_type(layer, ctx), [n, n], accum, kinds[product])]
