@@ -88,7 +88,23 @@ def autoencoder_score():
     return tf.keras.Model(x, score, name="autoencoder_score")
 
 
-GRAPH_CASES = {"multi_collection_tagger": multi_collection_tagger, "residual_block": residual_block,
+def branch_quantizers():
+    """Two branches, each ending in its own quantized_bits activation, listed interleaved (da, db, qa, qb):
+    each activation's type belongs to its own branch's layer, not to the layer listed before it."""
+    import tensorflow as tf
+    from qkeras import QActivation, quantized_bits
+
+    _seed(14)
+    x = tf.keras.Input((5,), name="x")
+    da = _dense(4, "da")(x)
+    db = _dense(4, "db")(x)
+    qa = QActivation(quantized_bits(7, 2, alpha=1), name="qa")(da)
+    qb = QActivation(quantized_bits(5, 1, alpha=1), name="qb")(db)
+    out = tf.keras.layers.Add(name="sum")([qa, qb])
+    return tf.keras.Model(x, out, name="branch_quantizers")
+
+
+GRAPH_CASES = {"branch_quantizers": branch_quantizers, "multi_collection_tagger": multi_collection_tagger, "residual_block": residual_block,
                "autoencoder_score": autoencoder_score}
 
 

@@ -111,7 +111,8 @@ def graph_bundles(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["multi_collection_tagger", "residual_block", "autoencoder_score"])
+@pytest.mark.parametrize("name", ["multi_collection_tagger", "residual_block", "autoencoder_score",
+                                  "branch_quantizers"])
 def test_graph_model_is_bit_exact_three_ways_and_equals_qkeras(graph_bundles, name):
     bundle = graph_bundles[name]
     assert bundle.build_status == 0 and bundle.verify_status == 0
@@ -178,3 +179,11 @@ def test_an_input_format_for_an_unknown_port_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="gives no format for input 'jets'"):
         input_formats(model, {"muons": "uint<10>"})
     assert input_formats(model, {"muons": "uint<10>", "default": "fixed<8,3>"})["jets"].hls4ml == "fixed<8,3>"
+
+
+@pytest.mark.slow
+def test_a_quantizer_after_the_input_keeps_the_input_format(graph_bundles):
+    """QActivation(quantized_bits) straight after the input quantizes the input; it does not replace
+    the input format the user chose (the default fixed<16,6>)."""
+    inputs = graph_bundles["residual_block"].manifest["inputs"]
+    assert {e["format"] for e in inputs} == {"ap_fixed<16,6,AP_TRN,AP_WRAP>"}

@@ -312,6 +312,8 @@ def validate_config(config: dict, where: str = "model", keep_softmax: bool = Fal
                 out.append(layer)
             continue
         previous = out
+        if cls in MERGES:
+            _check_merge(cls, cfg, lname, where, (graph or {}).get("sources", {}).get(lname, []))
         if graph is not None:  # the layer's own inputs (a graph's previous layer may be on another branch)
             by_name = {l["config"]["name"]: l for l in out}
             previous = [by_name[n] for n in graph["sources"].get(lname, []) if n in by_name]
@@ -343,6 +345,23 @@ def validate_config(config: dict, where: str = "model", keep_softmax: bool = Fal
     quantized = any(l["class_name"] in ("QDense", "QActivation", "QConv1D", "QConv2D") for l in out)
     return _Plan(out, quantized, softmax_dropped, int(np.prod(input_shape[1:])), "input", where,
                  tuple(int(d) for d in input_shape[1:]))
+
+
+MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot")
+
+
+def _check_merge(cls: str, cfg: dict, lname: str, where: str, sources: list[str]) -> None:
+    """What hls4ml's merge layers (nnet_merge.h) compute: two inputs; Dot of two 1-D tensors, not normalised."""
+    bad = f"{where}: layer {lname!r} of type {cls}"
+    if len(sources) != 2:
+        raise ModelError(f"{bad} merges {len(sources)} tensors: hls4ml merges exactly two (chain two-input "
+                         "merges instead)")
+    if cls == "Dot":
+        if cfg.get("normalize"):
+            raise ModelError(f"{bad}: normalize=True (a cosine similarity) is not supported")
+        axes = cfg.get("axes", -1)
+        if np.atleast_1d(axes).tolist() not in ([1], [-1], [1, 1], [-1, -1]):
+            raise ModelError(f"{bad}: axes {axes} is not supported (the dot of two vectors: axes=1)")
 
 
 def _unwrap_time_distributed(layer: dict, where: str) -> dict:
