@@ -137,7 +137,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     source = Path(args.source)
     out = Path(args.output) if args.output else Path("build") / source.stem
-    options = BuildOptions(weights=args.weights, precision=args.precision, backend=args.backend,
+    options = BuildOptions(weights=args.weights, precision=args.precision, hls_config=getattr(args, "hls_config", None),
+                           backend=args.backend,
                            pipeline=args.pipeline, keep_softmax=args.softmax, part=args.part,
                            clock_period_ns=args.clock, vectors=args.vectors, argmax=getattr(args, "argmax", False),
                            ii=getattr(args, "ii", None), scheduler=getattr(args, "scheduler", None),
@@ -268,6 +269,11 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", help="bundle folder to write (default: build/<name>)")
     p.add_argument("--weights", help="weights .h5 for a .json architecture (default: <name>_weights.h5 beside it)")
     p.add_argument("--precision", help="post-training quantization precision for float models, e.g. 'fixed<16,6>'")
+    p.add_argument("--hls-config", metavar="FILE", default=None,
+                   help="hls4ml config (YAML or JSON) as hls4ml.utils.config_from_keras_model(model, "
+                        "granularity='name') writes it: each layer's Precision (result, accum, weight, bias, ...) is "
+                        "honoured exactly, over trigger.yml's hls.precision; Model.Precision sets the post-training "
+                        "default, ReuseFactor must match the II, Strategy must be Latency; any other key is refused")
     p.add_argument("--backend", choices=["vitis", "vivado"], default=None, help="hls4ml backend (default vitis)")
     p.add_argument("--pipeline", type=pipeline_setting, default=None, metavar="layer|auto|N",
                    help="where RTL pipeline registers go: 'layer' (after every layer), 'auto' (wherever a stage "

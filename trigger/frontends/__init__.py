@@ -27,6 +27,7 @@ class BuildOptions:
 
     weights: str | None = None
     precision: str | None = None
+    hls_config: str | None = None  # --hls-config FILE: hls4ml's config_from_keras_model(granularity='name') output
     backend: str | None = None
     pipeline: object = None
     keep_softmax: bool = False
@@ -112,8 +113,12 @@ def load_design(source, options: BuildOptions | None = None) -> Design:
             raise ConfigError(f"{path}: field 'kind' must be one of {', '.join(sorted(FRONTENDS))}, got {kind!r}")
         if kind != "lut":
             _refuse_cluster(options, f"{path} (kind {kind})")
+        if kind != "network":
+            _refuse_hls_config(options, f"{path} (kind {kind})")
         return _resolve(FRONTENDS[kind])(config, path, options)
     _refuse_cluster(options, str(source))
+    if source.suffix.lower() == ".onnx":
+        _refuse_hls_config(options, str(source))
     if not source.exists():
         raise ConfigError(f"{source} not found")
     suffix = source.suffix.lower()
@@ -129,6 +134,12 @@ def _refuse_cluster(options: BuildOptions, what: str) -> None:
     if options.scheduler is not None or options.workers is not None:
         raise ConfigError(f"{what}: --scheduler/--workers apply to look-up tables (kind lut) only; "
                           "to spread network builds over a cluster use `trigger scan`")
+
+
+def _refuse_hls_config(options: BuildOptions, what: str) -> None:
+    """--hls-config is hls4ml's Keras config (config_from_keras_model): refused where it would be ignored."""
+    if options.hls_config is not None:
+        raise ConfigError(f"{what}: --hls-config applies to Keras networks only")
 
 
 def clock_period(value, where: str) -> float:

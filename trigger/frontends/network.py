@@ -25,7 +25,7 @@ from trigger.fixed import MAX_WIDTH, FixedFormat
 from trigger.frontends import BuildOptions, Design, clock_period
 from trigger.frontends.layers import Context, fixed_format, mapping_for
 from trigger.ir.ii import check_ii_settings, resolve_ii
-from trigger.ir.model import FirmwareModel
+from trigger.ir.model import FirmwareModel, join
 from trigger.ir.ops.conv1d import MAX_MULTIPLIERS, Conv1D, size_error
 from trigger.ir.ops.dense import Dense
 from trigger.ir.ops.max_pool import MaxPool
@@ -46,6 +46,9 @@ DEFAULTS = {
     "ptq": {"weight": "fixed<16,6>", "bias": "fixed<16,6>", "result": "fixed<16,6,RND_CONV,SAT>"},
     # A kept final softmax (model.keep_softmax): hls4ml settings of the layer (see softmax_settings).
     "softmax": {},
+    # Per-layer precision (hls.precision): {hls4ml layer name: {result|accum|weight|bias|...: format or 'auto'}},
+    # hls4ml's LayerName -> Precision; 'default' (a format, or weight/bias/result) is another spelling of ptq.
+    "precision": {},
 }
 BACKENDS = ("Vitis", "Vivado")
 CONFIG_SECTIONS = {"kind", "name", "dataset", "model", "quantization", "train", "target", "hls", "rtl", "verify",
@@ -57,6 +60,7 @@ def settings(config: dict | None) -> dict:
     """The HLS settings from a ``trigger.yml`` mapping (sections ``target`` and ``hls``) or a flat mapping."""
     config = dict(config or {})
     flat = {} if any(k in config for k in CONFIG_SECTIONS) else dict(config)
+    flat.pop("hls4ml_config", None)  # --hls-config, threaded through by _design
     flat.update(config.get("target") or {})
     flat.update(config.get("hls") or {})
     out = copy.deepcopy(DEFAULTS)
@@ -66,7 +70,13 @@ def settings(config: dict | None) -> dict:
             raise ConfigError(f"target.clock_mhz must be a positive number, got {mhz!r}")
         flat.setdefault("clock_period_ns", 1000.0 / float(mhz))
     for key, value in flat.items():
-        if key == "ptq":
+        if key == "precision":
+            layers, default = layer_precisions(value, "hls.precision")
+            if default and "ptq" in flat:
+                raise ConfigError("hls.precision.default and hls.ptq set the same formats: give one of them")
+            out["ptq"].update(default)
+            out["precision"] = layers
+        elif key == "ptq":
             if not isinstance(value, dict):
                 raise ConfigError(f"hls.ptq must be a mapping of weight/bias/result precisions, got {value!r}")
             unknown = set(value) - set(DEFAULTS["ptq"])
@@ -84,13 +94,296 @@ def settings(config: dict | None) -> dict:
     if out["io_type"] != "io_parallel" or str(out["strategy"]).lower() != "latency":
         raise ConfigError("only io_type io_parallel with the Latency strategy is supported")
     out["clock_period_ns"] = clock_period(out["clock_period_ns"], "target.clock_period_ns")
-    for text in [out["input_precision"], *out["ptq"].values()]:
+    given = out["input_precision"]
+    for text in [*(given.values() if isinstance(given, dict) else [given]), *out["ptq"].values()]:
         try:
             FixedFormat.parse(text)
         except ValueError as err:
             raise ConfigError(str(err)) from None
     softmax_settings(2, out["softmax"])  # a bad hls.softmax fails before training
+    if config.get("hls4ml_config") is not None:  # --hls-config (read_hls4ml_config), checked against the model later
+        out["hls4ml_config"] = config["hls4ml_config"]
     return out
+
+
+# ------------------------------------------------------------------ per-layer precision
+def precision_value(value, where: str) -> str:
+    """A precision as hls4ml's config takes it (``fixed<16,6,RND,SAT>``) or 'auto'; else a one-line error naming
+    ``where``."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return FixedFormat.parse(value).hls4ml
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def layer_precisions(spec, where: str) -> tuple[dict, dict]:
+    """``hls.precision`` of a trigger.yml: ({layer: {key: format or 'auto'}}, the ptq formats its 'default' sets).
+
+    A layer's value is a mapping of hls4ml precision keys (result, accum, weight, bias, scale, ...) or one format,
+    which (as in hls4ml) sets every precision of the layer. 'default' is a format (weight, bias and result) or a
+    mapping of some of them, like hls.ptq. Layer names and keys are checked against the model in _hls_config."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where} must be a mapping of layer name to precisions, got {spec!r}")
+    layers, default = {}, {}
+    for name, value in spec.items():
+        if name == "default":
+            if isinstance(value, dict):
+                unknown = sorted(set(value) - set(DEFAULTS["ptq"]))
+                if unknown:
+                    raise ConfigError(f"{where}.default: unknown key {unknown[0]!r} (expected weight, bias, result)")
+                default = {k: precision_value(v, f"{where}.default.{k}") for k, v in value.items()}
+            else:
+                fmt = precision_value(value, f"{where}.default")
+                default = {k: fmt for k in DEFAULTS["ptq"]}
+            if "auto" in default.values():
+                raise ConfigError(f"{where}.default: 'auto' is not a post-training format")
+        elif isinstance(value, dict):
+            layers[str(name)] = {str(k): precision_value(v, f"{where}.{name}.{k}") for k, v in value.items()}
+        else:
+            layers[str(name)] = {"*": precision_value(value, f"{where}.{name}")}  # every precision of the layer
+    return layers, default
+
+
+# --hls-config: the keys of hls4ml's config_from_keras_model(granularity='name') that trigger takes. Model keys: the
+# default precision (the post-training formats), ReuseFactor (trigger's II), Strategy Latency; BramFactor only at
+# hls4ml's default, TraceOutput and a layer's Trace change nothing in the firmware. Any other key is refused, except
+# a layer key whose value is the one config_from_keras_model writes for the model (TableSize of a relu, ...).
+DEFAULT_BRAM_FACTOR = 1_000_000_000
+
+
+def read_hls4ml_config(path) -> dict:
+    """An hls4ml config file (YAML or JSON, read as data) as config_from_keras_model(granularity='name') writes it,
+    checked as far as possible without the model: {'path', 'default' (ptq formats), 'ii', 'layers', 'layer_ii'}.
+    Layer names and per-layer keys are checked against the model in _hls_config (``file_precisions``)."""
+    from trigger.errors import read_yaml
+
+    where = str(path)
+    data = read_yaml(path, missing=f"--hls-config {where} not found")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected hls4ml's config mapping (Model, LayerName), got {type(data).__name__}")
+    for key in data:
+        if key not in ("Model", "LayerName"):
+            raise ConfigError(f"{where}: {key}: not supported (trigger takes Model and LayerName, as hls4ml's "
+                              "config_from_keras_model(granularity='name') writes them)")
+    model = data.get("Model") or {}
+    layers = data.get("LayerName") or {}
+    for key, value in (("Model", model), ("LayerName", layers)):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {key} must be a mapping, got {value!r}")
+    default, ii = {}, None
+    for key, value in model.items():
+        path_ = f"{where}: Model.{key}"
+        if key == "Precision":
+            if isinstance(value, dict):
+                for k in value:
+                    if k != "default":
+                        raise ConfigError(f"{where}: Model.Precision.{k}: not supported (only default)")
+                value = value.get("default")
+            if value is not None:
+                fmt = precision_value(value, f"{where}: Model.Precision")
+                if fmt == "auto":
+                    raise ConfigError(f"{path_}: 'auto' is not a default precision")
+                default = {k: fmt for k in DEFAULTS["ptq"]}
+        elif key == "ReuseFactor":
+            ii = _reuse_factor(value, path_)
+        elif key == "Strategy":
+            _latency_strategy(value, path_)
+        elif key == "BramFactor":
+            if value != DEFAULT_BRAM_FACTOR:
+                raise ConfigError(f"{path_}: {value!r} is not supported (io_parallel keeps weights in logic; "
+                                  f"only hls4ml's default {DEFAULT_BRAM_FACTOR})")
+        elif key != "TraceOutput":
+            raise ConfigError(f"{path_}: not supported (trigger takes Model.Precision, ReuseFactor, Strategy)")
+    layer_ii = {}
+    for name, entry in layers.items():
+        if entry is None:
+            continue
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: LayerName.{name} must be a mapping, got {entry!r}")
+        if "ReuseFactor" in entry:
+            layer_ii[str(name)] = _reuse_factor(entry["ReuseFactor"], f"{where}: LayerName.{name}.ReuseFactor")
+        if "Strategy" in entry:
+            _latency_strategy(entry["Strategy"], f"{where}: LayerName.{name}.Strategy")
+    return {"path": where, "default": default, "ii": ii, "layers": {str(k): v or {} for k, v in layers.items()},
+            "layer_ii": layer_ii}
+
+
+def _reuse_factor(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: expected a positive whole number, got {value!r}")
+    return value
+
+
+def _latency_strategy(value, where: str) -> None:
+    if not isinstance(value, str) or value.strip().lower() != "latency":
+        raise ConfigError(f"{where}: {value!r} is not supported (only Latency)")
+
+
+def _looks_like_softmax(entry: dict) -> bool:
+    prec = entry.get("Precision")
+    return "Implementation" in entry or (isinstance(prec, dict) and "exp_table" in prec)
+
+
+def _known_layer(name: str, reference: dict, where: str, model_name: str) -> dict:
+    """The reference (config_from_keras_model) entry of a layer named in hls.precision / --hls-config."""
+    if name not in reference:
+        raise ConfigError(f"{where}: no layer {name!r} in {model_name} (hls4ml's layer names: "
+                          f"{', '.join(reference)})")
+    entry = reference[name]
+    return entry if isinstance(entry, dict) else {}
+
+
+def _original_layers(loaded: LoadedModel) -> list[tuple[str, str]]:
+    """(name, class) of the layers of the model file as the user saved it (read as data; [] if unreadable).
+    trigger rebuilds the model (a Sequential's input is renamed, a final softmax dropped); a user's config
+    names the original layers."""
+    for path in loaded.files:
+        try:
+            if path.suffix.lower() == ".json":
+                arch = json.loads(path.read_text())
+            elif path.suffix.lower() in (".h5", ".hdf5"):
+                import h5py
+
+                with h5py.File(path, "r") as h5:
+                    text = h5.attrs.get("model_config")
+                arch = json.loads(text.decode() if isinstance(text, bytes) else text) if text else {}
+            else:
+                continue
+        except (OSError, ValueError):
+            continue
+        body = arch.get("config") if isinstance(arch, dict) else None
+        layers = body.get("layers", []) if isinstance(body, dict) else body if isinstance(body, list) else []
+        return [(l["config"].get("name"), l.get("class_name")) for l in layers
+                if isinstance(l, dict) and isinstance(l.get("config"), dict)]
+    return []
+
+
+def _input_aliases(loaded: LoadedModel, reference: dict, names) -> dict:
+    """{the user's name of the input layer: hls4ml's}. trigger rebuilds a Sequential model, which renames its input
+    (``<first layer>_input``); the user's config names the original one, read from the model file (or, for an
+    --hls-config entry, the one unknown name whose entry is an input's: a result precision only)."""
+    ref_input = next(iter(reference), None)
+    if ref_input is None:
+        return {}
+    original = _original_layers(loaded)
+    aliases = {n: ref_input for n, cls in original if cls == "InputLayer" and n and n not in reference}
+    unknown = [n for n in names if n not in reference and n not in aliases and not _dropped_softmax(loaded, n, names)]
+    if not aliases and ref_input not in names and len(unknown) == 1:
+        entry = names[unknown[0]] if isinstance(names, dict) else None
+        prec = entry.get("Precision") if isinstance(entry, dict) else None
+        if isinstance(entry, dict) and "ReuseFactor" not in entry and (not isinstance(prec, dict) or
+                                                                         set(prec) <= {"result"}):
+            aliases[unknown[0]] = ref_input
+    return aliases
+
+
+def _dropped_softmax(loaded: LoadedModel, name: str, names) -> bool:
+    """Is ``name`` the final softmax trigger dropped (its own layer, or hls4ml's <dense>_softmax)?"""
+    if not loaded.softmax_dropped:
+        return False
+    entry = names.get(name) if isinstance(names, dict) else None
+    original = _original_layers(loaded)
+    return (name.endswith("_softmax") or (isinstance(entry, dict) and _looks_like_softmax(entry))
+            or bool(original) and original[-1][0] == name)
+
+
+def _reference_precisions(entry: dict) -> dict:
+    prec = entry.get("Precision")
+    return prec if isinstance(prec, dict) else {"result": prec or "auto"}
+
+
+def _expand(keys: dict, reference: dict, where: str) -> dict:
+    """A layer's given precisions checked against its reference keys; '*' (one format) sets every one of them."""
+    known = _reference_precisions(reference)
+    if "*" in keys:
+        return {k: keys["*"] for k in known}
+    for key in keys:
+        if key not in known:
+            raise ConfigError(f"{where}.{key}: not a precision of this layer (its precisions: {', '.join(known)})")
+    return dict(keys)
+
+
+def file_precisions(file: dict, reference: dict, loaded: LoadedModel) -> dict:
+    """The precisions an --hls-config file sets ({layer: {key: format}}), every key checked against the model.
+
+    Values equal to what config_from_keras_model writes for this model, and 'auto', count as unset (trigger's
+    defaults apply); any other non-precision key is refused unless it has config_from_keras_model's value."""
+    where = file["path"]
+    out = {}
+    aliases = _input_aliases(loaded, reference, file["layers"])
+    for name, entry in file["layers"].items():
+        path_ = f"{where}: LayerName.{name}"
+        if name not in reference and _dropped_softmax(loaded, name, file["layers"]):
+            continue  # the final softmax trigger drops (the firmware outputs logits)
+        name = aliases.get(name, name)
+        ref = _known_layer(name, reference, f"{where}: LayerName", loaded.name)
+        ref_prec = _reference_precisions(ref)
+        keys = {}
+        for key, value in entry.items():
+            if key == "Precision":
+                given = value if isinstance(value, dict) else {"*": value}
+                for k, v in given.items():
+                    if k != "*" and k not in ref_prec:
+                        raise ConfigError(f"{path_}.Precision.{k}: not a precision of this layer (its precisions: "
+                                          f"{', '.join(ref_prec)})")
+                    fmt = precision_value(v, f"{path_}.Precision" + ("" if k == "*" else f".{k}"))
+                    unchanged = k != "*" and fmt == precision_value(ref_prec[k], f"{path_}.Precision.{k}")
+                    if fmt != "auto" and not unchanged:
+                        keys[k] = fmt
+            elif key in ("Trace", "ReuseFactor", "Strategy"):  # no effect / checked by read_hls4ml_config and _design
+                continue
+            elif key not in ref or value != ref[key]:
+                raise ConfigError(f"{path_}.{key}: not supported by trigger (it takes Precision, ReuseFactor, "
+                                  f"Strategy Latency and Trace; other keys only at config_from_keras_model's value"
+                                  + (f" {ref[key]!r})" if key in ref else ")"))
+        if keys:
+            out[name] = _expand(keys, ref, f"{path_}.Precision")
+    return out
+
+
+def _apply_precisions(loaded: LoadedModel, hcfg: dict, reference: dict, opts: dict) -> dict:
+    """Put the user's per-layer precisions (hls.precision, then --hls-config) into the hls4ml config; return them.
+
+    A layer the user does not name keeps trigger's defaults; so does a key given as 'auto' (an accumulator: hls4ml's
+    exact inference). The linear activation hls4ml splits off a Dense/convolution without one follows the layer's
+    given result unless named itself (otherwise it would cast the output back to the default format)."""
+    ref = reference["LayerName"]
+    given: dict[str, dict] = {}
+    aliases = _input_aliases(loaded, ref, {n: {"ReuseFactor": None} for n in opts.get("precision") or {}})
+    for name, keys in (opts.get("precision") or {}).items():
+        name = aliases.get(name, name)
+        entry = _known_layer(name, ref, "hls.precision", loaded.name)
+        given[name] = {k: v for k, v in _expand(keys, entry, f"hls.precision.{name}").items() if v != "auto"}
+    if opts.get("hls4ml_config"):
+        for name, keys in file_precisions(opts["hls4ml_config"], ref, loaded).items():
+            given.setdefault(name, {}).update(keys)
+    names = hcfg["LayerName"]
+    for name, keys in given.items():
+        entry = names.setdefault(name, {})
+        prec = entry.setdefault("Precision", {})
+        if not isinstance(prec, dict):
+            prec = entry["Precision"] = {"result": prec}
+        for key, value in keys.items():
+            if f"{key}_t" in entry:  # a kept softmax's tables are set at the layer's level (_configure_softmax)
+                entry[f"{key}_t"] = value
+            else:
+                prec[key] = value
+        linear = f"{name}_linear"
+        if "result" in keys and linear in names and "result" not in given.get(linear, {}):
+            names[linear].setdefault("Precision", {})["result"] = keys["result"]
+    return {name: keys for name, keys in given.items() if keys}
+
+
+def check_given_accumulators(widened: dict, opts: dict, model_name: str) -> None:
+    """A user-given accumulator is never changed: one the range analysis widens (it can overflow) is refused."""
+    given = opts.get("given_precisions") or {}
+    for name, fmt in widened.items():
+        acc = (given.get(name) or {}).get("accum")
+        if acc is not None:
+            raise ConfigError(f"{model_name}: layer {name}: the given accumulator {acc} can overflow "
+                              f"(an exact one needs {fmt}); give accum: auto, or at least that range")
 
 
 # ------------------------------------------------------------------ conversion
@@ -126,6 +419,9 @@ def convert(model_source, config: dict | None = None, *, output_dir=None):
     else:
         raise ModelError(f"{loaded.name}: accumulators still overflow after widening {sorted(widened)}")
     fw.meta["widened_accumulators"] = widened
+    check_given_accumulators(widened, opts, loaded.name)
+    if opts.get("given_precisions"):
+        fw.meta["given_precisions"] = opts["given_precisions"]
     return hls_model, fw
 
 
@@ -154,15 +450,16 @@ def _hls_config(loaded: LoadedModel, opts: dict) -> dict:
     with quiet_stdout():
         hcfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend=opts["backend"],
                                                     default_precision=opts["ptq"]["result"])
+    reference = copy.deepcopy(hcfg)  # what hls4ml writes for this model: the names and keys a user may set
     hcfg["Model"]["Strategy"] = "Latency"
     hcfg["Model"]["ReuseFactor"] = int(opts["reuse_factor"])
     first = model.get_config()["layers"][0]
     if first["class_name"] != "InputLayer":
         raise ModelError(f"{model.name}: the rebuilt model has no InputLayer")
     names = hcfg["LayerName"]
-    input_name = first["config"]["name"]
-    names.setdefault(input_name, {}).setdefault("Precision", {})
-    names[input_name]["Precision"]["result"] = FixedFormat.parse(opts["input_precision"]).hls4ml
+    for input_name, fmt in input_formats(model, opts["input_precision"]).items():
+        names.setdefault(input_name, {}).setdefault("Precision", {})
+        names[input_name]["Precision"]["result"] = fmt.hls4ml
     ptq = {k: FixedFormat.parse(v).hls4ml for k, v in opts["ptq"].items()}
     for layer in model.layers:
         prec = names.setdefault(layer.name, {}).setdefault("Precision", {})
@@ -176,7 +473,15 @@ def _hls_config(loaded: LoadedModel, opts: dict) -> dict:
                     names[layer.name + suffix]["Precision"]["result"] = ptq["result"]
         elif cls in ("QDense", "QConv1D", "QConv2D"):
             prec["accum"] = "auto"
+        elif cls == "Dot" and prec.get("accum", "auto") == "auto":
+            # hls4ml 1.3 infers only a Dot's result type (its pass asserts on an 'auto' accumulator): a provisional
+            # one here, made exact from the converted input types by accumulators_to_widen
+            prec["accum"] = DOT_PROVISIONAL_ACCUM
         elif cls == "BatchNormalization":
+            axes = [a % len(layer.input_shape) for a in np.atleast_1d(layer.axis)]
+            if axes != [len(layer.input_shape) - 1]:
+                raise ModelError(f"{loaded.name}: layer {layer.name} (BatchNormalization) normalises axis "
+                                 f"{layer.axis}, not the feature (last) axis")
             prec.update(scale=ptq["weight"], bias=ptq["bias"])
             if not loaded.quantized:
                 prec["result"] = ptq["result"]
@@ -184,6 +489,7 @@ def _hls_config(loaded: LoadedModel, opts: dict) -> dict:
             prec["result"] = ptq["result"]  # float activations get the post-training result format
     _pin_quantized_bits_activations(model, names)
     _configure_softmax(model, names, opts.get("softmax") or {})
+    opts["given_precisions"] = _apply_precisions(loaded, hcfg, reference, opts)  # the user's last: they win
     return hcfg
 
 
@@ -247,6 +553,22 @@ def _configure_softmax(model, names: dict, overrides: dict) -> None:
         entry.update({k: v for k, v in settings_.items() if v is not None})
 
 
+def input_formats(model, setting) -> dict[str, FixedFormat]:
+    """Each input layer's format: ``hls.input_precision`` is one format for every input, or a mapping of
+    input layer name to format (a multi-input model's collections each arrive in their own format)."""
+    inputs = [l["config"]["name"] for l in model.get_config()["layers"] if l["class_name"] == "InputLayer"]
+    if isinstance(setting, dict):
+        unknown = sorted(set(setting) - set(inputs) - {"default"})
+        if unknown:
+            raise ConfigError(f"hls.input_precision: {unknown[0]!r} is not an input of the model "
+                              f"(inputs: {', '.join(inputs)})")
+        missing = [n for n in inputs if n not in setting]
+        if missing and "default" not in setting:
+            raise ConfigError(f"hls.input_precision gives no format for input {missing[0]!r} (or a 'default')")
+        return {n: FixedFormat.parse(setting.get(n, setting.get("default"))) for n in inputs}
+    return {n: FixedFormat.parse(setting) for n in inputs}
+
+
 def _prequantize_set_dense(model) -> None:
     """Store a QDense on a (n_items, n_features) input with its quantized weights.
 
@@ -276,44 +598,75 @@ def _pin_quantized_bits_activations(model, names: dict) -> None:
     'auto', losing the quantization. The previous layer's output cast to the same
     type (the same rounding and saturation) computes the same thing.
     """
-    layers = model.layers
-    for i, layer in enumerate(layers):
+    for layer in model.layers:
         act = getattr(layer, "activation", None)
-        if type(act).__name__ != "quantized_bits" or type(layer).__name__ != "QActivation" or i == 0:
+        if type(act).__name__ != "quantized_bits" or type(layer).__name__ != "QActivation":
+            continue
+        source = layer.input._keras_history[0]  # the layer feeding it (in a graph, not the one listed before)
+        if type(source).__name__ == "InputLayer":  # the input's type is set, not 'auto': hls4ml keeps the cast
             continue
         prec = names.get(layer.name, {}).get("Precision", {})
         result = prec.get("result") if isinstance(prec, dict) else prec
         if result and result != "auto":
-            prev = layers[i - 1].name
+            prev = source.name
             for target in (prev, prev + "_linear"):
                 if target in names:
                     names[target].setdefault("Precision", {})["result"] = result
 
 
 def extract(hls_model, name: str = "model") -> FirmwareModel:
-    """The firmware model of a converted (precision-inferred) hls4ml model, through the layer mappings."""
+    """The firmware model of a converted (precision-inferred) hls4ml model, through the layer mappings.
+
+    hls4ml's graph is followed by tensor name: each layer's ops read the tensors of the layers
+    hls4ml feeds it (a mapping that returns no op, a flatten, passes its input on). A model whose
+    graph is one input, a chain of layers and one output becomes a chain, as it always was."""
     layers = list(hls_model.get_layers())
     if not layers or not is_input(layers[0]):
         raise ModelError(f"{name}: the converted model does not start with its input")
-    var = layers[0].get_output_variable()
-    model_input = TensorType.uniform(fixed_format(var.type.precision), int(np.prod(var.shape)))
-    ctx = Context(name, model_input)
-    ops = []
-    for layer in layers[1:]:
+    types: dict[str, TensorType] = {}  # firmware tensor name -> type
+    tensor_of: dict[str, str] = {}  # hls4ml variable name -> firmware tensor name
+    ports, ops, reads = [], [], {}
+    for layer in layers:
         if is_input(layer):
-            raise ModelError(f"{name}: more than one input layer")
+            var = layer.get_output_variable()
+            t = TensorType.uniform(fixed_format(var.type.precision), int(np.prod(var.shape)))
+            ports.append((layer.name, t))
+            types[layer.name] = t
+            tensor_of[layer.outputs[0]] = layer.name
+            continue
         mapping = mapping_for(layer)
         if mapping is None:
             raise ModelError(f"{name}: hls4ml layer {layer.name} of type {layer.class_name} is not supported")
-        for op in mapping.to_ops(layer, ctx):
+        missing = [v for v in layer.inputs if v not in tensor_of]
+        if missing:
+            raise ModelError(f"{name}: hls4ml layer {layer.name} reads {missing[0]!r}, which no layer before it writes")
+        sources = [tensor_of[v] for v in layer.inputs]
+        given = [types[t] for t in sources]
+        ctx = Context(name, join(given), inputs=given)
+        produced = mapping.to_ops(layer, ctx)
+        if not produced and len(sources) != 1:
+            raise ModelError(f"{name}: hls4ml layer {layer.name} of type {layer.class_name} merges tensors "
+                             "but gives no op")
+        for k, op in enumerate(produced):
+            reads[op.name] = sources if k == 0 else [produced[k - 1].name]
             ops.append(op)
-            ctx.previous = op.output
+            types[op.name] = op.output
+        tensor_of[layer.outputs[0]] = produced[-1].name if produced else sources[0]
     if not ops:
         raise ModelError(f"{name}: the converted model has no layers")
-    fw = FirmwareModel(name, model_input, ops, kind="network")
-    out_var = hls_model.get_output_variables()
-    if len(out_var) != 1 or fixed_format(out_var[0].type.precision) != fw.output.format:
-        raise ModelError(f"{name}: the hls4ml output is not the last layer's output")
+    out_vars = hls_model.get_output_variables()
+    outputs = [tensor_of.get(v, v) for v in hls_model.outputs]
+    for var, tensor in zip(out_vars, outputs):
+        if tensor not in types or any(f != fixed_format(var.type.precision) for f in types[tensor].formats):
+            raise ModelError(f"{name}: the hls4ml output {var.name} is not the output of op {tensor!r}")
+    chain = len(ports) == 1 and outputs == [ops[-1].name] and all(
+        reads[op.name] == [ops[k - 1].name if k else ports[0][0]] for k, op in enumerate(ops))
+    if chain:
+        fw = FirmwareModel(name, ports[0][1], ops, kind="network")
+    else:
+        labels = [n for n, _ in ports]
+        fw = FirmwareModel(name, join([t for _, t in ports], labels if len(ports) > 1 else None), ops,
+                           kind="network", ports=[(n, t.n) for n, t in ports], reads=reads, outputs=outputs)
     fw.validate()
     return fw
 
@@ -323,10 +676,32 @@ def is_input(layer) -> bool:
     return any(cls.__name__ == "Input" for cls in type(layer).__mro__)
 
 
+DOT_PROVISIONAL_ACCUM = "fixed<16,6>"
+
+
+def exact_dot_accumulator(op) -> FixedFormat | None:
+    """The accumulator that holds every sum of a ``dot`` op's products exactly, when the op's is
+    narrower (None when it already does): product bits plus ceil(log2 n) integer bits."""
+    n = op.input.n // 2
+    a, b = op.input.formats[0], op.input.formats[n]
+    prod = a.product_format(b)
+    grow = max(1, math.ceil(math.log2(max(n, 1))) + 1)
+    acc = op.accum_fmt
+    exact = FixedFormat(prod.width + grow, prod.integer + grow, True, acc.rounding, acc.overflow)
+    if acc.fractional >= exact.fractional and acc.integer >= exact.integer:
+        return None
+    return exact
+
+
 def accumulators_to_widen(fw: FirmwareModel) -> dict[str, FixedFormat]:
     """Accumulators that some inputs can overflow (``Dense.plan``), with a format that cannot."""
     wider = {}
     for op in fw.ops:
+        if op.kind == "dot":
+            exact = exact_dot_accumulator(op)
+            if exact is not None:
+                wider[op.name] = exact
+            continue
         exact = getattr(op, "exact_accumulator", None)  # a mean over a set (global_pool): a sum, then a shift
         if exact is not None and exact() is not None:
             wider[op.name] = exact()
@@ -362,6 +737,8 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
     budget = config.get("budget") or {}
     load_budget({"budget": budget}, where=str(path))  # a bad budget fails now, not after training
     settings(config)  # every setting is checked before training
+    if getattr(options, "hls_config", None):
+        read_hls4ml_config(options.hls_config)  # and the --hls-config file, as far as it can be without the model
     check_ii_settings(config.get("rtl"), f"{path}: rtl")
     model_cfg = config.get("model") or {}
     keep_softmax = options.keep_softmax or bool(model_cfg.get("keep_softmax", False))
@@ -370,6 +747,9 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
         if file.suffix.lower() == ".onnx":
             from trigger.frontends.onnx import onnx_design
 
+            if (config.get("hls") or {}).get("precision") or getattr(options, "hls_config", None):
+                raise ConfigError(f"{path}: per-layer precision (hls.precision, --hls-config) applies to Keras "
+                                  "models only, not to ONNX")
             return onnx_design(file, config, options, keep_softmax, budget)
         spec = {"json": str(file), "weights": str((path.parent / model_cfg["weights"]).resolve())} \
             if "weights" in model_cfg else file
@@ -405,6 +785,44 @@ def set_reuse_factors(hls_model, ii: int, op_ii: dict[str, int]) -> None:
         hls_model.apply_flow(f"{hls_model.config.backend.name.lower()}:apply_templates")
 
 
+def _file_reuse_factors(file: dict, fw: FirmwareModel, ii_setting, layer_ii):
+    """The II settings with an --hls-config file's ReuseFactors: Model.ReuseFactor is the II (unless --ii / rtl.ii
+    says otherwise: then they must agree), a layer's ReuseFactor its op's own II (layers that cannot share their
+    arithmetic, e.g. activations, ignore it, as in hls4ml)."""
+    where = file["path"]
+    if file["ii"] is not None:
+        if ii_setting is None:
+            ii_setting = file["ii"]
+        elif ii_setting != file["ii"]:
+            raise ConfigError(f"{where}: Model.ReuseFactor {file['ii']} differs from the II {ii_setting!r} "
+                              "(--ii / rtl.ii); trigger's ReuseFactor is the II")
+    layer_ii = dict(layer_ii or {})
+    usable = {op.name: op.max_ii() for op in fw.ops}
+    for name, rf in file["layer_ii"].items():
+        if usable.get(name, 1) <= 1:
+            continue
+        if isinstance(ii_setting, int) and rf > max(ii_setting, 1) or rf > usable[name]:
+            raise ConfigError(f"{where}: LayerName.{name}.ReuseFactor {rf} is not consistent with trigger's II model "
+                              f"(the model's II is {ii_setting or 1}; this layer can share its arithmetic over at most "
+                              f"{usable[name]} cycles)")
+        if name in layer_ii and layer_ii[name] != rf:
+            raise ConfigError(f"{where}: LayerName.{name}.ReuseFactor {rf} differs from rtl.layer_ii.{name} "
+                              f"{layer_ii[name]!r}")
+        layer_ii[name] = rf
+    return ii_setting, layer_ii
+
+
+def _check_reuse_factors(file: dict, fw: FirmwareModel, ii: int, op_ii: dict) -> None:
+    """Every ReuseFactor of the file equals what trigger's II model gives its layer (else the file is refused)."""
+    usable = {op.name: op.max_ii() for op in fw.ops}
+    if file["ii"] is not None and file["ii"] != ii:
+        raise ConfigError(f"{file['path']}: Model.ReuseFactor {file['ii']} is not trigger's II {ii}")
+    for name, rf in file["layer_ii"].items():
+        if usable.get(name, 1) > 1 and op_ii.get(name) != rf:
+            raise ConfigError(f"{file['path']}: LayerName.{name}.ReuseFactor {rf} is not consistent with trigger's "
+                              f"II model (layer II {op_ii.get(name)})")
+
+
 def append_argmax(fw: FirmwareModel, config: dict, options: BuildOptions) -> str | None:
     """The ``argmax`` output option (trigger.yml ``model.output: argmax`` or ``--argmax``): append an op emitting
     the class index. Returns the name of the op whose outputs hls4ml's project computes (None: the last)."""
@@ -418,8 +836,15 @@ def append_argmax(fw: FirmwareModel, config: dict, options: BuildOptions) -> str
     if fw.output.n < 2:
         raise ConfigError(f"{fw.name}: the argmax output needs a classifier with at least two outputs, "
                           f"the network has {fw.output.n}")
-    last = fw.ops[-1].name
-    fw.ops.append(Argmax(f"{last}_argmax", fw.output, TensorType((index_format(fw.output.n),))))
+    if len(fw.output_names) != 1:
+        raise ConfigError(f"{fw.name}: the argmax output needs a model with one output, it has "
+                          f"{len(fw.output_names)} ({', '.join(fw.output_names)})")
+    last = fw.output_names[0]
+    op = Argmax(f"{last}_argmax", fw.output, TensorType((index_format(fw.output.n),)))
+    if not fw.is_chain:
+        fw.reads[op.name] = [last]
+        fw.outputs = [op.name]
+    fw.ops.append(op)
     fw.validate()
     return last
 
@@ -459,8 +884,12 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
     """The design of a loaded network; ``converter`` (default ``convert``) turns it into (hls_model, firmware model)."""
     hls_cfg = dict(config.get("hls") or {})
     target = dict(config.get("target") or {})
-    if options.precision:
-        hls_cfg["ptq"] = {"weight": options.precision, "bias": options.precision, "result": options.precision}
+    file = read_hls4ml_config(options.hls_config) if getattr(options, "hls_config", None) else None
+    ptq = {k: options.precision for k in DEFAULTS["ptq"]} if options.precision else (file or {}).get("default")
+    if ptq:  # --precision, else the --hls-config file's Model.Precision: over hls.ptq / hls.precision.default
+        hls_cfg["ptq"] = ptq
+        if isinstance(hls_cfg.get("precision"), dict):
+            hls_cfg["precision"] = {k: v for k, v in hls_cfg["precision"].items() if k != "default"}
     if options.backend:
         hls_cfg["backend"] = options.backend
     if options.part:
@@ -469,6 +898,8 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
         target.pop("clock_mhz", None)
         target["clock_period_ns"] = options.clock_period_ns
     full = {"hls": hls_cfg, "target": target}
+    if file is not None:
+        full["hls4ml_config"] = file
     opts = settings(full)
     hls_model, fw = (converter or convert)(loaded, full)
     hls_output_op = append_argmax(fw, config, options)
@@ -476,8 +907,12 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
     pipeline = options.pipeline or (config.get("rtl") or {}).get("pipeline", "layer")
     multiplier = (config.get("rtl") or {}).get("multiplier", "shift_add")
     rtl_cfg = config.get("rtl") or {}
-    ii, op_ii = resolve_ii(fw, options.ii if options.ii is not None else rtl_cfg.get("ii"), rtl_cfg.get("layer_ii"),
-                           opts["clock_period_ns"], budget or {}, where="rtl")
+    ii_setting, layer_ii = options.ii if options.ii is not None else rtl_cfg.get("ii"), rtl_cfg.get("layer_ii")
+    if file is not None:
+        ii_setting, layer_ii = _file_reuse_factors(file, fw, ii_setting, layer_ii)
+    ii, op_ii = resolve_ii(fw, ii_setting, layer_ii, opts["clock_period_ns"], budget or {}, where="rtl")
+    if file is not None:
+        _check_reuse_factors(file, fw, ii, op_ii)
     set_reuse_factors(hls_model, ii, op_ii)
     vectors = int(options.vectors or (config.get("verify") or {}).get("vectors", DEFAULT_VECTORS))
     notes = []
@@ -486,6 +921,9 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
                      "logits are what a trigger uses).")
     if not loaded.quantized:
         notes.append("Float model: converted with post-training quantization (formats listed under 'formats').")
+    if fw.meta.get("given_precisions"):
+        notes.append("Per-layer precision as given (hls.precision" + (", --hls-config" if file else "") + ") for "
+                     + ", ".join(sorted(fw.meta["given_precisions"])) + "; the other formats are trigger's.")
     for op in fw.ops:
         if isinstance(op, MaxPool) and any(op.pad) and op.pad_raw > op.input.format.min_raw:
             pad = float(op.input.format.to_float([op.pad_raw])[0])
@@ -496,7 +934,7 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
     if trained is not None:
         scores = {"float_accuracy": trained.float_accuracy, "quantized_accuracy": trained.quantized_accuracy,
                   "test_samples": trained.n_test}
-        if trained.x_test is not None and (fw.output.n > 1 or fw.ops[-1].kind == "argmax"):
+        if trained.x_test is not None and fw.is_chain and (fw.output.n > 1 or fw.ops[-1].kind == "argmax"):
             scores.update(classifier_scores(fw, loaded.keras, trained.x_test, trained.y_test))
         reports["training.json"] = (json.dumps(scores, indent=2, sort_keys=True) + "\n").encode()
     meaning = "logits (final softmax dropped)" if loaded.softmax_dropped else "network outputs"
@@ -507,9 +945,20 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
         notes=notes, budget=budget or {}, manifest={"formats": [f"input: {fw.input.describe()}"] + [f"{op.name}: {op.describe()}" for op in fw.ops],
                   "widened_accumulators": fw.meta.get("widened_accumulators", {}),
                   "output_meaning": meaning})
+    if fw.meta.get("given_precisions") or file is not None:  # what the user set, layer by layer
+        design.manifest["layer_precision"] = {"given": fw.meta.get("given_precisions") or {},
+                                              "hls_config_file": Path(file["path"]).name if file else None}
+        if file is not None:
+            design.manifest["layer_precision"]["hls_config_sha256"] = hashlib.sha256(
+                Path(file["path"]).read_bytes()).hexdigest()
     from trigger.source_model import attach
 
     source = loaded.source_model()
+    if source.exact and fw.meta.get("given_precisions"):  # the user's formats replace the quantizers' own
+        from dataclasses import replace as _replace
+
+        source = _replace(source, exact=False, description=source.description + " (not bit-exact: per-layer "
+                                                                                "precision given)")
     if hls_output_op is not None:  # the argmax output: hls4ml computes the op before it; compare class indices
         from dataclasses import replace
 
