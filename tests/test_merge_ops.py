@@ -457,15 +457,18 @@ def test_keras_merges_build_and_verify(tmp_path):
     from helpers import assert_certified
 
     # hls4ml types an average like a sum (no extra fractional bit: the half is floored, unlike Keras' exact
-    # mean): given one more fractional bit, the firmware equals the source model. The Dot's accumulator is
-    # trigger's (hls4ml infers only a Dot's result type).
-    hls = {"input_precision": "fixed<6,2>", "precision": {"average": {"result": "fixed<24,12>"}}}
-    result = build_verify(tmp_path, merge_network(), "merges", hls)
+    # mean): trigger types it exactly (network.merge_results_to_type_exactly), so the firmware equals the
+    # source model, which the witness then requires. The Dot's accumulator is trigger's too (hls4ml infers
+    # only a Dot's result type).
+    result = build_verify(tmp_path, merge_network(), "merges", {"input_precision": "fixed<6,2>"})
     stored = json.loads((result["bundle"] / "firmware_model.json").read_text())
     kinds = {op["name"]: op["op"] for op in stored["ops"]}
     assert [kinds[c.lower()] for c in MERGE_LAYERS] == ["merge"] * 6 + ["concatenate", "dot"]
+    average = next(op for op in stored["ops"] if op["name"] == "average")
+    assert stored["meta"]["exact_merge_results"] == {"average": average["output"]["format"].replace("ap_", "")
+                                                     .replace(",AP_TRN,AP_WRAP", "")}
     assert_certified(result, 3000)
-    # a given precision makes the source comparison informational: it still agrees on every vector
+    assert result["source_model"]["exact"] is True
     assert result["source_model"]["mismatches"] == 0 and result["source_model"]["equal"] == 3000
 
 

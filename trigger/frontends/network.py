@@ -403,7 +403,8 @@ def convert(model_source, config: dict | None = None, *, output_dir=None):
     _prequantize_set_dense(loaded.keras)
     hcfg = _hls_config(loaded, opts)
     widened: dict[str, str] = {}
-    for _attempt in range(3):
+    typed: dict[str, str] = {}
+    for _attempt in range(4):
         with quiet_stdout():
             hls_model = hls4ml.converters.convert_from_keras_model(
                 loaded.keras, hls_config=hcfg, output_dir=str(out_dir), project_name=opts["project_name"],
@@ -411,14 +412,23 @@ def convert(model_source, config: dict | None = None, *, output_dir=None):
                 clock_period=float(opts["clock_period_ns"]))
         fw = extract(hls_model, loaded.name)
         wider = accumulators_to_widen(fw)
-        if not wider:
+        exact = merge_results_to_type_exactly(fw, opts.get("given_precisions") or {})
+        if not wider and not exact:
             break
         for lname, fmt in wider.items():
             hcfg["LayerName"][lname]["Precision"]["accum"] = fmt.hls4ml
             widened[lname] = fmt.hls4ml
+        for lname, fmt in exact.items():
+            entry = hcfg["LayerName"].setdefault(lname, {})
+            if not isinstance(entry.get("Precision"), dict):
+                entry["Precision"] = {"result": entry.get("Precision", "auto")}
+            entry["Precision"]["result"] = fmt.hls4ml
+            typed[lname] = fmt.hls4ml
     else:
         raise ModelError(f"{loaded.name}: accumulators still overflow after widening {sorted(widened)}")
     fw.meta["widened_accumulators"] = widened
+    if typed:
+        fw.meta["exact_merge_results"] = typed
     check_given_accumulators(widened, opts, loaded.name)
     if opts.get("given_precisions"):
         fw.meta["given_precisions"] = opts["given_precisions"]
@@ -676,6 +686,36 @@ def is_input(layer) -> bool:
     return any(cls.__name__ == "Input" for cls in type(layer).__mro__)
 
 
+def merge_results_to_type_exactly(fw: FirmwareModel, given: dict) -> dict[str, FixedFormat]:
+    """Merge layers whose result type cannot hold the exact result, with one that can.
+
+    hls4ml types an ``average`` like the sum (no bit for the halving), so its cast floors
+    (-1.5 LSB -> -2) where Keras computes the exact mean; trigger owns the configuration and types
+    the result exactly instead, unless the user gave the layer's result (``given``)."""
+    from trigger.ir.ops.merge import exact_format
+
+    out = {}
+    for op in fw.ops:
+        if op.kind != "merge" or "result" in (given.get(op.name) or {}):
+            continue
+        exact = [exact_format(op.operation, *op.operands(i)) for i in range(op.output.n)]
+        res = op.output.formats
+        if all(_holds(r, e) for r, e in zip(res, exact)):
+            continue
+        signed = any(e.signed for e in exact)
+        integer = max(e.integer + (signed and not e.signed) for e in exact)
+        fractional = max(e.fractional for e in exact)
+        out[op.name] = FixedFormat(integer + fractional, integer, signed, res[0].rounding, res[0].overflow)
+    return out
+
+
+def _holds(r: FixedFormat, e: FixedFormat) -> bool:
+    """Whether format r holds every value of format e exactly."""
+    if r.fractional < e.fractional or (e.signed and not r.signed):
+        return False
+    return r.integer >= e.integer + (r.signed and not e.signed)
+
+
 DOT_PROVISIONAL_ACCUM = "fixed<16,6>"
 
 
@@ -921,6 +961,9 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
                      "logits are what a trigger uses).")
     if not loaded.quantized:
         notes.append("Float model: converted with post-training quantization (formats listed under 'formats').")
+    for lname, fmt in sorted((fw.meta.get("exact_merge_results") or {}).items()):
+        notes.append(f"{lname}: result typed {fmt}, which holds the exact result (hls4ml's inferred type would round "
+                     "it, e.g. an average's halving), so the firmware computes what the model computes.")
     if fw.meta.get("given_precisions"):
         notes.append("Per-layer precision as given (hls.precision" + (", --hls-config" if file else "") + ") for "
                      + ", ".join(sorted(fw.meta["given_precisions"])) + "; the other formats are trigger's.")
