@@ -324,8 +324,6 @@ def validate_config(config: dict, where: str = "model", keep_softmax: bool = Fal
         return _graph_plan(out, graph, where, keep_softmax)
     if input_shape is None:
         raise ModelError(f"{where}: the input shape is not given (no InputLayer or batch_input_shape)")
-    if not any(l["class_name"] in DENSE + CONV for l in out):
-        raise ModelError(f"{where}: the network has no Dense/QDense or convolution layer")
 
     softmax_dropped = False
     last = out[-1]
@@ -479,8 +477,6 @@ def _graph_plan(layers: list[dict], graph: dict, where: str, keep_softmax: bool)
         if _is_softmax(layer) and not (keep_softmax and layer["config"]["name"] in outputs):
             raise ModelError(f"{where}: layer {layer['config']['name']!r} applies a softmax before an output: "
                              "not supported")
-    if not any(l["class_name"] in DENSE + CONV for l in layers):
-        raise ModelError(f"{where}: the network has no Dense/QDense or convolution layer")
     quantized = any(l["class_name"] in ("QDense", "QActivation", "QConv1D", "QConv2D") for l in layers)
     inputs = [(n, shapes[n]) for n in graph["inputs"]]
     n_inputs = sum(int(np.prod(s)) for _, s in inputs)
@@ -522,6 +518,11 @@ def _check_layer(cls: str, cfg: dict, lname: str, where: str, previous: list[dic
                     raise ModelError(f"{bad}: {key} {_describe(q)} is not supported (quantized_bits only)")
         for key in ("kernel_constraint", "bias_constraint", "activity_regularizer"):
             pass  # training-only settings: harmless for inference
+    elif cls == "ReLU":  # hls4ml converts the class as a plain relu: its options would be dropped
+        for key, neutral in (("max_value", None), ("negative_slope", 0.0), ("threshold", 0.0)):
+            if cfg.get(key, neutral) not in (neutral, 0) or (neutral is None and cfg.get(key) is not None):
+                raise ModelError(f"{bad}: {key}={cfg.get(key)} is not supported (hls4ml converts ReLU as a plain "
+                                 "relu)")
     elif cls == "Activation":
         act = cfg.get("activation")
         if act not in PLAIN_ACTIVATIONS + ("softmax",):

@@ -145,7 +145,7 @@ def batch_normalization(layer, ctx: Context) -> list[Op]:
     return [Scale(layer.name, ctx.previous, out, s, b, sf, bf)]
 
 
-@maps(("Activation",), ("Activation", "QActivation"))
+@maps(("Activation",), ("Activation", "QActivation", "ReLU"))
 def activation(layer, ctx: Context) -> list[Op]:
     act = str(layer.get_attr("activation")).lower()  # hls4ml's ONNX parser writes "ReLU"
     kinds = {"relu": Relu, "linear": Linear}
