@@ -47,3 +47,57 @@ def test_relu_options_hls4ml_would_drop_are_refused():
     config["config"]["layers"][1]["config"] = {"name": "r", "max_value": None, "negative_slope": 0.0,
                                                "threshold": 0.0}
     assert [l["class_name"] for l in validate_config(config, "m.json").layers] == ["ReLU"]
+
+
+def _folder(model, folder, hls: str = ""):
+    """The model saved with a trigger.yml (``hls`` a YAML flow mapping of hls settings)."""
+    source = _save(model, folder)
+    (folder / "trigger.yml").write_text(f"kind: network\nname: {model.name}\n"
+                                        f"model: {{file: {source.name}, weights: {source.stem}_weights.h5}}\n"
+                                        + (f"hls: {hls}\n" if hls else ""))
+    return folder
+
+
+def _relu_inside(kind: str, weight_bits: int):
+    import tensorflow as tf
+    from qkeras import QConv2D, QDense, quantized_bits
+
+    tf.keras.utils.set_random_seed(21)
+    q = dict(kernel_quantizer=quantized_bits(weight_bits, 0, alpha=1),
+             bias_quantizer=quantized_bits(weight_bits, 0, alpha=1))
+    if kind == "QDense":
+        x = tf.keras.Input((10,), name="x")
+        h = QDense(12, activation="relu", name="fc1", **q)(x)
+    else:
+        x = tf.keras.Input((6, 6, 1), name="x")
+        h = tf.keras.layers.Flatten(name="flat")(QConv2D(3, (3, 3), activation="relu", name="conv1", **q)(x))
+    y = QDense(3, name="out", **q)(h)
+    return tf.keras.Model(x, y, name=f"{kind.lower()}_relu")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["QDense", "QConv2D"])
+def test_a_float_relu_inside_a_quantized_layer_rounds_once(kind, tmp_path):
+    """QKeras applies a layer's float relu to its exact result; hls4ml splits it into <layer>_relu typed
+    fixed<16,6,RND_CONV,SAT>, which rounds again. trigger types the split relu exactly: firmware == QKeras
+    on every vector (inputs and weights narrow enough that QKeras' float32 sums are exact too)."""
+    folder = _folder(_relu_inside(kind, 4), tmp_path / "m", "{input_precision: 'fixed<6,3>'}")
+    bundle = build_and_verify(folder, tmp_path / "b", "--vectors", str(VECTORS))
+    assert bundle.build_status == 0 and bundle.verify_status == 0
+    assert_certified(bundle.verify, VECTORS)
+    source = bundle.verify["source_model"]
+    assert source["exact"] is True and source["mismatches"] == 0 and source["equal"] == VECTORS, source
+    relu = next(op for op in bundle.manifest["ops"] if op["name"].endswith("_relu"))
+    assert "16,6" not in relu["description"]
+
+
+@pytest.mark.slow
+def test_the_witness_does_not_claim_exactness_float32_lacks(tmp_path):
+    """16-bit inputs times 8-bit weights summed over 10 reach past float32's 24-bit significand: QKeras
+    may round where the firmware does not, so the comparison is reported, not required."""
+    bundle = build_and_verify(_save(_relu_inside("QDense", 8), tmp_path / "m"), tmp_path / "b",
+                              "--vectors", str(VECTORS))
+    assert bundle.build_status == 0 and bundle.verify_status == 0
+    source = bundle.verify["source_model"]
+    assert source["exact"] is False and "float32" in source["description"], source
+    assert "source_vs_firmware" not in bundle.verify["mismatches"]

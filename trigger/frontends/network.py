@@ -413,6 +413,7 @@ def convert(model_source, config: dict | None = None, *, output_dir=None):
         fw = extract(hls_model, loaded.name)
         wider = accumulators_to_widen(fw)
         exact = merge_results_to_type_exactly(fw, opts.get("given_precisions") or {})
+        exact.update(split_relus_to_type_exactly(fw, loaded.keras, opts.get("given_precisions") or {}))
         if not wider and not exact:
             break
         for lname, fmt in wider.items():
@@ -709,6 +710,61 @@ def merge_results_to_type_exactly(fw: FirmwareModel, given: dict) -> dict[str, F
     return out
 
 
+def split_relus_to_type_exactly(fw: FirmwareModel, keras_model, given: dict) -> dict[str, FixedFormat]:
+    """The relu hls4ml splits off a quantized layer with a float activation (``QConv2D(...,
+    activation='relu')``), typed to hold relu of the layer's exact output.
+
+    QKeras applies the float relu to the layer's exact result: one rounding, the quantizers'. hls4ml
+    gives the split ``<layer>_relu`` the model's default type (``fixed<16,6,RND_CONV,SAT>``), which
+    rounds a second time; the relu of a W-bit signed value is exact in W-1 unsigned bits."""
+    quantized_relu_of = {l.name for l in keras_model.layers if type(l).__name__.startswith("Q")
+                         and getattr(getattr(l, "activation", None), "__name__", "") == "relu"}
+    out = {}
+    for k, op in enumerate(fw.ops):
+        if op.kind != "relu" or not op.name.endswith("_relu") or op.name[:-5] not in quantized_relu_of:
+            continue
+        if "result" in (given.get(op.name) or {}) or "result" in (given.get(op.name[:-5]) or {}):
+            continue
+        src = op.input.formats[0]
+        exact = FixedFormat(src.width - src.signed, src.integer - src.signed, False, src.rounding, src.overflow)
+        if not all(_holds(r, exact) for r in op.output.formats):
+            out[op.name] = FixedFormat(exact.width, exact.integer, False)
+    return out
+
+
+FLOAT32_SIGNIFICAND = 24  # bits: float32 holds every integer below 2**24 exactly
+
+
+def float32_inexact(fw: FirmwareModel) -> str | None:
+    """Why a framework computing in float32 (Keras, QKeras) may round where the firmware is exact, or None.
+
+    Its products and sums are exact while each value is a multiple of the layer's product LSB below
+    2**24 of them. The range analysis bounds every partial sum over the whole input format (Dense.plan);
+    a layer whose bound reaches 2**24 LSBs can round in float32 (a 16-bit input times an 8-bit weight,
+    summed over 12 inputs, can), so exactness is not claimed for the source model."""
+    from trigger.ir.ops.merge import exact_format
+
+    limit = 1 << FLOAT32_SIGNIFICAND
+    for op in fw.ops:
+        if hasattr(op, "plan") and op.kind in ("dense", "item_dense", "conv1d", "conv2d"):
+            plan = op.plan()
+            shift = max(plan["shift"], 0)
+            worst = max(max(-lo, hi) for lo, hi in zip(plan["sum_lo"], plan["sum_hi"])) >> shift
+            if worst >= limit:
+                return (f"layer {op.name}: sums reach {worst.bit_length()} bits of its product LSB, beyond float32's "
+                        f"{FLOAT32_SIGNIFICAND}-bit significand")
+        elif op.kind == "merge":
+            widths = [exact_format(op.operation, *op.operands(i)).width - 1 for i in range(op.output.n)]
+            if max(widths) > FLOAT32_SIGNIFICAND:
+                return f"layer {op.name}: {op.operation} results of {max(widths) + 1} bits exceed float32's significand"
+        elif op.kind == "dot":
+            n = op.input.n // 2
+            bits = op.input.formats[0].product_format(op.input.formats[n]).width - 1 + max(n - 1, 0).bit_length()
+            if bits > FLOAT32_SIGNIFICAND:
+                return f"layer {op.name}: dot sums of {bits + 1} bits exceed float32's significand"
+    return None
+
+
 def _holds(r: FixedFormat, e: FixedFormat) -> bool:
     """Whether format r holds every value of format e exactly."""
     if r.fractional < e.fractional or (e.signed and not r.signed):
@@ -962,8 +1018,9 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
     if not loaded.quantized:
         notes.append("Float model: converted with post-training quantization (formats listed under 'formats').")
     for lname, fmt in sorted((fw.meta.get("exact_merge_results") or {}).items()):
-        notes.append(f"{lname}: result typed {fmt}, which holds the exact result (hls4ml's inferred type would round "
-                     "it, e.g. an average's halving), so the firmware computes what the model computes.")
+        notes.append(f"{lname}: result typed {fmt}, which holds the exact result (hls4ml's type would round it: an "
+                     "average's halving, or a float relu split off a quantized layer), so the firmware computes "
+                     "what the model computes.")
     if fw.meta.get("given_precisions"):
         notes.append("Per-layer precision as given (hls.precision" + (", --hls-config" if file else "") + ") for "
                      + ", ".join(sorted(fw.meta["given_precisions"])) + "; the other formats are trigger's.")
@@ -997,6 +1054,11 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
     from trigger.source_model import attach
 
     source = loaded.source_model()
+    inexact = float32_inexact(fw) if source.exact else None
+    if inexact:  # the framework computes in float32: exact only while every sum fits its significand
+        from dataclasses import replace as _replace
+
+        source = _replace(source, exact=False, description=source.description + f" (not bit-exact: {inexact})")
     if source.exact and fw.meta.get("given_precisions"):  # the user's formats replace the quantizers' own
         from dataclasses import replace as _replace
 
@@ -1011,4 +1073,8 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
         source = replace(source, predict=lambda x: np.argmax(scores_of(x), axis=1).reshape(-1, 1).astype(np.float64),
                          description=source.description + ", argmax")
     attach(design, source)  # the fourth witness: the user's model on the stored vectors
+    design.loaded, design.source_model = loaded, source
+    from trigger.layers import attach_layers
+
+    attach_layers(design, loaded, source.exact)  # the same, layer by layer: reports/layers.json
     return design
