@@ -101,3 +101,58 @@ def test_the_witness_does_not_claim_exactness_float32_lacks(tmp_path):
     source = bundle.verify["source_model"]
     assert source["exact"] is False and "float32" in source["description"], source
     assert "source_vs_firmware" not in bundle.verify["mismatches"]
+
+
+def _conv_autoencoder():
+    """A convolutional autoencoder's shapes: padding, a convolution, up-sampling, cropping (QKeras)."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(31)
+    q = dict(kernel_quantizer=quantized_bits(4, 0, alpha=1), bias_quantizer=quantized_bits(4, 0, alpha=1))
+    x = tf.keras.Input((5, 4, 1), name="image")
+    y = QActivation(quantized_bits(6, 2, alpha=1), name="image_q")(x)
+    y = tf.keras.layers.ZeroPadding2D(((1, 0), (1, 1)), name="pad")(y)
+    y = QConv2D(2, (2, 2), strides=(2, 2), name="conv", **q)(y)
+    y = QActivation(quantized_relu(5, 2), name="conv_relu")(y)
+    y = tf.keras.layers.UpSampling2D((2, 2), name="up")(y)
+    y = tf.keras.layers.Cropping2D(((0, 1), (1, 0)), name="crop")(y)
+    y = tf.keras.layers.Flatten(name="flat")(y)
+    return tf.keras.Model(x, y, name="conv_autoencoder_shapes")
+
+
+def _sequence_moves():
+    import tensorflow as tf
+    from qkeras import QActivation, quantized_bits
+
+    x = tf.keras.Input((6, 2), name="seq")
+    y = QActivation(quantized_bits(6, 2, alpha=1), name="seq_q")(x)
+    y = tf.keras.layers.ZeroPadding1D((2, 1), name="pad1")(y)
+    y = tf.keras.layers.UpSampling1D(2, name="up1")(y)
+    y = tf.keras.layers.Cropping1D((3, 2), name="crop1")(y)
+    return tf.keras.Model(x, y, name="sequence_moves")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", [_conv_autoencoder, _sequence_moves], ids=["2d", "1d"])
+def test_padding_cropping_and_upsampling(make, tmp_path):
+    """ZeroPadding, Cropping and UpSampling (nearest) as gather ops: 3-way exact and equal to QKeras."""
+    model = make()
+    bundle = build_and_verify(_folder(model, tmp_path / "m", "{input_precision: 'fixed<8,3>'}"), tmp_path / "b",
+                              "--vectors", str(VECTORS))
+    assert bundle.build_status == 0 and bundle.verify_status == 0
+    assert_certified(bundle.verify, VECTORS)
+    source = bundle.verify["source_model"]
+    assert source["exact"] is True and source["mismatches"] == 0 and source["equal"] == VECTORS, source
+    gathers = [op for op in bundle.manifest["ops"] if op["kind"] == "gather"]
+    assert len(gathers) == 3
+
+
+def test_gather_index_replays_the_hls4ml_loops():
+    from trigger.ir.ops.gather import cropping_index, padding_index, resize_nearest_index
+
+    assert padding_index((2, 1), (1, 2)).tolist() == [-1, 0, 1, -1, -1]
+    assert padding_index((1, 2, 1), (1, 0, 0, 1)).tolist() == [-1, -1, -1, 0, 1, -1]
+    assert cropping_index((4, 1), (1, 2)).tolist() == [1]
+    assert resize_nearest_index((1, 2, 1), (1, 4)).tolist() == [0, 0, 1, 1]
+    assert resize_nearest_index((2, 1, 2), (4, 2)).tolist() == [0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3]

@@ -36,6 +36,7 @@ PLAIN_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")  # sigmoid/tanh: hls4m
 DENSE = ("Dense", "QDense")
 CONV = ("Conv1D", "Conv2D", "QConv1D", "QConv2D")  # convolutions (trigger.ir.ops.conv1d / conv2d)
 SPATIAL = ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D")
+MOVES = ("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D", "UpSampling2D")  # ops/gather.py
 def supported_classes() -> tuple[str, ...]:
     """The Keras layer classes some layer mapping accepts (trigger.frontends.layers), plus the input."""
     from trigger.frontends.layers import keras_classes
@@ -505,8 +506,10 @@ def _is_softmax(layer: dict) -> bool:
 
 def _check_layer(cls: str, cfg: dict, lname: str, where: str, previous: list[dict]) -> None:
     bad = f"{where}: layer {lname!r} of type {cls}"
-    if cls in CONV + SPATIAL + ("Flatten", "Reshape"):
+    if cls in CONV + SPATIAL + ("Flatten", "Reshape") + MOVES:
         _check_spatial(cls, cfg, bad)
+    if cls == "UpSampling2D" and cfg.get("interpolation", "nearest") != "nearest":
+        raise ModelError(f"{bad}: interpolation {cfg.get('interpolation')!r} is not supported (nearest only)")
     if cls in DENSE or cls in CONV:
         act = cfg.get("activation", "linear")
         if act not in PLAIN_ACTIVATIONS + ("softmax",) and not _quantizer_ok(act, ("quantized_relu", "quantized_bits")):
@@ -563,7 +566,7 @@ def _check_spatial(cls: str, cfg: dict, bad: str) -> None:
         raise ModelError(f"{bad}: dilation_rate {cfg.get('dilation_rate')} is not supported (1 only)")
     if cfg.get("groups", 1) != 1:
         raise ModelError(f"{bad}: groups={cfg.get('groups')} is not supported (1 only)")
-    if cfg.get("padding", "valid") not in ("valid", "same"):
+    if cls not in MOVES and cfg.get("padding", "valid") not in ("valid", "same"):
         raise ModelError(f"{bad}: padding {cfg.get('padding')!r} is not supported (valid or same)")
 
 

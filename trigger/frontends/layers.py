@@ -457,3 +457,60 @@ def dot(layer, ctx: Context) -> list[Op]:
     accum = fixed_format(layer.get_attr("accum_t").precision, ctx, layer)
     n = ctx.inputs[0].n
     return [Dot(layer.name, ctx.previous, output_type(layer, ctx), [n, n], accum, kinds[product])]
+
+
+# ------------------------------------------------------------------ data movement: padding, cropping, up-sampling
+def _channels_last(layer, ctx: Context) -> None:
+    if layer.get_attr("data_format", "channels_last") != "channels_last":
+        ctx.fail(layer, "channels_first data is not supported (channels_last only)")
+
+
+def _in_shape(layer) -> tuple:
+    return tuple(int(d) for d in layer.get_input_variable().shape)
+
+
+@maps(("ZeroPadding1D", "ZeroPadding2D"), ("ZeroPadding1D", "ZeroPadding2D"))
+def zero_padding(layer, ctx: Context) -> list[Op]:
+    """nnet_padding.h's zeropad1d_cl / zeropad2d_cl (hls4ml's attributes, whatever Keras wrote)."""
+    from trigger.ir.ops.gather import Gather, padding_index
+
+    _channels_last(layer, ctx)
+    keys = ("pad_left", "pad_right") if layer.class_name == "ZeroPadding1D" else \
+        ("pad_top", "pad_bottom", "pad_left", "pad_right")
+    pads = tuple(int(layer.get_attr(k, 0) or 0) for k in keys)
+    index = padding_index(_in_shape(layer), pads)
+    out = output_type(layer, ctx)
+    if index.size != out.n:
+        ctx.fail(layer, f"padding gives {index.size} values, hls4ml's output has {out.n}")
+    return [Gather(layer.name, ctx.previous, out, index, "zero padding")]
+
+
+@maps(("Cropping1D", "Cropping2D"), ("Cropping1D", "Cropping2D"))
+def cropping(layer, ctx: Context) -> list[Op]:
+    """nnet_cropping.h's cropping1d_cl / cropping2d_cl."""
+    from trigger.ir.ops.gather import Gather, cropping_index
+
+    keys = ("crop_left", "crop_right") if layer.class_name == "Cropping1D" else \
+        ("crop_top", "crop_bottom", "crop_left", "crop_right")
+    crops = tuple(int(layer.get_attr(k, 0) or 0) for k in keys)
+    index = cropping_index(_in_shape(layer), crops)
+    out = output_type(layer, ctx)
+    if index.size != out.n:
+        ctx.fail(layer, f"cropping gives {index.size} values, hls4ml's output has {out.n}")
+    return [Gather(layer.name, ctx.previous, out, index, "cropping")]
+
+
+@maps(("Resize",), ("UpSampling1D", "UpSampling2D"))
+def upsampling(layer, ctx: Context) -> list[Op]:
+    """nnet_image.h's resize_nearest (UpSampling1D/2D; hls4ml's bilinear resize is refused)."""
+    from trigger.ir.ops.gather import Gather, resize_nearest_index
+
+    _channels_last(layer, ctx)
+    if layer.get_attr("algorithm", "nearest") != "nearest":
+        ctx.fail(layer, f"interpolation {layer.get_attr('algorithm')!r} is not supported (nearest only)")
+    h, w, c = (int(layer.get_attr(k)) for k in ("in_height", "in_width", "n_chan"))
+    index = resize_nearest_index((h, w, c), (int(layer.get_attr("out_height")), int(layer.get_attr("out_width"))))
+    out = output_type(layer, ctx)
+    if index.size != out.n:
+        ctx.fail(layer, f"up-sampling gives {index.size} values, hls4ml's output has {out.n}")
+    return [Gather(layer.name, ctx.previous, out, index, "nearest up-sampling")]
