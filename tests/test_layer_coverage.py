@@ -3,6 +3,7 @@ simulation == RTL) and, for quantized models, equal to QKeras on every vector.""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from helpers import assert_certified, build_and_verify
@@ -156,3 +157,57 @@ def test_gather_index_replays_the_hls4ml_loops():
     assert cropping_index((4, 1), (1, 2)).tolist() == [1]
     assert resize_nearest_index((1, 2, 1), (1, 4)).tolist() == [0, 0, 1, 1]
     assert resize_nearest_index((2, 1, 2), (4, 2)).tolist() == [0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3]
+
+
+def _mean_over(kind: str):
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits
+
+    tf.keras.utils.set_random_seed(41)
+    q = dict(kernel_quantizer=quantized_bits(4, 0, alpha=1), bias_quantizer=quantized_bits(4, 0, alpha=1))
+    if kind == "set10":  # a set of 10 constituents, 3 features each
+        x = tf.keras.Input((10, 3), name="constituents")
+        y = QActivation(quantized_bits(7, 2, alpha=1), name="cq")(x)
+        y = tf.keras.layers.GlobalAveragePooling1D(name="mean")(y)
+    else:  # a 3 x 3 map of 2 channels
+        x = tf.keras.Input((3, 3, 2), name="map")
+        y = QActivation(quantized_bits(7, 2, alpha=1), name="mq")(x)
+        y = tf.keras.layers.GlobalAveragePooling2D(name="mean")(y)
+    y = QDense(2, name="out", **q)(y)
+    return tf.keras.Model(x, y, name=f"mean_{kind}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["set10", "map3x3"])
+def test_global_average_over_a_count_that_is_not_a_power_of_two(kind, tmp_path):
+    """hls4ml's y /= N truncates toward zero; the RTL multiplies by a rounded-up reciprocal, exactly."""
+    bundle = build_and_verify(_folder(_mean_over(kind), tmp_path / "m", "{input_precision: 'fixed<8,3>'}"),
+                              tmp_path / "b", "--vectors", str(VECTORS))
+    assert bundle.build_status == 0 and bundle.verify_status == 0
+    assert_certified(bundle.verify, VECTORS)
+    pool = next(op for op in bundle.manifest["ops"] if op["kind"] == "global_pool")
+    assert ("10 items" if kind == "set10" else "9 items") in pool["description"]
+
+
+@pytest.mark.parametrize("n", [3, 5, 7, 9, 10, 18 * 18])
+def test_reciprocal_division_is_exact_over_the_whole_range(n, tmp_path):
+    """The mean's RTL division, simulated on every sum the accumulator can hold (Icarus)."""
+    from firmware_cases import F, T
+    from trigger.backends.rtl import write_rtl
+    from trigger.ir import FirmwareModel, emulate
+    from trigger.ir.ops.global_pool import GlobalPool
+    from trigger.rtlsim import simulate
+
+    src = F("fixed<6,3>")
+    op = GlobalPool("mean", T(src, n), T(F("fixed<12,3>"), 1), "mean", n, 1, F(f"fixed<{6 + n.bit_length() + 1},"
+                                                                            f"{3 + n.bit_length() + 1}>"))
+    model = FirmwareModel("mean", T(src, n), [op])
+    rng = np.random.default_rng(n)
+    raw = rng.integers(src.min_raw, src.max_raw + 1, (3000, n), dtype=np.int64)
+    raw[:64] = src.min_raw  # the ends of the range: every element at its minimum, at its maximum
+    raw[64:128] = src.max_raw
+    expected = emulate(model, raw).outputs
+    design = write_rtl(model, tmp_path / "rtl", top="mean_top")
+    got = simulate(design.sources, design.top, model.input.to_bits(raw), model.input.widths, model.output.widths,
+                   simulator="icarus", build_dir=tmp_path / "sim", max_latency=design.latency_cycles + 4)
+    assert np.array_equal(model.output.from_bits(got.outputs), expected)

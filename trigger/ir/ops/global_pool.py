@@ -12,7 +12,8 @@ constituents of a DeepSets network. nnet_pooling.h's ``global_pooling1d_cl`` /
 
 The RTL sums in a balanced tree when no partial sum can overflow or round (then the
 order does not matter), else in hls4ml's order, casting after every addition; the
-division is a truncating shift, so N must be a power of two.
+division is a truncating shift for a power-of-two N, else a multiplication by a rounded-up
+reciprocal and a shift, sized from the range so that it is exact (``_divide_rtl``).
 """
 
 from __future__ import annotations
@@ -47,9 +48,6 @@ class GlobalPool(Op):
         if self.output.n != self.n_features:
             self.fail(f"{self.output.n} outputs for {self.n_features} features")
         self.input.format, self.output.format  # noqa: B018 - one format per tensor (raises otherwise)
-        if self.mode == "mean" and self.n_items & (self.n_items - 1):
-            self.fail(f"the mean over {self.n_items} items divides by a number that is not a power of two, "
-                      "which the RTL does not implement; pool over a power-of-two number of items")
 
     # ------------------------------------------------------------ helpers
     def _items(self, x: np.ndarray) -> np.ndarray:
@@ -150,10 +148,32 @@ class GlobalPool(Op):
                     b = m.mul(f"v{f}_{i}", x, 1 << (sum_fmt.fractional - src.fractional))
                     y = m.requant(f"c{f}_{i}", m.add(f"w{f}_{i}", a, b), sum_fmt, acc)
                 tops.append(y)
-        if self.mode == "mean":
+        if self.mode == "mean" and self.n_items & (self.n_items - 1):
+            tops = [self._divide_rtl(m, f, t) for f, t in enumerate(tops)]
+        elif self.mode == "mean":
             scaled, trunc = self._mean_formats()
             tops = [m.requant(f"q{f}", t, scaled, trunc) for f, t in enumerate(tops)]
         return [m.requant(f"y{f}", t, acc, out) for f, t in enumerate(tops)]
+
+    def _divide_rtl(self, m, f: int, t):
+        """``t / N`` truncated toward zero (``y /= length``) for N not a power of two: |t| times
+        M = ceil(2**k / N), shifted down k bits, with k large enough that the product's error stays
+        below one quotient step for every |t| the range allows (M * N - 2**k) * max|t| < 2**k), then
+        the sign put back. Exact integers, no divider."""
+        n = self.n_items
+        top = max(-t.lo, t.hi, 1)
+        k = top.bit_length()
+        while True:
+            mult = -(-(1 << k) // n)
+            if top * (mult * n - (1 << k)) < (1 << k):
+                break
+            k += 1
+        magnitude = m.select_positive(f"abs{f}", t, t, m.shift(f"neg{f}", t, 0, negate=True))
+        product = m.mul(f"p{f}", magnitude, mult)
+        width = product.width + 1
+        quotient_bits = (top // n).bit_length() + 2
+        q = m.requant(f"d{f}", product, FixedFormat(width, width - k, True), FixedFormat(quotient_bits, quotient_bits, True))
+        return m.select_positive(f"q{f}", t, q, m.shift(f"qn{f}", q, 0, negate=True))
 
     def describe(self) -> str:
         return (f"global_pool {self.mode} over {self.n_items} items x {self.n_features} features, "
