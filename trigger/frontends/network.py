@@ -1030,19 +1030,26 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
             notes.append(f"{op.name}: hls4ml pads this max pooling with {pad:g} (nnet_pooling.h's pad_val sets the top "
                          f"bit of the unsigned {op.input.format.cpp}), where Keras ignores the padding: the firmware "
                          "follows hls4ml, so outputs at the edges can differ from Keras.")
-    reports = {}
-    if trained is not None:
+    reports, extra_vectors = {}, None
+    if trained is not None and getattr(trained, "kind", None) == "autoencoder":  # an anomaly score (trigger.anomaly)
+        from trigger.anomaly import design_reports, physics_vectors
+
+        reports.update(design_reports(fw, loaded.keras, trained))  # anomaly.json, anomaly.md, plots/anomaly_*.png
+        extra_vectors = physics_vectors(fw, trained.config)  # realistic events among the stored vectors
+    elif trained is not None:
         scores = {"float_accuracy": trained.float_accuracy, "quantized_accuracy": trained.quantized_accuracy,
                   "test_samples": trained.n_test}
         if trained.x_test is not None and fw.is_chain and (fw.output.n > 1 or fw.ops[-1].kind == "argmax"):
             scores.update(classifier_scores(fw, loaded.keras, trained.x_test, trained.y_test))
         reports["training.json"] = (json.dumps(scores, indent=2, sort_keys=True) + "\n").encode()
     meaning = "logits (final softmax dropped)" if loaded.softmax_dropped else "network outputs"
+    if trained is not None and getattr(trained, "kind", None) == "autoencoder":
+        meaning = "anomaly score (squared reconstruction error)"
     design = Design(
         model=fw, hls_backend="hls4ml", hls_options={"hls_model": hls_model, "stamp": stamp},
         source_sha256=loaded.sha256, part=opts["part"], clock_period_ns=opts["clock_period_ns"],
         pipeline=pipeline, rtl_multiplier=multiplier, ii=ii, layer_ii=op_ii, vectors=vectors, reports=reports,
-        notes=notes, budget=budget or {}, manifest={"formats": [f"input: {fw.input.describe()}"] + [f"{op.name}: {op.describe()}" for op in fw.ops],
+        extra_vectors=extra_vectors, notes=notes, budget=budget or {}, manifest={"formats": [f"input: {fw.input.describe()}"] + [f"{op.name}: {op.describe()}" for op in fw.ops],
                   "widened_accumulators": fw.meta.get("widened_accumulators", {}),
                   "output_meaning": meaning})
     if fw.meta.get("given_precisions") or file is not None:  # what the user set, layer by layer
