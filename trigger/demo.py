@@ -20,7 +20,7 @@ from pathlib import Path
 
 # Started first, the examples that take longest (measured in benchmarks/demo.md): with two at a
 # time, a long one started last would run alone at the end.
-LONGEST_FIRST = ("jet_tagger", "muon_pt_lut", "calo_conv2d", "deepsets_jet_tagger", "muon_pt_bdt")
+LONGEST_FIRST = ("anomaly_detector", "jet_tagger", "muon_pt_lut", "calo_conv2d", "deepsets_jet_tagger", "muon_pt_bdt")
 
 
 def default_jobs() -> int:
