@@ -66,7 +66,8 @@ def test_leaky_relu_bundle_is_bit_exact(leaky_model, tmp_path):
 
     result = verify_bundle(out, simulator="icarus", progress=False)
     assert result["mismatches"] == {"emulator_vs_csim": 0, "emulator_vs_rtl": 0, "csim_vs_rtl": 0,
-                                    "emulator_vs_stored": 0, "latency_vs_manifest": 0}, result["first_mismatch"]
+                                    "emulator_vs_stored": 0, "latency_vs_manifest": 0, "library_vs_emulator": 0}, \
+        result["first_mismatch"]
     assert result["pass"] and result["vectors"] == 3000 and result["simulator"] == "icarus"
     assert result["latency_cycles"] == manifest["latency_cycles"] and result["ii"] == 1
     # the vectors exercise both branches of the op

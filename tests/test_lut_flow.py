@@ -136,7 +136,7 @@ def test_exhaustive_verification_verilator(built, tmp_path):
     assert report["exhaustive"] is True and report["cover"]["values"] == 1024
     assert report["vectors"] == stored + 1024
     assert report["mismatches"] == {"emulator_vs_csim": 0, "emulator_vs_rtl": 0, "csim_vs_rtl": 0,
-                                    "emulator_vs_stored": 0, "latency_vs_manifest": 0}
+                                    "emulator_vs_stored": 0, "latency_vs_manifest": 0, "library_vs_emulator": 0}
     assert report["first_mismatch"] is None and report["pass"] is True
     assert report["latency_cycles"] == 2 and report["ii"] == 1
     assert json.loads((bundle / "reports" / "verify.json").read_text()) == report

@@ -203,6 +203,10 @@ def build_bundle(source, out_dir, options=None, progress: bool = True, design=No
                         clock_period_ns=design.clock_period_ns, multiplier=design.rtl_multiplier, ii=ii, op_ii=op_ii)
         hls = write_project(design.hls_backend, model, bundle / "hls", top=top, part=design.part,
                             clock_period_ns=design.clock_period_ns, **design.hls_options)
+        # emulator/: the design as a C++ library for the experiment's offline software (hls4mlEmulator::Model)
+        from trigger.backends.emulator_lib import write_emulator
+
+        emulator = write_emulator(model, bundle, hls, top, design.manifest.get("hls_output_op"))
         inputs = test_vectors(model, design.vectors, VECTOR_SEED, design.extra_vectors)
         result = emulate(model, inputs)
         save_vectors(bundle / "vectors", model.input, inputs, model.output, result.outputs)
@@ -236,6 +240,7 @@ def build_bundle(source, out_dir, options=None, progress: bool = True, design=No
                     # a table in external memory: the memory-interface top's simulation wrapper and memory model
                     **_simulation_section(getattr(rtl, "simulation", None), rel)},
             "hls": hls,
+            "emulator": emulator,  # lib<top>.so: build with emulator/Makefile or `trigger emulator`
             "target": {"part": design.part, "clock_period_ns": round(design.clock_period_ns, 6),
                        "clock_mhz": round(1000.0 / design.clock_period_ns, 3)},
             "vectors": {"count": int(len(inputs)), "seed": VECTOR_SEED, "inputs": "vectors/inputs.npy",

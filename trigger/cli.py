@@ -143,7 +143,17 @@ def cmd_build(args: argparse.Namespace) -> int:
                            clock_period_ns=args.clock, vectors=args.vectors, argmax=getattr(args, "argmax", False),
                            ii=getattr(args, "ii", None), scheduler=getattr(args, "scheduler", None),
                            workers=getattr(args, "workers", None))
-    bundle = build_bundle(source, out, options)
+    design = None
+    if getattr(args, "data", None):  # the source model on the user's events, stored for `trigger report --data`
+        from trigger.frontends import load_design
+        from trigger.physics import store_source_outputs
+
+        from trigger.bundle import check_output
+
+        check_output(out)
+        design = load_design(source, options)
+        store_source_outputs(design, args.data)
+    bundle = build_bundle(source, out, options, design=design)
     print(f"bundle written to {bundle}")
     return 0
 
@@ -172,6 +182,47 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(format_mismatch(result["first_mismatch"]), file=sys.stderr)
     print("bit exact: " + ("yes" if result["pass"] else "NO"))
     return 0 if result["pass"] else 1
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    """Build the bundle's emulator library (emulator/Makefile, cached) and put lib<name>.so where asked."""
+    import shutil
+    import tempfile
+
+    from trigger.backends import emulator_lib
+    from trigger.bundle import load_manifest
+
+    bundle = Path(args.bundle)
+    manifest = load_manifest(bundle)
+    em = emulator_lib.section(bundle, manifest)
+    out = Path(args.output) if args.output else bundle / em["folder"] / em["library"]
+    if out.is_dir():
+        out = out / em["library"]
+    with tempfile.TemporaryDirectory(prefix="trigger-emulator-") as work:  # (used when caching is off)
+        lib, timings = emulator_lib.build_library(bundle, manifest, Path(work))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.partial")
+        shutil.copyfile(lib, tmp)
+        tmp.replace(out)
+    state = "cached" if timings["library_cached"] else f"built in {timings['library_build_s']:.1f} s"
+    print(f"{out} ({state})")
+    print(f"  class {em['class']} (hls4mlEmulator::Model), header {bundle / em['header']}")
+    print("  load: dlopen the .so, dlsym \"create_model\" / \"destroy_model\"; in CMSSW "
+          f"hls4mlEmulator::ModelLoader(\"{Path(em['library']).stem}\") with the folder on LD_LIBRARY_PATH")
+    if args.check:
+        import numpy as np
+
+        from trigger.ir.model import FirmwareModel, emulate
+        from trigger.verify import mismatching_rows
+
+        model = FirmwareModel.load(bundle)
+        raw = np.load(bundle / "vectors" / "inputs.npy", allow_pickle=False)
+        with tempfile.TemporaryDirectory(prefix="trigger-emulator-") as work:
+            (got,) = emulator_lib.run_libraries([(out.resolve(), raw, model.output.n)], Path(work))
+        rows = mismatching_rows(emulate(model, raw).outputs, got)
+        print(f"  {len(raw)} stored vectors through dlopen: {rows.size} mismatches with the emulator")
+        return 1 if rows.size else 0
+    return 0
 
 
 def _verify_distributed(args: argparse.Namespace) -> bool:
@@ -205,8 +256,13 @@ def _add_scale_options(p: argparse.ArgumentParser) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from trigger.report import build_report, print_summary
 
+    physics = None
+    if getattr(args, "data", None):  # the physics section on the user's events (trigger.physics)
+        physics = {"data": args.data, "task": getattr(args, "task", None), "threshold": getattr(args, "threshold", None),
+                   "rate_mhz": getattr(args, "rate_mhz", None) or 40.0, "class_names": getattr(args, "classes", None)}
     report = build_report(Path(args.bundle), args.budget, synth=not args.no_synth,
-                          vendor=getattr(args, "vendor", False), ii_curve=getattr(args, "ii_curve", None))
+                          vendor=getattr(args, "vendor", False), ii_curve=getattr(args, "ii_curve", None),
+                          physics=physics)
     print_summary(report)
     print(f"report written to {Path(args.bundle) / 'reports' / 'report.html'}")
     if not report["budget"]["pass"]:
@@ -225,7 +281,9 @@ def cmd_ci(args: argparse.Namespace) -> int:
     status = cmd_build(build_args)
     out = Path(args.output) if args.output else Path("build") / Path(args.source).stem
     verified = cmd_verify(argparse.Namespace(bundle=out, sim=args.sim, vectors=args.vectors))
-    reported = cmd_report(argparse.Namespace(bundle=out, budget=args.budget, no_synth=False))
+    reported = cmd_report(argparse.Namespace(bundle=out, budget=args.budget, no_synth=False, data=args.data,
+                                             task=args.task, threshold=args.threshold, rate_mhz=args.rate_mhz,
+                                             classes=args.classes))
     if status or verified or reported:
         print("trigger ci: FAILED" + (" (bit mismatches)" if verified else "") + (" (budget)" if reported else ""),
               file=sys.stderr)
@@ -293,6 +351,27 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
                         "(default from trigger.yml, else 5)")
 
 
+def _add_data_options(p: argparse.ArgumentParser, report: bool = True) -> None:
+    """--data (build, report, ci): the physics section on the user's events (trigger.physics)."""
+    p.add_argument("--data", metavar="FILE", default=None,
+                   help="your events: .npz or .h5 with x (and optionally y), or a CSV with named columns (y/label/"
+                        "target is the truth); " + ("the report shows the firmware (emulator) and the source model "
+                                                     "side by side" if report else
+                                                     "the source model's outputs on them are stored in the bundle "
+                                                     "for `trigger report --data`"))
+    if report:
+        p.add_argument("--task", choices=["classifier", "regressor", "anomaly"], default=None,
+                       help="how to read the outputs (default: several outputs or an argmax: classifier; one output "
+                            "and real-valued y: regressor; else anomaly score)")
+        p.add_argument("--threshold", type=float, default=None, metavar="T",
+                       help="regressor: the turn-on's threshold on the prediction (default: the median of y); "
+                            "anomaly: the score threshold whose rate is quoted")
+        p.add_argument("--rate-mhz", type=float, default=None, metavar="MHZ",
+                       help="rate of events before the trigger (rate = acceptance x this; default 40)")
+        p.add_argument("--classes", default=None, metavar="A,B,...",
+                       help="classifier: the class names, in output order (default: 0, 1, ...)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="trigger",
@@ -315,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vectors", type=positive_int, default=None, metavar="N",
                    help="number of test vectors to store in the bundle (default from trigger.yml)")
     _add_scale_options(p)  # a table evaluated in parts on Dask workers (trigger.scale)
+    _add_data_options(p, report=False)
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("verify", help="check emulator == HLS C simulation == RTL simulation, integer for integer",
@@ -331,6 +411,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="verify only these table addresses, on Dask workers (default: every address)")
     p.set_defaults(func=cmd_verify)
 
+    p = sub.add_parser("emulator", help="build the bundle's emulator library lib<name>.so for the experiment's software",
+                       description="Compile the bundle's emulator/ (hls4mlEmulator::Model around the bundle's own HLS "
+                                   "C++, in the model's namespace) with its Makefile and g++ (cached by content), and "
+                                   "write lib<name>.so into emulator/ (or --output). `trigger verify` checks it against "
+                                   "the emulator on every vector (library_vs_emulator). Exit 2 when g++ is missing.")
+    p.add_argument("bundle", help="bundle folder written by `trigger build`")
+    p.add_argument("-o", "--output", default=None, metavar="PATH",
+                   help="where the library goes: a file or a folder (default: the bundle's emulator/lib<name>.so)")
+    p.add_argument("--check", action="store_true",
+                   help="also run the stored vectors through the library (dlopen) and compare with the emulator; "
+                        "exit 1 on a mismatch")
+    p.set_defaults(func=cmd_emulator)
+
     p = sub.add_parser("report", help="latency, resources and bit-exactness against a budget",
                        description="Synthesize the bundle's RTL with Yosys, gather latency from verify.json and "
                                    "write reports/report.json, report.md and report.html. Exit 1 when the "
@@ -344,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ii-curve", metavar="DIR", default=None,
                    help="show the resource-versus-II curve in DIR (`trigger ii-curve`; default: the one beside "
                         "the bundle, if any)")
+    _add_data_options(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ci", help="build + verify + report in one command, for a CI pipeline",
@@ -353,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", help="budget YAML (default: the model's trigger.yml budget section)")
     p.add_argument("--vectors", type=positive_int, default=None, metavar="N", help="number of test vectors to store and verify (default from trigger.yml)")
     p.add_argument("--sim", choices=sorted(SIMULATORS), default="verilator", help="RTL simulator")
+    _add_data_options(p)
     p.set_defaults(func=cmd_ci)
 
     p = sub.add_parser("ii-curve", help="resources and latency versus II (resource sharing): table and plot",

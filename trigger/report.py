@@ -84,17 +84,24 @@ def vendor_estimate(bundle: Path, manifest: dict) -> dict:
 
 
 def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: bool = False,
-                 ii_curve=None) -> dict:
+                 ii_curve=None, physics: dict | None = None) -> dict:
     """Gather the figures of a verified bundle into report.json/md/html; returns the report.
 
     ``ii_curve``: a folder with the resource-versus-II curve to show (``trigger ii-curve``); None looks
-    beside the bundle (``trigger.ii_curve.find_curve``), False shows none."""
+    beside the bundle (``trigger.ii_curve.find_curve``), False shows none. ``physics``: the user's events and
+    how to read them (``trigger.physics.report_section``'s arguments: data, y, task, threshold, rate_mhz): the
+    physics section, firmware and source model side by side."""
     bundle = Path(bundle)
     manifest = load_manifest(bundle)
     verify_path = bundle / "reports" / "verify.json"
     if not verify_path.exists():
         raise BundleError(f"{verify_path} not found: run `trigger verify {bundle}` first")
     verify = json.loads(verify_path.read_text())
+    physics_pngs = {}
+    if physics is not None:  # before the long synthesis: bad data fails at once (trigger.physics)
+        from trigger.physics import report_section
+
+        physics_section, physics_pngs = report_section(bundle, **physics)
     target = manifest.get("target", {})
     part = target.get("part", "xcvu13p-flga2577-2-e")
     clock_ns = float(target.get("clock_period_ns", 5.0))
@@ -134,12 +141,17 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
         "verification": {"vectors": verify.get("vectors"), "exhaustive": verify.get("exhaustive"),
                          "cover": verify.get("cover"), "simulator": verify.get("simulator"),
                          "mismatches": mismatches, "first_mismatch": verify.get("first_mismatch"),
+                         # the emulator library (emulator/lib<name>.so through dlopen): library_vs_emulator above
+                         "library": verify.get("library"),
                          "files_changed_since_build": tampered},
         "overflows": overflow_rows(verify.get("overflows", {})),
         "ops": manifest.get("ops", []),
         "vendor": _vendor_status(),
         "source_model": verify.get("source_model"),  # the user's model vs the firmware (trigger.source_model)
+        "layers": verify.get("layers"),  # the same, layer by layer (trigger.layers)
     }
+    if physics is not None:
+        report["physics"] = physics_section
     if ii_curve is not False:  # resource sharing: the resource-versus-II curve this bundle is a point of
         from trigger.ii_curve import find_curve
 
@@ -159,7 +171,7 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
     report["budget"] = judge(report, budget, part)
     if synth:  # each budgeted figure as a share of its limit and of the part, per module (layer)
         report["resource_shares"] = resource_shares(report)
-    _write_outputs(bundle, report, manifest)
+    _write_outputs(bundle, report, manifest, physics_pngs)
     return report
 
 
@@ -269,11 +281,12 @@ def _plot_png(report: dict) -> bytes:
     return buf.getvalue()
 
 
-def _write_outputs(bundle: Path, report: dict, manifest: dict) -> None:
+def _write_outputs(bundle: Path, report: dict, manifest: dict, physics_pngs: dict | None = None) -> None:
     reports = bundle / "reports"
     plots = reports / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     (plots / "summary.png").write_bytes(_plot_png(report))
+    section_context = _section_plots(plots, report, physics_pngs or {})  # physics and layers: in their sections
     curve_png = (report.get("ii_curve") or {}).get("png")
     (plots / "ii_curve.png").unlink(missing_ok=True)  # none left from an earlier report when the curve is gone
     if curve_png:
@@ -281,14 +294,51 @@ def _write_outputs(bundle: Path, report: dict, manifest: dict) -> None:
     write_json(reports / "report.json", report)
     images = []
     for png in sorted(plots.glob("*.png")):
+        if png.stem.startswith(SECTION_PLOTS):
+            continue
         images.append({"name": png.stem, "file": f"plots/{png.name}",
                        "data": base64.b64encode(png.read_bytes()).decode()})
     header, module_rows = module_table(report)
     context = {"r": report, "manifest": manifest, "images": images, "rows": summary_rows(report),
                "module_header": header, "module_rows": module_rows,
-               "classifier_rows": classifier_rows(report), **_ii_curve_context(report)}
+               "classifier_rows": classifier_rows(report), **_ii_curve_context(report), **section_context}
     (reports / "report.md").write_text(render("report/report.md.j2", **context))
     (reports / "report.html").write_text(render("report/report.html.j2", **context))
+
+
+SECTION_PLOTS = ("physics_", "layers")  # plots shown in their own sections, not under Plots
+
+
+def _section_plots(plots: Path, report: dict, physics_pngs: dict) -> dict:
+    """Write the physics plots (the user's data) and the per-layer deviation plot; the templates' context of both."""
+    from trigger.layers import TABLE_HEADER, plot_png, table_rows
+
+    for old in plots.glob("*.png"):
+        if old.stem.startswith(SECTION_PLOTS):
+            old.unlink()
+
+    def image(name, data):
+        (plots / f"{name}.png").write_bytes(data)
+        return {"name": name, "file": f"plots/{name}.png", "data": base64.b64encode(data).decode()}
+
+    context = {"physics_images": [image(n, d) for n, d in sorted(physics_pngs.items())], "physics_rows": [],
+               "layers_header": TABLE_HEADER, "layers_rows": [], "layers_images": [], "layers_text": ""}
+    if report.get("physics"):
+        from trigger.physics import rows
+
+        context["physics_rows"] = rows(report["physics"])
+    layers = report.get("layers")
+    if layers and not layers.get("error"):
+        from trigger.layers import describe
+
+        context["layers_rows"] = table_rows(layers)
+        context["layers_text"] = describe(layers)
+        png = plot_png(layers)
+        if png:
+            context["layers_images"] = [image("layers", png)]
+    elif layers:
+        context["layers_text"] = f"layer comparison unavailable: {layers['error']}"
+    return context
 
 
 def _ii_curve_context(report: dict) -> dict:

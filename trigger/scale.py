@@ -567,6 +567,7 @@ def verify_distributed(bundle, client, simulator: str = "verilator", range_words
             first = {"comparison": name, "vector": int(offset(hit) + f["row"]), "input": f["input"],
                      **{w: v for w, v in f.items() if w not in ("row", "input")},
                      "emulator_trace": {op.name: np.asarray(t)[0].tolist() for op, t in zip(model.ops, trace)}}
+    library = _library_comparison(bundle, manifest, model, mismatches, progress)
     expected = int(manifest["latency_cycles"])
     latencies = [r["latency"] for r in results if r["latency"]]
     mismatches["latency_vs_manifest"] = int(any(t["latency_cycles"] != expected or t["ii"] != 1 for t in latencies))
@@ -592,6 +593,29 @@ def verify_distributed(bundle, client, simulator: str = "verilator", range_words
                         "stored_vectors_3way": not simulation,
                         "task_seconds": [round(r["seconds"], 2) for r in results]},
     }
+    result["library"] = library
     result["pass"] = all(v == 0 for v in mismatches.values()) and spurious == 0 and bool(latencies)
     write_json(bundle / "reports" / "verify.json", result)
     return result
+
+
+def _library_comparison(bundle: Path, manifest: dict, model, mismatches: dict, progress: bool) -> dict:
+    """The emulator library (trigger.verify.library_outputs, reading the table's memory image) on the stored
+    vectors, in this process: ``library_vs_emulator`` in ``mismatches``; returns verify.json's "library"."""
+    import tempfile
+
+    import numpy as np
+
+    from trigger.ir.model import emulate
+    from trigger.verify import library_outputs, mismatching_rows
+
+    stored_in = np.load(bundle / "vectors" / "inputs.npy", allow_pickle=False)
+    with tempfile.TemporaryDirectory(prefix="trigger-verify-library-") as work:
+        out, _, note = library_outputs(bundle, manifest, model, stored_in, Path(work))
+    if out is None:
+        if progress:
+            print(f"verify {manifest['name']}: {note}", flush=True)
+        return {"skipped": note}
+    mismatches["library_vs_emulator"] = int(mismatching_rows(emulate(model, stored_in).outputs, out).size)
+    return {"library": manifest["emulator"]["library"], "vectors": int(len(stored_in)),
+            "mismatches": mismatches["library_vs_emulator"]}

@@ -53,7 +53,7 @@ def describe_mismatch(model: FirmwareModel, comparison: str, index: int, inputs:
 def format_mismatch(first: dict) -> str:
     """The first mismatch as a few lines for a terminal."""
     lines = [f"first mismatch ({first['comparison']}) at vector {first['vector']}: input {first['input']}"]
-    for name in ("emulator", "csim", "rtl", "stored"):
+    for name in ("emulator", "csim", "rtl", "stored", "library"):
         if name in first:
             lines.append(f"  {name:<9} {first[name]}")
     for op, values in first.get("emulator_trace", {}).items():
@@ -70,6 +70,28 @@ def source_comparison(bundle: Path, manifest: dict, model: FirmwareModel, stored
         return None
     outputs = np.load(bundle / section["outputs"], allow_pickle=False)
     return compare_source(section, outputs, stored_in, firmware_out, model)
+
+
+def library_outputs(bundle: Path, manifest: dict, model: FirmwareModel, inputs: np.ndarray, work: Path):
+    """The fifth witness: the bundle's emulator library (emulator/, lib<name>.so) built (cached) and loaded
+    through dlopen by a harness shaped like the experiment's loader, on every vector. Returns (outputs,
+    timings, None), or (None, {}, why) when it cannot be checked (no emulator/ in an old bundle, a design
+    without a library, no g++); a library that fails to build is a ToolError."""
+    from trigger.backends import emulator_lib
+    from trigger.toolchain import find_tool
+
+    em = manifest.get("emulator")
+    if not em:
+        return None, {}, "the bundle has no emulator/ (built before the emulator library): rebuild it"
+    if not em.get("supported"):
+        return None, {}, f"no emulator library for this design: {em.get('reason')}"
+    if find_tool("g++") is None:
+        return None, {}, "g++ not found: the emulator library is not checked (run `trigger doctor`)"
+    lib, timings = emulator_lib.build_library(bundle, manifest, Path(work) / "library_build")
+    t0 = time.perf_counter()
+    (out,) = emulator_lib.run_libraries([(lib, inputs, model.output.n)], Path(work) / "library")
+    timings["library_s"] = round(time.perf_counter() - t0, 3)
+    return out, timings, None
 
 
 def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = None, progress: bool = True) -> dict:
@@ -95,7 +117,7 @@ def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = No
         inputs = test_vectors(model, vectors, seed)[:vectors]
     timings = {}
     work = Path(tempfile.mkdtemp(prefix="trigger-verify-"))
-    csim_job = None
+    csim_job = library_job = None
     try:
         if progress:
             print(f"verify {manifest['name']}: {len(inputs)} vectors through the C simulation and the RTL "
@@ -106,6 +128,9 @@ def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = No
         pool = ThreadPoolExecutor(max_workers=1)
         csim_job = pool.submit(run_csim, bundle, manifest, model, inputs, work)
         pool.shutdown(wait=False)
+        library_pool = ThreadPoolExecutor(max_workers=1)  # the emulator library: g++ (cached), then the harness
+        library_job = library_pool.submit(library_outputs, bundle, manifest, model, inputs, work)
+        library_pool.shutdown(wait=False)
         t0 = time.perf_counter()
         emulated = emulate(model, inputs)
         emu = emulated.outputs
@@ -122,9 +147,12 @@ def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = No
         timings.update(sim.summary())  # cache hit, CPU times, the harness's bulk throughput
         csim_out, csim_times = csim_job.result()
         timings.update({k: round(v, 3) for k, v in csim_times.items()})
+        library_out, library_times, library_note = library_job.result()
+        timings.update(library_times)
     finally:
-        if csim_job is not None:
-            wait([csim_job])  # the work folder is the C simulation's until it ends
+        for job in (csim_job, library_job):
+            if job is not None:
+                wait([job])  # the work folder is the C simulation's (and the library's) until it ends
         if os.environ.get("TRIGGER_KEEP_WORK"):
             print(f"work folder kept: {work}")
         else:
@@ -144,6 +172,14 @@ def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = No
             else:
                 first = describe_mismatch(model, name, int(rows[0]), inputs,
                                           {"emulator": emu, "csim": csim_out, "rtl": rtl_out})
+    if library_out is not None:  # the fifth comparison: the emulator library (dlopen) vs the emulator
+        rows = mismatching_rows(emu, library_out)
+        mismatches["library_vs_emulator"] = int(rows.size)
+        if rows.size and first is None:
+            first = describe_mismatch(model, "library_vs_emulator", int(rows[0]), inputs,
+                                      {"emulator": emu, "library": library_out})
+    elif progress:
+        print(f"verify {manifest['name']}: {library_note}", flush=True)
     source = source_comparison(bundle, manifest, model, stored_in, again)
     if source is not None and source["exact"]:
         mismatches["source_vs_firmware"] = source["mismatches"]  # quantized source: counted like any comparison
@@ -175,6 +211,14 @@ def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = No
         "rtl_vectors_per_s": round(len(inputs) / max(sim.seconds, 1e-9), 1),
     }
     result["source_model"] = source
+    from trigger.layers import describe as describe_layers, stored_section
+
+    result["layers"] = stored_section(bundle, model, stored_in)  # the source model vs the firmware, layer by layer
+    if result["layers"] is not None and progress:
+        print(f"verify {manifest['name']}: {describe_layers(result['layers'])}", flush=True)
+    result["library"] = ({"library": manifest["emulator"]["library"], "vectors": int(len(inputs)),
+                          "mismatches": mismatches["library_vs_emulator"]} if library_out is not None
+                         else {"skipped": library_note})
     result["pass"] = all(v == 0 for v in mismatches.values()) and result["spurious_outputs"] == 0
     write_json(bundle / "reports" / "verify.json", result)
     return result
