@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Opens a bundle's report.html in headless Chromium (Debian's package) and saves a PNG screenshot.
 #   scripts/screenshot_report.sh BUNDLE_DIR [OUT.png]
+#   SECTION="Physics on your data" scripts/screenshot_report.sh BUNDLE_DIR OUT.png   # one <h2> section only
 set -euo pipefail
 bundle=${1:?usage: scripts/screenshot_report.sh BUNDLE_DIR [OUT.png]}
 out=${2:-docs/report_screenshot.png}
@@ -17,6 +18,23 @@ if [ -z "$browser" ]; then
 fi
 mkdir -p "$(dirname "$out")"
 profile=$(mktemp -d)
+if [ -n "${SECTION:-}" ]; then  # the page's head and title, then that section alone (up to the next <h2>)
+  part="$profile/section.html"
+  SECTION="$SECTION" python3 - "$html" "$part" <<'PY'
+import os, re, sys
+page = open(sys.argv[1]).read()
+heading = f"<h2>{os.environ['SECTION']}</h2>"
+start = page.find(heading)
+if start < 0:
+    sys.exit(f"screenshot_report: error: no section {heading} in {sys.argv[1]}")
+end = page.find("<h2>", start + len(heading))
+head = page[:page.find("<body>") + len("<body>")]
+title = re.search(r"<h1>.*?</h1>", page, re.S)
+open(sys.argv[2], "w").write(head + (title.group(0) if title else "") + page[start:end if end > 0 else None]
+                             + "</body></html>")
+PY
+  html="$part"
+fi
 "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync \
   --user-data-dir="$profile" --window-size=1100,1600 --hide-scrollbars \

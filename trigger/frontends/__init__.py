@@ -67,6 +67,10 @@ class Design:
     # folders moved into the bundle (name in the bundle -> folder the frontend filled), before the model is saved:
     # a table in external memory brings its memory image (memory/part_*.bin) this way
     bundle_dirs: dict = field(default_factory=dict)
+    # in process only, never stored: the user's model as loaded (keras.LoadedModel / onnx.LoadedOnnx) and as its
+    # framework runs it (source_model.SourceModel), for the Python API (trigger.api) and the layer comparison
+    loaded: object = field(default=None, repr=False)
+    source_model: object = field(default=None, repr=False)
 
 
 # kind of trigger.yml -> "module:function"; model-file suffix -> the same
