@@ -62,6 +62,8 @@ class LoadedOnnx:
     files: list[Path] = field(default_factory=list)
     hls_wrapper: object = None  # the graph hls4ml converts, when exact requantization rewrote layers (else wrapper)
     requantized: list = field(default_factory=list)  # per rewritten layer: bits taken, reachable values, mismatches
+    output_scale: float | None = None  # a rewritten output quantizer's scale: the firmware outputs its integer levels
+    channels_last: bool = False  # the firmware takes the source's channels-first input with the channel axis last
 
     def source_model(self):
         """The graph evaluated by qonnx's executor (QONNX, exact) or onnxruntime (float ONNX)."""
@@ -83,6 +85,11 @@ class LoadedOnnx:
             if last is not None and last.op_type == "BipolarQuant":  # -1/+1; the firmware's ap_uint<1> is 0/1
                 return SourceModel("qonnx", exact, lambda x: (execute_qonnx(self.source, self._layout(x)) + 1) / 2,
                                    text + "; bipolar output -1/+1 read as 0/1")
+            if self.output_scale is not None:  # qonnx's outputs are levels x scale in float32: the quotient rounds to it
+                scale = self.output_scale
+                return SourceModel("qonnx", exact,
+                                   lambda x: np.round(execute_qonnx(self.source, self._layout(x)) / scale),
+                                   text + f"; output quantizer's integer levels (outputs / {scale:.9g})")
             return SourceModel("qonnx", exact, lambda x: execute_qonnx(self.source, self._layout(x)), text)
         try:
             import onnxruntime  # noqa: F401
@@ -98,14 +105,24 @@ class LoadedOnnx:
         fw_shape = [len(x), *self.wrapper.get_tensor_shape(self.wrapper.graph.input[0].name)[1:]]
         src_shape = [len(x), *self.source.get_tensor_shape(self.source.graph.input[0].name)[1:]]
         x = x.reshape(fw_shape)
-        if fw_shape != src_shape and len(fw_shape) > 2:  # channels-last -> channels-first
+        if self.channels_last:  # the firmware's input is the source's with the channel axis moved last
+            x = np.moveaxis(x, -1, 1)
+        elif fw_shape != src_shape and len(fw_shape) > 2:  # channels-last -> channels-first
             x = np.moveaxis(x, -1, 1)
         return x.reshape(src_shape)
 
 
 # ------------------------------------------------------------------ loading
 def load_onnx(path, *, keep_softmax: bool = False, name: str | None = None) -> LoadedOnnx:
-    """Parse, check and tidy an ONNX/QONNX file; ``ModelError`` with one line on anything unusable."""
+    """Parse, check and tidy an ONNX/QONNX file; ``ModelError`` with one line on anything unusable.
+
+    Nodes are checked after qonnx's clean-up has folded the constant subgraphs exporters write
+    (PyTorch's ``x.view(x.size(0), -1)``: Shape -> Gather -> Unsqueeze -> Concat feeding a Reshape;
+    Identity/Constant nodes; Unsqueeze/Squeeze around a BatchNormalization), so that the graph is
+    checked as it computes; whatever is still unsupported after folding is refused by name. Before
+    anything runs, every node's domain must be a standard or qonnx one (qonnx imports the module a
+    custom domain names); the nodes themselves are only ever evaluated by onnxruntime and qonnx.
+    """
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -120,23 +137,27 @@ def load_onnx(path, *, keep_softmax: bool = False, name: str | None = None) -> L
     graph = proto.graph
     if not graph.node:
         raise ModelError(f"{path}: not a valid ONNX model, truncated or corrupt (the graph has no nodes)")
-    _check_nodes(proto, path)
+    _check_domains(proto, path)
+    files = [path, *_load_external_data(proto, path)]
     constants = {i.name for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in constants]
     if len(inputs) != 1 or len(graph.output) != 1:
         raise ModelError(f"{path}: the graph has {len(inputs)} inputs and {len(graph.output)} outputs; "
                          "only single-input, single-output networks are supported")
-    source, wrapper = _tidy(proto, path)
+    source, wrapper, channels_last = _tidy(proto, path)
     wrapper, dropped = _drop_final(wrapper, path, keep_softmax)
     source, _ = _drop_final(source, path, keep_softmax)
     in_shape = wrapper.get_tensor_shape(wrapper.graph.input[0].name)
     out_shape = wrapper.get_tensor_shape(wrapper.graph.output[0].name)
     quantized = any(n.op_type in QUANTIZERS for n in wrapper.graph.node)
+    digest = hashlib.sha256(data)
+    for extra in files[1:]:
+        digest.update(extra.read_bytes())
     return LoadedOnnx(name=_safe_name(name or path.stem), wrapper=wrapper, source=source, quantized=quantized,
                       n_inputs=int(np.prod(in_shape[1:])), n_outputs=int(np.prod(out_shape[1:])),
                       softmax_dropped=bool(dropped), dropped=dropped,
                       input_format=_annotated_format(wrapper, wrapper.graph.input[0].name),
-                      sha256=hashlib.sha256(data).hexdigest(), files=[path])
+                      sha256=digest.hexdigest(), files=files, channels_last=channels_last)
 
 
 def _annotated_format(wrapper, tensor: str) -> FixedFormat | None:
@@ -150,35 +171,233 @@ def _annotated_format(wrapper, tensor: str) -> FixedFormat | None:
     return FixedFormat(width, width, bool(dtype.signed()))
 
 
+# Domains whose nodes onnxruntime or qonnx evaluate; qonnx would import a module named by any other domain.
+KNOWN_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "onnx.brevitas", "qonnx.custom_op.general")
+
+
+def _check_domains(proto, path: Path) -> None:
+    for node in proto.graph.node:
+        if node.domain not in KNOWN_DOMAINS:
+            raise ModelError(f"{path}: node {_label(node)!r} of type {node.op_type} is in domain {node.domain!r}, "
+                             f"which is not supported (supported: the standard ONNX operators and qonnx's)")
+
+
 def _check_nodes(proto, path: Path) -> None:
     for node in proto.graph.node:
         if node.op_type not in SUPPORTED_NODES:
-            label = node.name or (node.output[0] if node.output else "?")
-            raise ModelError(f"{path}: node {label!r} of type {node.op_type} is not supported "
+            raise ModelError(f"{path}: node {_label(node)!r} of type {node.op_type} is not supported "
                              f"(supported: {', '.join(SUPPORTED_NODES)})")
 
 
+def _label(node) -> str:
+    return node.name or (node.output[0] if node.output else "?")
+
+
+def _load_external_data(proto, path: Path) -> list[Path]:
+    """Read the tensors an exporter stored beside the model (``<model>.onnx.data``, as torch's dynamo
+    exporter writes them): only plain files in the model's own folder; the files read."""
+    from onnx import TensorProto
+    from onnx.external_data_helper import load_external_data_for_model
+
+    folder = path.resolve().parent
+    locations = set()
+    tensors = list(proto.graph.initializer) + [a.t for n in proto.graph.node for a in n.attribute if a.HasField("t")]
+    for tensor in tensors:
+        if tensor.data_location != TensorProto.EXTERNAL:
+            continue
+        location = {e.key: e.value for e in tensor.external_data}.get("location", "")
+        target = (folder / location).resolve()
+        if not location or Path(location).is_absolute() or target.parent != folder:
+            raise ModelError(f"{path}: tensor {tensor.name!r} is stored in {location!r}, outside the model's folder")
+        if not target.is_file():
+            raise ModelError(f"{path}: tensor {tensor.name!r} is stored in {location!r}, which is missing")
+        locations.add(target)
+    if not locations:
+        return []
+    try:
+        load_external_data_for_model(proto, str(folder))
+    except (OSError, ValueError, RuntimeError) as err:
+        raise ModelError(f"{path}: cannot read the tensors stored beside the model ({_one_line(err)})") from None
+    return sorted(locations)
+
+
+def _fixed_batch(proto):
+    """A copy whose symbolic batch dimension (torch's ``dynamic_axes``) is 1, the firmware's one sample."""
+    proto = copy.deepcopy(proto)
+    changed = False
+    constants = {i.name for i in proto.graph.initializer}
+    for value in (*[i for i in proto.graph.input if i.name not in constants], *proto.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].dim_value:  # a dim_param, or unknown
+            dims[0].Clear()
+            dims[0].dim_value = 1
+            changed = True
+    if changed:  # intermediate shapes still name the symbol: inferred again from the fixed input
+        del proto.graph.value_info[:]
+    return proto
+
+
+def _fold(wrapper):
+    """qonnx's clean-up without its renaming: shapes inferred, constant subgraphs folded (torch's
+    Shape -> Gather -> Unsqueeze -> Concat chains once the input shape is fixed), Quant nodes kept."""
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import GiveUniqueParameterTensors, RemoveStaticGraphInputs, RemoveUnusedTensors
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
+
+    for node in wrapper.graph.node:  # as cleanup_model does: qonnx's quantizers in qonnx's domain
+        if node.op_type in ("Quant", "Trunc", "BipolarQuant"):
+            node.domain = "qonnx.custom_op.general"
+    for step in (InferShapes(), GiveUniqueParameterTensors(),
+                 FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear"]),
+                 FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs()):
+        wrapper = wrapper.transform(step)
+    if _unwrap_batch_norms(wrapper):
+        wrapper = wrapper.transform(InferShapes())
+    return wrapper
+
+
+def _unwrap_batch_norms(wrapper) -> bool:
+    """``Unsqueeze(axes) -> BatchNormalization -> Squeeze(same axes)`` on a rank-2 tensor, as torch has exported
+    ``BatchNorm1d`` of (N, C) inputs, becomes the BatchNormalization alone (ONNX defines it on (N, C) too)."""
+    changed = False
+    for bn in list(wrapper.get_nodes_by_op_type("BatchNormalization")):
+        before = wrapper.find_producer(bn.input[0])
+        after = wrapper.find_consumers(bn.output[0]) or []
+        if before is None or before.op_type != "Unsqueeze" or len(after) != 1 or after[0].op_type != "Squeeze":
+            continue
+        if len(wrapper.find_consumers(before.output[0]) or []) != 1 or len(bn.output) != 1:
+            continue
+        x_shape = wrapper.get_tensor_shape(before.input[0])
+        axes_in, axes_out = _axes(wrapper, before), _axes(wrapper, after[0])
+        if x_shape is None or len(x_shape) != 2 or axes_in is None or axes_out is None:
+            continue
+        if [a % 3 for a in axes_in] != [2] or [a % 3 for a in axes_out] != [2]:  # (N, C) <-> (N, C, 1)
+            continue
+        squeeze = after[0]
+        bn.input[0] = before.input[0]
+        bn.output[0] = squeeze.output[0]
+        wrapper.graph.node.remove(before)
+        wrapper.graph.node.remove(squeeze)
+        changed = True
+    return changed
+
+
+def _axes(wrapper, node):
+    """The axes of an Unsqueeze/Squeeze: its attribute (opset < 13) or its constant second input."""
+    from onnx import helper
+
+    for attr in node.attribute:
+        if attr.name == "axes":
+            return [int(a) for a in helper.get_attribute_value(attr)]
+    if len(node.input) > 1 and node.input[1]:
+        value = wrapper.get_initializer(node.input[1])
+        return None if value is None else [int(a) for a in np.asarray(value).reshape(-1)]
+    return None
+
+
 def _tidy(proto, path: Path):
-    """(cleaned graph, graph for hls4ml): qonnx clean-up, then channels-last for images, Gemm -> MatMul + Add
-    and scalings folded into weights: the graph hls4ml's frontend expects."""
+    """(cleaned graph, graph for hls4ml, whether the latter's input is channels last): constants folded and
+    every node checked, then qonnx's clean-up, channels-last for images, Gemm -> MatMul + Add and scalings
+    folded into weights: the graph hls4ml's frontend expects."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.gemm_to_matmul import GemmToMatMul
     from qonnx.util.cleanup import cleanup_model
 
     try:
         with quiet_stdout():
-            wrapper = cleanup_model(ModelWrapper(copy.deepcopy(proto)))
+            folded = _fold(ModelWrapper(_fixed_batch(proto)))
+    except Exception as err:  # noqa: BLE001 - qonnx raises many kinds on a graph it cannot tidy
+        _check_nodes(proto, path)  # an unsupported node is the likelier reason: name it
+        raise ModelError(f"{path}: qonnx cannot clean up the graph ({_one_line(err)})") from None
+    _check_nodes(folded.model, path)
+    try:
+        with quiet_stdout():
+            wrapper = cleanup_model(folded)
             source = ModelWrapper(copy.deepcopy(wrapper.model))
+            if _absorb_input_flatten(wrapper):
+                wrapper = cleanup_model(wrapper)
+            channels_last = False
             if len(wrapper.get_tensor_shape(wrapper.graph.input[0].name)) > 2:
                 from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
 
                 wrapper = wrapper.transform(ConvertToChannelsLastAndClean())
+                channels_last = _absorb_input_transpose(wrapper)
+                if channels_last:
+                    wrapper = cleanup_model(wrapper)
             wrapper = cleanup_model(wrapper.transform(GemmToMatMul()))
             if _absorb_scalings(wrapper):
                 wrapper = cleanup_model(wrapper)
     except Exception as err:  # noqa: BLE001 - qonnx raises many kinds on a graph it cannot tidy
         raise ModelError(f"{path}: qonnx cannot clean up the graph ({_one_line(err)})") from None
-    return source, wrapper
+    return source, wrapper, channels_last
+
+
+def _absorb_input_flatten(wrapper) -> bool:
+    """A graph that starts by flattening its input (torch's ``x.view(x.size(0), -1)``, folded to a Reshape to
+    (batch, k), or Flatten(axis=1)) takes the flat input instead: the firmware's inputs are that C-order
+    flattening already (``LoadedOnnx._layout`` reshapes them back for the source graph), and hls4ml gets
+    no reshape of its input (and, for an image-shaped input, no channels-last conversion)."""
+    from onnx import TensorProto, helper
+
+    inp = wrapper.graph.input[0]
+    shape = wrapper.get_tensor_shape(inp.name)
+    users = wrapper.find_consumers(inp.name) or []
+    if shape is None or len(shape) <= 2 or len(users) != 1:
+        return False
+    node = users[0]
+    out_shape = wrapper.get_tensor_shape(node.output[0])
+    flat = [shape[0], int(np.prod(shape[1:]))]
+    if node.op_type == "Reshape":
+        ok = node.input[0] == inp.name and wrapper.get_initializer(node.input[1]) is not None
+    elif node.op_type == "Flatten":
+        ok = all(a.i == 1 for a in node.attribute if a.name == "axis")
+    else:
+        ok = False
+    if not ok or out_shape is None or list(out_shape) != flat or wrapper.graph.output[0].name == node.output[0]:
+        return False
+    for user in wrapper.find_consumers(node.output[0]) or []:
+        for i, name in enumerate(user.input):
+            if name == node.output[0]:
+                user.input[i] = inp.name
+    dtype = wrapper.get_tensor_datatype(inp.name)
+    wrapper.graph.node.remove(node)
+    wrapper.graph.input.remove(inp)
+    wrapper.graph.input.insert(0, helper.make_tensor_value_info(inp.name, TensorProto.FLOAT, flat))
+    wrapper.set_tensor_datatype(inp.name, dtype)
+    for value in [v for v in wrapper.graph.value_info if v.name == node.output[0]]:
+        wrapper.graph.value_info.remove(value)
+    return True
+
+
+def _absorb_input_transpose(wrapper) -> bool:
+    """The Transpose qonnx's channels-last conversion leaves on a channels-first input (a torch image, or the
+    (N, C, L) input of a BatchNorm1d) becomes the input's own layout: the firmware takes its inputs channels
+    last (``LoadedOnnx._layout`` moves the channel axis back for the source graph); hls4ml has no such layer."""
+    from onnx import TensorProto, helper
+
+    inp = wrapper.graph.input[0]
+    shape = wrapper.get_tensor_shape(inp.name)
+    users = wrapper.find_consumers(inp.name) or []
+    if shape is None or len(shape) < 3 or len(users) != 1 or users[0].op_type != "Transpose":
+        return False
+    node = users[0]
+    perm = [list(a.ints) for a in node.attribute if a.name == "perm"]
+    if perm != [[0, *range(2, len(shape)), 1]] or wrapper.graph.output[0].name == node.output[0]:
+        return False
+    last = [shape[0], *shape[2:], shape[1]]
+    for user in wrapper.find_consumers(node.output[0]) or []:
+        for i, name in enumerate(user.input):
+            if name == node.output[0]:
+                user.input[i] = inp.name
+    dtype = wrapper.get_tensor_datatype(inp.name)
+    wrapper.graph.node.remove(node)
+    wrapper.graph.input.remove(inp)
+    wrapper.graph.input.insert(0, helper.make_tensor_value_info(inp.name, TensorProto.FLOAT, last))
+    wrapper.set_tensor_datatype(inp.name, dtype)
+    for value in [v for v in wrapper.graph.value_info if v.name in (inp.name, node.output[0])]:
+        wrapper.graph.value_info.remove(value)
+    return True
 
 
 def _absorb_scalings(wrapper) -> bool:
@@ -257,11 +476,15 @@ def _drop_final(wrapper, path: Path, keep_softmax: bool):
 
 # ------------------------------------------------------------------ evaluating the source
 def _with_batch(wrapper, n: int):
-    """A copy of the graph whose batch dimension is ``n`` (exporters often fix it, e.g. at 1)."""
+    """A copy of the graph whose batch dimension is ``n`` (exporters often fix it, e.g. at 1), or None when
+    the graph's constants fix the batch (a Reshape to a constant shape that does not lead with it)."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.infer_shapes import InferShapes
 
     proto = copy.deepcopy(wrapper.model)
+    batch = ModelWrapper(proto).get_tensor_shape(proto.graph.input[0].name)[0]
+    if n != batch and not _batch_generic(ModelWrapper(proto), batch):
+        return None
     del proto.graph.value_info[:]
     for value in (proto.graph.input[0], proto.graph.output[0]):
         value.type.tensor_type.shape.dim[0].dim_value = n
@@ -274,11 +497,56 @@ def _with_batch(wrapper, n: int):
     return model
 
 
+def _batch_generic(wrapper, batch: int) -> bool:
+    """Make the graph's batch free: a Reshape to a constant shape that leads with the batch (as folding
+    torch's ``x.view(x.size(0), -1)`` leaves it) keeps its input's leading dimension instead (shape entry 0,
+    ``allowzero`` 0), which is the same reshape at the exported batch. False (graph unchanged in meaning,
+    maybe partly rewritten) when some node ties samples together: another constant shape, a Transpose or
+    Flatten of the batch axis."""
+    for node in wrapper.graph.node:
+        attrs = {a.name: a for a in node.attribute}
+        if node.op_type == "Transpose" and "perm" in attrs and list(attrs["perm"].ints)[:1] != [0]:
+            return False
+        if node.op_type == "Flatten" and "axis" in attrs and attrs["axis"].i == 0:
+            return False
+        if node.op_type != "Reshape":
+            continue
+        shape = wrapper.get_initializer(node.input[1])
+        in_shape = wrapper.get_tensor_shape(node.input[0])
+        if shape is None or in_shape is None or in_shape[0] != batch:
+            return False
+        shape = np.asarray(shape).astype(np.int64).reshape(-1)
+        allowzero = "allowzero" in attrs and attrs["allowzero"].i == 1
+        if len(shape) == 0 or (allowzero and np.any(shape == 0)):
+            return False
+        if shape[0] == batch or (shape[0] == 0 and not allowzero):
+            generic = shape.copy()
+            generic[0] = 0
+            name = f"{node.input[1]}_batch_free"
+            wrapper.set_initializer(name, generic)
+            node.input[1] = name
+            for attr in [a for a in node.attribute if a.name == "allowzero"]:
+                node.attribute.remove(attr)
+        elif shape[0] != -1 or np.any(shape[1:] <= 0) or np.prod(shape[1:]) != np.prod(in_shape[1:]):
+            return False  # a leading -1 is the batch only when the other entries hold one sample exactly
+    return True
+
+
 def execute_qonnx(wrapper, x: np.ndarray) -> np.ndarray:
     """Outputs of the graph by qonnx's executor (its own Quant/BipolarQuant, onnxruntime for standard nodes)."""
+    model = _with_batch(wrapper, len(x))
+    if model is not None:
+        return _execute(model, x)
+    one = _with_batch(wrapper, 1)  # the graph's constants hold one batch size: one sample at a time
+    if one is None:
+        batch = wrapper.get_tensor_shape(wrapper.graph.input[0].name)[0]
+        raise ModelError(f"the graph's constant shapes fix its batch at {batch}: qonnx cannot run it per sample")
+    return np.vstack([_execute(one, row[None]) for row in x])
+
+
+def _execute(model, x: np.ndarray) -> np.ndarray:
     from qonnx.core.onnx_exec import execute_onnx
 
-    model = _with_batch(wrapper, len(x))
     in_name, out_name = model.graph.input[0].name, model.graph.output[0].name
     shape = model.get_tensor_shape(in_name)
     with quiet_stdout():
@@ -336,6 +604,7 @@ def convert(loaded: LoadedOnnx, config: dict | None = None, *, output_dir=None):
             chain.result["not_rewritten"] = chain.result.get("not_rewritten") or \
                 f"hls4ml cannot convert the rewritten graph ({_one_line(err)})"
         loaded.hls_wrapper = None
+        loaded.output_scale = None
         hls_model, fw = _convert_graph(loaded, opts, out_dir, {})
     loaded.representable = constants_representable(hls_model)
     if chains:
@@ -408,6 +677,7 @@ def _exact_requantization(loaded: LoadedOnnx, opts: dict):
     for chain in chains:
         onnx_requant.fit_chain(graph, chain)
     rewritten = onnx_requant.rewritable(graph, chains)
+    loaded.output_scale = onnx_requant.output_scale(graph, rewritten)
     precisions = onnx_requant.rewrite(graph, rewritten) if rewritten else {}
     if rewritten:  # no clean-up: it would rename the new batch norms the precisions are keyed by
         from qonnx.transformation.general import RemoveUnusedTensors
@@ -492,6 +762,10 @@ def onnx_design(path: Path, config: dict, options: BuildOptions, keep_softmax: b
     design = _design(loaded, config, options, None, budget, converter=convert)
     if loaded.requantized:  # per layer: bits the exact constants took, reachable values, disagreements
         design.manifest["exact_requantization"] = loaded.requantized
+    if loaded.output_scale is not None:
+        meaning = f"integer levels of the output quantizer (the model's output is level x {loaded.output_scale:.9g})"
+        design.manifest["output_meaning"] = meaning
+        design.notes.append(f"QONNX output quantizer requantized exactly: the firmware outputs its {meaning}.")
     if loaded.dropped and loaded.dropped != "Softmax":
         design.notes = [n.replace("final softmax", f"final {loaded.dropped.lower()}") for n in design.notes]
         design.manifest["output_meaning"] = f"logits (final {loaded.dropped.lower()} dropped)"

@@ -119,7 +119,12 @@ def _input_side(wrapper, tensor, input_format: FixedFormat):
         scale = _const(wrapper, producer.input[1])
         if levels is None or scale.size != 1:
             return None
-        return float(scale.reshape(-1)[0]), levels, producer
+        scale = float(scale.reshape(-1)[0])
+        if producer.input[0] == wrapper.graph.input[0].name and scale > 0 and np.frexp(scale)[0] == 0.5:
+            # the input quantizer (Brevitas' QuantIdentity) at a power-of-two scale: hls4ml's quantizer holds
+            # its values exactly, so it stays as it is and the layer reads them on its grid
+            return scale, levels, None
+        return scale, levels, producer
     # the graph input through constant shifts that are whole input steps
     shift = 0.0
     while producer is not None:
@@ -196,7 +201,7 @@ def _closed(wrapper, chains: list[Chain]) -> list[Chain]:
         for c in kept:
             if c.input_quant is not None and c.input_quant.output[0] not in by_quant:
                 continue
-            if not c.bipolar:
+            if not c.bipolar and not is_output(wrapper, c):  # an output quantizer's levels are the outputs
                 users = wrapper.find_consumers(c.quant.output[0]) or []
                 if not users or any(u.op_type != "MatMul" or u.input[0] != c.quant.output[0] for u in users) \
                         or c.quant.output[0] not in inputs \
@@ -206,6 +211,21 @@ def _closed(wrapper, chains: list[Chain]) -> list[Chain]:
         if len(keep) == len(kept):
             return keep
         kept = keep
+
+
+def is_output(wrapper, chain: Chain) -> bool:
+    """Whether the chain's quantizer writes the graph's output (and nothing else reads it)."""
+    out = chain.quant.output[0]
+    return out == wrapper.graph.output[0].name and not (wrapper.find_consumers(out) or [])
+
+
+def output_scale(wrapper, chains: list[Chain]) -> float | None:
+    """The scale of a rewritten output quantizer (read before ``rewrite``): the firmware then outputs its integer
+    levels, which are qonnx's outputs divided by that scale."""
+    for chain in chains:
+        if not chain.bipolar and not chain.result.get("not_rewritten") and is_output(wrapper, chain):
+            return float(_const(wrapper, chain.quant.input[1]).reshape(-1)[0])
+    return None
 
 
 # ------------------------------------------------------------------ qonnx's decisions
@@ -402,7 +422,7 @@ def _fit_error(chain: Chain) -> str | None:
     if any(_significant_bits(int(v)) > 24 for v in (*res["scale_raw"], *res["bias_raw"])):
         return "a fitted constant needs more than float32's 24 significant bits"
     try:
-        scale_fmt = constant_format(res["scale_raw"], f + shift)
+        scale_fmt = constant_format(*_scale_constants(res["scale_raw"], f - shift))
         bias_fmt = constant_format(res["bias_raw"], f)
         acc = _range_format(int(chain.k_lo.min()), int(chain.k_hi.max()), _fw_grid(chain) / 2)
     except ValueError:
@@ -421,6 +441,14 @@ def _significant_bits(v: int) -> int:
 def _fw_grid(chain: Chain) -> float:
     """Real value of one accumulator step in the firmware (the input's grid; 1 after a rescaled quantizer)."""
     return chain.x_grid if chain.input_quant is None else 1.0
+
+
+def _scale_constants(raw, frac: int):
+    """(raw integers, fractional bits >= 0) of the batch-norm scale ``S / grid`` from ``S``'s raw integers at
+    ``frac`` = f - log2(1 / grid) fractional bits (negative when the grid is finer than ``S``'s constants)."""
+    if frac >= 0:
+        return raw, frac
+    return np.array([int(v) << -frac for v in raw], dtype=object), 0
 
 
 def _grid_shift(chain: Chain) -> int:
@@ -463,7 +491,7 @@ def rewrite(wrapper, chains: list[Chain]) -> dict:
         res = chain.result
         f, scale_raw, bias_raw = res["fractional_bits"], res["scale_raw"], res["bias_raw"]
         # the firmware accumulator is k * grid: fold 1/grid (a power of two) into the scale's point
-        scale_f = f + _grid_shift(chain)
+        scale_raw, scale_f = _scale_constants(scale_raw, f - _grid_shift(chain))
         if chain.bipolar:  # a threshold: the sign of S = +-1 goes into the weights (hls4ml's thresholds rise)
             chain.column_sign = np.array([1 if int(v) > 0 else -1 for v in scale_raw])
             chain.w_int = chain.w_int * chain.column_sign[None, :]
