@@ -17,7 +17,7 @@ def _init(name, array):
 def two_input_merges(path: Path, seed: int = 5) -> Path:
     """x1 (4) and x2 (3), a Gemm + Relu each; their sum (Add), difference (Sub), maximum (Max) and
     concatenation (Concat) feed three heads: Gemm -> out_sum (3), Gemm -> out_cat (2), and the
-    element-wise Min of the Max and the Sub branches -> Gemm -> out_min (1)."""
+    element-wise Min of the Max and the Sub branches times a (Mul) -> Gemm -> out_min (1)."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -35,18 +35,19 @@ def two_input_merges(path: Path, seed: int = 5) -> Path:
         helper.make_node("Sub", ["a", "b"], ["d"], name="diff_ab"),
         helper.make_node("Max", ["a", "b"], ["mx"], name="max_ab"),
         helper.make_node("Min", ["mx", "d"], ["mn"], name="min_md"),
+        helper.make_node("Mul", ["mn", "a"], ["pr"], name="mul_mn_a"),
         helper.make_node("Concat", ["a", "b"], ["c"], name="cat_ab", axis=1),
         helper.make_node("Gemm", ["s", "w3", "b3"], ["out_sum"], name="head_sum"),
         helper.make_node("Gemm", ["c", "w4", "b4"], ["out_cat"], name="head_cat"),
-        helper.make_node("Gemm", ["mn", "w5", "b5"], ["out_min"], name="head_min"),
+        helper.make_node("Gemm", ["pr", "w5", "b5"], ["out_min"], name="head_min"),
     ]
     graph = helper.make_graph(
         nodes, "two_input_merges",
-        [helper.make_tensor_value_info("x1", TensorProto.FLOAT, [1, 4]),
-         helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 3])],
-        [helper.make_tensor_value_info("out_sum", TensorProto.FLOAT, [1, 3]),
-         helper.make_tensor_value_info("out_cat", TensorProto.FLOAT, [1, 2]),
-         helper.make_tensor_value_info("out_min", TensorProto.FLOAT, [1, 1])],
+        [helper.make_tensor_value_info("x1", TensorProto.FLOAT, ["N", 4]),
+         helper.make_tensor_value_info("x2", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("out_sum", TensorProto.FLOAT, ["N", 3]),
+         helper.make_tensor_value_info("out_cat", TensorProto.FLOAT, ["N", 2]),
+         helper.make_tensor_value_info("out_min", TensorProto.FLOAT, ["N", 1])],
         inits)
     model = helper.make_model(graph, producer_name="trigger-tests", opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8

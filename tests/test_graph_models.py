@@ -174,11 +174,13 @@ def test_an_input_format_for_an_unknown_port_is_refused(tmp_path):
     from graph_cases import multi_collection_tagger
 
     model = multi_collection_tagger()
+    inputs = [layer.name for layer in model.layers if type(layer).__name__ == "InputLayer"]
+    assert inputs == ["muons", "jets"]
     with pytest.raises(ConfigError, match="'electrons' is not an input of the model"):
-        input_formats(model, {"muons": "uint<10>", "electrons": "uint<10>"})
+        input_formats(inputs, {"muons": "uint<10>", "electrons": "uint<10>"})
     with pytest.raises(ConfigError, match="gives no format for input 'jets'"):
-        input_formats(model, {"muons": "uint<10>"})
-    assert input_formats(model, {"muons": "uint<10>", "default": "fixed<8,3>"})["jets"].hls4ml == "fixed<8,3>"
+        input_formats(inputs, {"muons": "uint<10>"})
+    assert input_formats(inputs, {"muons": "uint<10>", "default": "fixed<8,3>"})["jets"].hls4ml == "fixed<8,3>"
 
 
 @pytest.mark.slow

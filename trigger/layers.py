@@ -153,10 +153,14 @@ def _onnx_layers(loaded, exact: bool, fw) -> LayerSource:
         rows = [(model, x)] if model is not None else [(_with_batch(wrapper, 1), row[None]) for row in x]
         parts: dict[str, list] = {}
         for graph, batch in rows:
-            name = graph.graph.input[0].name
+            feed, at = {}, 0  # the input bus split into the graph's inputs, one after another
+            for value_info in graph.graph.input:
+                shape = graph.get_tensor_shape(value_info.name)
+                n = int(np.prod(shape[1:]))
+                feed[value_info.name] = batch[:, at:at + n].reshape(shape).astype(np.float32)
+                at += n
             with quiet_stdout():
-                context = execute_onnx(graph, {name: batch.reshape(graph.get_tensor_shape(name)).astype(np.float32)},
-                                       return_full_exec_context=True)
+                context = execute_onnx(graph, feed, return_full_exec_context=True)
             for layer, (tensor, transform) in tensors.items():
                 value = np.asarray(context.get(tensor), np.float64)
                 if value.ndim == 0 or value.size % len(batch):

@@ -468,7 +468,8 @@ def _hls_config(loaded: LoadedModel, opts: dict) -> dict:
     if first["class_name"] != "InputLayer":
         raise ModelError(f"{model.name}: the rebuilt model has no InputLayer")
     names = hcfg["LayerName"]
-    for input_name, fmt in input_formats(model, opts["input_precision"]).items():
+    inputs = [l["config"]["name"] for l in model.get_config()["layers"] if l["class_name"] == "InputLayer"]
+    for input_name, fmt in input_formats(inputs, opts["input_precision"]).items():
         names.setdefault(input_name, {}).setdefault("Precision", {})
         names[input_name]["Precision"]["result"] = fmt.hls4ml
     ptq = {k: FixedFormat.parse(v).hls4ml for k, v in opts["ptq"].items()}
@@ -564,10 +565,9 @@ def _configure_softmax(model, names: dict, overrides: dict) -> None:
         entry.update({k: v for k, v in settings_.items() if v is not None})
 
 
-def input_formats(model, setting) -> dict[str, FixedFormat]:
-    """Each input layer's format: ``hls.input_precision`` is one format for every input, or a mapping of
-    input layer name to format (a multi-input model's collections each arrive in their own format)."""
-    inputs = [l["config"]["name"] for l in model.get_config()["layers"] if l["class_name"] == "InputLayer"]
+def input_formats(inputs: list[str], setting) -> dict[str, FixedFormat]:
+    """Each input's format: ``hls.input_precision`` is one format for every input, or a mapping of input
+    name to format (a multi-input model's collections each arrive in their own format)."""
     if isinstance(setting, dict):
         unknown = sorted(set(setting) - set(inputs) - {"default"})
         if unknown:

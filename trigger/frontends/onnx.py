@@ -39,7 +39,7 @@ from trigger.quiet import quiet_stdout
 # What hls4ml 1.3's ONNX frontend converts (plus no-ops it skips); anything else is refused by name.
 SUPPORTED_NODES = ("Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Tanh", "Softmax",
                    "BatchNormalization", "Conv", "MaxPool", "AveragePool", "Flatten", "Reshape", "Transpose",
-                   "Quant", "IntQuant", "BipolarQuant", "Identity", "Dropout")
+                   "Quant", "IntQuant", "BipolarQuant", "Identity", "Dropout", "Max", "Min", "Sum", "Concat")
 QUANTIZERS = ("Quant", "IntQuant", "BipolarQuant")
 FINAL_DROPPED = ("Softmax", "Sigmoid")  # monotonic: a trigger cuts on the logits instead
 
@@ -63,7 +63,10 @@ class LoadedOnnx:
     hls_wrapper: object = None  # the graph hls4ml converts, when exact requantization rewrote layers (else wrapper)
     requantized: list = field(default_factory=list)  # per rewritten layer: bits taken, reachable values, mismatches
     output_scale: float | None = None  # a rewritten output quantizer's scale: the firmware outputs its integer levels
-    channels_last: bool = False  # the firmware takes the source's channels-first input with the channel axis last
+    channels_last: frozenset = frozenset()  # positions of inputs the firmware takes channels last (the source: first)
+    input_formats: dict = field(default_factory=dict)  # input name -> format, from QONNX integer annotations
+    inputs: list = field(default_factory=list)  # the firmware's input names, in bus order (the graph's inputs)
+    outputs: list = field(default_factory=list)  # the firmware's output names, in bus order (the graph's outputs)
 
     def source_model(self):
         """The graph evaluated by qonnx's executor (QONNX, exact) or onnxruntime (float ONNX)."""
@@ -100,16 +103,21 @@ class LoadedOnnx:
         return SourceModel("onnxruntime", False, lambda x: _run_ort(session, self._layout(x)),
                            f"onnxruntime of {self.name}")
 
-    def _layout(self, x: np.ndarray) -> np.ndarray:
-        """Firmware inputs (flattened channels-last) in the source graph's own input layout."""
-        fw_shape = [len(x), *self.wrapper.get_tensor_shape(self.wrapper.graph.input[0].name)[1:]]
-        src_shape = [len(x), *self.source.get_tensor_shape(self.source.graph.input[0].name)[1:]]
-        x = x.reshape(fw_shape)
-        if self.channels_last:  # the firmware's input is the source's with the channel axis moved last
-            x = np.moveaxis(x, -1, 1)
-        elif fw_shape != src_shape and len(fw_shape) > 2:  # channels-last -> channels-first
-            x = np.moveaxis(x, -1, 1)
-        return x.reshape(src_shape)
+    def _layout(self, x: np.ndarray) -> list[np.ndarray]:
+        """Rows of the firmware's input bus (each input flattened channels-last, one after another) as the
+        source graph's inputs, each in its own layout."""
+        parts, at = [], 0
+        for k, (fw, src) in enumerate(zip(self.wrapper.graph.input, self.source.graph.input)):
+            fw_shape = [len(x), *self.wrapper.get_tensor_shape(fw.name)[1:]]
+            src_shape = [len(x), *self.source.get_tensor_shape(src.name)[1:]]
+            n = int(np.prod(fw_shape[1:]))
+            part = x[:, at:at + n].reshape(fw_shape)
+            at += n
+            # the firmware's input is the source's with the channel axis moved last
+            if k in self.channels_last or (fw_shape != src_shape and len(fw_shape) > 2):
+                part = np.moveaxis(part, -1, 1)
+            parts.append(part.reshape(src_shape))
+        return parts
 
 
 # ------------------------------------------------------------------ loading
@@ -140,24 +148,58 @@ def load_onnx(path, *, keep_softmax: bool = False, name: str | None = None) -> L
     _check_domains(proto, path)
     files = [path, *_load_external_data(proto, path)]
     constants = {i.name for i in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in constants]
-    if len(inputs) != 1 or len(graph.output) != 1:
-        raise ModelError(f"{path}: the graph has {len(inputs)} inputs and {len(graph.output)} outputs; "
-                         "only single-input, single-output networks are supported")
+    in_names = [i.name for i in graph.input if i.name not in constants]
+    out_names = [o.name for o in graph.output]
+    if not in_names or not out_names:
+        raise ModelError(f"{path}: the graph has {len(in_names)} inputs and {len(out_names)} outputs")
     source, wrapper, channels_last = _tidy(proto, path)
     wrapper, dropped = _drop_final(wrapper, path, keep_softmax)
     source, _ = _drop_final(source, path, keep_softmax)
-    in_shape = wrapper.get_tensor_shape(wrapper.graph.input[0].name)
-    out_shape = wrapper.get_tensor_shape(wrapper.graph.output[0].name)
+    if len(in_names) > 1 or len(out_names) > 1:  # ports named as in the file (qonnx named them global_in, ...)
+        for graph_copy in (wrapper, source):
+            _restore_port_names(graph_copy, in_names, out_names)
+        _outputs_in_node_order(wrapper, source)
     quantized = any(n.op_type in QUANTIZERS for n in wrapper.graph.node)
     digest = hashlib.sha256(data)
     for extra in files[1:]:
         digest.update(extra.read_bytes())
+    inputs = [i.name for i in wrapper.graph.input]
+    outputs = [o.name for o in wrapper.graph.output]
+    size = lambda t: int(np.prod(wrapper.get_tensor_shape(t)[1:]))  # noqa: E731
+    annotated = {n: _annotated_format(wrapper, n) for n in inputs}
     return LoadedOnnx(name=_safe_name(name or path.stem), wrapper=wrapper, source=source, quantized=quantized,
-                      n_inputs=int(np.prod(in_shape[1:])), n_outputs=int(np.prod(out_shape[1:])),
+                      n_inputs=sum(size(n) for n in inputs), n_outputs=sum(size(n) for n in outputs),
                       softmax_dropped=bool(dropped), dropped=dropped,
-                      input_format=_annotated_format(wrapper, wrapper.graph.input[0].name),
+                      input_format=annotated[inputs[0]],
+                      input_formats={n: f for n, f in annotated.items() if f is not None},
+                      inputs=inputs, outputs=outputs,
                       sha256=digest.hexdigest(), files=files, channels_last=channels_last)
+
+
+def _outputs_in_node_order(wrapper, source) -> None:
+    """hls4ml's ONNX frontend lists a graph's outputs in the order of the nodes that write them
+    (``get_out_layer_name``), and so does the firmware's output bus: both graphs list them so too."""
+    position = {o: k for k, node in enumerate(wrapper.graph.node) for o in node.output}
+    order = sorted((o.name for o in wrapper.graph.output), key=lambda name: position.get(name, -1))
+    for graph in (wrapper.graph, source.graph):
+        by_name = {o.name: copy.deepcopy(o) for o in graph.output}
+        if set(by_name) != set(order):
+            raise ModelError(f"the cleaned graph's outputs {sorted(by_name)} are not the converted graph's {order}")
+        del graph.output[:]
+        graph.output.extend(by_name[name] for name in order)
+
+
+def _restore_port_names(wrapper, in_names: list[str], out_names: list[str]) -> None:
+    """Give a several-input or several-output graph its file's port names back (qonnx's clean-up calls them
+    global_in, global_in_1, ...), made C++ identifiers: they name the ports on the bus and in the manifest
+    and the keys of a per-input ``hls.input_precision``. A name that would clash stays qonnx's."""
+    taken = {t for n in wrapper.graph.node for t in (*n.input, *n.output)} | {i.name for i in wrapper.graph.initializer}
+    for ports, names in ((wrapper.graph.input, in_names), (wrapper.graph.output, out_names)):
+        for port, original in zip(list(ports), names):
+            new = _safe_name(original)
+            if new != port.name and new not in taken:
+                wrapper.rename_tensor(port.name, new)
+                taken.add(new)
 
 
 def _annotated_format(wrapper, tensor: str) -> FixedFormat | None:
@@ -315,14 +357,14 @@ def _tidy(proto, path: Path):
         with quiet_stdout():
             wrapper = cleanup_model(folded)
             source = ModelWrapper(copy.deepcopy(wrapper.model))
-            if _absorb_input_flatten(wrapper):
+            if any([_absorb_input_flatten(wrapper, k) for k in range(len(wrapper.graph.input))]):
                 wrapper = cleanup_model(wrapper)
-            channels_last = False
-            if len(wrapper.get_tensor_shape(wrapper.graph.input[0].name)) > 2:
+            channels_last = frozenset()
+            if any(len(wrapper.get_tensor_shape(i.name)) > 2 for i in wrapper.graph.input):
                 from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
 
                 wrapper = wrapper.transform(ConvertToChannelsLastAndClean())
-                channels_last = _absorb_input_transpose(wrapper)
+                channels_last = frozenset(k for k in range(len(wrapper.graph.input)) if _absorb_input_transpose(wrapper, k))
                 if channels_last:
                     wrapper = cleanup_model(wrapper)
             wrapper = cleanup_model(wrapper.transform(GemmToMatMul()))
@@ -333,14 +375,14 @@ def _tidy(proto, path: Path):
     return source, wrapper, channels_last
 
 
-def _absorb_input_flatten(wrapper) -> bool:
+def _absorb_input_flatten(wrapper, k: int = 0) -> bool:
     """A graph that starts by flattening its input (torch's ``x.view(x.size(0), -1)``, folded to a Reshape to
     (batch, k), or Flatten(axis=1)) takes the flat input instead: the firmware's inputs are that C-order
     flattening already (``LoadedOnnx._layout`` reshapes them back for the source graph), and hls4ml gets
     no reshape of its input (and, for an image-shaped input, no channels-last conversion)."""
     from onnx import TensorProto, helper
 
-    inp = wrapper.graph.input[0]
+    inp = wrapper.graph.input[k]
     shape = wrapper.get_tensor_shape(inp.name)
     users = wrapper.find_consumers(inp.name) or []
     if shape is None or len(shape) <= 2 or len(users) != 1:
@@ -354,7 +396,7 @@ def _absorb_input_flatten(wrapper) -> bool:
         ok = all(a.i == 1 for a in node.attribute if a.name == "axis")
     else:
         ok = False
-    if not ok or out_shape is None or list(out_shape) != flat or wrapper.graph.output[0].name == node.output[0]:
+    if not ok or out_shape is None or list(out_shape) != flat or node.output[0] in [o.name for o in wrapper.graph.output]:
         return False
     for user in wrapper.find_consumers(node.output[0]) or []:
         for i, name in enumerate(user.input):
@@ -363,27 +405,27 @@ def _absorb_input_flatten(wrapper) -> bool:
     dtype = wrapper.get_tensor_datatype(inp.name)
     wrapper.graph.node.remove(node)
     wrapper.graph.input.remove(inp)
-    wrapper.graph.input.insert(0, helper.make_tensor_value_info(inp.name, TensorProto.FLOAT, flat))
+    wrapper.graph.input.insert(k, helper.make_tensor_value_info(inp.name, TensorProto.FLOAT, flat))
     wrapper.set_tensor_datatype(inp.name, dtype)
     for value in [v for v in wrapper.graph.value_info if v.name == node.output[0]]:
         wrapper.graph.value_info.remove(value)
     return True
 
 
-def _absorb_input_transpose(wrapper) -> bool:
+def _absorb_input_transpose(wrapper, k: int = 0) -> bool:
     """The Transpose qonnx's channels-last conversion leaves on a channels-first input (a torch image, or the
     (N, C, L) input of a BatchNorm1d) becomes the input's own layout: the firmware takes its inputs channels
     last (``LoadedOnnx._layout`` moves the channel axis back for the source graph); hls4ml has no such layer."""
     from onnx import TensorProto, helper
 
-    inp = wrapper.graph.input[0]
+    inp = wrapper.graph.input[k]
     shape = wrapper.get_tensor_shape(inp.name)
     users = wrapper.find_consumers(inp.name) or []
     if shape is None or len(shape) < 3 or len(users) != 1 or users[0].op_type != "Transpose":
         return False
     node = users[0]
     perm = [list(a.ints) for a in node.attribute if a.name == "perm"]
-    if perm != [[0, *range(2, len(shape)), 1]] or wrapper.graph.output[0].name == node.output[0]:
+    if perm != [[0, *range(2, len(shape)), 1]] or node.output[0] in [o.name for o in wrapper.graph.output]:
         return False
     last = [shape[0], *shape[2:], shape[1]]
     for user in wrapper.find_consumers(node.output[0]) or []:
@@ -393,7 +435,7 @@ def _absorb_input_transpose(wrapper) -> bool:
     dtype = wrapper.get_tensor_datatype(inp.name)
     wrapper.graph.node.remove(node)
     wrapper.graph.input.remove(inp)
-    wrapper.graph.input.insert(0, helper.make_tensor_value_info(inp.name, TensorProto.FLOAT, last))
+    wrapper.graph.input.insert(k, helper.make_tensor_value_info(inp.name, TensorProto.FLOAT, last))
     wrapper.set_tensor_datatype(inp.name, dtype)
     for value in [v for v in wrapper.graph.value_info if v.name in (inp.name, node.output[0])]:
         wrapper.graph.value_info.remove(value)
@@ -452,26 +494,31 @@ def _scale_input(wrapper, node, index: int, factor: float) -> None:
 
 
 def _drop_final(wrapper, path: Path, keep_softmax: bool):
-    """Remove a final Softmax/Sigmoid (the graph then outputs its input), as the Keras loader drops a softmax."""
+    """Remove a final Softmax/Sigmoid on each output (the graph then outputs its input), as the Keras loader
+    drops a softmax: (graph, op type of the first node dropped, or "")."""
     from onnx import TensorProto, helper
 
-    out = wrapper.graph.output[0]
-    last = wrapper.find_producer(out.name)
-    if last is None or last.op_type not in FINAL_DROPPED:
+    dropped = ""
+    for k, out in enumerate(list(wrapper.graph.output)):
+        last = wrapper.find_producer(out.name)
+        if last is None or last.op_type not in FINAL_DROPPED or keep_softmax:  # --softmax: hls4ml's tables
+            continue
+        if len(wrapper.find_consumers(out.name) or []) or len(wrapper.find_consumers(last.input[0]) or []) != 1:
+            continue  # the output (or its logits) feeds other nodes too: the softmax stays
+        logits = last.input[0]
+        shape = wrapper.get_tensor_shape(logits)
+        wrapper.graph.node.remove(last)
+        wrapper.graph.output.remove(out)
+        for value in [v for v in wrapper.graph.value_info if v.name == logits]:
+            wrapper.graph.value_info.remove(value)
+        wrapper.graph.output.insert(k, helper.make_tensor_value_info(logits, TensorProto.FLOAT, shape))
+        dropped = dropped or last.op_type
+    if not dropped:
         return wrapper, ""
-    if keep_softmax:  # --softmax: the firmware computes it (hls4ml's tables)
-        return wrapper, ""
-    logits = last.input[0]
-    shape = wrapper.get_tensor_shape(logits)
-    wrapper.graph.node.remove(last)
-    wrapper.graph.output.remove(out)
-    for value in [v for v in wrapper.graph.value_info if v.name == logits]:
-        wrapper.graph.value_info.remove(value)
-    wrapper.graph.output.append(helper.make_tensor_value_info(logits, TensorProto.FLOAT, shape))
     from qonnx.util.cleanup import cleanup_model
 
     with quiet_stdout():
-        return cleanup_model(wrapper), last.op_type
+        return cleanup_model(wrapper), dropped
 
 
 # ------------------------------------------------------------------ evaluating the source
@@ -486,14 +533,15 @@ def _with_batch(wrapper, n: int):
     if n != batch and not _batch_generic(ModelWrapper(proto), batch):
         return None
     del proto.graph.value_info[:]
-    for value in (proto.graph.input[0], proto.graph.output[0]):
+    for value in (*proto.graph.input, *proto.graph.output):
         value.type.tensor_type.shape.dim[0].dim_value = n
     from qonnx.core.datatype import DataType
 
     with quiet_stdout():
         model = ModelWrapper(proto).transform(InferShapes())
     # the firmware takes every value of its input format; qonnx would refuse values outside the annotation
-    model.set_tensor_datatype(model.graph.input[0].name, DataType["FLOAT32"])
+    for value in model.graph.input:
+        model.set_tensor_datatype(value.name, DataType["FLOAT32"])
     return model
 
 
@@ -532,26 +580,33 @@ def _batch_generic(wrapper, batch: int) -> bool:
     return True
 
 
-def execute_qonnx(wrapper, x: np.ndarray) -> np.ndarray:
-    """Outputs of the graph by qonnx's executor (its own Quant/BipolarQuant, onnxruntime for standard nodes)."""
-    model = _with_batch(wrapper, len(x))
+def execute_qonnx(wrapper, x) -> np.ndarray:
+    """Outputs of the graph by qonnx's executor (its own Quant/BipolarQuant, onnxruntime for standard nodes):
+    ``x`` is one array per graph input (or one array), the outputs are flattened and put side by side."""
+    xs = list(x) if isinstance(x, (list, tuple)) else [x]
+    model = _with_batch(wrapper, len(xs[0]))
     if model is not None:
-        return _execute(model, x)
+        return _execute(model, xs)
     one = _with_batch(wrapper, 1)  # the graph's constants hold one batch size: one sample at a time
     if one is None:
         batch = wrapper.get_tensor_shape(wrapper.graph.input[0].name)[0]
         raise ModelError(f"the graph's constant shapes fix its batch at {batch}: qonnx cannot run it per sample")
-    return np.vstack([_execute(one, row[None]) for row in x])
+    return np.vstack([_execute(one, [part[i:i + 1] for part in xs]) for i in range(len(xs[0]))])
 
 
-def _execute(model, x: np.ndarray) -> np.ndarray:
+def _execute(model, xs: list[np.ndarray]) -> np.ndarray:
     from qonnx.core.onnx_exec import execute_onnx
 
-    in_name, out_name = model.graph.input[0].name, model.graph.output[0].name
-    shape = model.get_tensor_shape(in_name)
+    feed = {value.name: part.reshape(model.get_tensor_shape(value.name)).astype(np.float32)
+            for value, part in zip(model.graph.input, xs)}
     with quiet_stdout():
-        out = execute_onnx(model, {in_name: x.reshape(shape).astype(np.float32)})[out_name]
-    return np.asarray(out, dtype=np.float64).reshape(len(x), -1)
+        result = execute_onnx(model, feed)
+    return _side_by_side([result[o.name] for o in model.graph.output], len(xs[0]))
+
+
+def _side_by_side(outs, n: int) -> np.ndarray:
+    """Several outputs as one output bus: each flattened per sample, one after another."""
+    return np.concatenate([np.asarray(o, dtype=np.float64).reshape(n, -1) for o in outs], axis=1)
 
 
 def _ort_session(wrapper):
@@ -561,7 +616,7 @@ def _ort_session(wrapper):
     proto = copy.deepcopy(wrapper.model)
     if proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value != 1:
         del proto.graph.value_info[:]
-        for value in (proto.graph.input[0], proto.graph.output[0]):
+        for value in (*proto.graph.input, *proto.graph.output):
             value.type.tensor_type.shape.dim[0].dim_param = "batch"
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -569,14 +624,15 @@ def _ort_session(wrapper):
     return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def _run_ort(session, x: np.ndarray) -> np.ndarray:
-    inp = session.get_inputs()[0]
-    x = x.astype(np.float32)
-    if inp.shape[0] == 1:
-        out = np.vstack([session.run(None, {inp.name: row[None]})[0].reshape(1, -1) for row in x])
-    else:
-        out = session.run(None, {inp.name: x})[0]
-    return np.asarray(out, dtype=np.float64).reshape(len(x), -1)
+def _run_ort(session, x) -> np.ndarray:
+    """The session on one array per input (or one array); outputs flattened and put side by side."""
+    xs = [np.asarray(p, dtype=np.float32) for p in (x if isinstance(x, (list, tuple)) else [x])]
+    names = [i.name for i in session.get_inputs()]
+    n = len(xs[0])
+    if session.get_inputs()[0].shape[0] == 1:
+        return np.vstack([_side_by_side(session.run(None, {k: p[i:i + 1] for k, p in zip(names, xs)}), 1)
+                          for i in range(n)])
+    return _side_by_side(session.run(None, dict(zip(names, xs))), n)
 
 
 # ------------------------------------------------------------------ conversion
@@ -672,7 +728,7 @@ def _exact_requantization(loaded: LoadedOnnx, opts: dict):
     from trigger.frontends import onnx_requant
 
     graph = copy.deepcopy(loaded.wrapper)
-    fmt = loaded.input_format or FixedFormat.parse(opts["input_precision"])
+    fmt = onnx_input_formats(loaded, opts)[loaded.inputs[0]]
     chains = onnx_requant.find_chains(graph, fmt)
     for chain in chains:
         onnx_requant.fit_chain(graph, chain)
@@ -699,10 +755,19 @@ def _hls_config(loaded: LoadedOnnx, opts: dict) -> dict:
     hcfg["Model"]["Strategy"] = "Latency"
     hcfg["Model"]["ReuseFactor"] = int(opts["reuse_factor"])
     names = hcfg.setdefault("LayerName", {})
-    names.setdefault("global_in", {}).setdefault("Precision", {})
-    fmt = loaded.input_format or FixedFormat.parse(opts["input_precision"])
-    names["global_in"]["Precision"]["result"] = fmt.hls4ml
+    for name, fmt in onnx_input_formats(loaded, opts).items():
+        names.setdefault(name, {}).setdefault("Precision", {})
+        names[name]["Precision"]["result"] = fmt.hls4ml
     return hcfg
+
+
+def onnx_input_formats(loaded: LoadedOnnx, opts: dict) -> dict[str, FixedFormat]:
+    """Each graph input's format: its QONNX integer annotation, else ``hls.input_precision`` (one format, or
+    a mapping of input name to format with an optional ``default``)."""
+    from trigger.frontends.network import input_formats
+
+    given = input_formats(loaded.inputs, opts["input_precision"])
+    return {n: loaded.input_formats.get(n) or given[n] for n in loaded.inputs}
 
 
 def _post_training_formats(hls_model, hcfg: dict, opts: dict) -> None:
@@ -714,7 +779,11 @@ def _post_training_formats(hls_model, hcfg: dict, opts: dict) -> None:
     """
     ptq = {k: FixedFormat.parse(v).hls4ml for k, v in opts["ptq"].items()}
     names = hcfg["LayerName"]
-    for layer in list(hls_model.get_layers())[1:]:
+    from trigger.frontends.network import is_input
+
+    for layer in hls_model.get_layers():
+        if is_input(layer):  # keeps its input format
+            continue
         for key in _config_names(layer.name):
             prec = names.setdefault(key, {}).setdefault("Precision", {})
             if not isinstance(prec, dict):
@@ -739,7 +808,8 @@ def _convert_once(loaded: LoadedOnnx, hcfg: dict, opts: dict, out_dir: Path):
         with quiet_stdout():
             return hls4ml.converters.convert_from_onnx_model(
                 loaded.hls_wrapper or loaded.wrapper, hls_config=copy.deepcopy(hcfg), output_dir=str(out_dir),
-                project_name=opts["project_name"], backend=opts["backend"], io_type=opts["io_type"],
+                project_name=opts["project_name"], backend=opts["backend"],
+                io_type="io_parallel" if opts["io_type"] == "auto" else opts["io_type"],  # streaming: Keras only
                 part=opts["part"], clock_period=float(opts["clock_period_ns"]))
     except ModelError:
         raise
