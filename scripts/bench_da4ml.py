@@ -69,6 +69,8 @@ from trigger.vectors import test_vectors  # noqa: E402
 
 DA4ML_PYTHON = REPO / ".venv-da4ml" / "bin" / "python"
 EMIT = REPO / "scripts" / "da4ml_emit.py"
+ALKAID_PYTHON = REPO / ".venv-alkaid" / "bin" / "python"  # scripts/setup_alkaid.sh; --alkaid
+ALKAID_EMIT = REPO / "scripts" / "alkaid_emit.py"
 TOP = "trigger_top"
 WEIGHT_SEED = 5
 SHAPE = (16, 64, 32, 32, 5)
@@ -175,21 +177,24 @@ def da4ml_spec(model: FirmwareModel, designs: list[dict], vectors: np.ndarray, p
             "designs": designs, "part": part, "hard_dc": 2, "vectors": vectors.tolist()}
 
 
-def run_da4ml(spec: dict, work: Path) -> tuple[dict, float]:
-    if not DA4ML_PYTHON.exists():
-        raise SystemExit("bench_da4ml: .venv-da4ml not found: run scripts/setup_da4ml.sh first")
-    (work / "spec.json").write_text(json.dumps(spec, sort_keys=True))
+def run_da4ml(spec: dict, work: Path, tool: str = "da4ml") -> tuple[dict, float]:
+    """Runs ``tool``'s emitter (da4ml or alkaid, each in its own venv) on the spec; (emit.json, seconds)."""
+    python, emit, setup = ((DA4ML_PYTHON, EMIT, "setup_da4ml.sh") if tool == "da4ml"
+                           else (ALKAID_PYTHON, ALKAID_EMIT, "setup_alkaid.sh"))
+    if not python.exists():
+        raise SystemExit(f"bench_da4ml: {python.parent.parent.name} not found: run scripts/{setup} first")
+    (work / f"spec_{tool}.json").write_text(json.dumps(spec, sort_keys=True))
     t0 = time.perf_counter()
-    proc = subprocess.run([str(DA4ML_PYTHON), str(EMIT), str(work / "spec.json"), str(work / "da4ml")],
+    proc = subprocess.run([str(python), str(emit), str(work / f"spec_{tool}.json"), str(work / tool)],
                           capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
-        raise DA4MLError(f"da4ml_emit failed: {tail[0]}")
+        raise DA4MLError(f"{tool}_emit failed: {tail[0]}")
     try:
-        return json.loads((work / "da4ml" / "emit.json").read_text()), seconds
+        return json.loads((work / tool / "emit.json").read_text()), seconds
     except (OSError, ValueError) as err:
-        raise DA4MLError(f"da4ml_emit wrote no readable {work / 'da4ml' / 'emit.json'} ({err})") from None
+        raise DA4MLError(f"{tool}_emit wrote no readable {work / tool / 'emit.json'} ({err})") from None
 
 
 class DA4MLError(RuntimeError):
@@ -201,36 +206,37 @@ def layout_format(layout: dict) -> FixedFormat:
     return FixedFormat(int(layout["width"]), int(layout["width"]) - int(layout["frac"]), bool(layout["signed"]))
 
 
-def align_module(model: FirmwareModel, emitted: dict) -> ModuleBuilder:
-    """The stage after da4ml's core: each output element, read in da4ml's padded format, cast to the model's
-    output format (exact: da4ml's values already lie on that format's grid and in its range)."""
+def align_module(model: FirmwareModel, emitted: dict, tool: str = "da4ml") -> ModuleBuilder:
+    """The stage after da4ml's (or alkaid's) core: each output element, read in its padded format, cast to the
+    model's output format (exact: the values already lie on that format's grid and in its range)."""
     da_fmt = layout_format(emitted["output_layout"])
     da_bus = TensorType.uniform(da_fmt, model.output.n)
-    m = ModuleBuilder(f"{TOP}_da4ml_align")
+    m = ModuleBuilder(f"{TOP}_{tool}_align")
     ys = []
     for i, (lsb, fmt) in enumerate(zip(da_bus.offsets, model.output.formats)):
         ys.append(m.requant(f"y{i}", m.unpack(f"x{i}", lsb, da_fmt), da_fmt, fmt))
-    return finish_module(m, ys, da_bus, model.output, "da4ml output alignment", "requant", 0)
+    return finish_module(m, ys, da_bus, model.output, f"{tool} output alignment", "requant", 0)
 
 
-def da4ml_top(model: FirmwareModel, emitted: dict, design: dict, work: Path) -> list[Path]:
-    """da4ml's design behind the standard top, then the alignment stage; returns all its Verilog sources."""
+def da4ml_top(model: FirmwareModel, emitted: dict, design: dict, work: Path, tool: str = "da4ml") -> list[Path]:
+    """da4ml's (or alkaid's) design behind the standard top, then the alignment stage; all its Verilog sources."""
     in_fmt = uniform_format(model.input, "the model input")
     if layout_format(emitted["input_layout"]) != FixedFormat(in_fmt.width, in_fmt.integer, in_fmt.signed):
-        raise SystemExit(f"bench_da4ml: da4ml's input layout {emitted['input_layout']} differs from {in_fmt}")
-    folder = work / "da4ml" / design["label"]
-    align = align_module(model, emitted)
+        raise SystemExit(f"bench_da4ml: {tool}'s input layout {emitted['input_layout']} differs from {in_fmt}")
+    folder = work / tool / design["label"]
+    align = align_module(model, emitted, tool)
     da_bits = model.output.n * int(emitted["output_layout"]["width"])
     core = {"module": design["wrapper"], "has_clock": True, "clock_port": "clk", "in_port": "model_inp",
             "out_port": "model_out", "w_out": da_bits}
     # da4ml registers its input (and every stage): no input register in front of it.
-    text = standard_top(TOP, f"da4ml's pipelined design '{design['wrapper']}' (latency cutoff "
-                             f"{design['latency_cutoff']:g}) for network '{model.name}'",
+    knob = (f"latency cutoff {design['latency_cutoff']:g}" if "latency_cutoff" in design
+            else f"{design['n_stages']} stages")
+    text = standard_top(TOP, f"{tool}'s pipelined design '{design['wrapper']}' ({knob}) for network '{model.name}'",
                         model.input.elements(), model.output.elements(), [core, stage_of(align)],
                         design["latency_cycles"], input_register=False)
     top = folder / f"{TOP}.v"
     top.write_text(text)
-    return [top, write_module(align, folder, TOP)] + [work / "da4ml" / s for s in design["sources"]]
+    return [top, write_module(align, folder, TOP)] + [work / tool / s for s in design["sources"]]
 
 
 # ------------------------------------------------------------------ measuring
@@ -339,6 +345,12 @@ def bench_network(model: FirmwareModel, source: dict, args, simulator: str | Non
 
     jobs = [("trigger", f"pipeline={p}", d, gen_s) for p, d, gen_s in ours]
     jobs += [("da4ml", f"latency_cutoff={d['latency_cutoff']:g}", d, emit_seconds) for d in emitted["designs"]]
+    alkaid = None
+    if args.alkaid:  # alkaid at each of our latencies (its n_stages), from the same spec
+        targets = [{"label": f"latency_{t}", "target_latency": t} for t in sorted({d.latency_cycles for _, d, _ in ours})]
+        spec = {**da4ml_spec(model, targets, inputs, args.part), "clock_period_ns": args.clock}
+        alkaid, alkaid_seconds = run_da4ml(spec, work, "alkaid")
+        jobs += [("alkaid", f"n_stages={d['n_stages']}", d, alkaid_seconds) for d in alkaid["designs"]]
     tasks, seen = [], set()
     for generator, config, design, gen_s in jobs:
         if (generator, config) in seen:  # two latency targets can give the same da4ml cutoff
@@ -355,8 +367,9 @@ def bench_network(model: FirmwareModel, source: dict, args, simulator: str | Non
             entry.update(latency_cycles=design["latency_cycles"],
                          da4ml_cost_estimate_lut=round(design["cost_estimate"]),
                          da4ml_reg_bits=design["reg_bits"])
-            sources = da4ml_top(model, emitted, design, work)
-            data = [work / "da4ml" / f for f in design["data_files"]]
+            emitter = emitted if generator == "da4ml" else alkaid
+            sources = da4ml_top(model, emitter, design, work, generator)
+            data = [work / generator / f for f in design["data_files"]]
         tasks.append((entry, sources, data, sub))
     # Yosys in the background (independent processes), the simulations meanwhile.
     futures = []
@@ -377,6 +390,10 @@ def bench_network(model: FirmwareModel, source: dict, args, simulator: str | Non
         "da4ml": {"version": emitted["da4ml_version"], "hard_dc": emitted["hard_dc"],
                   "interpreter_vs_emulator": compare(expected, interp, inputs),
                   "output_layout": emitted["output_layout"]},
+        **({"alkaid": {"version": alkaid["alkaid_version"], "hard_dc": alkaid["hard_dc"],
+                       "interpreter_vs_emulator": compare(
+                           expected, np.asarray(alkaid["interpreter_outputs"], dtype=np.int64), inputs),
+                       "output_layout": alkaid["output_layout"]}} if alkaid else {}),
         "designs": results,
     }
 
@@ -413,6 +430,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cutoffs", default="", help="da4ml latency cutoffs, comma separated (e.g. 5, the da4ml "
                                                   "CLI's default; default none); da4ml designs with each of our "
                                                   "latencies are always built")
+    ap.add_argument("--alkaid", action="store_true",
+                    help="also build alkaid (da4ml's successor, .venv-alkaid from scripts/setup_alkaid.sh) at each "
+                         "of our latencies (its n_stages), with the same spec, top, simulation and Yosys script")
     ap.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
     ap.add_argument("--no-sim", action="store_true", help="skip the RTL simulation (resources only)")
     ap.add_argument("--no-dsp", action="store_true", help="forbid DSP inference in Yosys (LUTs only)")

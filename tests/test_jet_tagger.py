@@ -30,7 +30,7 @@ def test_jet_tagger_example_end_to_end(tmp_path):
     assert abs(training["float_accuracy"] - training["quantized_accuracy"]) < 0.05
     manifest = json.loads((out / "manifest.json").read_text())
     assert len(manifest["inputs"]) == 16 and len(manifest["outputs"]) == 5
-    assert manifest["rtl"]["pipeline"] == 3 and manifest["target"]["clock_mhz"] == 200.0
+    assert manifest["rtl"]["pipeline"] == "auto" and manifest["target"]["clock_mhz"] == 200.0
     assert manifest["budget"]["latency_ns"] == 100
     assert main(["verify", str(out)]) == 0
     result = json.loads((out / "reports" / "verify.json").read_text())

@@ -91,10 +91,10 @@ def test_bundle_layout_and_manifest(built):
     for rel, digest in manifest["files"].items():
         assert hashlib.sha256((bundle / rel).read_bytes()).hexdigest() == digest, rel
     for rel in (f"hls/{TOP}.cpp", f"hls/{TOP}_rom.inc", "hls/build_prj.tcl", f"rtl/{TOP}.v",
-                f"rtl/{TOP}_table_rom.mem", "vectors/inputs.npy", "vectors/outputs.mem", "reports/physics.json",
+                f"rtl/{TOP}_ops_rom.mem", "vectors/inputs.npy", "vectors/outputs.mem", "reports/physics.json",
                 "reports/lut.md", "reports/plots/pt_turn_on.png", "reports/plots/pt_resolution.png"):
         assert rel in manifest["files"], rel
-    words = (bundle / f"rtl/{TOP}_table_rom.mem").read_text().split()
+    words = (bundle / f"rtl/{TOP}_ops_rom.mem").read_text().split()
     assert [int(w, 16) for w in words] == model.ops[2].words.tolist()
     inputs = np.load(bundle / "vectors" / "inputs.npy")
     assert np.array_equal(np.load(bundle / "vectors" / "outputs.npy"), emulate(model, inputs).outputs)
@@ -146,11 +146,11 @@ def test_tampered_bundle_is_refused(built, tmp_path):
     from trigger.verify import verify_bundle
 
     bundle = _copy(built[1], tmp_path / "tampered")
-    mem = bundle / "rtl" / f"{TOP}_table_rom.mem"
+    mem = bundle / "rtl" / f"{TOP}_ops_rom.mem"
     lines = mem.read_text().split("\n")
     lines[5] = f"{(int(lines[5], 16) + 1) % 512:03x}"
     mem.write_text("\n".join(lines))
-    with pytest.raises(BundleError, match=f"files changed since the build: rtl/{TOP}_table_rom.mem"):
+    with pytest.raises(BundleError, match=f"files changed since the build: rtl/{TOP}_ops_rom.mem"):
         verify_bundle(bundle, progress=False)
 
 
@@ -162,7 +162,7 @@ def test_broken_firmware_is_caught_icarus(built, tmp_path):
 
     bundle = _copy(built[1], tmp_path / "broken")
     rtl_address, csim_address = 700, 300
-    mem = bundle / "rtl" / f"{TOP}_table_rom.mem"
+    mem = bundle / "rtl" / f"{TOP}_ops_rom.mem"
     words = mem.read_text().split("\n")
     words[rtl_address] = f"{(int(words[rtl_address], 16) + 1) % 512:03x}"
     mem.write_text("\n".join(words))
@@ -170,7 +170,7 @@ def test_broken_firmware_is_caught_icarus(built, tmp_path):
     values = inc.read_text().split(",\n")
     values[csim_address] = str((int(values[csim_address]) + 1) % 512)
     inc.write_text(",\n".join(values))
-    _rehash(bundle, f"rtl/{TOP}_table_rom.mem", f"hls/{TOP}_rom.inc")
+    _rehash(bundle, f"rtl/{TOP}_ops_rom.mem", f"hls/{TOP}_rom.inc")
 
     report = verify_bundle(bundle, simulator="icarus", progress=False)
     model = FirmwareModel.load(bundle)

@@ -236,7 +236,7 @@ def test_oversized_convolution_is_refused_before_hls4ml(tmp_path):
     loaded = load_model(tmp_path / "big.json")
     with pytest.raises(ModelError, match=rf"layer big \(Conv2D .*\): fully unrolled it needs \d+ constant "
                                          rf"multiplications \(1444 output positions x 216 non-zero weights\), over the "
-                                         rf"limit of {MAX_MULTIPLIERS} per layer; resource sharing"):
+                                         rf"limit of {MAX_MULTIPLIERS} per layer; stream it instead"):
         refuse_oversized(loaded)
     op = Conv2D("big", TensorType.uniform(F("fixed<8,3>"), 40 * 40 * 3), TensorType.uniform(F("fixed<8,3>"), 1444 * 8),
                 [40, 40, 3], [3, 3], [1, 1], [0, 0, 0, 0], np.ones((27, 8), dtype=np.int64), np.zeros(8, np.int64),

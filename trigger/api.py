@@ -161,7 +161,8 @@ def _load(source: Path, options, sections: dict):
     if not source.exists():
         raise ConfigError(f"{source} not found")
     if FILE_FRONTENDS.get(source.suffix.lower(), "").split(":")[0] not in ("trigger.frontends.network",
-                                                                           "trigger.frontends.onnx"):
+                                                                           "trigger.frontends.onnx",
+                                                                           "trigger.frontends.hgq2"):
         raise ConfigError(f"{source}: settings other than the build options apply to networks only")
     model = {"file": str(source.resolve())}
     if options.weights:

@@ -20,6 +20,7 @@ BUDGET_KEYS = {
     "DSP": "maximum DSP slices, a count or a percent",
     "BRAM": "maximum 36 Kb block RAMs, a count or a percent",
     "bit_exact": "true to require every verification mismatch count to be 0",
+    "clock": "true (the default) to fail when the estimated critical path exceeds the target clock period",
 }
 
 
@@ -51,9 +52,9 @@ def load_budget(source, where: str = "budget") -> dict:
 
 
 def _check_limit(where, key, value):
-    if key == "bit_exact":
+    if key in ("bit_exact", "clock"):
         if not isinstance(value, bool):
-            raise BudgetError(f"{where}: bit_exact must be true or false, got {value!r}")
+            raise BudgetError(f"{where}: {key} must be true or false, got {value!r}")
         return value
     if isinstance(value, str) and key in ("LUT", "FF", "DSP", "BRAM"):
         text = value.strip()

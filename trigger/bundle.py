@@ -237,6 +237,8 @@ def build_bundle(source, out_dir, options=None, progress: bool = True, design=No
                     # estimated longest path (ns) after each register (trigger.backends.rtl.builder), and the
                     # budget per stage when pipeline is auto (the clock period)
                     "delay_ns_per_stage": rtl.stage_delay_ns, "max_delay_ns_per_stage": rtl.max_delay_ns,
+                    # a streamed design (trigger/backends/rtl/stream.py): frame protocol, pixels per frame, stages
+                    **({"stream": rtl.stream} if getattr(rtl, "stream", None) else {}),
                     # a table in external memory: the memory-interface top's simulation wrapper and memory model
                     **_simulation_section(getattr(rtl, "simulation", None), rel)},
             "hls": hls,

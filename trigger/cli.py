@@ -142,7 +142,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                            pipeline=args.pipeline, keep_softmax=args.softmax, part=args.part,
                            clock_period_ns=args.clock, vectors=args.vectors, argmax=getattr(args, "argmax", False),
                            ii=getattr(args, "ii", None), scheduler=getattr(args, "scheduler", None),
-                           workers=getattr(args, "workers", None))
+                           workers=getattr(args, "workers", None), io_type=getattr(args, "io_type", None))
     design = None
     if getattr(args, "data", None):  # the source model on the user's events, stored for `trigger report --data`
         from trigger.frontends import load_design
@@ -267,7 +267,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"report written to {Path(args.bundle) / 'reports' / 'report.html'}")
     if not report["budget"]["pass"]:
         for v in report["budget"]["violations"]:
-            print(f"budget violation: {v['metric']} = {v['value']} exceeds {v['limit']}", file=sys.stderr)
+            text = v.get("message") or f"{v['metric']} = {v['value']} exceeds {v['limit']}"
+            print(f"budget violation: {text}", file=sys.stderr)
         return 1
     return 0
 
@@ -284,12 +285,28 @@ def cmd_ci(args: argparse.Namespace) -> int:
     reported = cmd_report(argparse.Namespace(bundle=out, budget=args.budget, no_synth=False, data=args.data,
                                              task=args.task, threshold=args.threshold, rate_mhz=args.rate_mhz,
                                              classes=args.classes))
-    if status or verified or reported:
-        print("trigger ci: FAILED" + (" (bit mismatches)" if verified else "") + (" (budget)" if reported else ""),
-              file=sys.stderr)
+    disproved = 0
+    if getattr(args, "prove", False) and not status:  # a counterexample fails; 'not proved' is reported only
+        disproved = cmd_prove(argparse.Namespace(bundle=out, op=None))
+    if status or verified or reported or disproved:
+        print("trigger ci: FAILED" + (" (bit mismatches)" if verified else "") + (" (budget)" if reported else "")
+              + (" (counterexample)" if disproved else ""), file=sys.stderr)
         return 1
     print("trigger ci: passed")
     return 0
+
+
+def cmd_prove(args: argparse.Namespace) -> int:
+    """Each op module of the bundle's RTL against its op's integer semantics, for all inputs (trigger/prove.py)."""
+    from trigger.prove import line, prove_bundle
+
+    limit = getattr(args, "max_values", None)
+    report = prove_bundle(Path(args.bundle), ops=args.op or None, progress=lambda r: print(line(r), flush=True),
+                          **({"limit": limit} if limit else {}))
+    counts = report["summary"]
+    print(f"proved {counts['proved']}, counterexample {counts['counterexample']}, not proved {counts['not proved']} "
+          f"(reports/prove.json)")
+    return 1 if counts["counterexample"] else 0
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -346,6 +363,10 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ii", type=ii_setting, default=None, metavar="N|auto",
                    help="a new input every N clocks, the arithmetic shared over them (default from trigger.yml "
                         "rtl.ii, else 1); auto: floor(clock MHz / 40), at most the budget's ii; see docs/ii.md")
+    p.add_argument("--io-type", choices=("auto", "io_parallel", "io_stream"), default=None,
+                   help="convolutions unrolled (io_parallel), streamed through a line buffer (io_stream: one pixel "
+                        "per clock, docs/streaming.md) or auto: streamed when too large to unroll (trigger.yml "
+                        "hls.io_type; default auto)")
     p.add_argument("--clock", type=clock_period_ns, metavar="NS",
                    help="target clock PERIOD in ns, not a frequency: 4 for 250 MHz "
                         "(default from trigger.yml, else 5)")
@@ -447,8 +468,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", help="budget YAML (default: the model's trigger.yml budget section)")
     p.add_argument("--vectors", type=positive_int, default=None, metavar="N", help="number of test vectors to store and verify (default from trigger.yml)")
     p.add_argument("--sim", choices=sorted(SIMULATORS), default="verilator", help="RTL simulator")
+    p.add_argument("--prove", action="store_true",
+                   help="also run `trigger prove`: fail on a counterexample ('not proved' is reported, not a failure)")
     _add_data_options(p)
     p.set_defaults(func=cmd_ci)
+
+    p = sub.add_parser("prove", help="prove each op's RTL equal to its integer semantics for all inputs",
+                       description="Flatten each op module of the bundle's RTL with Yosys (registers removed by "
+                                   "latency) and prove it equal to the op's reference (trigger/prove.py): exact affine "
+                                   "forms for the arithmetic, exhaustive enumeration for narrow non-linear parts. "
+                                   "Writes reports/prove.json. Exit 1 on a counterexample; 'not proved' is reported.")
+    p.add_argument("bundle", help="bundle folder written by `trigger build`")
+    p.add_argument("--op", action="append", metavar="NAME", help="prove only this op (repeatable)")
+    p.add_argument("--max-values", type=positive_int, default=None, metavar="N",
+                   help="enumerate at most N values of one accumulator (default 2^25; time grows linearly)")
+    p.set_defaults(func=cmd_prove)
 
     p = sub.add_parser("ii-curve", help="resources and latency versus II (resource sharing): table and plot",
                        description="Build the model at several II (rtl.ii; see docs/ii.md), verify each 3-way and "

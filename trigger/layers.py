@@ -60,7 +60,10 @@ class LayerSource:
 # ------------------------------------------------------------------ the source model's layers
 def layer_source(loaded, exact: bool, fw=None) -> LayerSource | None:
     """The layers of a loaded source model (trigger.frontends.keras.LoadedModel or onnx.LoadedOnnx); ONNX needs
-    the firmware model ``fw`` (its ops name the nodes they come from)."""
+    the firmware model ``fw`` (its ops name the nodes they come from); a model that evaluates its own layers
+    (trigger.frontends.hgq2.Hgq2Model) says so with ``layer_source``."""
+    if hasattr(loaded, "layer_source"):
+        return loaded.layer_source(exact)
     if hasattr(loaded, "keras"):
         return _keras_layers(loaded, exact)
     if hasattr(loaded, "wrapper") and fw is not None:

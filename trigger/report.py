@@ -18,6 +18,8 @@ from trigger.bundle import changed_files, load_manifest, write_json
 from trigger.errors import BundleError, ConfigError, ToolError
 from trigger.synth import bram_for_table, fits_clock, path_ns, synthesize, utilization
 from trigger.templates import render
+from trigger.timing import headline, timing_section, vivado_timing
+from trigger.timing import violation as timing_violation
 
 def judge(report: dict, budget: dict, part: str) -> dict:
     """Compare measured figures with each limit: pass and a list of violations."""
@@ -31,7 +33,11 @@ def judge(report: dict, budget: dict, part: str) -> dict:
             violations.append({"metric": metric, "limit": limit, "value": value})
 
     for key, limit in budget.items():
-        if key == "latency_ns":
+        if key == "clock":  # the estimated (or vendor) critical path against the target clock period
+            timing = report.get("timing") or {}
+            if limit and timing.get("critical_path_ns") is not None and not timing["fits"]:
+                violations.append(timing_violation(timing))
+        elif key == "latency_ns":
             check(key, limit, lat.get("ns"))
         elif key == "latency_cycles":
             check(key, limit, lat.get("cycles"))
@@ -124,6 +130,11 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
         # the longest register-to-register path (Yosys sta, trigger.synth's cell delays) against the clock
         resources["critical_path_ns"] = path_ns(figures)
         resources["fits_clock_estimate"] = fits_clock(figures, clock_ns)
+    vendor_timing = None
+    if synth:  # Vivado's post-synthesis timing when it is on PATH; else trigger's estimate above
+        vendor_timing = vivado_timing(bundle, rtl.get("sources", []), rtl.get("top", manifest.get("top", "trigger_top")),
+                                      part, clock_ns)
+    timing = timing_section(clock_ns, resources if synth else {}, manifest, bundle, vendor_timing)
     table = manifest.get("table")
     if table:
         resources["table_bram"] = bram_for_table(1 << int(table["address_bits"]), int(table["word_bits"]))
@@ -136,6 +147,7 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
         "kind": manifest.get("kind"),
         "part": part,
         "latency": latency,
+        "timing": timing,
         "resources": resources,
         "bit_exact": bit_exact and not tampered,
         "verification": {"vectors": verify.get("vectors"), "exhaustive": verify.get("exhaustive"),
@@ -168,6 +180,7 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
         budget = load_budget(budget_source)
     elif manifest.get("budget"):
         budget = load_budget(manifest["budget"])
+    budget.setdefault("clock", True)  # on whenever a target clock is set (every bundle has one); false turns it off
     report["budget"] = judge(report, budget, part)
     if synth:  # each budgeted figure as a share of its limit and of the part, per module (layer)
         report["resource_shares"] = resource_shares(report)
@@ -414,20 +427,41 @@ def summary_rows(report: dict) -> list[tuple[str, str]]:
         text = _share_text(shares[key]) if key in shares else ""
         return f"{value} ({text})" if text else str(value)
 
+    timing = report.get("timing")
+    mhz = (timing or {}).get("clock_mhz") or round(1000.0 / lat["clock_period_ns"], 3)
     rows = [
-        ("latency", f"{lat['cycles']} cycles = {lat['ns']} ns at {lat['clock_period_ns']} ns clock"),
+        ("latency", f"{lat['cycles']} cycles = {lat['ns']} ns at {mhz:g} MHz{headline(timing)}"),
         ("II", str(lat["ii"])),
         ("LUT", with_pct("LUT")), ("FF", with_pct("FF")), ("DSP", with_pct("DSP")), ("BRAM36", with_pct("BRAM")),
-        ("longest path", f"{res.get('critical_path_ns', '-')} ns estimated (Yosys sta) against the "
-                         f"{lat['clock_period_ns']} ns clock: {'fits' if res.get('fits_clock_estimate') else 'DOES NOT FIT'}"),
+        *_timing_rows(timing, res, lat),
         ("logic depth", f"{res.get('logic_levels', '-')} cells (LUT/CARRY4/MUXF/DSP) on the deepest register-to-"
                         f"register path"),
         *_synthesis_rows(res),
         ("bit exact", "yes" if report["bit_exact"] else "NO"),
         ("budget", "pass" if report["budget"]["pass"] else "FAIL: " + "; ".join(
-            f"{v['metric']} {v['value']} > {v['limit']}" for v in report["budget"]["violations"])),
+            v.get("message") or f"{v['metric']} {v['value']} > {v['limit']}" for v in report["budget"]["violations"])),
     ]
     rows += source_model_rows(report)
+    return rows
+
+
+def _timing_rows(timing: dict | None, res: dict, lat: dict) -> list[tuple[str, str]]:
+    """The critical path against the clock, the stage that sets it, and where the figures come from."""
+    if not timing or timing.get("critical_path_ns") is None:
+        return [("longest path", "not measured (no synthesis)")]
+    where = timing.get("module") or "-"
+    if timing.get("stage"):
+        where += f" ({timing['stage']})"
+    verdict = "fits" if timing["fits"] else "DOES NOT FIT"
+    rows = [("longest path", f"{timing['critical_path_ns']:.3f} ns against the {timing['clock_period_ns']:g} ns "
+                             f"clock ({timing['clock_mhz']:g} MHz): {verdict}, slack {timing['slack_ns']:+.3f} ns, "
+                             f"in {where}")]
+    est = timing.get("builder_estimate")
+    if est:
+        rows.append(("stage estimate", f"RTL builder, pipeline {timing.get('pipeline')}: worst stage "
+                                       f"{est['worst_stage']} of {len(est['delay_ns_per_stage'])} at "
+                                       f"{est['worst_ns']:.3f} ns"))
+    rows.append(("timing source", timing.get("note") or timing["source"]))
     return rows
 
 

@@ -239,14 +239,16 @@ def build_key(simulator: str, harness_text: str, sources, build_args) -> str:
 def simulate(sources, top: str, inputs: np.ndarray, in_widths: list[int], out_widths: list[int], *,
              simulator: str = "verilator", build_dir: Path, data_files=(), max_latency: int = 64,
              parameters: dict | None = None, protocol_vectors: int = PROTOCOL_VECTORS,
-             cache_dir: Path | None | bool = True, ii: int = 1) -> SimResult:
+             cache_dir: Path | None | bool = True, ii: int = 1, stream: dict | None = None) -> SimResult:
     """Stream ``inputs`` (n_vectors, one unsigned pattern per input element, at ``in_widths``) through
     ``top`` and return its outputs as unsigned patterns per output element (``out_widths``).
 
     ``build_dir`` holds the run's files and logs; the compiled simulator comes from ``cache_dir``
     (True: ``trigger.toolchain.sim_cache_dir()``; None/False or caching off: build under ``build_dir``).
     ``parameters`` are Verilog parameters of ``top``. ``ii``: the top takes an input every ii clocks
-    (inputs are driven exactly ii clocks apart, and a too-early one is checked to be refused)."""
+    (inputs are driven exactly ii clocks apart, and a too-early one is checked to be refused).
+    ``stream``: the manifest's rtl.stream of a streamed design (frame protocol): each input vector is a frame that
+    the harness sends as ``pixels_per_frame`` pixels of ``pixel_bits`` bits, one per clock (ii = pixels per frame)."""
     if simulator not in SIMULATORS:
         raise ConfigError(f"unknown simulator {simulator!r}, expected one of {', '.join(SIMULATORS)}")
     inputs = np.atleast_2d(np.asarray(inputs, dtype=np.int64))
@@ -279,7 +281,7 @@ def simulate(sources, top: str, inputs: np.ndarray, in_widths: list[int], out_wi
     if str(sim_dir()) not in sys.path:  # the runner hands sys.path to the simulator's Python
         sys.path.insert(0, str(sim_dir()))
     harness = render(HARNESS_TEMPLATE, harness=HARNESS, top=_instance(top, parameters),
-                     in_bits=in_bits, out_bits=out_bits, ii=int(ii))
+                     in_bits=in_bits, out_bits=out_bits, ii=int(ii), stream=stream)
     sources = [Path(s).resolve() for s in sources]
     key = build_key(simulator, harness, sources, sim.build_args)
     root = sim_cache_dir() if cache_dir is True else (Path(cache_dir) if cache_dir else None)

@@ -94,6 +94,18 @@ def library_outputs(bundle: Path, manifest: dict, model: FirmwareModel, inputs: 
     return out, timings, None
 
 
+# Frames of a streamed design checked cycle by cycle from cocotb (each takes pixels-per-frame clocks); the rest stream
+# through the harness with no Python in the loop.
+STREAM_PROTOCOL_FRAMES = 24
+
+
+def _stream_options(rtl: dict) -> dict:
+    """simulate()'s options for a streamed design (frame protocol, trigger/backends/rtl/stream.py); none otherwise."""
+    if not rtl.get("stream"):
+        return {}
+    return {"stream": rtl["stream"], "protocol_vectors": STREAM_PROTOCOL_FRAMES}
+
+
 def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = None, progress: bool = True) -> dict:
     """Verify a bundle; writes and returns ``reports/verify.json``."""
     bundle = Path(bundle)
@@ -141,7 +153,8 @@ def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = No
         sim = simulate([bundle / s for s in rtl["sources"]], rtl["top"], model.input.to_bits(inputs),
                        model.input.widths, model.output.widths, simulator=simulator,
                        build_dir=bundle / ".sim_build", data_files=[bundle / f for f in rtl.get("data_files", [])],
-                       max_latency=int(manifest["latency_cycles"]) + 8, ii=int(manifest.get("ii", 1)))
+                       max_latency=int(manifest["latency_cycles"]) + 8, ii=int(manifest.get("ii", 1)),
+                       **_stream_options(rtl))
         timings["rtl_build_s"] = round(sim.build_seconds, 3)
         timings["rtl_sim_s"] = round(sim.seconds, 3)
         timings.update(sim.summary())  # cache hit, CPU times, the harness's bulk throughput
@@ -210,6 +223,13 @@ def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = No
         "timings": timings,
         "rtl_vectors_per_s": round(len(inputs) / max(sim.seconds, 1e-9), 1),
     }
+    stream = manifest["rtl"].get("stream")
+    if stream:  # a streamed design: the frame's latency after its last pixel, measured, and the pixels per frame
+        result["stream"] = {"pixels_per_frame": int(stream["pixels_per_frame"]), "ii_per_frame": int(sim.ii),
+                            "latency_after_last_pixel": int(sim.latency_cycles) - int(stream.get(
+                                "first_to_last_pixel", int(stream["pixels_per_frame"]) - 1))
+                            if sim.latency_cycles >= 0 else -1,
+                            "latency_after_last_pixel_expected": int(stream["latency_after_last_pixel"])}
     result["source_model"] = source
     from trigger.layers import describe as describe_layers, stored_section
 

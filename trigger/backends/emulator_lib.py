@@ -126,12 +126,14 @@ def _hls4ml_parts(model, bundle: Path, hls: dict, tail) -> dict:
     m = re.search(rf"void\s+{re.escape(project)}\s*\(([^)]*)\)", header.read_text())
     if m is None:
         raise BundleError(f"{header}: prototype of {project}(...) not found")
-    params = []
+    params, streams = [], []
     for text in m.group(1).split(","):
         p = re.fullmatch(r"\s*(?:const\s+)?([\w:<>, ]+?)\s+(\w+)\s*\[([^\]]+)\]\s*", text)
-        if p is None:
+        q = re.fullmatch(r"\s*hls::stream<\s*([\w:]+)\s*>\s*&\s*(\w+)\s*", text)  # io_stream: pixel arrays
+        if p is None and q is None:
             raise BundleError(f"{header}: cannot read the argument {text.strip()!r} of {project}")
-        params.append((p.group(1), p.group(2)))
+        params.append(((q or p).group(1), (q or p).group(2)))
+        streams.append(q is not None)
     n_in_ports = len(model.input_ports)
     out_slices = model.output_slices()
     if tail:  # the argmax output option: hls4ml's top computes the tensor in front of the argmax
@@ -141,14 +143,33 @@ def _hls4ml_parts(model, bundle: Path, hls: dict, tail) -> dict:
     if len(params) != n_in_ports + len(out_slices):
         raise BundleError(f"{header}: {project} has {len(params)} arguments, the firmware model "
                           f"{n_in_ports} inputs and {len(out_slices)} outputs")
+    if any(streams) and tail:
+        raise BundleError("the emulator library supports an appended argmax on an io_parallel project only")
     lines = []
     for k, ((_, first, count), (ctype, _)) in enumerate(zip(_input_slices(model), params)):
-        lines += [f"{ctype} in{k}[{count}];",
-                  f"for (std::size_t i = 0; i < {count}; ++i) set_raw(in{k}[i], in[{first} + i]);"]
+        if streams[k]:  # io_stream: one array of a pixel's channels per write, in raster order
+            lines += [f"hls::stream<{ctype}> in{k};",
+                      f"for (std::size_t p = 0; p < {count} / {ctype}::size; ++p) {{",
+                      f"    {ctype} pixel;",
+                      f"    for (std::size_t j = 0; j < {ctype}::size; ++j) "
+                      f"set_raw(pixel[j], in[{first} + p * {ctype}::size + j]);",
+                      f"    in{k}.write(pixel);", "}"]
+        else:
+            lines += [f"{ctype} in{k}[{count}];",
+                      f"for (std::size_t i = 0; i < {count}; ++i) set_raw(in{k}[i], in[{first} + i]);"]
     for k, (_, _, count) in enumerate(out_slices):
-        lines.append(f"{params[n_in_ports + k][0]} out{k}[{count}];")
+        ctype = params[n_in_ports + k][0]
+        lines.append(f"hls::stream<{ctype}> out{k};" if streams[n_in_ports + k] else f"{ctype} out{k}[{count}];")
     args = [f"in{k}" for k in range(n_in_ports)] + [f"out{k}" for k in range(len(out_slices))]
     lines.append(f"{project}({', '.join(args)});")
+    for k, (_, first, count) in enumerate(out_slices):
+        if streams[n_in_ports + k]:  # read the stream back into a flat array of the element type
+            ctype = params[n_in_ports + k][0]
+            lines += [f"{ctype}::value_type out{k}_flat[{count}];",
+                      f"for (std::size_t p = 0; p < {count} / {ctype}::size; ++p) {{",
+                      f"    {ctype} pixel = out{k}.read();",
+                      f"    for (std::size_t j = 0; j < {ctype}::size; ++j) out{k}_flat[p * {ctype}::size + j] = pixel[j];",
+                      "}"]
     if tail:
         fmt = tail[0].input.format
         n = tail[0].input.n
@@ -159,12 +180,14 @@ def _hls4ml_parts(model, bundle: Path, hls: dict, tail) -> dict:
                   "}", "out[0] = index;"]
     else:
         for k, (_, first, count) in enumerate(out_slices):
+            flat = f"out{k}_flat" if streams[n_in_ports + k] else f"out{k}"
             lines.append(f"for (std::size_t i = 0; i < {count}; ++i) out[{first} + i] = "
-                         f"get_raw(out{k}[i], out_signed[{first} + i]);")
+                         f"get_raw({flat}[i], out_signed[{first} + i]);")
     quantize = []
     for k, ((_, first, count), (ctype, _)) in enumerate(zip(_input_slices(model), params)):
+        element = f"{ctype}::value_type" if streams[k] else ctype
         quantize.append(f"for (std::size_t i = {first}; i < {first + count}; ++i) "
-                        f"raw[i] = quantize<{ctype}>(x[i], in_signed[i]);")
+                        f"raw[i] = quantize<{element}>(x[i], in_signed[i]);")
     ns_lines = ["namespace nnet { using namespace ::nnet; }  // hls4ml's generated code (nnet_code_gen.h) "
                 "lands in this nnet", "#define __SYNTHESIS__  // weights/*.h initialise the arrays",
                 f'#include "{project}.cpp"', "#undef __SYNTHESIS__"]

@@ -19,6 +19,9 @@ from trigger.errors import ConfigError, read_yaml
 from trigger.ir.model import FirmwareModel
 
 DEFAULT_PART = "xcvu13p-flga2577-2-e"
+# registers wherever a stage's estimated delay would exceed the clock period, so every default build
+# meets its clock (by trigger's cell-delay estimate); "layer" and N stay available
+DEFAULT_PIPELINE = "auto"
 
 
 @dataclass
@@ -36,6 +39,7 @@ class BuildOptions:
     clock_period_ns: float | None = None
     vectors: int | None = None
     ii: object = None  # --ii N|auto (trigger.ir.ii): a new event every N clocks
+    io_type: str | None = None  # --io-type auto|io_parallel|io_stream (networks: hls.io_type)
     scheduler: str | None = None  # --scheduler tcp://host:port: a Dask cluster for the long work (trigger.scale)
     workers: int | None = None  # --workers N: a LocalCluster of N processes
     # a folder on the output's filesystem (build_bundle sets it beside the bundle): where a frontend's distributed
@@ -52,7 +56,7 @@ class Design:
     source_sha256: str  # of the user's model files or config
     part: str = DEFAULT_PART
     clock_period_ns: float = 5.0
-    pipeline: object = "layer"
+    pipeline: object = DEFAULT_PIPELINE
     rtl_multiplier: object = "shift_add"  # trigger.yml rtl.multiplier: shift_add, dsp or N (bits above which `*` is used)
     ii: object = None  # trigger.yml rtl.ii: N or 'auto' (None: 1); trigger.ir.ii.resolve_ii checks it against the model
     layer_ii: dict = field(default_factory=dict)  # trigger.yml rtl.layer_ii: {layer name: N}
@@ -83,7 +87,7 @@ FILE_FRONTENDS: dict[str, str] = {
     ".json": "trigger.frontends.network:design_from_file",
     ".h5": "trigger.frontends.network:design_from_file",
     ".hdf5": "trigger.frontends.network:design_from_file",
-    ".keras": "trigger.frontends.network:design_from_file",
+    ".keras": "trigger.frontends.hgq2:design_from_keras_file",  # HGQ2 archives there, other Keras ones to network
     ".onnx": "trigger.frontends.onnx:design_from_file",
     # pickles (scikit-learn's usual way to save) are refused with a one-line error: loading runs code
     ".pkl": "trigger.frontends.trees.build:refuse_pickle",

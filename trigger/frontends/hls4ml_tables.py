@@ -26,6 +26,10 @@ from trigger.fixed import FixedFormat
 _CALLS = {
     "sigmoid": "nnet::init_sigmoid_table<{cfg}, {n}>(t);",
     "tanh": "nnet::init_tanh_table<{cfg}, {n}>(t);",
+    "softsign": "nnet::init_softsign_table<{cfg}, {n}>(t);",
+    "elu": "nnet::init_elu_table<{cfg}, {n}>(t);",
+    "selu": "nnet::init_selu_table<{cfg}, {n}>(t);",
+    "invert_sqr": "nnet::init_invert_sqr_table<{cfg}, {n}>(t);",  # nnet_layernorm.h (epsilon, range: layernorm)
     "exp": "nnet::init_exp_table<{data_t}, {cfg}>(t, {negative});",
     "invert": "nnet::init_invert_table<{data_t}, {cfg}>(t);",
     "exp_legacy": "nnet::init_exp_table_legacy<{cfg}, {n}>(t);",
@@ -40,14 +44,17 @@ def _hls4ml_templates() -> Path:
 
 
 def _program(kind: str, size: int, table: FixedFormat, data: FixedFormat | None, negative: bool,
-             exp_scale: float) -> str:
+             exp_scale: float, layernorm: tuple[int, int] = (3, 0)) -> str:
     t = table.cpp
     d = data.cpp if data is not None else "ap_fixed<16,6>"
     call = _CALLS[kind].format(cfg="cfg", n=size, data_t=d, negative="true" if negative else "false")
+    header, base = ("nnet_layernorm.h", "") if kind == "invert_sqr" else ("nnet_activation.h", " : nnet::activ_config")
     return f"""#include <cstdio>
 #include "ap_fixed.h"
-#include "nnet_utils/nnet_activation.h"
-struct cfg : nnet::activ_config {{
+#include "nnet_utils/{header}"
+struct cfg{base} {{
+    static const unsigned epsilon_power_of_10 = {layernorm[0]};
+    static const unsigned table_range_power2 = {layernorm[1]};
     static const unsigned table_size = {size};
     static const unsigned exp_table_size = {size};
     static const unsigned inv_table_size = {size};
@@ -70,7 +77,7 @@ int main() {{
 
 @functools.lru_cache(maxsize=None)
 def _table(kind: str, size: int, table_text: str, data_text: str | None, negative: bool,
-           exp_scale: float) -> tuple[int, ...]:
+           exp_scale: float, layernorm: tuple[int, int] = (3, 0)) -> tuple[int, ...]:
     table = FixedFormat.parse(table_text)
     data = FixedFormat.parse(data_text) if data_text else None
     compiler = shutil.which("g++")
@@ -79,7 +86,7 @@ def _table(kind: str, size: int, table_text: str, data_text: str | None, negativ
     root = _hls4ml_templates()
     with tempfile.TemporaryDirectory(prefix="trigger-table-") as work:
         src, exe = Path(work) / "table.cpp", Path(work) / "table"
-        src.write_text(_program(kind, size, table, data, negative, exp_scale))
+        src.write_text(_program(kind, size, table, data, negative, exp_scale, layernorm))
         # hls4ml's build_lib.sh flags (-O3, no fast-math): the same float arithmetic as its C simulation
         cmd = [compiler, "-O3", "-std=c++11", f"-I{root / 'ap_types'}", f"-I{root}", str(src), "-o", str(exe)]
         done = subprocess.run(cmd, capture_output=True, text=True)
@@ -96,13 +103,14 @@ def _table(kind: str, size: int, table_text: str, data_text: str | None, negativ
 
 
 def activation_table(kind: str, size: int, table: FixedFormat, *, data: FixedFormat | None = None,
-                     negative: bool = False, exp_scale: float = 1.0) -> np.ndarray:
+                     negative: bool = False, exp_scale: float = 1.0, layernorm: tuple[int, int] = (3, 0)) -> np.ndarray:
     """Raw integers (in ``table``) of one of nnet_activation.h's tables, as its C++ fills it.
 
-    ``kind``: sigmoid, tanh, exp / invert (softmax latency and stable: ``data`` is the
+    ``kind``: sigmoid, tanh, softsign, elu, selu, exp / invert (softmax latency and stable: ``data`` is the
     type whose top bits address the table, ``negative`` the stable exp table), exp_legacy,
-    invert_legacy."""
+    invert_legacy; invert_sqr (nnet_layernorm.h's 1/sqrt table: ``layernorm`` is its
+    (epsilon_power_of_10, table_range_power2))."""
     if kind not in _CALLS:
         raise ValueError(f"unknown table kind {kind!r}")
     return np.array(_table(kind, int(size), table.cpp, data.cpp if data is not None else None, bool(negative),
-                           float(exp_scale)), dtype=np.int64)
+                           float(exp_scale), tuple(int(v) for v in layernorm)), dtype=np.int64)

@@ -7,11 +7,16 @@ with the supported layer classes and quantizers get as far as Keras'
 deserialiser. The weights are checked against the architecture (layer by layer,
 shape by shape) before they are loaded.
 
-Supported: ``Dense``/``QDense`` (activation ``linear`` or ``relu``),
-``Activation('relu'|'linear')``, ``QActivation`` with ``quantized_relu`` or
-``quantized_bits``, ``BatchNormalization`` right after a dense or convolution layer,
-``Conv1D``/``Conv2D``/``QConv1D``/``QConv2D``, ``MaxPooling``/``AveragePooling`` 1D/2D,
-``Flatten``, ``Reshape`` and ``Dropout`` (channels last, no dilation), and a
+Supported: the Keras classes of the layer mappings (``trigger.frontends.layers``, whose
+registered checks refuse what hls4ml cannot compute), e.g. ``Dense``/``QDense`` (activation
+``linear`` or ``relu``), ``Activation('relu'|'linear')``, ``QActivation`` with
+``quantized_relu`` (a negative slope: hls4ml's leaky relu), ``quantized_bits``, ``binary``,
+``ternary`` or ``quantized_tanh``, ``BatchNormalization``/``QBatchNormalization`` right
+after a dense or convolution layer, ``Conv1D``/``Conv2D``/``QConv1D``/``QConv2D`` (Conv1D
+also with causal padding), ``QConv2DBatchnorm``, depthwise and separable convolutions,
+``MaxPooling``/``AveragePooling`` 1D/2D, ``Flatten``, ``Reshape`` and ``Dropout`` (channels
+last, no dilation), weight quantizers ``quantized_bits``, ``binary``, ``ternary``, their
+stochastic forms and ``quantized_po2``, models used as layers (flattened on load), and a
 final softmax (``Activation('softmax')`` or a last dense layer with
 ``activation='softmax'``), which is dropped by default: the network then
 outputs logits, which is what a trigger thresholds.
@@ -32,7 +37,8 @@ import numpy as np
 from trigger.errors import ModelError
 
 QUANTIZERS = ("quantized_bits", "quantized_relu")
-PLAIN_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")  # sigmoid/tanh: hls4ml's tables (trigger.ir.ops.sigmoid)
+PLAIN_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh",  # sigmoid/tanh: hls4ml's tables (trigger.ir.ops.sigmoid)
+                     "elu", "selu", "softsign")  # trigger.ir.ops.elu, softsign
 DENSE = ("Dense", "QDense")
 CONV = ("Conv1D", "Conv2D", "QConv1D", "QConv2D")  # convolutions (trigger.ir.ops.conv1d / conv2d)
 SPATIAL = ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D")
@@ -94,8 +100,10 @@ def keras_predict(keras_model, shapes: list[tuple], x: np.ndarray) -> np.ndarray
 # Layers whose Keras arithmetic the firmware can only approximate: float constants that hls4ml rounds
 # (batch norm, unquantized weights), divisions (averages), float functions the firmware tabulates.
 INEXACT_LAYER_CLASSES = ("BatchNormalization", "QBatchNormalization", "Dense", "Conv1D", "Conv2D", "Softmax",
-                         "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D")
-TABLE_ACTIVATIONS = ("sigmoid", "tanh", "softmax")
+                         "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+                         "ELU", "PReLU", "ThresholdedReLU", "Embedding", "LayerNormalization", "LSTM", "GRU",
+                         "QLSTM")  # float constants or tables in firmware
+TABLE_ACTIVATIONS = ("sigmoid", "tanh", "softmax", "elu", "selu", "softsign")
 
 
 def _inexact_layer(keras_model) -> str | None:
@@ -115,6 +123,73 @@ def _inexact_layer(keras_model) -> str | None:
             return f"layer {layer.name} ({cls} without kernel_quantizer)"
         if getattr(layer, "use_bias", False) and hasattr(layer, "bias_quantizer") and layer.bias_quantizer is None:
             return f"layer {layer.name} ({cls} without bias_quantizer)"
+        for key in ("depthwise_quantizer", "pointwise_quantizer"):  # QDepthwiseConv2D, QSeparableConv1D/2D
+            if cls.startswith("Q") and hasattr(layer, key) and getattr(layer, key) is None:
+                return f"layer {layer.name} ({cls} without {key})"
+        if not cls.startswith("Q") and layer.weights:  # float constants hls4ml rounds to its weight types
+            return f"layer {layer.name} ({cls} with float weights)"
+        reason = _quantizer_inexact(layer)
+        if reason:
+            return f"layer {layer.name} ({cls}: {reason})"
+        if cls == "QConv2DBatchnorm":
+            reason = _folding_differs(layer)
+            if reason:
+                return f"layer {layer.name} ({cls}: {reason})"
+    return None
+
+
+def _quantizer_inexact(layer) -> str | None:
+    """Why a layer's QKeras quantizers compute what hls4ml's conversion of them does not, or None.
+
+    A binary/ternary weight quantizer with an alpha other than 1 scales the weights by a float
+    (hls4ml's ApplyAlpha rounds it); quantized_relu's negative part is clipped at
+    -negative_slope * 2**integer in QKeras, where hls4ml's leaky_relu saturates at the type's minimum."""
+    for key in ("kernel_quantizer_internal", "depthwise_quantizer_internal", "pointwise_quantizer_internal"):
+        q = getattr(layer, key, None)
+        if type(q).__name__ in ("binary", "ternary", "stochastic_binary", "stochastic_ternary") and \
+                getattr(q, "alpha", None) not in (None, 1, 1.0):
+            return f"{type(q).__name__} weights with alpha={q.alpha!r}"
+    # a QActivation's quantizer, or the activation quantizer of a QDense/QConv (hls4ml splits it into a QActivation)
+    q = getattr(layer, "quantizer", None) if type(layer).__name__ == "QActivation" else getattr(layer, "activation",
+                                                                                                None)
+    if type(q).__name__ == "quantized_relu" and float(getattr(q, "negative_slope", 0.0) or 0.0) != 0.0:
+        return "quantized_relu with a negative slope"
+    if type(q).__name__ == "quantized_tanh" and (q.symmetric or q.use_real_tanh):
+        return "quantized_tanh with " + ("use_real_tanh (a table in firmware)" if q.use_real_tanh else
+                                         "symmetric=True (QKeras clips at -1 + 1 LSB, hls4ml at -1)")
+    if type(q).__name__ == "quantized_sigmoid" and (q.symmetric or q.use_real_sigmoid):
+        return "quantized_sigmoid with " + ("use_real_sigmoid (a table in firmware)" if q.use_real_sigmoid else
+                                            "symmetric=True (QKeras clips at 1 LSB, hls4ml at 0)")
+    return None
+
+
+def _folding_differs(layer) -> str | None:
+    """Why hls4ml's folded weights of a QConv2DBatchnorm are not QKeras's, or None.
+
+    Both fold the moving statistics into the kernel and bias and quantize the result with the layer's
+    quantizers, in float32: QKeras with TensorFlow's rsqrt (``get_folded_weights``), hls4ml with numpy's
+    1/sqrt (``Conv2DBatchnorm._get_folded_weights``). A folded bias without a bias quantizer is a float
+    constant that hls4ml rounds to its bias type."""
+    import tensorflow as tf
+
+    if layer.bias_quantizer_internal is None:
+        return "the folded bias has no bias_quantizer"
+    bn = layer.batchnorm
+    f32 = np.float32
+    inv = np.reciprocal(np.sqrt(np.asarray(bn.moving_variance.numpy(), f32) + f32(bn.epsilon)))
+    if bn.gamma is not None:
+        inv = inv * bn.gamma.numpy()
+    bias = layer.bias.numpy() if layer.use_bias else f32(0)
+    theirs = [inv * layer.kernel.numpy(), inv * (bias - bn.moving_mean.numpy())
+              + (bn.beta.numpy() if bn.beta is not None else f32(0))]
+    mine = [t.numpy() for t in layer.get_folded_weights()]
+    quantizers = (layer.kernel_quantizer_internal, layer.bias_quantizer_internal)
+    for what, q, a, b in zip(("kernel", "bias"), quantizers, mine, theirs):
+        if q is not None:
+            a, b = (np.asarray(q(tf.constant(np.asarray(v, f32)))) for v in (a, b))
+        differ = int(np.count_nonzero(np.asarray(a, f32) != np.asarray(b, f32)))
+        if differ:
+            return f"{differ} of {np.size(a)} folded {what} values differ between QKeras's and hls4ml's folding"
     return None
 
 
@@ -270,6 +345,9 @@ class _Plan:
     input_shape: tuple = ()  # the input's shape without the batch axis (channels last)
     # A functional model that is not a chain (several inputs or outputs, merges, skips): built as a graph.
     graph: dict | None = None  # {"inputs": [(name, shape)], "outputs": [name], "sources": {layer: [names]}}
+    # Models used as layers, flattened into their layers: {model name: [its layers' names]} (their weights are
+    # stored in one group under the model's name, a sub-group per layer).
+    nested: dict = field(default_factory=dict)
 
 
 def validate_config(config: dict, where: str = "model", keep_softmax: bool = False) -> _Plan:
@@ -290,6 +368,7 @@ def validate_config(config: dict, where: str = "model", keep_softmax: bool = Fal
         if not isinstance(layer, dict) or "class_name" not in layer or not isinstance(layer.get("config"), dict):
             raise ModelError(f"{where}: malformed layer entry {str(layer)[:60]!r}")
         layer["config"].setdefault("name", layer.get("name", "?"))
+    body, layers, nested = _flatten_nested(kind, body, layers, where)
     graph = _graph_of(body, layers, where) if kind != "Sequential" else None
 
     input_shape = None
@@ -322,7 +401,9 @@ def validate_config(config: dict, where: str = "model", keep_softmax: bool = Fal
         _check_layer(cls, cfg, lname, where, previous)
         out.append(layer)
     if graph is not None:
-        return _graph_plan(out, graph, where, keep_softmax)
+        plan = _graph_plan(out, graph, where, keep_softmax)
+        plan.nested = nested
+        return plan
     if input_shape is None:
         raise ModelError(f"{where}: the input shape is not given (no InputLayer or batch_input_shape)")
 
@@ -341,12 +422,99 @@ def validate_config(config: dict, where: str = "model", keep_softmax: bool = Fal
     for layer in out[:-1] if keep_softmax else out:  # a kept softmax is the last layer
         if _is_softmax(layer):
             raise ModelError(f"{where}: layer {layer['config']['name']!r} applies a softmax before the last layer: not supported")
-    quantized = any(l["class_name"] in ("QDense", "QActivation", "QConv1D", "QConv2D") for l in out)
+    quantized = any(l["class_name"].startswith("Q") for l in out)  # QKeras layers (QDense, QConv2DBatchnorm, ...)
     return _Plan(out, quantized, softmax_dropped, int(np.prod(input_shape[1:])), "input", where,
-                 tuple(int(d) for d in input_shape[1:]))
+                 tuple(int(d) for d in input_shape[1:]), nested=nested)
 
 
 MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot")
+MODELS = ("Sequential", "Functional", "Model")  # a model used as a layer: flattened on load
+
+
+def _flatten_nested(kind: str, body, layers: list[dict], where: str):
+    """A model used as a layer (a Sequential block, or a functional chain) replaced by its own layers, read as
+    data: (body, layers, {model name: [its layers' names]}).
+
+    In a Sequential the inner layers take the nested model's place; in a functional model the first inner
+    layer reads what the nested model read, each next one the layer before it, and every reader of the
+    nested model (and the model's outputs) reads its last layer. Nested models inside it are flattened first.
+    Keras computes the same function either way; the weights stay in the file where Keras 2 saved them
+    (``_weight_shapes`` reads them per inner layer)."""
+    if not any(l["class_name"] in MODELS for l in layers):
+        return body, layers, {}
+    nested, out = {}, []
+    body = copy.deepcopy(body) if isinstance(body, dict) else body
+    for layer in layers:
+        if layer["class_name"] not in MODELS:
+            out.append(layer)
+            continue
+        lname = layer["config"].get("name", "?")
+        inner_body = layer["config"]
+        inner = inner_body.get("layers")
+        if not isinstance(inner, list) or not inner:
+            raise ModelError(f"{where}: nested model {lname!r} has no layers")
+        for entry in inner:
+            if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+                raise ModelError(f"{where}: nested model {lname!r} has a malformed layer entry {str(entry)[:60]!r}")
+            entry["config"].setdefault("name", entry.get("name", "?"))
+        inner_body, inner, deeper = _flatten_nested(layer["class_name"], inner_body, inner, f"{where}: {lname}")
+        nested.update(deeper)
+        if layer["class_name"] != "Sequential" and _graph_of(inner_body, inner, f"{where}: {lname}") is not None:
+            raise ModelError(f"{where}: nested model {lname!r} is not a chain of layers (one input, one output, "
+                             "each layer reading the one before): only such nested models are flattened")
+        if len(layer.get("inbound_nodes") or []) > 1:
+            raise ModelError(f"{where}: nested model {lname!r} is called {len(layer['inbound_nodes'])} times "
+                             "(shared layers are not supported)")
+        shape = None
+        body_layers = []
+        for entry in inner:
+            if entry["class_name"] == "InputLayer":
+                shape = entry["config"].get("batch_input_shape") or entry["config"].get("batch_shape")
+                continue
+            body_layers.append(copy.deepcopy(entry))
+        if not body_layers:
+            raise ModelError(f"{where}: nested model {lname!r} has no layers besides its input")
+        if kind == "Sequential":
+            if not out and shape is not None:  # the nested model comes first: its input shape is the model's
+                body_layers[0]["config"].setdefault("batch_input_shape", shape)
+        else:
+            previous = layer.get("inbound_nodes") or []
+            for k, entry in enumerate(body_layers):
+                entry["name"] = entry["config"]["name"]
+                entry["inbound_nodes"] = previous if k == 0 else [[[body_layers[k - 1]["config"]["name"], 0, 0, {}]]]
+        names = [e["config"]["name"] for e in body_layers]
+        nested[lname] = names
+        out.extend(body_layers)
+        if kind != "Sequential":
+            for later in layers:  # readers of the nested model read its last layer
+                if later is not layer:
+                    later["inbound_nodes"] = _renamed(later.get("inbound_nodes"), lname, names[-1])
+            for key in ("output_layers", "input_layers"):
+                body[key] = _renamed(body.get(key), lname, names[-1])
+    seen = set()
+    for layer in out:
+        name = layer["config"]["name"]
+        if name in seen:
+            raise ModelError(f"{where}: two layers are named {name!r} once nested models are flattened")
+        seen.add(name)
+    if isinstance(body, dict):
+        body["layers"] = out
+    return body, out, nested
+
+
+def _renamed(nodes, old: str, new: str):
+    """Inbound nodes / port entries with every reference to layer ``old`` made to ``new`` (Keras 2 and 3 spellings)."""
+    if isinstance(nodes, list):
+        if len(nodes) >= 3 and nodes[0] == old and all(isinstance(v, int) for v in nodes[1:3]):
+            return [new, *nodes[1:]]
+        return [_renamed(n, old, new) for n in nodes]
+    if isinstance(nodes, dict):
+        out = {k: _renamed(v, old, new) for k, v in nodes.items()}
+        history = (out.get("config") or {}).get("keras_history") if isinstance(out.get("config"), dict) else None
+        if isinstance(history, list) and history and history[0] == old:
+            out["config"] = {**out["config"], "keras_history": [new, *history[1:]]}
+        return out
+    return nodes
 
 
 def _check_merge(cls: str, cfg: dict, lname: str, where: str, sources: list[str]) -> None:
@@ -478,7 +646,7 @@ def _graph_plan(layers: list[dict], graph: dict, where: str, keep_softmax: bool)
         if _is_softmax(layer) and not (keep_softmax and layer["config"]["name"] in outputs):
             raise ModelError(f"{where}: layer {layer['config']['name']!r} applies a softmax before an output: "
                              "not supported")
-    quantized = any(l["class_name"] in ("QDense", "QActivation", "QConv1D", "QConv2D") for l in layers)
+    quantized = any(l["class_name"].startswith("Q") for l in layers)  # QKeras layers (QDense, QConv2DBatchnorm, ...)
     inputs = [(n, shapes[n]) for n in graph["inputs"]]
     n_inputs = sum(int(np.prod(s)) for _, s in inputs)
     return _Plan(layers, quantized, dropped, n_inputs, inputs[0][0], where, inputs[0][1],
@@ -505,7 +673,12 @@ def _is_softmax(layer: dict) -> bool:
 
 
 def _check_layer(cls: str, cfg: dict, lname: str, where: str, previous: list[dict]) -> None:
+    from trigger.frontends.layers import check_keras_layer
+
     bad = f"{where}: layer {lname!r} of type {cls}"
+    reason = check_keras_layer(cls, cfg)  # the checks registered beside the layer mappings
+    if reason:
+        raise ModelError(f"{bad}: {reason}")
     if cls in CONV + SPATIAL + ("Flatten", "Reshape") + MOVES:
         _check_spatial(cls, cfg, bad)
     if cls == "UpSampling2D" and cfg.get("interpolation", "nearest") != "nearest":
@@ -513,12 +686,13 @@ def _check_layer(cls: str, cfg: dict, lname: str, where: str, previous: list[dic
     if cls in DENSE or cls in CONV:
         act = cfg.get("activation", "linear")
         if act not in PLAIN_ACTIVATIONS + ("softmax",) and not _quantizer_ok(act, ("quantized_relu", "quantized_bits")):
-            raise ModelError(f"{bad}: activation {_describe(act)} is not supported (linear, relu or a final softmax)")
+            raise ModelError(f"{bad}: activation {_describe(act)} is not supported "
+                             f"({', '.join(PLAIN_ACTIVATIONS)}, a QKeras quantizer or a final softmax)")
         if cls in ("QDense", "QConv1D", "QConv2D"):
             for key in ("kernel_quantizer", "bias_quantizer"):
-                q = cfg.get(key)
-                if q is not None and not _quantizer_ok(q, ("quantized_bits",)):
-                    raise ModelError(f"{bad}: {key} {_describe(q)} is not supported (quantized_bits only)")
+                reason = weight_quantizer_problem(cfg.get(key), key)
+                if reason:
+                    raise ModelError(f"{bad}: {reason}")
         for key in ("kernel_constraint", "bias_constraint", "activity_regularizer"):
             pass  # training-only settings: harmless for inference
     elif cls == "ReLU":  # hls4ml converts the class as a plain relu: its options would be dropped
@@ -529,18 +703,16 @@ def _check_layer(cls: str, cfg: dict, lname: str, where: str, previous: list[dic
     elif cls == "Activation":
         act = cfg.get("activation")
         if act not in PLAIN_ACTIVATIONS + ("softmax",):
-            raise ModelError(f"{bad}: activation {_describe(act)} is not supported (relu, linear or a final softmax)")
+            raise ModelError(f"{bad}: activation {_describe(act)} is not supported "
+                             f"({', '.join(PLAIN_ACTIVATIONS)} or a final softmax)")
     elif cls == "QActivation":
         act = cfg.get("activation")
         if act in PLAIN_ACTIVATIONS:
             return
-        if not _quantizer_ok(act, QUANTIZERS):
-            raise ModelError(f"{bad}: activation {_describe(act)} is not supported (quantized_relu or quantized_bits)")
-        qcfg = act.get("config", {}) if isinstance(act, dict) else {}
-        if qcfg.get("use_stochastic_rounding") or qcfg.get("negative_slope", 0.0) not in (0, 0.0, None) \
-                or qcfg.get("use_sigmoid", 0) or qcfg.get("relu_upper_bound") is not None:
-            raise ModelError(f"{bad}: quantized_relu options (stochastic rounding, negative slope, sigmoid, upper bound) are not supported")
-    elif cls == "BatchNormalization":
+        reason = activation_quantizer_problem(act)
+        if reason:
+            raise ModelError(f"{bad}: {reason}")
+    elif cls in ("BatchNormalization", "QBatchNormalization"):
         axis = cfg.get("axis", -1)
         if not previous:  # right after the input: a per-feature scale (hls4ml's BatchNormalization, a scale op)
             shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
@@ -566,21 +738,100 @@ def _check_spatial(cls: str, cfg: dict, bad: str) -> None:
         raise ModelError(f"{bad}: dilation_rate {cfg.get('dilation_rate')} is not supported (1 only)")
     if cfg.get("groups", 1) != 1:
         raise ModelError(f"{bad}: groups={cfg.get('groups')} is not supported (1 only)")
+    if cls in ("Conv1D", "QConv1D") and cfg.get("padding") == "causal":
+        # hls4ml pads kernel - stride zeros on the left (converters/utils.py compute_padding_1d), Keras
+        # kernel - 1: the same windows only with stride 1
+        if any(s != 1 for s in np.atleast_1d(cfg.get("strides", 1))):
+            raise ModelError(f"{bad}: causal padding with strides {cfg.get('strides')} is not supported (hls4ml pads "
+                             "kernel - stride zeros on the left where Keras pads kernel - 1: stride 1 only)")
+        return
     if cls not in MOVES and cfg.get("padding", "valid") not in ("valid", "same"):
-        raise ModelError(f"{bad}: padding {cfg.get('padding')!r} is not supported (valid or same)")
+        raise ModelError(f"{bad}: padding {cfg.get('padding')!r} is not supported (valid, same, or causal for Conv1D)")
 
 
 def _quantizer_ok(q, allowed: tuple[str, ...]) -> bool:
-    """A quantizer given as a serialised dict or a literal-only string call."""
+    """A quantizer given as a serialised dict, a literal-only string call or a bare name (``"binary"``)."""
     if isinstance(q, dict):
         return q.get("class_name") in allowed and isinstance(q.get("config", {}), dict)
     if isinstance(q, str):
-        m = _QUANT_STR.match(q)
+        m = _QUANT_CALL.match(q)
         if not m or m.group(1) not in allowed:
             return False
+        if "(" not in q:
+            return True
         inner = q[q.index("(") + 1:q.rindex(")")]
         return all(_LITERAL.match(a) for a in inner.split(",")) if inner.strip() else True
     return False
+
+
+_QUANT_CALL = re.compile(r"^\s*(\w+)\s*(\(\s*[\w.=+\-\s,'\"]*\))?\s*$")  # name(literal, key=literal, ...)
+# Weight quantizers (kernel, bias, depthwise, pointwise) hls4ml 1.3 converts (hls4ml.model.quantizers):
+# quantized_bits as fixed point, binary as XnorPrecisionType (kernels) or int<2>, ternary as int<2>,
+# quantized_po2 as ExponentPrecisionType; the stochastic ones as their deterministic inference form.
+WEIGHT_QUANTIZERS = ("quantized_bits", "binary", "ternary", "stochastic_binary", "stochastic_ternary",
+                     "quantized_po2")
+# Activation quantizers hls4ml 1.3 converts (converters/keras/qkeras.py get_activation_quantizer): quantized_bits
+# (a cast), quantized_relu (relu, or leaky relu with a negative slope), binary / ternary (binary_tanh /
+# ternary_tanh), quantized_tanh / quantized_sigmoid (hard_tanh / hard_sigmoid, or a table with use_real_tanh /
+# use_real_sigmoid). hls4ml 1.3 refuses the po2 and stochastic quantizers as activations.
+ACTIVATION_QUANTIZERS = ("quantized_bits", "quantized_relu", "binary", "ternary", "quantized_tanh",
+                         "quantized_sigmoid")
+
+
+def _quantizer_config(q) -> dict:
+    """A quantizer's arguments as data: a serialised dict's config, or a string call's literal arguments."""
+    import ast
+
+    if isinstance(q, dict):
+        return dict(q.get("config") or {})
+    if not isinstance(q, str) or "(" not in q:
+        return {}
+    out = {}
+    for i, arg in enumerate(a.strip() for a in q[q.index("(") + 1:q.rindex(")")].split(",") if a.strip()):
+        key, eq, text = arg.partition("=")
+        try:
+            out[key.strip() if eq else f"#{i}"] = ast.literal_eval((text if eq else key).strip())
+        except (ValueError, SyntaxError):
+            out[key.strip() if eq else f"#{i}"] = text.strip()
+    return out
+
+
+def _quantizer_name(q) -> str | None:
+    if isinstance(q, dict):
+        return q.get("class_name")
+    m = _QUANT_CALL.match(q) if isinstance(q, str) else None
+    return m.group(1) if m else None
+
+
+def weight_quantizer_problem(q, key: str) -> str | None:
+    """Why a weight quantizer (a layer's ``key``) is refused, or None (also when there is none)."""
+    if q is None:
+        return None
+    if not _quantizer_ok(q, WEIGHT_QUANTIZERS):
+        return f"{key} {_describe(q)} is not supported ({', '.join(WEIGHT_QUANTIZERS)})"
+    name, cfg = _quantizer_name(q), _quantizer_config(q)
+    if name == "quantized_po2" and key == "bias_quantizer":
+        return "bias_quantizer quantized_po2 is not supported (hls4ml 1.3 cannot add exponent-typed biases)"
+    if name == "binary" and cfg.get("use_01"):
+        return f"{key} binary(use_01=True) is not supported (hls4ml's binary weights are -1 and +1)"
+    return None
+
+
+def activation_quantizer_problem(act) -> str | None:
+    """Why a QActivation's quantizer is refused (the option that changes the arithmetic), or None."""
+    if not _quantizer_ok(act, ACTIVATION_QUANTIZERS):
+        return f"activation {_describe(act)} is not supported (supported: {', '.join(ACTIVATION_QUANTIZERS)})"
+    name, cfg = _quantizer_name(act), _quantizer_config(act)
+    if cfg.get("use_stochastic_rounding"):
+        return f"{name} option use_stochastic_rounding is not supported (random rounding)"
+    if name == "quantized_relu" and (cfg.get("use_sigmoid", 0) or cfg.get("relu_upper_bound") is not None):
+        return "quantized_relu options use_sigmoid and relu_upper_bound are not supported (hls4ml drops them)"
+    if name in ("binary", "ternary") and cfg.get("alpha") not in (None, 1, 1.0):
+        return (f"{name} option alpha={cfg.get('alpha')!r} is not supported (it scales QKeras' output; hls4ml's "
+                f"{name}_tanh gives -1/0/+1)")
+    if name == "binary" and cfg.get("use_01"):
+        return "binary option use_01=True is not supported (hls4ml's binary_tanh gives -1 and +1)"
+    return None
 
 
 def _describe(q) -> str:
@@ -590,16 +841,30 @@ def _describe(q) -> str:
 
 
 # ---------------------------------------------------------------- building
-def _weight_shapes(h5group, where: Path) -> list[tuple[str, list[tuple[str, tuple]]]]:
-    """(layer name, [(weight name, shape)]) for every layer in the file that has weights."""
+def _weight_shapes(h5group, where: Path, nested: dict | None = None) -> list[tuple[str, list[tuple[str, tuple]]]]:
+    """(layer name, [(weight path in the group, shape)]) for every layer in the file that has weights.
+
+    A nested model (``nested``: its name and its layers' names) keeps all its weights in one group, each
+    named ``<inner layer>/<weight>``: they are listed per inner layer, in order."""
+    nested = nested or {}
     try:
         names = [n.decode() if isinstance(n, bytes) else n for n in h5group.attrs["layer_names"]]
         result = []
         for lname in names:
             g = h5group[lname]
             wnames = [n.decode() if isinstance(n, bytes) else n for n in g.attrs.get("weight_names", [])]
-            if wnames:
-                result.append((lname, [(w, tuple(g[w].shape)) for w in wnames]))
+            if not wnames:
+                continue
+            if lname not in nested:
+                result.append((lname, [(f"{lname}/{w}", tuple(g[w].shape)) for w in wnames]))
+                continue
+            for inner in nested[lname]:
+                mine = [w for w in wnames if w.split("/")[0] == inner]
+                if mine:
+                    result.append((inner, [(f"{lname}/{w}", tuple(g[w].shape)) for w in mine]))
+            stray = [w for w in wnames if w.split("/")[0] not in nested[lname]]
+            if stray:
+                raise ModelError(f"{where}: nested model {lname!r} has weights {stray[0]!r} of no layer it has")
         return result
     except KeyError as err:
         raise ModelError(f"{where}: not a Keras weights file or truncated (missing {err})") from None
@@ -658,7 +923,7 @@ def _build_graph(plan: _Plan, custom: dict, tf):
 
 def _load_weights(plan: _Plan, model, h5group, weights_path: Path):
     """Checks the file's weights against the built model, layer by layer and shape by shape, and loads them."""
-    in_file = _weight_shapes(h5group, weights_path)
+    in_file = _weight_shapes(h5group, weights_path, plan.nested)
     in_model = [(l.name, [tuple(w.shape) for w in l.weights]) for l in model.layers if l.weights]
     if len(in_file) != len(in_model):
         raise ModelError(f"{weights_path} does not match {plan.where}: the file has weights for {len(in_file)} layers "
@@ -671,8 +936,7 @@ def _load_weights(plan: _Plan, model, h5group, weights_path: Path):
                              f"{mshapes}, the file's layer {fname!r} has {fshapes}")
     try:
         for (fname, fweights), layer in zip(in_file, [l for l in model.layers if l.weights]):
-            g = h5group[fname]
-            layer.set_weights([np.asarray(g[w]) for w, _ in fweights])
+            layer.set_weights([np.asarray(h5group[w]) for w, _ in fweights])
     except (OSError, RuntimeError, KeyError, ValueError) as err:
         raise ModelError(f"{weights_path}: cannot read the weights, truncated or corrupt ({_one_line(err)})") from None
     for layer in model.layers:
@@ -708,7 +972,7 @@ def _inference_only(layer: dict) -> dict:
 def _strip_meta(obj):
     if isinstance(obj, dict):
         out = {k: _strip_meta(v) for k, v in obj.items() if k not in ("module", "registered_name", "build_config")}
-        if out.get("class_name") in QUANTIZERS:
+        if out.get("class_name") in QUANTIZERS + WEIGHT_QUANTIZERS + ACTIVATION_QUANTIZERS + ("quantized_relu_po2",):
             out["__passive_serialization__"] = True  # Keras' marker: rebuild this nested quantizer object
         return out
     return obj

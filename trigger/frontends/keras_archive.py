@@ -124,10 +124,18 @@ def to_keras2_config(config: dict, where: str) -> dict:
     layers = config["config"].get("layers")
     if not isinstance(layers, list):
         raise ModelError(f"{where}: {CONFIG} has no layer list")
+    _keras2_layers(layers)
+    return config
+
+
+def _keras2_layers(layers: list) -> None:
+    """Keras 3 spellings of each layer config replaced in place (in nested models' layers too)."""
     for layer in layers:
         cfg = layer.get("config") if isinstance(layer, dict) else None
         if not isinstance(cfg, dict):
             continue  # validate_config names the malformed entry
+        if layer.get("class_name") in ("Sequential", "Functional", "Model") and isinstance(cfg.get("layers"), list):
+            _keras2_layers(cfg["layers"])
         dtype = cfg.get("dtype")
         if isinstance(dtype, dict):  # Keras 3 DTypePolicy {"class_name": "DTypePolicy", "config": {"name": ...}}
             cfg["dtype"] = (dtype.get("config") or {}).get("name", "float32")
@@ -135,7 +143,6 @@ def to_keras2_config(config: dict, where: str) -> dict:
             cfg["batch_input_shape"] = cfg.pop("batch_shape")
         for key in KERAS3_ONLY_KEYS:
             cfg.pop(key, None)
-    return config
 
 
 def _keras2_weights(config: dict, source, path: Path):
@@ -146,9 +153,26 @@ def _keras2_weights(config: dict, source, path: Path):
     if root is None:
         raise ModelError(f"{path}: {WEIGHTS} has none of the groups {', '.join(WEIGHT_ROOTS)}: not Keras weights")
     target = h5py.File(f"keras-archive-{uuid.uuid4().hex}.h5", "w", driver="core", backing_store=False)
-    counts: dict[str, int] = {}
     names = []
-    for layer in config["config"]["layers"]:
+    for lname, values in _layer_vars(config["config"]["layers"], root, path):
+        out = target.create_group(lname)
+        wnames = []
+        for inner, value in values:  # a nested model's weights: <inner layer>/var_i in the model's group
+            i = sum(1 for w in wnames if w.startswith(f"{inner}/"))
+            out.create_dataset(f"{inner}/var_{i}", data=value)
+            wnames.append(f"{inner}/var_{i}")
+        out.attrs["weight_names"] = np.array([w.encode() for w in wnames])
+        names.append(lname)
+    target.attrs["layer_names"] = np.array([n.encode() for n in names])
+    return target
+
+
+def _layer_vars(layers: list, root, path: Path) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
+    """(layer name, [(owning layer name, value)]) per layer with weights, in order. A model used as a layer
+    (Sequential / Functional) owns its layers' weights, found under its own group the same way."""
+    counts: dict[str, int] = {}
+    out = []
+    for layer in layers:
         if not isinstance(layer, dict) or not isinstance(layer.get("config"), dict):
             continue
         snake = snake_case(str(layer.get("class_name", "")))
@@ -157,18 +181,29 @@ def _keras2_weights(config: dict, source, path: Path):
         key = snake if k == 0 else f"{snake}_{k}"
         lname = str(layer["config"].get("name", key))
         group = root.get(key) or root.get(lname)
-        values = _vars(group, path, key)
-        if not values:
-            continue
-        out = target.create_group(lname)
-        wnames = []
-        for i, value in enumerate(values):
-            out.create_dataset(f"{lname}/var_{i}", data=value)
-            wnames.append(f"{lname}/var_{i}")
-        out.attrs["weight_names"] = np.array([w.encode() for w in wnames])
-        names.append(lname)
-    target.attrs["layer_names"] = np.array([n.encode() for n in names])
-    return target
+        if layer.get("class_name") in ("Sequential", "Functional", "Model") and group is not None:
+            sub = next((group[r] for r in WEIGHT_ROOTS if r in group), None)
+            inner = layer["config"].get("layers") if isinstance(layer["config"].get("layers"), list) else []
+            values = [v for _, pairs in _layer_vars(inner, sub, path) for v in pairs] if sub is not None else []
+        elif layer.get("class_name") == "QConv2DBatchnorm":
+            values = [(lname, v) for v in _folded_vars(layer["config"], group, path, key)]
+        else:
+            values = [(lname, v) for v in _vars(group, path, key)]
+        if values:
+            out.append((lname, values))
+    return out
+
+
+def _folded_vars(cfg: dict, group, path: Path, key: str) -> list[np.ndarray]:
+    """A QConv2DBatchnorm's variables in Keras 2's weight order. The archive keeps the layer's own (kernel, bias,
+    iteration) and its batch norm's (gamma, beta, moving mean, moving variance) in a ``batchnorm`` group; Keras 2
+    lists the trainable ones first: kernel, bias, gamma, beta, then iteration, moving mean, moving variance."""
+    own = _vars(group, path, key)
+    norm = _vars(group.get("batchnorm") if group is not None else None, path, f"{key}/batchnorm")
+    trainable = int(cfg.get("scale", True) is not False) + int(cfg.get("center", True) is not False)
+    if not own or len(norm) != trainable + 2 or np.shape(own[-1]) != ():
+        return own + norm  # not the layout described: the loader's shape check names the mismatch
+    return own[:-1] + norm[:trainable] + own[-1:] + norm[trainable:]
 
 
 def _vars(group, path: Path, key: str) -> list[np.ndarray]:

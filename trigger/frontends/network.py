@@ -22,8 +22,8 @@ import numpy as np
 from trigger.budget import load_budget
 from trigger.errors import ConfigError, ModelError
 from trigger.fixed import MAX_WIDTH, FixedFormat
-from trigger.frontends import BuildOptions, Design, clock_period
-from trigger.frontends.layers import Context, fixed_format, mapping_for
+from trigger.frontends import DEFAULT_PIPELINE, BuildOptions, Design, clock_period
+from trigger.frontends.layers import HLS_CONFIG, Context, fixed_format, mapping_for
 from trigger.ir.ii import check_ii_settings, resolve_ii
 from trigger.ir.model import FirmwareModel, join
 from trigger.ir.ops.conv1d import MAX_MULTIPLIERS, Conv1D, size_error
@@ -35,7 +35,9 @@ from trigger.quiet import quiet_stdout
 
 DEFAULTS = {
     "backend": "Vitis",  # or "Vivado"
-    "io_type": "io_parallel",
+    # io_parallel (every layer unrolled), io_stream (convolutions streamed through a line buffer: hls4ml's io_stream,
+    # trigger/backends/rtl/stream.py) or auto: io_stream when a convolution is too large to unroll (conv_mode)
+    "io_type": "auto",
     "strategy": "Latency",
     "reuse_factor": 1,
     "part": "xcvu13p-flga2577-2-e",
@@ -51,6 +53,7 @@ DEFAULTS = {
     "precision": {},
 }
 BACKENDS = ("Vitis", "Vivado")
+IO_TYPES = ("auto", "io_parallel", "io_stream")
 CONFIG_SECTIONS = {"kind", "name", "dataset", "model", "quantization", "train", "target", "hls", "rtl", "verify",
                    "budget"}
 DEFAULT_VECTORS = 10_000
@@ -91,8 +94,11 @@ def settings(config: dict | None) -> dict:
     if backend not in BACKENDS:
         raise ConfigError(f"hls.backend {out['backend']!r} is not one of {', '.join(BACKENDS)}")
     out["backend"] = backend
-    if out["io_type"] != "io_parallel" or str(out["strategy"]).lower() != "latency":
-        raise ConfigError("only io_type io_parallel with the Latency strategy is supported")
+    if out["io_type"] not in IO_TYPES:
+        raise ConfigError(f"hls.io_type must be one of {', '.join(IO_TYPES)}, got {out['io_type']!r}")
+    if str(out["strategy"]).lower() != "latency":
+        raise ConfigError(f"hls.strategy {out['strategy']!r}: only io_stream or io_parallel with the Latency strategy "
+                          "is supported")
     out["clock_period_ns"] = clock_period(out["clock_period_ns"], "target.clock_period_ns")
     given = out["input_precision"]
     for text in [*(given.values() if isinstance(given, dict) else [given]), *out["ptq"].values()]:
@@ -370,6 +376,8 @@ def _apply_precisions(loaded: LoadedModel, hcfg: dict, reference: dict, opts: di
                 entry[f"{key}_t"] = value
             else:
                 prec[key] = value
+                if key == "table":  # hls4ml 1.3 ignores Precision.table of activations and recurrent layers: it
+                    entry["table_t"] = value  # reads their table type only as the layer's table_t
         linear = f"{name}_linear"
         if "result" in keys and linear in names and "result" not in given.get(linear, {}):
             names[linear].setdefault("Precision", {})["result"] = keys["result"]
@@ -398,9 +406,12 @@ def convert(model_source, config: dict | None = None, *, output_dir=None):
 
     loaded = model_source if isinstance(model_source, LoadedModel) else load_model(model_source)
     opts = settings(config)
-    refuse_oversized(loaded)
+    io_type, io_reason = conv_mode(loaded, opts["io_type"])
+    if io_type == "io_parallel":
+        refuse_oversized(loaded)
     out_dir = Path(output_dir or opts.get("output_dir") or unwritten_project_dir(loaded.name))
     _prequantize_set_dense(loaded.keras)
+    _prequantize_batchnorm(loaded.keras)
     hcfg = _hls_config(loaded, opts)
     widened: dict[str, str] = {}
     typed: dict[str, str] = {}
@@ -408,16 +419,17 @@ def convert(model_source, config: dict | None = None, *, output_dir=None):
         with quiet_stdout():
             hls_model = hls4ml.converters.convert_from_keras_model(
                 loaded.keras, hls_config=hcfg, output_dir=str(out_dir), project_name=opts["project_name"],
-                backend=opts["backend"], io_type=opts["io_type"], part=opts["part"],
+                backend=opts["backend"], io_type=io_type, part=opts["part"],
                 clock_period=float(opts["clock_period_ns"]))
         fw = extract(hls_model, loaded.name)
         wider = accumulators_to_widen(fw)
         exact = merge_results_to_type_exactly(fw, opts.get("given_precisions") or {})
         exact.update(split_relus_to_type_exactly(fw, loaded.keras, opts.get("given_precisions") or {}))
-        if not wider and not exact:
+        sums = special_weight_sums_to_type_exactly(fw, hls_model, hcfg, opts.get("given_precisions") or {})
+        if not wider and not exact and not sums:
             break
         for lname, fmt in wider.items():
-            hcfg["LayerName"][lname]["Precision"]["accum"] = fmt.hls4ml
+            _set_precision(hcfg, lname, "accum", fmt.hls4ml)
             widened[lname] = fmt.hls4ml
         for lname, fmt in exact.items():
             entry = hcfg["LayerName"].setdefault(lname, {})
@@ -425,9 +437,20 @@ def convert(model_source, config: dict | None = None, *, output_dir=None):
                 entry["Precision"] = {"result": entry.get("Precision", "auto")}
             entry["Precision"]["result"] = fmt.hls4ml
             typed[lname] = fmt.hls4ml
+        for lname, (accum, result) in sums.items():
+            _set_precision(hcfg, lname, "accum", accum.hls4ml)
+            widened[lname] = accum.hls4ml
+            if result is not None:
+                _set_precision(hcfg, lname, "result", result.hls4ml)
+                typed[lname] = result.hls4ml
+                linear = hcfg["LayerName"].get(f"{lname}_linear")  # hls4ml splits it off a typed layer: same type
+                if isinstance(linear, dict) and isinstance(linear.get("Precision"), dict):
+                    linear["Precision"]["result"] = result.hls4ml
     else:
         raise ModelError(f"{loaded.name}: accumulators still overflow after widening {sorted(widened)}")
     fw.meta["widened_accumulators"] = widened
+    fw.meta["conv_mode"] = {"io_type": io_type, "mode": "stream" if io_type == "io_stream" else "unrolled",
+                            "setting": opts["io_type"], "reason": io_reason}
     if typed:
         fw.meta["exact_merge_results"] = typed
     check_given_accumulators(widened, opts, loaded.name)
@@ -442,16 +465,35 @@ def unwritten_project_dir(name: str) -> Path:
     return Path(tempfile.gettempdir()) / f"hls_{name}_{uuid.uuid4().hex[:8]}"
 
 
-def refuse_oversized(loaded: LoadedModel) -> None:
-    """Refuse a convolution too large to unroll before hls4ml spends minutes (or fails) on it."""
+def _oversized(loaded: LoadedModel):
+    """(layer, output positions, non-zero weights) of each convolution whose full unroll exceeds MAX_MULTIPLIERS."""
     for layer in loaded.keras.layers:
         if type(layer).__name__ not in ("Conv1D", "Conv2D", "QConv1D", "QConv2D"):
             continue
         positions = int(np.prod(layer.output_shape[1:-1]))
         nonzero = int(np.count_nonzero(layer.get_weights()[0]))
         if positions * nonzero > MAX_MULTIPLIERS:
-            raise ModelError(f"{loaded.name}: layer {layer.name} ({type(layer).__name__} {layer.input_shape[1:]} -> "
-                             f"{layer.output_shape[1:]}): {size_error(positions, nonzero)}")
+            yield layer, positions, nonzero
+
+
+def conv_mode(loaded: LoadedModel, setting: str) -> tuple[str, str]:
+    """hls4ml's io_type for the model and why: the setting when forced; with ``auto``, io_stream (a line
+    buffer and one kernel datapath per convolution, trigger/backends/rtl/stream.py) exactly when some
+    convolution would need more than MAX_MULTIPLIERS constant products fully unrolled."""
+    if setting != "auto":
+        return setting, f"hls.io_type {setting} (forced)"
+    big = [f"{layer.name} ({positions * nonzero} products)" for layer, positions, nonzero in _oversized(loaded)]
+    if big:
+        return "io_stream", (f"auto: unrolled, {', '.join(big)} would exceed {MAX_MULTIPLIERS} constant "
+                             "products per layer")
+    return "io_parallel", f"auto: every convolution unrolls within {MAX_MULTIPLIERS} constant products per layer"
+
+
+def refuse_oversized(loaded: LoadedModel) -> None:
+    """Refuse a convolution too large to unroll before hls4ml spends minutes (or fails) on it."""
+    for layer, positions, nonzero in _oversized(loaded):
+        raise ModelError(f"{loaded.name}: layer {layer.name} ({type(layer).__name__} {layer.input_shape[1:]} -> "
+                         f"{layer.output_shape[1:]}): {size_error(positions, nonzero)}")
 
 
 def _hls_config(loaded: LoadedModel, opts: dict) -> dict:
@@ -478,27 +520,39 @@ def _hls_config(loaded: LoadedModel, opts: dict) -> dict:
         if not isinstance(prec, dict):
             prec = names[layer.name]["Precision"] = {"result": prec}
         cls = type(layer).__name__
-        if cls in ("Dense", "Conv1D", "Conv2D"):
+        if cls in ("Dense", "Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D"):
             prec.update(weight=ptq["weight"], bias=ptq["bias"], result=ptq["result"], accum="auto")
             for suffix in ("_relu", "_linear"):  # hls4ml splits the activation into <layer>_<activation>
                 if layer.name + suffix in names:
                     names[layer.name + suffix]["Precision"]["result"] = ptq["result"]
-        elif cls in ("QDense", "QConv1D", "QConv2D"):
+        elif cls in ("QDense", "QConv1D", "QConv2D", "QDepthwiseConv2D", "QConv2DBatchnorm"):
             prec["accum"] = "auto"
+        elif cls in ("SeparableConv1D", "SeparableConv2D", "QSeparableConv1D", "QSeparableConv2D"):
+            # hls4ml splits it into <name>_depthwise and <name>_pointwise with these types: exact sums, and an exact
+            # intermediate (QKeras and Keras do not round between the two products)
+            prec.update(depthwise_accum="auto", pointwise_accum="auto", depthwise_result="auto")
+            if not cls.startswith("Q"):
+                prec.update(depthwise=ptq["weight"], pointwise=ptq["weight"], bias=ptq["bias"], result=ptq["result"])
+                for suffix in ("_relu", "_linear"):
+                    if layer.name + suffix in names:
+                        names[layer.name + suffix]["Precision"]["result"] = ptq["result"]
         elif cls == "Dot" and prec.get("accum", "auto") == "auto":
             # hls4ml 1.3 infers only a Dot's result type (its pass asserts on an 'auto' accumulator): a provisional
             # one here, made exact from the converted input types by accumulators_to_widen
             prec["accum"] = DOT_PROVISIONAL_ACCUM
-        elif cls == "BatchNormalization":
+        elif cls in ("BatchNormalization", "QBatchNormalization"):
             axes = [a % len(layer.input_shape) for a in np.atleast_1d(layer.axis)]
             if axes != [len(layer.input_shape) - 1]:
-                raise ModelError(f"{loaded.name}: layer {layer.name} (BatchNormalization) normalises axis "
+                raise ModelError(f"{loaded.name}: layer {layer.name} ({cls}) normalises axis "
                                  f"{layer.axis}, not the feature (last) axis")
             prec.update(scale=ptq["weight"], bias=ptq["bias"])
             if not loaded.quantized:
                 prec["result"] = ptq["result"]
         elif not loaded.quantized and cls != "InputLayer":
             prec["result"] = ptq["result"]  # float activations get the post-training result format
+        configure = HLS_CONFIG.get(cls)  # per-class settings registered beside the layer mappings (layers.py)
+        if configure is not None:
+            configure(layer, prec, names)
     _pin_quantized_bits_activations(model, names)
     _configure_softmax(model, names, opts.get("softmax") or {})
     opts["given_precisions"] = _apply_precisions(loaded, hcfg, reference, opts)  # the user's last: they win
@@ -601,6 +655,33 @@ def _prequantize_set_dense(model) -> None:
         layer.set_weights(weights)
 
 
+def _prequantize_batchnorm(model) -> None:
+    """Store a QBatchNormalization's parameters quantized by its own quantizers.
+
+    QKeras normalises with quantizer(gamma), quantizer(beta), quantizer(moving mean) and
+    quantizer(moving variance); hls4ml 1.3 ignores those quantizers and folds the stored floats
+    (BatchNormalization.initialize), so its scale and bias would not be the model's. Where a
+    quantizer is idempotent on the stored values (po2 and quantized_bits are), storing its output
+    leaves the QKeras model as it is and gives hls4ml the parameters QKeras computes with.
+    """
+    import tensorflow as tf
+
+    for layer in model.layers:
+        if type(layer).__name__ != "QBatchNormalization":
+            continue
+        pairs = (("gamma", "gamma_quantizer_internal", layer.scale), ("beta", "beta_quantizer_internal", layer.center),
+                 ("moving_mean", "mean_quantizer_internal", True),
+                 ("moving_variance", "variance_quantizer_internal", True))
+        for attr, qname, used in pairs:
+            var, q = getattr(layer, attr, None), getattr(layer, qname, None)
+            if var is None or q is None or not used:
+                continue
+            once = np.asarray(q(tf.constant(var.numpy())), dtype=np.float32)
+            twice = np.asarray(q(tf.constant(once)), dtype=np.float32)
+            if np.array_equal(once, twice):
+                var.assign(once)
+
+
 def _pin_quantized_bits_activations(model, names: dict) -> None:
     """Give a quantized_bits activation's type to the layer before it.
 
@@ -614,7 +695,12 @@ def _pin_quantized_bits_activations(model, names: dict) -> None:
         if type(act).__name__ != "quantized_bits" or type(layer).__name__ != "QActivation":
             continue
         source = layer.input._keras_history[0]  # the layer feeding it (in a graph, not the one listed before)
-        if type(source).__name__ == "InputLayer":  # the input's type is set, not 'auto': hls4ml keeps the cast
+        while type(source).__name__ == "Dropout":  # hls4ml's parser drops it: the layer before feeds the cast
+            source = source.input._keras_history[0]
+        if type(source).__name__ in ("InputLayer", "Flatten", "Reshape"):
+            # the input's type is set, not 'auto': hls4ml keeps the cast. A reshape passes its input's type on
+            # (a type pinned on it would make EliminateLinearActivation drop the cast, then be inferred away):
+            # left 'auto', the cast after it is kept too
             continue
         prec = names.get(layer.name, {}).get("Precision", {})
         result = prec.get("result") if isinstance(prec, dict) else prec
@@ -659,7 +745,9 @@ def extract(hls_model, name: str = "model") -> FirmwareModel:
             raise ModelError(f"{name}: hls4ml layer {layer.name} of type {layer.class_name} merges tensors "
                              "but gives no op")
         for k, op in enumerate(produced):
-            reads[op.name] = sources if k == 0 else [produced[k - 1].name]
+            wired = ctx.reads.get(op.name)  # a mapping that returns a graph (a recurrent layer) wires its ops
+            reads[op.name] = ([t for n in wired for t in (sources if n == Context.INPUT else [n])] if wired
+                              else sources if k == 0 else [produced[k - 1].name])
             ops.append(op)
             types[op.name] = op.output
         tensor_of[layer.outputs[0]] = produced[-1].name if produced else sources[0]
@@ -697,8 +785,8 @@ def merge_results_to_type_exactly(fw: FirmwareModel, given: dict) -> dict[str, F
 
     out = {}
     for op in fw.ops:
-        if op.kind != "merge" or "result" in (given.get(op.name) or {}):
-            continue
+        if op.kind != "merge" or "result" in (given.get(op.name) or {}) or getattr(op, "hls4ml_layer", None):
+            continue  # (a merge inside a recurrent layer has the types hls4ml's C++ gives it)
         exact = [exact_format(op.operation, *op.operands(i)) for i in range(op.output.n)]
         res = op.output.formats
         if all(_holds(r, e) for r, e in zip(res, exact)):
@@ -729,6 +817,69 @@ def split_relus_to_type_exactly(fw: FirmwareModel, keras_model, given: dict) -> 
         exact = FixedFormat(src.width - src.signed, src.integer - src.signed, False, src.rounding, src.overflow)
         if not all(_holds(r, exact) for r in op.output.formats):
             out[op.name] = FixedFormat(exact.width, exact.integer, False)
+    return out
+
+
+def _set_precision(hcfg: dict, lname: str, key: str, value: str) -> None:
+    """Set a precision of an hls4ml layer in the configuration.
+
+    hls4ml 1.3 splits a separable convolution into <name>_depthwise and <name>_pointwise and gives each a
+    copy of <name>'s configuration (SeparableToDepthwiseAndConv: depthwise_accum / depthwise_result become
+    the depthwise layer's accum / result, pointwise_accum its pointwise layer's accum), overwriting any entry
+    of their own: their precisions are set through the separable layer's keys."""
+    names = hcfg["LayerName"]
+    for part in ("depthwise", "pointwise"):
+        base = (names.get(lname[:-len(part) - 1]) or {}).get("Precision") if lname.endswith(f"_{part}") else None
+        if isinstance(base, dict) and f"{part}_accum" in base:  # hls4ml writes the copies into this mapping too
+            base[f"{part}_{key}" if key == "accum" or part == "depthwise" else key] = value
+            return
+    entry = names.setdefault(lname, {})
+    if not isinstance(entry.get("Precision"), dict):
+        entry["Precision"] = {"result": entry.get("Precision", "auto")}
+    entry["Precision"][key] = value
+
+
+def special_weight_sums_to_type_exactly(fw: FirmwareModel, hls_model, hcfg: dict, given: dict) -> dict:
+    """{layer: (exact accumulator, exact result or None)} for dense/convolution layers with binary (Xnor) or
+    power-of-two (exponent) weights whose types do not hold their sums exactly.
+
+    hls4ml 1.3 infers no type for them (infer_precision's _infer_common_precision falls back to the default
+    precision, ``fixed<16,6,RND_CONV,SAT>`` here), so the products would be rounded into the accumulator
+    and the result saturated where QKeras computes the exact sum. trigger owns the configuration: both
+    get a type that holds every sum (products' fractional bits, the bias's, integer bits from the
+    largest sum over the input range); a result set in the configuration (a user's, or a quantized_bits
+    activation's pinned onto it) is kept."""
+    layers = {l.name: l for l in hls_model.get_layers()}
+    out = {}
+    for op in fw.ops:
+        layer = layers.get(op.name)
+        if layer is None or op.kind not in ("dense", "item_dense", "conv1d", "conv2d") or "weight" not in layer.weights:
+            continue
+        var = layer.weights["weight"]
+        special = var.weight_class == "ExponentWeightVariable" or any(
+            c.__name__ == "XnorPrecisionType" for c in type(var.type.precision).__mro__)
+        if not special or "accum" in (given.get(op.name) or {}):
+            continue
+        xf = op.input.formats
+        frac = max(max(f.fractional for f in xf) + op.weight_fmt.fractional, op.bias_fmt.fractional)
+        x_max = max(max(-f.min_raw, f.max_raw) << (frac - op.weight_fmt.fractional - f.fractional) for f in xf)
+        w = np.abs(np.asarray(op.weight, dtype=object)).reshape(-1, np.shape(op.bias)[0])
+        b = np.abs(np.asarray(op.bias, dtype=object)).reshape(-1)
+        worst = max(int(w[:, j].sum()) * x_max + (int(b[j]) << (frac - op.bias_fmt.fractional))
+                    for j in range(w.shape[1]))
+        width = worst.bit_length() + 1
+        exact = FixedFormat(width, width - frac, True)
+        prec = (hcfg["LayerName"].get(op.name) or {}).get("Precision") or {}
+        parent = (hcfg["LayerName"].get(op.name[:-len("_pointwise")]) or {}).get("Precision") \
+            if op.name.endswith("_pointwise") else None
+        if isinstance(parent, dict) and "pointwise_accum" in parent:  # a separable's pointwise part: its config's
+            prec = parent
+        set_result = (prec.get("result") in (None, "auto") if isinstance(prec, dict) else False) \
+            and "result" not in (given.get(op.name) or {})
+        accum_ok = _holds(op.accum_fmt, exact)
+        result_ok = not set_result or all(_holds(f, exact) for f in op.output.formats)
+        if not (accum_ok and result_ok):
+            out[op.name] = (exact, exact if set_result else None)
     return out
 
 
@@ -804,6 +955,8 @@ def accumulators_to_widen(fw: FirmwareModel) -> dict[str, FixedFormat]:
             continue
         if not isinstance(op, (Dense, Conv1D)):  # a convolution's accumulator is its dense kernel's
             continue
+        if getattr(op, "hls4ml_layer", None):  # inside a recurrent layer, accum_t is its result_t (checked there)
+            continue
         plan = op.plan()
         if not (plan["product_can_overflow"] or plan["sum_can_overflow"]):
             continue
@@ -847,6 +1000,10 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
                 raise ConfigError(f"{path}: per-layer precision (hls.precision, --hls-config) applies to Keras "
                                   "models only, not to ONNX")
             return onnx_design(file, config, options, keep_softmax, budget)
+        from trigger.frontends.hgq2 import hgq2_design, is_hgq2_archive
+
+        if file.suffix.lower() == ".keras" and is_hgq2_archive(file):
+            return hgq2_design(file, config, options, budget)
         spec = {"json": str(file), "weights": str((path.parent / model_cfg["weights"]).resolve())} \
             if "weights" in model_cfg else file
         return _design(load_model(spec, keep_softmax=keep_softmax, name=config.get("name")), config, options,
@@ -988,6 +1145,8 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
             hls_cfg["precision"] = {k: v for k, v in hls_cfg["precision"].items() if k != "default"}
     if options.backend:
         hls_cfg["backend"] = options.backend
+    if getattr(options, "io_type", None):
+        hls_cfg["io_type"] = options.io_type
     if options.part:
         target["part"] = options.part
     if options.clock_period_ns:
@@ -1000,7 +1159,7 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
     hls_model, fw = (converter or convert)(loaded, full)
     hls_output_op = append_argmax(fw, config, options)
     stamp = hashlib.sha256(json.dumps(fw.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-    pipeline = options.pipeline or (config.get("rtl") or {}).get("pipeline", "layer")
+    pipeline = options.pipeline or (config.get("rtl") or {}).get("pipeline", DEFAULT_PIPELINE)
     multiplier = (config.get("rtl") or {}).get("multiplier", "shift_add")
     rtl_cfg = config.get("rtl") or {}
     ii_setting, layer_ii = options.ii if options.ii is not None else rtl_cfg.get("ii"), rtl_cfg.get("layer_ii")
@@ -1051,6 +1210,7 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
         pipeline=pipeline, rtl_multiplier=multiplier, ii=ii, layer_ii=op_ii, vectors=vectors, reports=reports,
         extra_vectors=extra_vectors, notes=notes, budget=budget or {}, manifest={"formats": [f"input: {fw.input.describe()}"] + [f"{op.name}: {op.describe()}" for op in fw.ops],
                   "widened_accumulators": fw.meta.get("widened_accumulators", {}),
+                  "conv_mode": fw.meta.get("conv_mode"),
                   "output_meaning": meaning})
     if fw.meta.get("given_precisions") or file is not None:  # what the user set, layer by layer
         design.manifest["layer_precision"] = {"given": fw.meta.get("given_precisions") or {},

@@ -39,7 +39,8 @@ from trigger.quiet import quiet_stdout
 # What hls4ml 1.3's ONNX frontend converts (plus no-ops it skips); anything else is refused by name.
 SUPPORTED_NODES = ("Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Tanh", "Softmax",
                    "BatchNormalization", "Conv", "MaxPool", "AveragePool", "Flatten", "Reshape", "Transpose",
-                   "Quant", "IntQuant", "BipolarQuant", "Identity", "Dropout", "Max", "Min", "Sum", "Concat")
+                   "Quant", "IntQuant", "BipolarQuant", "Identity", "Dropout", "Max", "Min", "Sum", "Concat",
+                   "Elu", "Selu", "Softsign", "ThresholdedRelu")  # trigger.ir.ops.elu, softsign, thresholded_relu
 QUANTIZERS = ("Quant", "IntQuant", "BipolarQuant")
 FINAL_DROPPED = ("Softmax", "Sigmoid")  # monotonic: a trigger cuts on the logits instead
 
@@ -229,6 +230,25 @@ def _check_nodes(proto, path: Path) -> None:
         if node.op_type not in SUPPORTED_NODES:
             raise ModelError(f"{path}: node {_label(node)!r} of type {node.op_type} is not supported "
                              f"(supported: {', '.join(SUPPORTED_NODES)})")
+        reason = _attribute_problem(node)
+        if reason:
+            raise ModelError(f"{path}: node {_label(node)!r} of type {node.op_type}: {reason}")
+
+
+def _attribute_problem(node) -> str | None:
+    """Attributes hls4ml 1.3's ONNX activation parser reads otherwise than ONNX defines them: Elu's and
+    ThresholdedRelu's alpha defaults to 1.0 in ONNX but to 0.01 in hls4ml (so it must be given), and
+    nnet_activation.h's selu has Keras' constants only."""
+    from onnx import helper
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if node.op_type in ("Elu", "ThresholdedRelu") and "alpha" not in attrs:
+        return "no alpha attribute: ONNX's default is 1.0, hls4ml 1.3 reads 0.01 (give alpha explicitly)"
+    if node.op_type == "Selu":
+        for key, keras in (("alpha", 1.6732632423543772), ("gamma", 1.0507009873554805)):
+            if key in attrs and abs(float(attrs[key]) - keras) > 1e-6:
+                return f"{key}={attrs[key]:g} is not supported (nnet_activation.h's selu has {keras:.7f})"
+    return None
 
 
 def _label(node) -> str:

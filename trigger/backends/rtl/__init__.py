@@ -48,6 +48,7 @@ class RtlDesign:
     max_delay_ns: float | None = None  # the budget per stage (pipeline auto): the clock period
     ii: int = 1  # a new input every ii clocks (trigger/backends/rtl/serial.py)
     op_ii: dict[str, int] = field(default_factory=dict)  # cycles each op shares its arithmetic over
+    stream: dict | None = None  # a streamed design (trigger/backends/rtl/stream.py): its frame protocol and stages
 
 
 def parse_pipeline(pipeline) -> int | str | None:
@@ -180,7 +181,8 @@ def build_graph_module(model: FirmwareModel, name: str, every: int | None, max_d
 # Statement kinds whose output is on the stage of their operands (combinational), and the register
 # kinds (output one stage after the operands); a chain with any other kind (resource sharing) is not cut.
 COMBINATIONAL_KINDS = {"unpack", "const", "mul", "add", "shift_add", "shift", "relu", "wrap", "requant",
-                       "select_positive", "mul_signals", "select_ge", "select_equal", "count_at_least", "concat"}
+                       "select_positive", "mul_signals", "select_ge", "select_equal", "count_at_least", "thermometer",
+                       "thermo_count", "round_prep", "concat"}
 REGISTER_KINDS = {"reg", "rom"}
 # Logic (result bits of the statements) per module when a chain is cut. Measured on the benchmark network
 # (16-64-32-32-5 at 5 ns, about 80k bits since pipeline auto times carry chains as Yosys sta does): whole,
@@ -384,6 +386,10 @@ def write_rtl(model: FirmwareModel, out_dir: Path, top: str = "trigger_top", pip
         from trigger.backends.rtl.memory_table import write_memory_table_rtl
         return write_memory_table_rtl(model, out_dir, top, pipeline=pipeline, clock_period_ns=clock_period_ns,
                                       multiplier=multiplier)
+    if any(getattr(op, "stream", False) for op in model.ops):  # io_stream: line buffers, one pixel per clock
+        from trigger.backends.rtl.stream import write_stream_rtl
+        return write_stream_rtl(model, out_dir, top, pipeline=pipeline, clock_period_ns=clock_period_ns,
+                                multiplier=multiplier, ii=ii, op_ii=op_ii)
     every = parse_pipeline(pipeline)
     _, dsp_above_bits = parse_multiplier(multiplier)
     max_delay = float(clock_period_ns) if every == "auto" else None

@@ -36,6 +36,10 @@ CARRY_OUT_NS = 0.116  # from the chain to a sum bit
 MUXF_NS = 0.15  # a MUXF7/8 after its LUTs
 DSP_NS = 2.0  # a DSP48 multiplier used without its registers
 CLOCK_TO_Q_NS = 0.15  # a flip-flop's clock-to-output: every stage starts with it
+# synth_xilinx maps a chain of 3 or more registers (shregmap -minlen 3) onto a shift register LUT (SRL16E),
+# whose clock-to-output is 1.0 ns in timing_xcup.v: the signal at the end of such a delay chain starts late
+SRL_MIN_CHAIN = 3
+SRL_NS = 1.0
 
 
 def parse_multiplier(value) -> tuple[str, int | None]:
@@ -60,6 +64,33 @@ def carry_ns(width: int, entry: int = 0) -> float:
 def adder_ns(width: int) -> float:
     """An adder or comparator of ``width`` bits: the LUT in front of its carry chain, and the chain."""
     return LUT_NS + carry_ns(width)
+
+
+def thermo_ns(n: int) -> float:
+    """The length of a monotone n-bit thermometer code in binary: per bit an OR of up to n + 1 inputs,
+    LUT6s in ceil(log6(n + 1)) levels."""
+    levels, reach = 1, 6
+    while reach < n + 1:
+        levels, reach = levels + 1, reach * 6
+    return levels * LUT_NS
+
+
+def _or_tree(name: str, terms: list[str], wires: list) -> str:
+    """The OR of ``terms`` (each of at most two signals) as a balanced tree of kept wires, three terms and then six
+    wires per LUT6, appended to ``wires`` as (name, expression): kept, so that ABC's fast mapping cannot turn the
+    tree into a chain of wide multiplexers (it did: 8.4 ns instead of two LUT levels). Returns the root."""
+    if not terms:
+        return "1'b0"
+    level, group, k = terms, 3, 0
+    while len(level) > group:
+        nxt = []
+        for i in range(0, len(level), group):
+            wire = f"{name}_{k}"
+            k += 1
+            wires.append((wire, " | ".join(level[i:i + group])))
+            nxt.append(wire)
+        level, group = nxt, 6
+    return " | ".join(level)
 
 
 def mux_ns(cases: int) -> float:
@@ -123,6 +154,7 @@ class Sig:
     delay: float = 0.0  # estimated ns since the last register (after its clock-to-output), at the top bit
     lsb_delay: float = 0.0  # the same at the lowest bit
     adds: int = 0  # adders since the last register (for pipeline=N)
+    fresh: bool = False  # a register's output: another register in front of it would not make it earlier
 
     @property
     def interval(self) -> Interval:
@@ -194,7 +226,7 @@ class ModuleBuilder:
         else:
             predicted = max(s.delay for s in live) + extra
         over_budget = (self.max_delay is not None and CLOCK_TO_Q_NS + predicted > self.max_delay
-                       and any(s.delay for s in live))
+                       and any(s.delay and not s.fresh for s in live))
         over_adds = adder and self._every is not None and max(s.adds for s in live) >= self._every
         if over_budget or over_adds:
             sigs = [s if s.const is not None else self.delay(s, 1) for s in sigs]
@@ -306,14 +338,19 @@ class ModuleBuilder:
         if a.const is not None:
             return a
         self.has_clock = True
-        return self.emit("reg", Sig(self._new(name), a.width, a.lo, a.hi, stage=a.stage + 1), a=a)
+        return self.emit("reg", Sig(self._new(name), a.width, a.lo, a.hi, stage=a.stage + 1, fresh=True), a=a)
 
     def delay(self, a: Sig, stages: int) -> Sig:
         """a, ``stages`` registers later (delay registers are shared by every user of a)."""
+        chain = self.__dict__.setdefault("_chain", {})
         for _ in range(stages):
             key = a.name
             if key not in self._delayed:
-                self._delayed[key] = self.reg(f"{a.name}_d", a)
+                out = self.reg(f"{a.name}_d", a)
+                chain[out.name] = chain.get(key, 0) + 1
+                if chain[out.name] >= SRL_MIN_CHAIN:  # an SRL16E's output (see SRL_NS)
+                    out.delay = out.lsb_delay = SRL_NS - CLOCK_TO_Q_NS
+                self._delayed[key] = out
             a = self._delayed[key]
         return a
 
@@ -328,7 +365,8 @@ class ModuleBuilder:
     def select_positive(self, name: str, test: Sig, if_positive: Sig, otherwise: Sig) -> Sig:
         """``test > 0 ? if_positive : otherwise``."""
         iv = if_positive.interval.hull(otherwise.interval)
-        extra = adder_ns(test.width) + LUT_NS
+        # a 0/1 test (a comparator's registered bit) is one LUT input: no comparison of its own
+        extra = LUT_NS if 0 <= test.lo and test.hi <= 1 else adder_ns(test.width) + LUT_NS
         test, if_positive, otherwise = self._ready([test, if_positive, otherwise], extra)
         out = Sig(self._new(name), iv.width, iv.lo, iv.hi, **self._after([test, if_positive, otherwise], iv.width, False))
         out.delay = out.lsb_delay = max(out.delay + LUT_NS, test.delay + extra)
@@ -393,7 +431,8 @@ class ModuleBuilder:
             # incrementer; the flags compare h beside it, then l after it (a carry chain) when a limit's low
             # bits need it, and combine the terms in a LUT (measured on the Conv2D tagger: Yosys sta 3.19 ns
             # from a sum to the register after its cast, 3.69 estimated)
-            up = LUT_NS if shift + 1 <= 6 else 2 * LUT_NS + 2 * MUXF_NS
+            # (RND's is the half bit itself: a wire)
+            up = 0.0 if dst.rounding == "RND" else LUT_NS if shift + 1 <= 6 else 2 * LUT_NS + 2 * MUXF_NS
             inc = up + adder_ns(ow + 1)
             low = (check_hi and (ohi & mask) != mask) or (check_lo and (olo & mask) != 0)
             flags = inc + (LUT_NS + CARRY_IN_NS if low else 0.0) + LUT_NS
@@ -405,6 +444,15 @@ class ModuleBuilder:
             r_width = rw
         # rounding: an incrementer (a carry chain); saturation: the flags, then a mux
         extra = max(inc, flags if saturates else 0.0) + (LUT_NS if saturates or relu else 0.0)
+        if (rounds and self.max_delay is not None and CLOCK_TO_Q_NS + extra > self.max_delay
+                and not (dst.rounding == "RND" and shift == 1)):
+            # deeper than a clock period in one piece: the rounding bit first (floor * 2 + up), then a cast of
+            # that with round-half-up on its last bit, which adds up to the floor: the same rounded value, then
+            # the same overflow handling; pipeline auto may put a register between the two
+            self._names.discard(ident)
+            word = self.round_prep(f"{name}_rb", a, shift, dst.rounding)
+            half_up = FixedFormat(word.width, word.width - dst.fractional - 1, True)
+            return self.requant(name, word, half_up, dst.with_modes(rounding="RND"))
         [a] = self._ready([bits], extra)
         out = Sig(ident, fmt_sig_width(dst), lo, hi, **self._after([a], 0, False))
         out.delay = out.lsb_delay = round(out.delay + extra, 3)
@@ -415,15 +463,54 @@ class ModuleBuilder:
                     sat_hi=ohi % (1 << dst.width), sat_lo=olo % (1 << dst.width))
         return self.emit("requant", out, a=a, spec=spec)
 
+    def round_prep(self, name: str, a: Sig, shift: int, rounding: str) -> Sig:
+        """``(a >> shift) * 2 + up``: the kept bits of a and the bit that rounds them up (``rounding``, an ap_fixed
+        mode), the first half of a cast that does not fit one stage (``requant``)."""
+        up = LUT_NS if shift + 1 <= 6 else 2 * LUT_NS + 2 * MUXF_NS
+        if rounding == "RND":
+            up = 0.0
+        [a] = self._ready([a], up)
+        xw = max(a.width, shift + 1)
+        lo, hi = (a.lo >> shift) * 2, (a.hi >> shift) * 2 + 1
+        out = Sig(self._new(name), xw - shift + 1, lo, hi, **self._after([a], 0, False))
+        out.delay = out.lsb_delay = round(out.delay + up, 3)
+        return self.emit("round_prep", out, a=a, spec=dict(shift=shift, xw=xw, rounding=rounding))
+
     def count_at_least(self, name: str, a: Sig, thresholds, width: int) -> Sig:
-        """How many of the increasing integer thresholds are <= a (a thermometer code's popcount)."""
-        thresholds = [int(t) for t in thresholds]
-        extra = adder_ns(a.width) + len(thresholds).bit_length() * LUT_NS  # comparators, then the count
+        """How many of the integer thresholds are <= a: a thermometer code (one comparator per threshold),
+        then its length in binary (``thermo_count``). The order of the thresholds does not change the count,
+        so they are sorted: the code is then monotone, and bit b of its length is an OR of (t[i] & ~t[j])
+        pairs, a shallow LUT tree, where a popcount would be an adder tree. Two statements, so that pipeline
+        auto can put a register between the comparators and the encoder when both do not fit one stage."""
+        thresholds = sorted(int(t) for t in thresholds)
+        if not thresholds:
+            return self.const(name, 0)
+        code = self.thermometer(f"{name}_t" if len(thresholds) > 1 else name, a, thresholds)
+        if len(thresholds) <= 1:
+            return code
+        [code] = self._ready([code], thermo_ns(len(thresholds)))
+        out = Sig(self._new(name), width + 1, 0, len(thresholds), **self._after([code], 0, False))
+        out.delay = out.lsb_delay = round(code.delay + thermo_ns(len(thresholds)), 3)
+        n, bits, wires = len(thresholds), [], []
+        t = f"{code.name}[{{}}]"
+        for b in range(width):  # bit b of the length: t[m 2^b - 1] & ~t[(m + 1) 2^b - 1] for odd m
+            terms = []
+            for m in range(1, (n >> b) + 2, 2):
+                i, j = m * (1 << b) - 1, (m + 1) * (1 << b) - 1
+                if i < n:
+                    terms.append(t.format(i) if j >= n else f"({t.format(i)} & ~{t.format(j)})")
+            bits.append(_or_tree(f"{out.name}_b{b}", terms, wires))
+        return self.emit("thermo_count", out, a=code, bits=bits[::-1], wires=wires)
+
+    def thermometer(self, name: str, a: Sig, thresholds: list[int]) -> Sig:
+        """Bit i: a >= thresholds[i] (increasing thresholds: a monotone code), as an unsigned word."""
+        extra = adder_ns(a.width)  # the comparators, side by side
         [a] = self._ready([a], extra)
-        out = Sig(self._new(name), width + 1, 0, len(thresholds), **self._after([a], 0, False))
-        out.delay = out.lsb_delay = out.delay + extra
+        n = len(thresholds)
+        out = Sig(self._new(name), n + 1, 0, (1 << n) - 1, **self._after([a], 0, False))
+        out.delay = out.lsb_delay = round(out.delay + extra, 3)
         keys = [{"bits": t % (1 << a.width)} for t in thresholds]
-        return self.emit("count_at_least", out, a=a, keys=keys, count_width=width)
+        return self.emit("thermometer", out, a=a, keys=keys)
 
     def concat(self, name: str, fields: list[tuple[Sig, int, int]], width: int) -> Sig:
         """An unsigned word of ``width`` bits from (signal, lsb, bits) fields (each signal non-negative)."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from trigger.errors import ConfigError
 from trigger.fixed import FixedFormat
-from trigger.frontends import BuildOptions, Design, clock_period
+from trigger.frontends import DEFAULT_PIPELINE, BuildOptions, Design, clock_period
 from trigger.ir.model import FirmwareModel, emulate
 from trigger.ir.ops.bucketize import Bucketize
 from trigger.ir.ops.concat import Concat
@@ -168,7 +168,7 @@ def _target(cfg: LutConfig, options: BuildOptions) -> tuple[str, float, object]:
         clock_ns = clock_period(options.clock_period_ns, "clock period")
     else:
         clock_ns = 1000.0 / cfg.clock_mhz
-    return part, clock_ns, options.pipeline if options.pipeline is not None else "layer"
+    return part, clock_ns, options.pipeline if options.pipeline is not None else DEFAULT_PIPELINE
 
 
 def firmware_model(name: str, layout: AddressLayout, word_fmt: FixedFormat, words: np.ndarray,

@@ -22,7 +22,7 @@ import numpy as np
 from trigger.budget import BudgetError, load_budget
 from trigger.errors import ConfigError
 from trigger.fixed import FixedFormat
-from trigger.frontends import DEFAULT_PART, BuildOptions, Design, clock_period
+from trigger.frontends import DEFAULT_PART, DEFAULT_PIPELINE, BuildOptions, Design, clock_period
 from trigger.frontends.trees.ensemble import DEFAULT_LEAF_FRACTIONAL, FloatEnsemble, firmware_model
 from trigger.frontends.trees.readers import from_sklearn, read_file
 from trigger.ir.model import FirmwareModel, emulate
@@ -125,7 +125,7 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
     summary = (f"{op.n_trees} trees (depth <= {max(op.tree_depths())}), leaf {op.leaf_fmt.cpp}, "
                f"accum {op.accum_fmt.cpp}" + (f"; {summary}" if summary else ""))
     return Design(model=model, hls_backend="trees_cpp", source_sha256=digest.hexdigest(), part=part,
-                  clock_period_ns=clock_ns, pipeline=options.pipeline if options.pipeline is not None else "layer",
+                  clock_period_ns=clock_ns, pipeline=options.pipeline if options.pipeline is not None else DEFAULT_PIPELINE,
                   vectors=vectors, extra_vectors=extra, reports=reports, budget=budget,
                   manifest={"trees": {**_meta(ens), "n_trees": op.n_trees, "max_depth": max(op.tree_depths()),
                                       "n_nodes": op.n_nodes, "leaf_format": op.leaf_fmt.cpp,

@@ -12,11 +12,15 @@ RTL builds every position's products through ``m.constant_matvec`` (the padded
 rows dropped).
 
 A fully unrolled convolution needs (output positions x non-zero weights) constant
-multiplications; above ``MAX_MULTIPLIERS`` per layer the op refuses itself.
+multiplications; above ``MAX_MULTIPLIERS`` per layer the op refuses itself, unless it is
+streamed (``stream``: hls4ml's io_stream line buffer, nnet_conv2d_stream.h, built by
+trigger/backends/rtl/stream.py: one window per clock through one kernel datapath, the
+same dense arithmetic per output position, so the emulator is unchanged).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,8 +40,8 @@ def size_error(positions: int, nonzero_weights: int) -> str:
     """The one-line refusal of a convolution too large to unroll (the op and the frontend say the same)."""
     return (f"fully unrolled it needs {positions * nonzero_weights} constant multiplications ({positions} output "
             f"positions x {nonzero_weights} non-zero weights), over the limit of {MAX_MULTIPLIERS} per layer; "
-            "resource sharing (rtl.ii, docs/ii.md) does not lift this limit yet: use a smaller input, fewer "
-            "filters or channels, a stride, or pooling before this layer")
+            "stream it instead (hls.io_type io_stream, or auto: a line buffer and one shared kernel datapath), "
+            "or use a smaller input, fewer filters or channels, a stride, or pooling before this layer")
 
 
 @register
@@ -52,6 +56,7 @@ class Conv1D(Op):
     weight_fmt: FixedFormat = None
     bias_fmt: FixedFormat = None
     accum_fmt: FixedFormat = None
+    stream: bool = False  # io_stream: a line buffer feeds one shared kernel datapath (rtl/stream.py)
 
     kind = "conv1d"
     arrays = ("weight", "bias")
@@ -96,7 +101,7 @@ class Conv1D(Op):
         if self.output.n != geo.n_positions * self.n_filters:
             self.fail(f"{self.output.n} outputs, expected {geo.n_positions} positions x {self.n_filters} filters")
         self.input.format, self.output.format  # noqa: B018 - one format per tensor (raises otherwise)
-        if self.multipliers() > MAX_MULTIPLIERS:
+        if self.multipliers() > MAX_MULTIPLIERS and not self.stream:
             self.fail(size_error(geo.n_positions, int(np.count_nonzero(self.weight))))
         self.kernel_op()  # checks the weights, biases and formats
 
@@ -116,12 +121,29 @@ class Conv1D(Op):
         return y.reshape(x.shape[0], geo.n_positions * self.n_filters)
 
     # ------------------------------------------------------------ RTL
+    def window_op(self) -> "Conv1D":
+        """The same convolution on one window (one output position): the kernel datapath a line buffer
+        feeds (nnet_conv_stream.h's compute_output_buffer_2d calls the dense kernel on ``kernel_data``,
+        whose order, kernel row, kernel column, channel, is the im2col order here)."""
+        geo = self.geometry
+        n_win = int(np.prod(geo.kernel)) * geo.channels
+        op = dataclasses.replace(self, input=TensorType.uniform(self.input.format, n_win),
+                                 output=TensorType.uniform(self.output.format, self.n_filters),
+                                 in_shape=[*geo.kernel, geo.channels], stride=[1] * self.rank,
+                                 pad=[0] * (2 * self.rank), stream=False)
+        op.validate()
+        return op
+
     def max_ii(self) -> int:
         """One output position per cycle per kernel network (trigger/backends/rtl/serial.py), when the
         products are exact (one linear map)."""
+        if self.stream:  # the stream's kernel datapath already serves every position (rtl/stream.py)
+            return 1
         return self.geometry.n_positions if self.plan()["shift"] >= 0 else 1
 
     def emit_rtl(self, m, xs: list, options: dict) -> list:
+        if self.stream and self.geometry.n_positions > 1:
+            self.fail("a streamed convolution is built by trigger/backends/rtl/stream.py, not unrolled")
         kernel = self.kernel_op()
         plan = kernel.plan()
         acc = self.accum_fmt

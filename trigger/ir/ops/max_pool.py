@@ -9,6 +9,7 @@ The ``_Pool`` base holds the window fields that ``average_pool`` shares.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from trigger.fixed import FixedFormat
 from trigger.ir.op import Op, counter, register
 from trigger.ir.ranges import Interval
+from trigger.ir.tensor import TensorType
 from trigger.ir.windows import Geometry, gather
 
 
@@ -46,6 +48,17 @@ class _Pool(Op):
         pos = geo.positions()[:, None, :]  # (P, 1, K)
         c = np.arange(geo.channels)[None, :, None]
         return np.where(pos >= 0, pos * geo.channels + c, -1).reshape(geo.n_positions * geo.channels, -1)
+
+    def window_op(self) -> "_Pool":
+        """The same pooling on one window (one output position, every channel): what a line buffer feeds
+        once per output pixel in hls4ml's io_stream (nnet_pooling_stream.h, compute_pool_buffer_2d)."""
+        geo = self.geometry
+        rank = len(geo.kernel)
+        op = dataclasses.replace(self, input=TensorType.uniform(self.input.format, int(np.prod(geo.kernel)) * geo.channels),
+                                 output=TensorType.uniform(self.output.format, geo.channels),
+                                 in_shape=[*geo.kernel, geo.channels], stride=[1] * rank, pad=[0] * (2 * rank))
+        op.validate()
+        return op
 
     def describe(self) -> str:
         return (f"{self.kind} {self.geometry.describe()}, accum {self.accum_fmt.cpp}, "

@@ -1,0 +1,128 @@
+"""Timing in the gate: the critical path against the target clock in judge(), `trigger ci` failing a design
+that misses its clock (naming the stage) and passing the default build of the same model, and the parser of
+Vivado's report_timing_summary on hand-written reports in its documented layout (tests/data/vivado)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import REPO
+
+from trigger.budget import BudgetError, load_budget
+from trigger.errors import ToolError
+from trigger.frontends import DEFAULT_PART
+from trigger.report import judge, summary_rows
+from trigger.timing import headline, parse_timing_summary, timing_section, vendor_critical_path
+
+VIVADO = REPO / "tests" / "data" / "vivado"
+
+
+def _report(path_ns: float, clock_ns: float = 4.0) -> dict:
+    resources = {"critical_path_ns": path_ns, "LUT": 10, "FF": 5, "DSP": 0, "BRAM": 0,
+                 "modules": {"top_fc1": {"critical_path_ns": path_ns}, "top_fc2": {"critical_path_ns": 1.0}}}
+    manifest = {"rtl": {"pipeline": "layer", "delay_ns_per_stage": [0.15, path_ns + 0.1, 1.0]}}
+    timing = timing_section(clock_ns, resources, manifest)
+    return {"latency": {"cycles": 3, "ns": 3 * clock_ns, "ii": 1, "clock_period_ns": clock_ns}, "resources": resources,
+            "timing": timing, "bit_exact": True}
+
+
+def test_clock_is_checked_by_default_and_names_the_module():
+    budget = load_budget({})
+    budget.setdefault("clock", True)  # as build_report does
+    late = judge(_report(4.6), budget, DEFAULT_PART)
+    assert not late["pass"]
+    [v] = late["violations"]
+    assert v["metric"] == "clock" and v["module"] == "top_fc1" and v["value"] == 4.6 and v["slack_ns"] == -0.6
+    assert "top_fc1" in v["message"] and "slack -0.600 ns" in v["message"] and "250 MHz" in v["message"]
+    assert judge(_report(3.9), budget, DEFAULT_PART)["pass"]
+    assert judge(_report(4.6), load_budget({"clock": False}), DEFAULT_PART)["pass"]  # switched off
+
+
+def test_headline_says_clock_path_slack_and_source():
+    report = _report(3.5)
+    rows = dict(summary_rows({**report, "budget": {"pass": True, "violations": [], "limits": {}}}))
+    assert rows["latency"] == "3 cycles = 12.0 ns at 250 MHz (estimated path 3.500 ns, slack +0.500 ns)"
+    assert "estimate from trigger's cell-delay model" in rows["timing source"]
+    assert "worst stage 2 of 3" in rows["stage estimate"]
+    assert headline(None) == ""
+
+
+def test_clock_budget_must_be_a_boolean():
+    with pytest.raises(BudgetError, match="clock must be true or false"):
+        load_budget({"clock": "yes"})
+
+
+def test_vivado_timing_summary_violated():
+    parsed = parse_timing_summary((VIVADO / "timing_summary_violated.rpt").read_text())
+    assert parsed["wns_ns"] == -0.412 and parsed["tns_ns"] == -7.905 and parsed["failing_endpoints"] == 31
+    assert parsed["whs_ns"] == 0.032 and not parsed["met"]
+    assert parsed["clocks"] == {"clk": {"period_ns": 4.167, "mhz": 239.981}}
+    worst = parsed["worst_path"]
+    assert worst["slack_ns"] == -0.412 and worst["data_path_ns"] == 4.498 and worst["logic_levels"] == 11
+    assert worst["source"] == "u_fc1/acc_3_reg[2]/C" and worst["destination"] == "u_fc1/q_7_reg[9]/D"
+    vendor = vendor_critical_path(parsed, 4.167, "vivado")
+    assert vendor["critical_path_ns"] == 4.579 and vendor["module"] == "u_fc1"
+    timing = timing_section(4.167, {}, {"rtl": {}}, vendor=vendor)
+    assert timing["source"] == "vivado" and not timing["fits"] and timing["slack_ns"] == -0.412
+    assert headline(timing) == " (vivado path 4.579 ns, slack -0.412 ns)"
+
+
+def test_vivado_timing_summary_met():
+    parsed = parse_timing_summary((VIVADO / "timing_summary_met.rpt").read_text())
+    assert parsed["met"] and parsed["wns_ns"] == 0.731 and parsed["failing_endpoints"] == 0
+    assert parsed["clocks"]["clk"]["period_ns"] == 5.0 and parsed["worst_path"]["slack_ns"] == 0.731
+    assert vendor_critical_path(parsed, 5.0, "vivado")["critical_path_ns"] == 4.269
+
+
+def test_unreadable_timing_report_is_a_one_line_error():
+    with pytest.raises(ToolError, match="no Design Timing Summary"):
+        parse_timing_summary("Timing Report\nnothing here\n", "x.rpt")
+
+
+@pytest.mark.slow
+def test_ci_fails_a_design_that_misses_its_clock_and_passes_the_default(tmp_path, capsys):
+    """A QKeras network with whole layers in one stage (`pipeline: layer`) at 3 ns misses the clock: `trigger ci`
+    exits 1 and names the module; the default pipelining of the same model at the same clock passes."""
+    from keras_cases import build_networks, save_model
+
+    from trigger.cli import main
+
+    model, settings = build_networks()["integer_bits"]
+    source = save_model(model, tmp_path, "integer_bits")
+    common = [str(source), "--clock", "3", "--vectors", "300"]
+    assert main(["ci", *common, "--pipeline", "layer", "-o", str(tmp_path / "layer")]) == 1
+    err = capsys.readouterr().err
+    assert "budget violation: clock: integer_bits_d1 (d1): estimated path" in err and "slack -" in err
+    report = json.loads((tmp_path / "layer" / "reports" / "report.json").read_text())
+    assert not report["timing"]["fits"] and report["timing"]["critical_path_ns"] > 3
+    assert main(["ci", *common, "-o", str(tmp_path / "default")]) == 0
+    report = json.loads((tmp_path / "default" / "reports" / "report.json").read_text())
+    assert report["timing"]["fits"] and report["timing"]["pipeline"] == "auto" and report["budget"]["pass"]
+    assert max(report["timing"]["builder_estimate"]["delay_ns_per_stage"]) <= 3
+
+
+@pytest.mark.parametrize("case,clock_ns", [("chain_sat", 2.8), ("chain_sat_zero", 2.8), ("mlp", 2.0)])
+def test_a_cast_deeper_than_the_clock_is_split_and_stays_exact(case, clock_ns, tmp_path):
+    """pipeline auto at a clock shorter than a whole rounding + saturating cast: the rounding bit comes first
+    (``round_prep``), the increment and saturation after it, every stage within the clock by the builder's
+    estimate, and the RTL equals the emulator (every rounding mode, ties and overflows included)."""
+    import numpy as np
+    from firmware_cases import case_inputs, mlp, requant_chain
+
+    from trigger.backends.rtl import write_rtl
+    from trigger.ir import emulate
+    from trigger.rtlsim import simulate
+
+    model = {"chain_sat": lambda: requant_chain("SAT"), "chain_sat_zero": lambda: requant_chain("SAT_ZERO"),
+             "mlp": lambda: mlp((6, 10, 4), seed=2)}[case]()
+    design = write_rtl(model, tmp_path / "rtl", top="split_top", pipeline="auto", clock_period_ns=clock_ns)
+    text = "".join(p.read_text() for p in design.sources)
+    assert "rounding-up bit (floor * 2 + up)" in text
+    assert max(design.stage_delay_ns) <= clock_ns, design.stage_delay_ns
+    raw = case_inputs(model, 1500)
+    sim = simulate(design.sources, design.top, model.input.to_bits(raw), model.input.widths, model.output.widths,
+                   simulator="icarus", build_dir=tmp_path / "sim", max_latency=design.latency_cycles + 8)
+    assert sim.latency_cycles == design.latency_cycles and sim.ii == 1
+    got = model.output.from_bits(sim.outputs)
+    assert int(np.count_nonzero(np.any(got != emulate(model, raw).outputs, axis=1))) == 0

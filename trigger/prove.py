@@ -1,0 +1,1214 @@
+"""``trigger prove``: each op module of a bundle's RTL equals its op's integer semantics for all inputs.
+
+Why: ``trigger verify`` checks 10^5 random vectors of a 2^256 input space; a sharing or width bug that
+shows on a rare input passes it. Stock equivalence checkers time out on reassociated adder trees
+(DESIGN.md, "Equivalence proofs"), so the arithmetic is proved here by an exact word-level evaluation.
+
+Per op, in its module (``rtl/<top>_<op>.v`` with the design's adder module; pipeline layer or N) or between
+cut points of the chain module (pipeline auto: ``prove_chain``):
+
+1. Yosys flattens it (``proc; flatten; opt_clean; write_json``). Registers are removed by latency: every
+   cell must read signals of one register depth and every output bit must be the op's latency (the chain's
+   total) deep (checked), so output(t + L) = f(input(t)) with f the netlist whose registers are wires.
+   In a chain, an op's inputs are the previous op's output signals (free variables over the exact output
+   range proved for that op), and its logic must not read anything else.
+2. Every netlist word is evaluated as an integer affine form over the op's input elements, valid modulo
+   2^m (m: the bits that are known), with the exact range of the form over the input domain (linear
+   over a box: the range is attained at its corners). Adders, subtractors, negation, constant shifts and
+   products, slices, extensions and concatenations stay affine; a sign extension or a slice is exact only
+   when the range proves it (an adder cut too narrow is therefore not exact). Anything else (muxes,
+   comparisons, logic) is opaque.
+3. The reference (``reference``) is printed from the op's fields the way ``emulate`` computes: per output
+   an affine accumulator form (bias + sum of weight * input, in accumulator LSBs) and the cast after it
+   (``trigger.fixed``: the emulator's own cast); an element-wise op is its own ``emulate`` on one element.
+4. An output whose bits are an exact read of one affine word, where the reference cast is the identity on
+   the form's range, is proved by comparing the forms. Otherwise the output's non-affine cone is cut at the
+   affine words it reads; when they are all affine in one scalar (the reference's accumulator direction),
+   the cone and the reference cast are both evaluated on every value of that scalar (exhaustive, up to
+   ``ENUM_LIMIT`` values; outputs with the same cone and cast are enumerated once). An op with no reference
+   form is enumerated over its whole input space when it has at most ``WHOLE_BITS`` input bits.
+5. Where a step fails, candidate inputs (the corners of a non-exact word, the witnesses of a mismatching
+   scalar, inputs where the forms differ) go through the netlist and ``op.emulate``; a mismatch is a
+   counterexample, replayed through Verilator on the module itself (``confirm``).
+
+Results per op: ``proved`` / ``counterexample`` / ``not proved`` (with the reason), the method, time and
+peak memory. They are cached by a hash of the module's sources, the op and this file
+(``$TRIGGER_CACHE/prove``). What a proof rests on: Yosys' reading of the Verilog, the reference's
+faithfulness to ``emulate`` (tested on every supported op kind), the balanced-register check, this file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from trigger.errors import ConfigError
+
+ENUM_LIMIT = 1 << 25  # values of one scalar enumerated per cone class
+WHOLE_BITS = 20  # an op without a reference form is enumerated when its inputs have at most this many bits
+CHUNK = 1 << 21
+ELEMENTWISE = {"relu", "linear", "leaky_relu", "thresholded_relu", "hard_tanh", "elu", "sigmoid", "tanh",
+               "softsign", "prelu", "element_quantize", "binary_threshold", "sign_threshold", "selu", "scale"}
+OPAQUE_KINDS = {"$mux", "$pmux", "$eq", "$ne", "$eqx", "$nex", "$lt", "$le", "$gt", "$ge", "$and", "$or", "$xor",
+                "$xnor", "$not", "$reduce_and", "$reduce_or", "$reduce_xor", "$reduce_xnor", "$reduce_bool",
+                "$logic_not", "$logic_and", "$logic_or", "$add", "$sub", "$neg", "$pos", "$mul", "$shl", "$sshl",
+                "$shr", "$sshr"}
+
+
+class ProofError(Exception):
+    """The netlist cannot be handled (unknown cell, unbalanced registers): the op is not proved."""
+
+
+# ---------------------------------------------------------------------------------------------- affine forms
+@dataclass(frozen=True)
+class Aff:
+    """``const + sum(coef[v] * x_v)`` over input elements x_v (integers)."""
+
+    const: int
+    coef: tuple  # sorted ((var, coef), ...) with coef != 0
+
+    @staticmethod
+    def make(const: int, coef: dict) -> "Aff":
+        return Aff(int(const), tuple(sorted((v, int(c)) for v, c in coef.items() if c)))
+
+    def __add__(self, other: "Aff") -> "Aff":
+        d = dict(self.coef)
+        for v, c in other.coef:
+            d[v] = d.get(v, 0) + c
+        return Aff.make(self.const + other.const, d)
+
+    def scale(self, k: int) -> "Aff":
+        return Aff.make(self.const * k, {v: c * k for v, c in self.coef})
+
+    def range(self, dom) -> tuple[int, int]:
+        lo = hi = self.const
+        for v, c in self.coef:
+            a, b = c * dom[v][0], c * dom[v][1]
+            lo, hi = lo + min(a, b), hi + max(a, b)
+        return lo, hi
+
+    def divisible(self, k: int) -> bool:
+        return self.const % (1 << k) == 0 and all(c % (1 << k) == 0 for _, c in self.coef)
+
+    def shr(self, k: int) -> "Aff":
+        return Aff.make(self.const >> k, {v: c >> k for v, c in self.coef})
+
+    def eval(self, x: np.ndarray) -> np.ndarray:
+        out = np.full(x.shape[0], self.const, dtype=np.int64)
+        for v, c in self.coef:
+            out += np.int64(c) * x[:, v]
+        return out
+
+    def text(self, names=None) -> str:
+        terms = [f"{c}*{names[v] if names else f'x{v}'}" for v, c in self.coef]
+        return " + ".join(terms + [str(self.const)]) if terms else str(self.const)
+
+
+def _signed_offset(lo: int, hi: int, n: int) -> int | None:
+    """The c with lo - c 2^n and hi - c 2^n both inside signed n bits (what n bits read signed hold), or None."""
+    c = (lo + (1 << (n - 1))) >> n
+    return c if (hi + (1 << (n - 1))) >> n == c else None
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of the children it waited for (Yosys)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def fits_signed(lo: int, hi: int, n: int) -> bool:
+    return -(1 << (n - 1)) <= lo and hi < (1 << (n - 1))
+
+
+def fits_unsigned(lo: int, hi: int, n: int) -> bool:
+    return 0 <= lo and hi < (1 << n)
+
+
+@dataclass
+class Word:
+    """A netlist word: its low ``m`` bits are those of the integer ``aff`` (two's complement)."""
+
+    aff: Aff
+    m: int
+    lo: int
+    hi: int
+
+
+# ---------------------------------------------------------------------------------------------- the netlist
+def yosys_json(sources: list[Path], module: str, work: Path) -> dict:
+    """The flattened netlist of ``module`` (Yosys JSON): processes, hierarchy and unused wires removed."""
+    from trigger.toolchain import find_tool
+
+    yosys = find_tool("yosys")
+    if yosys is None:
+        raise ConfigError("yosys not found: run `make setup` (scripts/install_system_tools.sh installs it)")
+    out = work / f"{module}.json"
+    files = " ".join(str(s) for s in sources)
+    script = f"read_verilog -sv {files}; hierarchy -top {module}; proc; flatten; opt_clean; write_json {out}"
+    run = subprocess.run([yosys, "-q", "-p", script], capture_output=True, text=True, timeout=600)
+    if run.returncode != 0:
+        raise ProofError(f"yosys could not read {module}: {(run.stderr or run.stdout).strip().splitlines()[-1:]}")
+    return json.loads(out.read_text())["modules"][module]
+
+
+class Netlist:
+    """A flattened Yosys netlist, read as affine words (``sym``) and evaluated on numbers (``Concrete``)."""
+
+    def __init__(self, mod: dict, inputs: list[list], dom: list[tuple[int, int]], driver=None):
+        """``inputs``: per input element, its netlist bits (two's complement, lowest first), the cut point
+        where the op's inputs enter (in_data of an op module, the previous op's signals in a chain)."""
+        self.cells = mod["cells"]
+        if driver is None:
+            driver = {}
+            for name, cell in self.cells.items():
+                for port, direction in cell["port_directions"].items():
+                    if direction == "output":
+                        for i, b in enumerate(cell["connections"][port]):
+                            driver[b] = (name, port, i)
+        self.driver = driver
+        ports = mod["ports"]
+        self.in_bits = ports["in_data"]["bits"]
+        self.in_data = set(self.in_bits)
+        self.out_bits = ports["out_data"]["bits"]
+        self.dom = dom
+        self.words: list[Word] = []
+        self.input_bit = {}
+        for v, bits in enumerate(inputs):
+            wid = self._word(Aff.make(0, {v: 1}), len(bits))
+            for k, b in enumerate(bits):
+                if isinstance(b, str):  # a constant bit only where every value of the domain has it
+                    lo, hi = dom[v]
+                    if not ((lo >> k) == (hi >> k) and str((lo >> k) & 1) == b):
+                        raise ProofError(f"input element {v} has a constant bit {k}: not a free input")
+                    continue
+                self.input_bit.setdefault(b, ("w", wid, k))
+        self._sym, self._cell_sym, self._depth, self._active = {}, {}, {}, set()
+        self.adders: list[tuple[int, int]] = []  # (result bits, word) of every adder read as an affine word
+        unknown = {c["type"] for c in self.cells.values()} - OPAQUE_KINDS - {"$dff"}
+        if unknown:
+            raise ProofError(f"cells this prover does not read: {', '.join(sorted(unknown))}")
+
+    def _word(self, aff: Aff, m: int) -> int:
+        lo, hi = aff.range(self.dom)
+        self.words.append(Word(aff, m, lo, hi))
+        return len(self.words) - 1
+
+    # ------------------------------------------------------------ registers
+    def depth(self, bit) -> int | None:
+        """Registers between in_data and ``bit`` (None: a constant); ProofError where paths disagree."""
+        if isinstance(bit, str) or bit in self.in_data:
+            return None if isinstance(bit, str) else 0
+        if bit in self._depth:
+            return self._depth[bit]
+        if bit not in self.driver:
+            raise ProofError(f"netlist bit {bit} has no driver")
+        name, _, i = self.driver[bit]
+        cell = self.cells[name]
+        if bit in self._active:
+            raise ProofError(f"a loop through cell {name} (resource sharing or state): not a pipeline")
+        self._active.add(bit)
+        if cell["type"] == "$dff":
+            d = self.depth(cell["connections"]["D"][i])
+            result = None if d is None else d + 1
+        else:
+            seen = set()
+            for port, direction in cell["port_directions"].items():
+                if direction == "input":
+                    seen |= {self.depth(b) for b in cell["connections"][port]}
+            seen.discard(None)
+            if len(seen) > 1:
+                raise ProofError(f"cell {name} reads signals {sorted(seen)} registers deep: not a balanced pipeline")
+            result = seen.pop() if seen else None
+        self._active.discard(bit)
+        self._depth[bit] = result
+        return result
+
+    # ------------------------------------------------------------ symbolic
+    def sym(self, bit):
+        """0/1, ('w', word, k): bit k of an affine word, or ('o', cell, k): an opaque bit."""
+        if isinstance(bit, str):
+            return 1 if bit == "1" else 0 if bit == "0" else ("x",)
+        if bit in self.input_bit:
+            return self.input_bit[bit]
+        if bit in self._sym:
+            return self._sym[bit]
+        if bit not in self.driver:
+            raise ProofError("the op's logic reads a signal outside its inputs")
+        name, port, i = self.driver[bit]
+        cell = self.cells[name]
+        if cell["type"] == "$dff":
+            value = self.sym(cell["connections"]["D"][i])
+        else:
+            value = self._cell(name)[i]
+        self._sym[bit] = value
+        return value
+
+    def read(self, bits: list, signed: bool):
+        """The integer a bit vector holds (signed or not) as (Aff, m): exact when m is None, else known
+        modulo 2^m; None when a bit is opaque or a slice is not affine."""
+        vals = [self.sym(b) for b in bits]
+        n = len(vals)
+        total, mod, p = Aff.make(0, {}), None, 0
+        while p < n:
+            v = vals[p]
+            if isinstance(v, int):
+                weight = -(1 << p) if (signed and p == n - 1) else (1 << p)
+                total = total + Aff.make(v * weight, {})
+                p += 1
+                continue
+            if v[0] != "w":
+                return None
+            wid, k0 = v[1], v[2]
+            word = self.words[wid]
+            real = virt = k0
+            q = p + 1
+            while q < n:
+                u = vals[q]
+                if not (isinstance(u, tuple) and u[0] == "w" and u[1] == wid):
+                    break
+                if u[2] == real + 1 and virt == real and real + 1 < word.m:
+                    real += 1
+                    virt += 1
+                elif u[2] == real and _signed_offset(word.lo >> k0, word.hi >> k0, real - k0 + 1) is not None \
+                        and (k0 == 0 or word.aff.divisible(k0)):
+                    virt += 1  # a sign extension of the real bits
+                else:
+                    break
+                q += 1
+            aff, lo, hi = word.aff, word.lo, word.hi
+            if k0 > 0:  # a slice from bit k0: affine only when the form is a multiple of 2^k0
+                if not aff.divisible(k0):
+                    return None
+                aff, lo, hi = aff.shr(k0), lo >> k0, hi >> k0
+            length = virt - k0 + 1
+            if virt > real:  # sign-extended: the real bits, read signed, hold the integer minus c * 2^base
+                base = real - k0 + 1
+                c = _signed_offset(lo, hi, base)
+                aff, lo, hi = aff + Aff.make(-c << base, {}), lo - (c << base), hi - (c << base)
+            # the run holds the integer minus c * 2^length, for one c over the whole range (else only modulo)
+            half = (1 << (length - 1)) if (signed and q == n) else 0
+            c = (lo + half) >> length
+            if (hi + half) >> length == c:
+                aff = aff + Aff.make(-c << length, {})
+            elif mod is None or p + length < mod:
+                mod = p + length
+            total = total + aff.scale(1 << p)
+            p = q
+        return total, mod
+
+    def _port(self, cell, port: str, width: int, signed: bool) -> list:
+        bits = list(cell["connections"][port])
+        if len(bits) < width:
+            bits += [bits[-1] if (signed and bits) else "0"] * (width - len(bits))
+        return bits[:width]
+
+    def _const(self, bits: list, signed: bool) -> int | None:
+        vals = [self.sym(b) for b in bits]
+        if not all(isinstance(v, int) for v in vals):
+            return None
+        value = sum(v << k for k, v in enumerate(vals))
+        if signed and vals and vals[-1]:
+            value -= 1 << len(vals)
+        return value
+
+    def _cell(self, name: str) -> list:
+        """The output bits of a cell: affine where the cell is linear in affine operands, else opaque."""
+        if name in self._cell_sym:
+            return self._cell_sym[name]
+        cell = self.cells[name]
+        kind, par = cell["type"], cell.get("parameters", {})
+        ybits = cell["connections"].get("Y", [])
+        y = len(ybits)
+        opaque = [("o", name, k) for k in range(y)]
+        signed = bool(int(str(par.get("A_SIGNED", "0")), 2)) and (
+            "B_SIGNED" not in par or bool(int(str(par.get("B_SIGNED", "0")), 2)))
+        result = opaque
+        if kind in ("$add", "$sub", "$neg", "$pos", "$mul", "$shl", "$sshl"):
+            a = self.read(self._port(cell, "A", y, signed), signed)
+            b = self.read(self._port(cell, "B", y, signed), signed) if "B" in cell["connections"] else None
+            aff = m = None
+            if kind in ("$add", "$sub") and a and b:
+                aff = a[0] + (b[0] if kind == "$add" else b[0].scale(-1))
+                m = min(x for x in (y, a[1], b[1]) if x is not None)
+            elif kind in ("$neg", "$pos") and a:
+                aff, m = (a[0] if kind == "$pos" else a[0].scale(-1)), min(y, a[1] or y)
+            elif kind == "$mul":
+                ka = self._const(self._port(cell, "A", y, signed), signed)
+                kb = self._const(self._port(cell, "B", y, signed), signed)
+                if kb is not None and a:
+                    aff, m = a[0].scale(kb), min(y, a[1] or y)
+                elif ka is not None and b:
+                    aff, m = b[0].scale(ka), min(y, b[1] or y)
+            elif kind in ("$shl", "$sshl"):
+                s = self._const(list(cell["connections"]["B"]), False)
+                if s is not None and a:
+                    aff, m = a[0].scale(1 << s), min(y, (a[1] or y) + s)
+            if aff is not None:
+                wid = self._word(aff, m)
+                if kind in ("$add", "$sub"):
+                    self.adders.append((y, wid))
+                result = [("w", wid, k) if k < m else ("o", name, k) for k in range(y)]
+        elif kind in ("$shr", "$sshr"):
+            s = self._const(list(cell["connections"]["B"]), False)
+            if signed and kind == "$shr" and y > len(cell["connections"]["A"]):
+                raise ProofError(f"cell {name}: a logical shift of a signed operand widened first (not read here)")
+            if s is not None:
+                abits = list(cell["connections"]["A"])
+                fill = abits[-1] if (kind == "$sshr" and signed) else "0"
+                result = [self.sym(abits[k + s]) if k + s < len(abits) else self.sym(fill) for k in range(y)]
+        self._cell_sym[name] = result
+        return result
+
+    # ------------------------------------------------------------ cones
+    def cone(self, bits: list):
+        """The opaque cells feeding ``bits`` and the affine words they (or the bits) read directly; and a
+        structural signature (cells renamed in visiting order) for sharing enumerations."""
+        cells, words, sig, seen, index = [], [], [], set(), {}
+
+        def visit(b):
+            v = self.sym(b)
+            if isinstance(v, int) or v[0] == "x":
+                return repr(v)
+            if v[0] == "w":
+                if v[1] not in index:
+                    index[v[1]] = f"w{len(words)}"
+                    words.append(v[1])
+                return f"{index[v[1]]}.{v[2]}"
+            name = v[1]
+            if name not in seen:
+                seen.add(name)
+                cell = self.cells[name]
+                ins = {p: [visit(x) for x in cell["connections"][p]]
+                       for p, d in sorted(cell["port_directions"].items()) if d == "input"}
+                index[name] = f"c{len(cells)}"
+                cells.append(name)
+                sig.append((index[name], cell["type"], sorted(cell.get("parameters", {}).items()), ins))
+            return f"{index[name]}.{v[2]}"
+
+        outs = [visit(b) for b in bits]
+        return cells, words, repr((sig, outs))
+
+
+class Concrete:
+    """The netlist evaluated on numbers: affine words from ``word_value(wid)``, opaque cells computed."""
+
+    def __init__(self, net: Netlist, word_value):
+        self.net, self.word_value = net, word_value
+        self._cells, self._words = {}, {}
+
+    def word(self, wid: int) -> np.ndarray:
+        if wid not in self._words:
+            self._words[wid] = self.word_value(wid)
+        return self._words[wid]
+
+    def bit(self, b) -> np.ndarray | int:
+        v = self.net.sym(b)
+        if isinstance(v, int):
+            return v
+        if v[0] == "w":
+            return (self.word(v[1]) >> v[2]) & 1
+        if v[0] == "x":
+            raise ProofError("the netlist reads an undefined bit")
+        return (self.cell(v[1]) >> v[2]) & 1
+
+    def _source(self, v):
+        return self.word(v[1]) if v[0] == "w" else self.cell(v[1])
+
+    def bits(self, bits: list, signed: bool) -> np.ndarray:
+        """A bit vector as an integer array (signed or not); runs of consecutive bits of one word or cell
+        are taken in one shift and mask."""
+        vals = [self.net.sym(b) for b in bits]
+        n, p, value = len(vals), 0, np.int64(0)
+        while p < n:
+            v = vals[p]
+            if isinstance(v, int) or v[0] not in ("w", "o"):
+                value = value + (np.int64(v) << np.int64(p)) if isinstance(v, int) else value + (self.bit(bits[p]) << p)
+                p += 1
+                continue
+            q = p + 1
+            while q < n and isinstance(vals[q], tuple) and vals[q][:2] == v[:2] and vals[q][2] == v[2] + q - p:
+                q += 1
+            piece = (self._source(v) >> np.int64(v[2])) & np.int64((1 << (q - p)) - 1)
+            value = value + (piece << np.int64(p))
+            p = q
+        if signed and n:
+            value = np.where((value >> np.int64(n - 1)) & 1, value - (np.int64(1) << np.int64(n)), value)
+        return np.asarray(value, dtype=np.int64)
+
+    def cell(self, name: str) -> np.ndarray:
+        if name in self._cells:
+            return self._cells[name]
+        net = self.net
+        cell = net.cells[name]
+        kind, par = cell["type"], cell.get("parameters", {})
+        y = len(cell["connections"]["Y"])
+        if y > 62:
+            raise ProofError(f"cell {name} is {y} bits wide: beyond the numeric evaluator")
+        a_signed = bool(int(str(par.get("A_SIGNED", "0")), 2))
+        b_signed = bool(int(str(par.get("B_SIGNED", "0")), 2))
+        both = a_signed and ("B_SIGNED" not in par or b_signed)
+
+        def port(p, width=None, signed=None):
+            bits = list(cell["connections"][p])
+            s = both if signed is None else signed
+            if width is not None:
+                bits = net._port(cell, p, width, s)
+            return self.bits(bits, s)
+
+        if kind in ("$add", "$sub", "$mul", "$and", "$or", "$xor", "$xnor"):
+            a, b = port("A", y), port("B", y)
+            r = {"$add": lambda: a + b, "$sub": lambda: a - b, "$mul": lambda: a * b, "$and": lambda: a & b,
+                 "$or": lambda: a | b, "$xor": lambda: a ^ b, "$xnor": lambda: ~(a ^ b)}[kind]()
+        elif kind in ("$neg", "$pos", "$not"):
+            a = port("A", y)
+            r = -a if kind == "$neg" else a if kind == "$pos" else ~a
+        elif kind in ("$eq", "$ne", "$eqx", "$nex", "$lt", "$le", "$gt", "$ge"):
+            w = max(len(cell["connections"]["A"]), len(cell["connections"]["B"]))
+            a, b = port("A", w), port("B", w)
+            r = {"$eq": a == b, "$eqx": a == b, "$ne": a != b, "$nex": a != b, "$lt": a < b, "$le": a <= b,
+                 "$gt": a > b, "$ge": a >= b}[kind].astype(np.int64)
+        elif kind in ("$reduce_and", "$reduce_or", "$reduce_xor", "$reduce_xnor", "$reduce_bool", "$logic_not"):
+            bits = list(cell["connections"]["A"])
+            a = self.bits(bits, False)
+            if kind == "$reduce_and":
+                r = (a == (1 << len(bits)) - 1).astype(np.int64)
+            elif kind in ("$reduce_or", "$reduce_bool"):
+                r = (a != 0).astype(np.int64)
+            elif kind == "$logic_not":
+                r = (a == 0).astype(np.int64)
+            else:
+                r = np.zeros_like(a)
+                for k in range(len(bits)):
+                    r ^= (a >> k) & 1
+                r = r if kind == "$reduce_xor" else 1 - r
+        elif kind in ("$logic_and", "$logic_or"):
+            a = port("A", signed=False) != 0
+            b = port("B", signed=False) != 0
+            r = (a & b if kind == "$logic_and" else a | b).astype(np.int64)
+        elif kind == "$mux":
+            a, b = port("A", y, False), port("B", y, False)
+            s = np.asarray(self.bit(cell["connections"]["S"][0]))
+            r = np.where(s != 0, b, a)
+        elif kind == "$pmux":
+            r = port("A", y, False)
+            bb, ss = cell["connections"]["B"], cell["connections"]["S"]
+            for i in reversed(range(len(ss))):  # the first set select wins
+                r = np.where(np.asarray(self.bit(ss[i])) != 0, self.bits(bb[i * y:(i + 1) * y], False), r)
+        elif kind in ("$shl", "$sshl", "$shr", "$sshr"):
+            s = port("B", signed=False)
+            if kind in ("$shl", "$sshl"):
+                r = port("A", y) << s
+            else:
+                a = port("A", signed=a_signed and kind == "$sshr")
+                r = a >> s
+        else:
+            raise ProofError(f"no numeric evaluation of {kind}")
+        r = np.asarray(r, dtype=np.int64) & np.int64((1 << y) - 1)
+        self._cells[name] = r
+        return r
+
+
+# ---------------------------------------------------------------------------------------------- the reference
+@dataclass
+class Reference:
+    """Per output element: its accumulator as an affine form over the op's inputs and the cast after it
+    (``post``: raw accumulator integers -> raw outputs), or ``None`` (no form: whole-op enumeration)."""
+
+    forms: list | None
+    post: list | None
+    identity: list | None  # per output: (lo, hi) -> whether post is the identity on [lo, hi]
+    text: list = field(default_factory=list)  # the reference, printed (reports, review)
+
+
+def _linear_reference(op, kernel, positions) -> Reference | None:
+    """dense (one position, index = identity) or a convolution (``positions``: input index per window cell,
+    -1 in the padding): acc = bias_acc + sum_i (w_ij << shift) x_i, exact (the range analysis proves no
+    partial sum leaves the accumulator) or modulo the accumulator (WRAP); then the output cast."""
+    plan = kernel.plan()
+    if plan["shift"] < 0:
+        return None  # each product is rounded on its own: not linear
+    acc = kernel.accum_fmt
+    wraps = plan["product_can_overflow"] or plan["sum_can_overflow"]
+    if wraps and acc.overflow != "WRAP":
+        return None
+    forms, post, ident, text = [], [], [], []
+    w = kernel.weight.astype(object) << plan["shift"]
+    for p, idx in enumerate(positions):
+        for j in range(kernel.n_out):
+            coef = {}
+            for c, i in enumerate(idx):
+                if i >= 0 and w[c, j]:
+                    coef[int(i)] = coef.get(int(i), 0) + int(w[c, j])
+            form = Aff.make(int(plan["bias_acc"][j]), coef)
+            out = op.output.formats[p * kernel.n_out + j]
+            forms.append(form)
+            post.append(_cast(out, acc, wraps))
+            ident.append(lambda lo, hi, out=out: (not wraps and out.fractional == acc.fractional
+                                                  and out.min_raw + (out.overflow == "SAT_SYM") <= lo
+                                                  and hi <= out.max_raw))
+            text.append(f"y{p * kernel.n_out + j} = ({out.cpp}) ({acc.cpp}) ({form.text()})")
+    return Reference(forms, post, ident, text)
+
+
+def _cast(out, acc, wraps):
+    def post(a):
+        a = np.asarray(a, dtype=np.int64)
+        if wraps:
+            a = acc.cast(a, acc)
+        return out.cast(a, acc)
+    return post
+
+
+def reference(op) -> Reference:
+    """The op's semantics as ``Reference`` (see the class), printed from its fields as emulate() computes."""
+    if op.kind == "dense":
+        r = _linear_reference(op, op, [list(range(op.n_in))])
+    elif op.kind in ("conv1d", "conv2d") and hasattr(op, "kernel_op") and not getattr(op, "stream", False):
+        r = _linear_reference(op, op.kernel_op(), [list(map(int, row)) for row in op.geometry.im2col()])
+    elif op.kind in ELEMENTWISE and op.input.n == op.output.n:
+        forms = [Aff.make(0, {j: 1}) for j in range(op.input.n)]
+        base = np.clip(np.zeros(op.input.n, dtype=np.int64), op.input.min_raw, op.input.max_raw)
+
+        same = op.input.is_uniform and op.output.is_uniform and op.kind != "prelu"
+
+        def elem(j):
+            def post(g):
+                g = np.asarray(g, dtype=np.int64)
+                if same:  # every element computes the same function: g packed into rows of n_in
+                    n = op.input.n
+                    rows = np.resize(g, (-(-len(g) // n)) * n).reshape(-1, n)
+                    return op.emulate(rows, {}).reshape(-1)[:len(g)]
+                x = np.broadcast_to(base, (len(g), op.input.n)).copy()
+                x[:, j] = g
+                return op.emulate(x, {})[:, j]
+            return post
+        text = [f"y{j} = {op.kind}.emulate(x{j}) (element-wise)" for j in range(op.input.n)]
+        r = Reference(forms, [elem(j) for j in range(op.input.n)], [lambda lo, hi: False] * op.input.n, text)
+    else:
+        r = None
+    return r or Reference(None, None, None, [f"{op.kind}.emulate(x) (whole op)"])
+
+
+# ---------------------------------------------------------------------------------------------- proof of one op
+def _direction(aff: Aff):
+    """The primitive direction of a form's variable part: (sorted ((var, coef)...), scale)."""
+    if not aff.coef:
+        return (), 0
+    g = 0
+    for _, c in aff.coef:
+        g = math.gcd(g, c)
+    if aff.coef[0][1] < 0:
+        g = -g
+    return tuple((v, c // g) for v, c in aff.coef), g
+
+
+def _witness(dirn, dom, target: int) -> dict | None:
+    """Inputs (var -> value) inside ``dom`` where sum(d * x) == target (greedy, largest step first)."""
+    x = {v: (dom[v][0] if d > 0 else dom[v][1]) for v, d in dirn}
+    rest = target - sum(d * x[v] for v, d in dirn)
+    if rest < 0:
+        return None
+    for v, d in sorted(dirn, key=lambda t: -abs(t[1])):
+        room = dom[v][1] - dom[v][0]
+        step = min(room, rest // abs(d))
+        x[v] += step if d > 0 else -step
+        rest -= step * abs(d)
+    return x if rest == 0 else None
+
+
+def _corners(aff: Aff, dom, n: int) -> list[np.ndarray]:
+    """The inputs where a form takes its smallest and its largest value (the others at 0 or their bound)."""
+    rows = []
+    for sign in (1, -1):
+        x = np.array([min(max(0, lo), hi) for lo, hi in dom], dtype=np.int64)
+        for v, c in aff.coef:
+            x[v] = dom[v][1] if c * sign > 0 else dom[v][0]
+        rows.append(x)
+    return rows
+
+
+def prove_op(op, sources: list[Path], module: str, latency: int, work: Path,
+             limit: int = ENUM_LIMIT, dom=None, model_dom=None) -> dict:
+    """Proves one op module against the op's reference; returns the result dict (see the module docstring)."""
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
+    t0, cpu0 = time.perf_counter(), _cpu()
+    dom = dom or [(int(f.min_raw), int(f.max_raw)) for f in op.input.formats]
+    widths = [f.width for f in op.input.formats]
+    result = {"op": op.name, "kind": op.kind, "module": module, "latency": latency}
+    try:
+        mod = yosys_json(sources, module, work)
+        bits = mod["ports"]["in_data"]["bits"]
+        net = Netlist(mod, [bits[lsb:lsb + w] for lsb, w in zip(op.input.offsets, widths)], dom)
+        net.outputs = [(net.out_bits[lsb:lsb + f.width], f.signed) for lsb, f in zip(op.output.offsets,
+                                                                                    op.output.formats)]
+        for b in net.out_bits:
+            d = net.depth(b)
+            if d is not None and d != latency:
+                raise ProofError(f"out_data bit is {d} registers deep, the op's latency is {latency}")
+        result.update(_check(op, net, dom, limit, model_dom))
+    except ProofError as err:
+        result.update(status="not proved", method="none", reason=str(err))
+    result["seconds"] = round(time.perf_counter() - t0, 3)
+    result["cpu_seconds"] = round(_cpu() - cpu0, 3)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return result
+
+
+def _check(op, net: Netlist, dom, limit: int, model_dom=None) -> dict:
+    ref = reference(op)
+    n_in, outs = op.input.n, op.output
+    if ref.forms is None:
+        return _whole(op, net, dom)
+    proved, methods, failures, candidates, classes, pending = 0, {}, [], [], {}, []
+    enumerated = restricted = 0
+    out_ranges = [None] * outs.n  # the exact range of each proved output (the next op's domain in a chain)
+    for j in range(outs.n):
+        bits, signed = net.outputs[j]
+        form = ref.forms[j]
+        rlo, rhi = form.range(dom)
+        read = net.read(bits, signed)
+        if read is not None and read[1] is None and ref.identity[j](rlo, rhi):
+            if read[0] == form:
+                proved += 1
+                methods["affine"] = methods.get("affine", 0) + 1
+                out_ranges[j] = (rlo, rhi)
+            else:
+                failures.append(f"output {j}: form {read[0].text()} != reference {form.text()}")
+                candidates += _difference_inputs(read[0], form, dom, n_in)
+            continue
+        cells, words, sig = net.cone(bits)
+        dirn, scale = _direction(form)
+        parts = []
+        for wid in words:
+            word = net.words[wid]
+            d, s = _direction(word.aff)
+            if d and d != dirn:
+                parts = None
+                break
+            parts.append((wid, s, word.aff.const))
+        if parts is not None and not dirn and not parts:  # a constant output
+            got = int(Concrete(net, lambda wid: None).bits(bits, signed))
+            if got == int(ref.post[j](np.array([form.const]))[0]):
+                proved += 1
+                methods["constant"] = methods.get("constant", 0) + 1
+                out_ranges[j] = (got, got)
+            else:
+                failures.append(f"output {j}: constant {got} != reference")
+                candidates += _corners(form, dom, n_in)
+            continue
+        if parts is None or not dirn:
+            failures.append(f"output {j}: its cone reads words that are not affine in the reference's accumulator")
+            candidates += [c for wid in words for c in _corners(net.words[wid].aff, dom, n_in)]
+            candidates += _corners(form, dom, n_in)
+            continue
+        glo, ghi = Aff.make(0, dict(dirn)).range(dom)
+        space = dom
+        if ghi - glo + 1 > limit and model_dom is not None:
+            nlo, nhi = Aff.make(0, dict(dirn)).range(model_dom)
+            if nhi - nlo + 1 <= limit:  # every value the ops before can deliver (the model's range analysis)
+                glo, ghi, space = nlo, nhi, model_dom
+                restricted += 1
+        if ghi - glo + 1 > limit:
+            failures.append(f"output {j}: {ghi - glo + 1} values of its accumulator (limit {limit})")
+            continue
+        key = (sig, tuple((s, c) for _, s, c in parts), scale, form.const, repr(_post_key(op, j)))
+        hull = classes.get(key, (glo, ghi))
+        hull = (min(hull[0], glo), max(hull[1], ghi))
+        if hull[1] - hull[0] + 1 > limit:  # too wide together: a class of its own
+            key, hull = key + (glo, ghi), (glo, ghi)
+        classes[key] = hull
+        pending.append((j, key, bits, signed, parts, dirn, scale, form.const, glo, ghi, space))
+    done, members = {}, {}
+    for entry in pending:
+        members.setdefault(entry[1], []).append((entry[8], entry[9]))
+    for j, key, bits, signed, parts, dirn, scale, const, glo, ghi, space in pending:
+        if key not in done:
+            lo, hi = classes[key]
+            done[key] = _enumerate(net, bits, signed, parts, ref.post[j], scale, const, lo, hi, members[key])
+            enumerated += hi - lo + 1
+        bad, spans, covered = done[key]
+        bad = bad[(bad >= glo) & (bad <= ghi)]
+        if not bad.size and covered < ghi:
+            failures.append(f"output {j}: enumeration stopped after 10^6 mismatches of outputs like it")
+        elif not bad.size:
+            proved += 1
+            methods["enumeration"] = methods.get("enumeration", 0) + 1
+            out_ranges[j] = spans[(glo, ghi)]
+        else:
+            failures.append(f"output {j}: differs from the reference at accumulator value(s) "
+                            f"{[int(b) * scale + const for b in bad[:3]]}")
+            for g in bad[[0, bad.size // 2, -1]]:
+                x = _witness(dirn, space, int(g))
+                if x is not None:
+                    row = np.array([min(max(0, lo), hi) for lo, hi in space], dtype=np.int64)
+                    for v, val in x.items():
+                        row[v] = val
+                    candidates.append(row)
+    method = "+".join(f"{k} ({v} outputs)" for k, v in sorted(methods.items()))
+    widths = adder_widths(net)
+    out = {"outputs": outs.n, "proved_outputs": proved, "method": method or "none",
+           "enumerated_values": enumerated, "enumeration_classes": len(classes), "adders": widths,
+           "out_ranges": None if None in out_ranges else [[int(a), int(b)] for a, b in out_ranges],
+           "domain": "input format" if not restricted else
+           f"input format; {restricted} outputs over the model's range of their input (range analysis)"}
+    if not failures:
+        return dict(out, status="proved")
+    cex = _counterexample(op, net, candidates, n_in, dom)
+    out["reason"] = failures[0] + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
+    if cex is not None:
+        return dict(out, status="counterexample", counterexample=cex)
+    return dict(out, status="not proved")
+
+
+def adder_widths(net: Netlist) -> dict:
+    """Adders whose result bits exceed what the exact range of their value needs (a result of one sign
+    drops its constant top bit, as the builder writes it): the bits, about LUTs, tighter widths would save."""
+    spare, wider, total = 0, 0, 0
+    for y, wid in net.adders:
+        word = net.words[wid]
+        if word.m < y:
+            continue  # only known modulo 2^m: not an exact value
+        lo, hi = word.lo, word.hi
+        need = hi.bit_length() if lo >= 0 else (-lo - 1).bit_length() if hi < 0 else \
+            max(hi.bit_length(), (-lo - 1).bit_length()) + 1
+        total += y
+        if y > max(need, 1):
+            spare += y - max(need, 1)
+            wider += 1
+    return {"count": len(net.adders), "bits": total, "wider_than_needed": wider, "spare_bits": spare}
+
+
+def _post_key(op, j):
+    """What makes two outputs' casts the same function (for sharing an enumeration)."""
+    if op.kind in ELEMENTWISE:
+        return (op.kind, op.name, j) if op.kind == "prelu" else (op.kind, op.name, op.input.formats[j].cpp,
+                                                                    op.output.formats[j].cpp)
+    return (op.kind, op.name, op.output.formats[j].cpp, getattr(op, "accum_fmt", None) and op.accum_fmt.cpp)
+
+
+def _enumerate(net, bits, signed, parts, post, scale, const, glo, ghi, members=()) -> tuple:
+    """Every value g of the scalar: the cone (its words at s * g + c) against post(scale * g + const).
+    Returns the values of g where they differ (at most 10^6; empty when they agree everywhere) and, per
+    member range (lo, hi) of g, the smallest and largest reference output over it."""
+    bad, spans = [], {m: None for m in members}
+    for start in range(glo, ghi + 1, CHUNK):
+        g = np.arange(start, min(ghi + 1, start + CHUNK), dtype=np.int64)
+        values = {wid: np.int64(s) * g + np.int64(c) for wid, s, c in parts}
+        conc = Concrete(net, lambda wid: values[wid])
+        got = conc.bits(bits, signed)
+        want = post(np.int64(scale) * g + np.int64(const))
+        bad.append(g[np.broadcast_to(got, want.shape) != want])
+        end = start + len(g) - 1
+        for (lo, hi), span in spans.items():
+            if hi < start or lo > end:
+                continue
+            part = want[max(lo, start) - start:min(hi, end) - start + 1]
+            a, b = int(part.min()), int(part.max())
+            spans[(lo, hi)] = (a, b) if span is None else (min(span[0], a), max(span[1], b))
+        if sum(x.size for x in bad) > 1_000_000:  # broken: stop here (values above ``end`` not enumerated)
+            return np.concatenate(bad), spans, end
+    return np.concatenate(bad), spans, ghi
+
+
+def _difference_inputs(got: Aff, want: Aff, dom, n: int) -> list[np.ndarray]:
+    """Inputs where two forms differ: each variable with a different coefficient at its ends."""
+    rows = []
+    base = np.array([min(max(0, lo), hi) for lo, hi in dom], dtype=np.int64)
+    g, w = dict(got.coef), dict(want.coef)
+    for v in sorted(set(g) | set(w)):
+        if g.get(v, 0) != w.get(v, 0):
+            for end in dom[v]:
+                row = base.copy()
+                row[v] = end
+                rows.append(row)
+    rows.append(base)
+    return rows[:64]
+
+
+def evaluate(net: Netlist, x: np.ndarray, outs) -> np.ndarray:
+    """The netlist's raw outputs on raw inputs x (n, n_in)."""
+    conc = Concrete(net, lambda wid: net.words[wid].aff.eval(x))
+    cols = [np.broadcast_to(conc.bits(bits, signed), (x.shape[0],)) for bits, signed in net.outputs]
+    return np.stack(cols, axis=1)
+
+
+def _counterexample(op, net, candidates, n_in, dom) -> dict | None:
+    """The first candidate input where the netlist and op.emulate differ (random inputs added)."""
+    rng = np.random.default_rng(0)
+    lo = np.array([d[0] for d in dom], dtype=np.int64)
+    hi = np.array([d[1] for d in dom], dtype=np.int64)
+    rows = list(candidates) + list(rng.integers(lo, hi + 1, size=(256, n_in)))
+    x = np.stack(rows).astype(np.int64)
+    got = evaluate(net, x, op.output)
+    want = op.emulate(x, {})
+    bad = np.flatnonzero(np.any(got != want, axis=1))
+    if not bad.size:
+        return None
+    i = int(bad[0])
+    elems = np.flatnonzero(got[i] != want[i])
+    return {"input": [int(v) for v in x[i]], "netlist": [int(v) for v in got[i]],
+            "emulator": [int(v) for v in want[i]], "outputs_differing": [int(e) for e in elems[:16]]}
+
+
+def _whole(op, net, dom) -> dict:
+    """An op without a reference form: every input of a narrow input space, netlist against op.emulate."""
+    sizes = [hi - lo + 1 for lo, hi in dom]
+    bits = sum(math.log2(s) for s in sizes)
+    if bits > WHOLE_BITS:
+        cex = _counterexample(op, net, [], op.input.n, dom)
+        out = {"outputs": op.output.n, "proved_outputs": 0, "method": "none",
+               "reason": f"no reference form for {op.kind} and 2^{bits:.0f} inputs (limit 2^{WHOLE_BITS})"}
+        return dict(out, status="counterexample", counterexample=cex) if cex else dict(out, status="not proved")
+    grids = np.meshgrid(*[np.arange(lo, hi + 1, dtype=np.int64) for lo, hi in dom], indexing="ij")
+    x = np.stack([g.ravel() for g in grids], axis=1)
+    got = evaluate(net, x, op.output)
+    want = op.emulate(x, {})
+    bad = np.flatnonzero(np.any(got != want, axis=1))
+    out = {"outputs": op.output.n, "method": f"exhaustive ({x.shape[0]} inputs)", "enumerated_values": int(x.shape[0])}
+    if bad.size:
+        i = int(bad[0])
+        return dict(out, status="counterexample", proved_outputs=0,
+                    counterexample={"input": [int(v) for v in x[i]], "netlist": [int(v) for v in got[i]],
+                                    "emulator": [int(v) for v in want[i]]})
+    return dict(out, status="proved", proved_outputs=op.output.n,
+                out_ranges=[[int(a), int(b)] for a, b in zip(want.min(axis=0), want.max(axis=0))])
+
+
+# ---------------------------------------------------------------------------------------------- confirmation
+def confirm(op, sources: list[Path], module: str, latency: int, x: np.ndarray, work: Path) -> np.ndarray:
+    """The op module's outputs on raw inputs x (n, n_in), simulated by Verilator behind the standard top
+    (the bundle's own harness, trigger.rtlsim)."""
+    from trigger.backends.rtl import standard_top
+    from trigger.rtlsim import simulate
+
+    top = f"prove_{module}"
+    stage = {"module": module, "has_clock": latency > 0 or _has_clock(sources[0]), "clock_port": "clk",
+             "in_port": "in_data", "out_port": "out_data", "w_out": op.output.bus_width, "start_at": None}
+    work.mkdir(parents=True, exist_ok=True)
+    wrapper = work / f"{top}.v"
+    wrapper.write_text(standard_top(top, f"op '{op.name}' alone (trigger prove)", op.input.elements(),
+                                    op.output.elements(), [stage], latency + 1))
+    x = np.atleast_2d(np.asarray(x, dtype=np.int64))
+    sim = simulate([*sources, wrapper], top, op.input.to_bits(x), op.input.widths, op.output.widths,
+                   simulator="verilator", build_dir=work / "sim", max_latency=latency + 8)
+    return op.output.from_bits(sim.outputs)
+
+
+def _has_clock(source: Path) -> bool:
+    head = Path(source).read_text()
+    head = head[head.find("\nmodule "):]
+    return "input  wire clk" in head[:head.find(");")]
+
+
+# ---------------------------------------------------------------------------------------------- a bundle
+def op_modules(model, rtl_dir: Path, top: str, op_latency: dict) -> list[tuple]:
+    """(op, module name, sources, latency) per op of RTL written one module per op (pipeline layer or N);
+    sources None for an op without a module of its own."""
+    import re
+
+    rtl_dir = Path(rtl_dir)
+    adder = rtl_dir / f"{top}_sa.v"
+    used, out = set(), []
+    for k, op in enumerate(model.ops):
+        ident = re.sub(r"[^A-Za-z0-9_]", "_", op.name)
+        ident = ident if re.match(r"[A-Za-z]", ident) else f"op_{ident}"
+        name = f"{top}_{ident}"
+        if name in used:
+            name = f"{name}_{k}"
+        used.add(name)
+        path = rtl_dir / f"{name}.v"
+        sources = [path] + ([adder] if adder.exists() else []) if path.exists() else None
+        out.append((op, name, sources, int(op_latency.get(op.name, 0))))
+    return out
+
+
+def chain_signals(model, rtl: dict) -> list[list[tuple]]:
+    """pipeline auto: each op's output signals (name, width, constant) in the chain module, found by running
+    the op emitters again with the bundle's settings (names only: the proof reads the bundle's netlist, and a
+    name that is not there makes the op 'not proved')."""
+    from trigger.backends.rtl import holds_for_previous
+    from trigger.backends.rtl.builder import ModuleBuilder, parse_multiplier
+
+    _, dsp = parse_multiplier(rtl.get("multiplier", "shift_add"))
+    op_ii = rtl.get("op_ii") or {}
+    m = ModuleBuilder(f"{rtl['top']}_ops", max_delay=float(rtl["max_delay_ns_per_stage"]), dsp_above_bits=dsp)
+    first = model.ops[0]
+    xs = [m.unpack(f"x{i}", lsb, fmt) for i, (lsb, fmt) in enumerate(zip(first.input.offsets, first.input.formats))]
+    out = []
+    for k, op in enumerate(model.ops):
+        ys = op.emit_rtl(m, xs, {"pipeline_every": None, "ii": op_ii.get(op.name, 1),
+                                 "hold": not holds_for_previous(model, k + 1, op_ii)})
+        if holds_for_previous(model, k, op_ii):
+            ys = m.hold(ys)
+        out.append([(y.name, y.width, y.const, y.lo, y.hi) for y in ys])
+        xs = ys
+    return out
+
+
+def _chain_wrapper(bundle: Path, pieces: list[Path], work: Path) -> tuple[Path, str]:
+    """A module chaining the pieces of a cut chain (out_data of one into in_data of the next), to flatten."""
+    import re
+
+    lines, prev, w_in = [], "in_data", None
+    for k, piece in enumerate(pieces):
+        head = piece.read_text()
+        head = head[head.find("\nmodule "):]
+        head = head[:head.find(");")]
+        name = re.search(r"module (\w+)", head).group(1)
+        win = int(re.search(r"input\s+wire \[(\d+):0\] in_data", head).group(1)) + 1
+        wout = int(re.search(r"output\s+wire \[(\d+):0\] out_data", head).group(1)) + 1
+        w_in = w_in or win
+        clk = ".clk(clk), " if "input  wire clk" in head else ""
+        lines.append(f"    wire [{wout - 1}:0] d{k};")
+        lines.append(f"    {name} u{k} ({clk}.in_data({prev}), .out_data(d{k}));")
+        prev, w_out = f"d{k}", wout
+    top = "trigger_prove_chain"
+    text = (f"module {top} (input wire clk, input wire [{w_in - 1}:0] in_data, output wire [{w_out - 1}:0] out_data);\n"
+            + "\n".join(lines) + f"\n    assign out_data = {prev};\nendmodule\n")
+    path = work / f"{top}.v"
+    path.write_text(text)
+    return path, top
+
+
+def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None, progress=None) -> list[dict]:
+    """pipeline auto (the ops in one chain module, cut into pieces at registers): the chain is flattened
+    once, every cell checked to read signals of one register depth (so registers become wires), and each
+    op proved between cut points: its input signals are free variables, its output signals are compared."""
+    pieces = [bundle / s for s in rtl["sources"] if Path(s).stem.startswith(f"{rtl['top']}_ops")]
+    adder = [bundle / s for s in rtl["sources"] if Path(s).stem == f"{rtl['top']}_sa"]
+    results = []
+    t0 = time.perf_counter()
+    try:
+        wrapper, top = _chain_wrapper(bundle, pieces, work)
+        mod = yosys_json([*pieces, *adder, wrapper], top, work)
+        signals = chain_signals(model, rtl)
+    except (ProofError, KeyError, ValueError, AttributeError) as err:
+        return [{"op": op.name, "kind": op.kind, "module": None, "status": "not proved", "method": "none",
+                 "reason": f"chain module: {err}"} for op in model.ops if not ops or op.name in ops]
+    netnames = {}
+    for name, info in mod["netnames"].items():
+        netnames.setdefault(name.split(".")[-1], info["bits"])
+    setup = time.perf_counter() - t0
+    probe = Netlist(mod, [], [])
+    total = sum(int(v) for v in rtl["op_latency"].values())
+    chain_error = None
+    try:
+        for b in probe.out_bits:
+            d = probe.depth(b)
+            if d is not None and d != total:
+                raise ProofError(f"out_data bit is {d} registers deep, the ops' latencies add up to {total}")
+    except ProofError as err:
+        chain_error = str(err)
+    proven = None
+    prev_bits = [[b for b in mod["ports"]["in_data"]["bits"][lsb:lsb + f.width]]
+                 for lsb, f in zip(model.ops[0].input.offsets, model.ops[0].input.formats)]
+    for k, op in enumerate(model.ops):
+        outs = []
+        missing = None
+        for name, width, const, _, _ in signals[k]:
+            bits = netnames.get(name)
+            if bits is None and const is None:
+                missing = name
+            outs.append((list(bits)[:width] if bits is not None else
+                         [str((const >> i) & 1) for i in range(width)], True))
+        if k == len(model.ops) - 1:  # the last op: what the chain puts on out_data
+            outs = [(probe.out_bits[lsb:lsb + f.width], f.signed)
+                    for lsb, f in zip(op.output.offsets, op.output.formats)]
+        if ops and op.name not in ops:
+            prev_bits, proven = [b for b, _ in outs], None
+            continue
+        t1, cpu0 = time.perf_counter(), _cpu()
+        result = {"op": op.name, "kind": op.kind, "module": f"{rtl['top']}_ops (chain)",
+                  "latency": int(rtl["op_latency"].get(op.name, 0))}
+        # the chain's signals are only as wide as the values they carry: an op's inputs range over the exact
+        # output range proved for the op before (else the builder's ranges, and the result says so)
+        if k == 0:
+            dom, domain = [(int(f.min_raw), int(f.max_raw)) for f in op.input.formats], "input format"
+        elif proven is not None:
+            dom, domain = [tuple(r) for r in proven], "the proved output range of the op before"
+        else:
+            dom = [(int(lo), int(hi)) for _, _, _, lo, hi in signals[k - 1]]
+            domain = "the builder's ranges of its inputs (the op before is not proved)"
+        try:
+            if chain_error:
+                raise ProofError(chain_error)
+            if missing:
+                raise ProofError(f"signal {missing} of the chain not found in the netlist")
+            net = Netlist(mod, prev_bits, dom, driver=probe.driver)
+            net.outputs = outs
+            result.update(_check(op, net, dom, limit))
+            result["domain"] = domain
+            if result.get("counterexample"):
+                result["counterexample"]["confirmed"] = None
+                result["counterexample"]["confirm_note"] = "an op inside a chain module is not simulated alone"
+        except ProofError as err:
+            result.update(status="not proved", method="none", reason=str(err))
+        result["seconds"] = round(time.perf_counter() - t1 + (setup if not results else 0), 3)
+        if not results:
+            result["chain_setup_seconds"] = round(setup, 3)  # Yosys on the whole chain, its signal names
+        result["cpu_seconds"] = round(_cpu() - cpu0, 3)
+        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        results.append(result)
+        if progress:
+            progress(result)
+        prev_bits = [b for b, _ in outs]
+        proven = result.get("out_ranges") if result.get("status") == "proved" else None
+    return results
+
+
+def _cache_key(op, sources, latency, limit, model_dom=None) -> str:
+    digest = hashlib.sha256()
+    digest.update(Path(__file__).read_bytes())
+    for s in sources:
+        digest.update(Path(s).read_bytes())
+    digest.update(json.dumps(op.to_dict(), sort_keys=True, default=str).encode())
+    digest.update(f"{latency} {limit} {model_dom}".encode())
+    return digest.hexdigest()
+
+
+def _cache_dir() -> Path | None:
+    from trigger.toolchain import cache_root
+
+    root = cache_root()
+    return None if root is None else root / "prove"
+
+
+def prove_bundle(bundle, ops: list[str] | None = None, limit: int = ENUM_LIMIT, confirm_sim: bool = True,
+                 progress=None, write: bool = True) -> dict:
+    """Proves every op module of a bundle; writes and returns ``reports/prove.json``."""
+    from trigger.bundle import changed_files, load_manifest, write_json
+    from trigger.ir.model import FirmwareModel
+
+    bundle = Path(bundle)
+    manifest = load_manifest(bundle)
+    model = FirmwareModel.load(bundle)
+    edited = set(changed_files(bundle, manifest))
+    rtl = dict(manifest.get("rtl", {}), ii=manifest.get("ii", 1))
+    results = prove_design(model, bundle, rtl, ops, limit, confirm_sim, progress, edited)
+    return _finish(bundle, manifest, results, edited, limit, write)
+
+
+def prove_design(model, root: Path, rtl: dict, ops: list[str] | None = None, limit: int = ENUM_LIMIT,
+                 confirm_sim: bool = True, progress=None, edited=frozenset()) -> list[dict]:
+    """The results per op of RTL under ``root`` described by ``rtl`` (a manifest's rtl section, plus ``ii``):
+    one module per op, or the cut chain of pipeline auto."""
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))  # netlists are walked recursively, cone by cone
+    bundle = Path(root)
+    names = [op.name for op in model.ops]
+    for name in ops or []:
+        if name not in names:
+            raise ConfigError(f"{bundle}: no op named {name!r} (ops: {', '.join(names)})")
+    cache = _cache_dir()
+    results = []
+    ranges = model.ranges() if model.is_chain else None
+    if rtl.get("pipeline") == "auto" and model.is_chain and not rtl.get("stream") and rtl.get("ii", 1) == 1:
+        rels = [s for s in rtl["sources"] if Path(s).stem != rtl["top"]]
+        key = _cache_key(model.ops[0], [bundle / r for r in rels], json.dumps(rtl, sort_keys=True), limit,
+                         [op.to_dict() for op in model.ops])
+        hit = cache / f"{key}-chain.json" if cache else None
+        if hit is not None and hit.exists():
+            results = [dict(r, cached=True) for r in json.loads(hit.read_text())]
+            results = [r for r in results if not ops or r["op"] in ops]
+        else:
+            with tempfile.TemporaryDirectory(prefix="trigger-prove-") as tmp:
+                results = prove_chain(bundle, rtl, model, Path(tmp), limit, ops)
+            if hit is not None and not ops:
+                hit.parent.mkdir(parents=True, exist_ok=True)
+                hit.with_name(hit.name + ".partial").write_text(json.dumps(results, default=str))
+                hit.with_name(hit.name + ".partial").replace(hit)
+            results = [dict(r, cached=False) for r in results]
+        for r in results:
+            r["sources"] = rels
+            r["edited_after_build"] = any(x in edited for x in rels)
+            if progress:
+                progress(r)
+        return results
+    with tempfile.TemporaryDirectory(prefix="trigger-prove-") as tmp:
+        for op, module, sources, latency in op_modules(model, bundle / "rtl", rtl.get("top"),
+                                                       rtl.get("op_latency", {})):
+            if ops and op.name not in ops:
+                continue
+            if sources is None:
+                results.append({"op": op.name, "kind": op.kind, "module": None, "status": "not proved",
+                                "method": "none", "reason": "no module of its own (pipeline auto, graph or "
+                                "streamed RTL): not supported by trigger prove yet"})
+                continue
+            rels = [s.relative_to(bundle).as_posix() for s in sources]
+            k = names.index(op.name)
+            model_dom = [(int(iv.lo), int(iv.hi)) for iv in ranges[k - 1]] if (ranges and k > 0) else None
+            key = _cache_key(op, sources, latency, limit, model_dom)
+            hit = cache / f"{key}.json" if cache else None
+            if hit is not None and hit.exists():
+                result = json.loads(hit.read_text())
+                result["cached"] = True
+            else:
+                work = Path(tmp) / module
+                work.mkdir()
+                result = prove_op(op, sources, module, latency, work, limit, model_dom=model_dom)
+                cex = result.get("counterexample")
+                if cex is not None and confirm_sim:
+                    x = np.array([cex["input"]], dtype=np.int64)
+                    try:
+                        sim = confirm(op, sources, module, latency, x, work)[0]
+                        emu = op.emulate(x, {})[0]
+                        cex["simulation"] = [int(v) for v in sim]
+                        cex["confirmed"] = bool(np.any(sim != emu))
+                    except Exception as err:  # noqa: BLE001 - a failed confirmation is reported, not fatal
+                        cex["confirmed"] = None
+                        cex["confirm_error"] = str(err).splitlines()[0][:300]
+                if hit is not None:
+                    hit.parent.mkdir(parents=True, exist_ok=True)
+                    tmp_file = hit.with_name(hit.name + ".partial")
+                    tmp_file.write_text(json.dumps(result, sort_keys=True))
+                    tmp_file.replace(hit)
+                result["cached"] = False
+            result["sources"] = rels
+            result["edited_after_build"] = any(r in edited for r in rels)
+            results.append(result)
+            if progress:
+                progress(result)
+    return results
+
+
+def _finish(bundle, manifest, results, edited, limit, write) -> dict:
+    from trigger.bundle import write_json
+
+    counts = {s: sum(r["status"] == s for r in results) for s in ("proved", "counterexample", "not proved")}
+    report = {"bundle": manifest.get("name"), "ops": results, "summary": counts,
+              "edited_files": sorted(edited),
+              "rests_on": ["Yosys 'read_verilog; proc; flatten' reads the Verilog as the simulators do",
+                           "the reference forms equal op.emulate (tests/test_prove.py checks them on random vectors)",
+                           "every in_data-to-out_data path crosses the op's latency in registers (checked per bit)",
+                           "trigger/prove.py's affine evaluation and enumeration"],
+              "limits": {"enumeration_values": limit, "whole_op_input_bits": WHOLE_BITS}}
+    if write:
+        write_json(bundle / "reports" / "prove.json", report)
+    return report
+
+
+def line(result: dict) -> str:
+    """One line per op for the CLI."""
+    text = f"{result['op']:<16} {result['status']:<15} {result.get('method', '')}"
+    if "seconds" in result:
+        text += f"  {result['seconds']:.1f} s"
+    if result.get("cached"):
+        text += " (cached)"
+    if result.get("edited_after_build"):
+        text += "  [RTL edited after build]"
+    if result["status"] != "proved" and result.get("reason"):
+        text += f"\n    {result['reason']}"
+    cex = result.get("counterexample")
+    if cex:
+        text += (f"\n    counterexample: outputs {cex.get('outputs_differing', [])[:4]} differ; "
+                 f"simulation confirms: {cex.get('confirmed')}")
+    return text
