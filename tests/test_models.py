@@ -114,7 +114,7 @@ def test_batchnorm_must_follow_dense():
     bn = {"class_name": "BatchNormalization", "config": {"name": "bn", "axis": -1}}
     validate_config(_dense_json([DENSE, bn]))  # fine after a dense layer
     act = {"class_name": "Activation", "config": {"name": "r", "activation": "relu"}}
-    with pytest.raises(ModelError, match="layer 'bn' of type BatchNormalization follows Activation 'r'"):
+    with pytest.raises(ModelError, match="layer 'bn' of type BatchNormalization: it follows Activation 'r'"):
         validate_config(_dense_json([DENSE, act, bn]))
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from trigger.errors import ModelError
+from trigger.frontends.layers import check_keras_layer, keras_check
 
 QUANTIZERS = ("quantized_bits", "quantized_relu")
 PLAIN_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh",  # sigmoid/tanh: hls4ml's tables (trigger.ir.ops.sigmoid)
@@ -673,80 +674,106 @@ def _is_softmax(layer: dict) -> bool:
 
 
 def _check_layer(cls: str, cfg: dict, lname: str, where: str, previous: list[dict]) -> None:
-    from trigger.frontends.layers import check_keras_layer
-
-    bad = f"{where}: layer {lname!r} of type {cls}"
-    reason = check_keras_layer(cls, cfg)  # the checks registered beside the layer mappings
+    """Refuse, in one line naming the layer, a config the registered checks object to (``layers.keras_check``)."""
+    reason = check_keras_layer(cls, cfg, previous)
     if reason:
-        raise ModelError(f"{bad}: {reason}")
-    if cls in CONV + SPATIAL + ("Flatten", "Reshape") + MOVES:
-        _check_spatial(cls, cfg, bad)
-    if cls == "UpSampling2D" and cfg.get("interpolation", "nearest") != "nearest":
-        raise ModelError(f"{bad}: interpolation {cfg.get('interpolation')!r} is not supported (nearest only)")
-    if cls in DENSE or cls in CONV:
-        act = cfg.get("activation", "linear")
-        if act not in PLAIN_ACTIVATIONS + ("softmax",) and not _quantizer_ok(act, ("quantized_relu", "quantized_bits")):
-            raise ModelError(f"{bad}: activation {_describe(act)} is not supported "
-                             f"({', '.join(PLAIN_ACTIVATIONS)}, a QKeras quantizer or a final softmax)")
-        if cls in ("QDense", "QConv1D", "QConv2D"):
-            for key in ("kernel_quantizer", "bias_quantizer"):
-                reason = weight_quantizer_problem(cfg.get(key), key)
-                if reason:
-                    raise ModelError(f"{bad}: {reason}")
-        for key in ("kernel_constraint", "bias_constraint", "activity_regularizer"):
-            pass  # training-only settings: harmless for inference
-    elif cls == "ReLU":  # hls4ml converts the class as a plain relu: its options would be dropped
-        for key, neutral in (("max_value", None), ("negative_slope", 0.0), ("threshold", 0.0)):
-            if cfg.get(key, neutral) not in (neutral, 0) or (neutral is None and cfg.get(key) is not None):
-                raise ModelError(f"{bad}: {key}={cfg.get(key)} is not supported (hls4ml converts ReLU as a plain "
-                                 "relu)")
-    elif cls == "Activation":
-        act = cfg.get("activation")
-        if act not in PLAIN_ACTIVATIONS + ("softmax",):
-            raise ModelError(f"{bad}: activation {_describe(act)} is not supported "
-                             f"({', '.join(PLAIN_ACTIVATIONS)} or a final softmax)")
-    elif cls == "QActivation":
-        act = cfg.get("activation")
-        if act in PLAIN_ACTIVATIONS:
-            return
-        reason = activation_quantizer_problem(act)
+        raise ModelError(f"{where}: layer {lname!r} of type {cls}: {reason}")
+
+
+for _cls in (*CONV, *SPATIAL, "Flatten", "Reshape", *MOVES):
+    keras_check(_cls)(lambda cfg, cls=_cls: _spatial_problem(cls, cfg))
+
+
+@keras_check("UpSampling2D")
+def _upsampling_config(cfg: dict) -> str | None:
+    if cfg.get("interpolation", "nearest") != "nearest":
+        return f"interpolation {cfg.get('interpolation')!r} is not supported (nearest only)"
+    return None
+
+
+@keras_check(*DENSE, *CONV)
+def _weighted_layer_config(cfg: dict) -> str | None:
+    """The activation inside a Dense/conv layer (training-only settings such as constraints and regularisers
+    are harmless for inference)."""
+    act = cfg.get("activation", "linear")
+    if act not in PLAIN_ACTIVATIONS + ("softmax",) and not _quantizer_ok(act, ("quantized_relu", "quantized_bits")):
+        return (f"activation {_describe(act)} is not supported "
+                f"({', '.join(PLAIN_ACTIVATIONS)}, a QKeras quantizer or a final softmax)")
+    return None
+
+
+@keras_check("QDense", "QConv1D", "QConv2D")
+def _weight_quantizers_config(cfg: dict) -> str | None:
+    for key in ("kernel_quantizer", "bias_quantizer"):
+        reason = weight_quantizer_problem(cfg.get(key), key)
         if reason:
-            raise ModelError(f"{bad}: {reason}")
-    elif cls in ("BatchNormalization", "QBatchNormalization"):
-        axis = cfg.get("axis", -1)
-        if not previous:  # right after the input: a per-feature scale (hls4ml's BatchNormalization, a scale op)
-            shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
-            last = len(shape) - 1 if shape else None  # else the network frontend checks the axis on the built model
-            if not (axis in (-1, [-1]) or last is None and isinstance(axis, (int, list)) and np.size(axis) == 1
-                    or axis in (last, [last])):
-                raise ModelError(f"{bad}: axis {axis} is not the feature axis")
-            return
-        if previous[-1]["class_name"] not in DENSE + CONV:
-            prev = f"{previous[-1]['class_name']} {previous[-1]['config']['name']!r}"
-            raise ModelError(f"{bad} follows {prev}: batch normalisation is supported only right after the input, "
-                             "a Dense/QDense or a convolution layer")
-        last = {"1D": 2, "2D": 3}.get(previous[-1]["class_name"][-2:], 1)  # channels: the last axis of the input
-        if axis not in (-1, last, [-1], [last]):
-            raise ModelError(f"{bad}: axis {axis} is not the feature axis")
+            return reason
+    return None
 
 
-def _check_spatial(cls: str, cfg: dict, bad: str) -> None:
+@keras_check("ReLU")
+def _relu_class_config(cfg: dict) -> str | None:
+    """hls4ml converts the ReLU class as a plain relu: its options would be dropped."""
+    for key, neutral in (("max_value", None), ("negative_slope", 0.0), ("threshold", 0.0)):
+        if cfg.get(key, neutral) not in (neutral, 0) or (neutral is None and cfg.get(key) is not None):
+            return f"{key}={cfg.get(key)} is not supported (hls4ml converts ReLU as a plain relu)"
+    return None
+
+
+@keras_check("Activation")
+def _activation_config(cfg: dict) -> str | None:
+    act = cfg.get("activation")
+    if act not in PLAIN_ACTIVATIONS + ("softmax",):
+        return f"activation {_describe(act)} is not supported ({', '.join(PLAIN_ACTIVATIONS)} or a final softmax)"
+    return None
+
+
+@keras_check("QActivation")
+def _qactivation_config(cfg: dict) -> str | None:
+    act = cfg.get("activation")
+    return None if act in PLAIN_ACTIVATIONS else activation_quantizer_problem(act)
+
+
+@keras_check("BatchNormalization", "QBatchNormalization", placed=True)
+def _batchnorm_placement(cfg: dict, previous: list[dict]) -> str | None:
+    """Right after the input a batch norm is a per-feature scale (hls4ml's BatchNormalization, a scale op);
+    elsewhere only after a Dense or a convolution (folded into it), over the channel axis."""
+    axis = cfg.get("axis", -1)
+    if not previous:
+        shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
+        last = len(shape) - 1 if shape else None  # else the network frontend checks the axis on the built model
+        if not (axis in (-1, [-1]) or last is None and isinstance(axis, (int, list)) and np.size(axis) == 1
+                or axis in (last, [last])):
+            return f"axis {axis} is not the feature axis"
+        return None
+    if previous[-1]["class_name"] not in DENSE + CONV:
+        prev = f"{previous[-1]['class_name']} {previous[-1]['config']['name']!r}"
+        return (f"it follows {prev}, but batch normalisation is supported only right after the input, "
+                "a Dense/QDense or a convolution layer")
+    last = {"1D": 2, "2D": 3}.get(previous[-1]["class_name"][-2:], 1)  # channels: the last axis of the input
+    if axis not in (-1, last, [-1], [last]):
+        return f"axis {axis} is not the feature axis"
+    return None
+
+
+def _spatial_problem(cls: str, cfg: dict) -> str | None:
     """Convolutions, pooling and reshapes: channels-last data, no dilation or groups (what the ops compute)."""
     if cfg.get("data_format", "channels_last") != "channels_last":
-        raise ModelError(f"{bad}: data_format {cfg.get('data_format')!r} is not supported (channels_last only)")
+        return f"data_format {cfg.get('data_format')!r} is not supported (channels_last only)"
     if any(d != 1 for d in np.atleast_1d(cfg.get("dilation_rate", 1))):
-        raise ModelError(f"{bad}: dilation_rate {cfg.get('dilation_rate')} is not supported (1 only)")
+        return f"dilation_rate {cfg.get('dilation_rate')} is not supported (1 only)"
     if cfg.get("groups", 1) != 1:
-        raise ModelError(f"{bad}: groups={cfg.get('groups')} is not supported (1 only)")
+        return f"groups={cfg.get('groups')} is not supported (1 only)"
     if cls in ("Conv1D", "QConv1D") and cfg.get("padding") == "causal":
         # hls4ml pads kernel - stride zeros on the left (converters/utils.py compute_padding_1d), Keras
         # kernel - 1: the same windows only with stride 1
         if any(s != 1 for s in np.atleast_1d(cfg.get("strides", 1))):
-            raise ModelError(f"{bad}: causal padding with strides {cfg.get('strides')} is not supported (hls4ml pads "
-                             "kernel - stride zeros on the left where Keras pads kernel - 1: stride 1 only)")
-        return
+            return (f"causal padding with strides {cfg.get('strides')} is not supported (hls4ml pads "
+                    "kernel - stride zeros on the left where Keras pads kernel - 1: stride 1 only)")
+        return None
     if cls not in MOVES and cfg.get("padding", "valid") not in ("valid", "same"):
-        raise ModelError(f"{bad}: padding {cfg.get('padding')!r} is not supported (valid, same, or causal for Conv1D)")
+        return f"padding {cfg.get('padding')!r} is not supported (valid, same, or causal for Conv1D)"
+    return None
 
 
 def _quantizer_ok(q, allowed: tuple[str, ...]) -> bool:

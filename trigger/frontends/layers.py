@@ -533,7 +533,7 @@ def upsampling(layer, ctx: Context) -> list[Op]:
 # above hand these names over, so each lives here once.
 ACTIVATION_OPS: dict[str, Callable] = {}
 # Keras class -> check of its config (as data) before the model is built: the reason it is refused, or None.
-KERAS_CHECKS: dict[str, Callable] = {}
+KERAS_CHECKS: dict[str, list[tuple[Callable, bool]]] = {}
 # Keras class -> (keras layer, its hls4ml Precision entry, every layer's hls4ml config): trigger's default types
 # for it, set before the user's per-layer precisions (which win).
 HLS_CONFIG: dict[str, Callable] = {}
@@ -547,18 +547,23 @@ def activation_op(*names: str):
     return wrap
 
 
-def keras_check(*classes: str):
+def keras_check(*classes: str, placed: bool = False):
+    """Register a config check for these Keras classes; a class may have several. ``placed`` checks also get
+    the layers before this one (a batch norm is converted only right after the input, a Dense or a conv)."""
     def wrap(fn):
         for cls in classes:
-            KERAS_CHECKS[cls] = fn
+            KERAS_CHECKS.setdefault(cls, []).append((fn, placed))
         return fn
     return wrap
 
 
-def check_keras_layer(cls: str, cfg: dict) -> str | None:
-    """Why the loader refuses this Keras layer config (a registered check), or None."""
-    check = KERAS_CHECKS.get(cls)
-    return check(cfg) if check is not None else None
+def check_keras_layer(cls: str, cfg: dict, previous: list[dict] = ()) -> str | None:
+    """Why the loader refuses this Keras layer config (the first registered check that objects), or None."""
+    for check, placed in KERAS_CHECKS.get(cls, ()):
+        reason = check(cfg, previous) if placed else check(cfg)
+        if reason:
+            return reason
+    return None
 
 
 def _table(layer, ctx: Context, kind: str) -> tuple[np.ndarray, FixedFormat]:
