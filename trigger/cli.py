@@ -72,7 +72,7 @@ def ii_setting(text: str):
 
 def fpga_part(text: str) -> str:
     """--part: a part whose capacity is known, e.g. xcvu13p-flga2577-2-e (matched by its prefix)."""
-    from trigger.synth import PARTS, part_info
+    from trigger.parts import PARTS, part_info
 
     if not text.strip() or part_info(text) is None:
         raise argparse.ArgumentTypeError(f"unknown FPGA part {text!r}; known parts (any package/speed grade, "
