@@ -135,8 +135,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     from trigger.bundle import build_bundle
     from trigger.frontends import BuildOptions
 
+    from trigger.settings import check_output_folder
+
     source = Path(args.source)
     out = Path(args.output) if args.output else Path("build") / source.stem
+    check_output_folder(out)  # a file in the way or a read-only folder: refused before the build
     options = BuildOptions(weights=args.weights, precision=args.precision, hls_config=getattr(args, "hls_config", None),
                            backend=args.backend,
                            pipeline=args.pipeline, keep_softmax=args.softmax, part=args.part,

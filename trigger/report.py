@@ -16,7 +16,9 @@ from pathlib import Path
 from trigger.budget import BudgetError, load_budget
 from trigger.bundle import changed_files, load_manifest, write_json
 from trigger.errors import BundleError, ConfigError, ToolError
-from trigger.synth import bram_for_table, fits_clock, path_ns, synthesize, utilization
+from trigger.parts import DEFAULT_PART, capacity, utilization
+from trigger.settings import DEFAULT_CLOCK_NS
+from trigger.synth import bram_for_table, fits_clock, path_ns, synthesize
 from trigger.templates import render
 from trigger.timing import headline, timing_section, vivado_timing
 from trigger.timing import violation as timing_violation
@@ -89,6 +91,32 @@ def vendor_estimate(bundle: Path, manifest: dict) -> dict:
             "ii": parsed.get("IntervalMax"), "estimated_clock_ns": parsed.get("EstimatedClockPeriod")}
 
 
+def bundle_target(manifest: dict) -> tuple[str, float]:
+    """(part, clock period in ns) a bundle was built for (trigger.settings' defaults for an old manifest)."""
+    target = manifest.get("target", {})
+    return target.get("part", DEFAULT_PART), float(target.get("clock_period_ns", DEFAULT_CLOCK_NS))
+
+
+def synthesis_figures(bundle: Path, manifest: dict, jobs: int | None = None) -> dict:
+    """Yosys' figures of a bundle's RTL (trigger.synth), the BRAM in 36 Kb blocks, the percent of the part and the
+    longest register-to-register path against the clock: what `trigger report` and every `trigger scan` point show.
+    ``jobs``: Yosys processes at once (a scan runs one per point; its parallelism is across points)."""
+    part, clock_ns = bundle_target(manifest)
+    rtl = manifest.get("rtl", {})
+    sources = [bundle / s for s in rtl.get("sources", [])] or sorted((bundle / "rtl").glob("*.v"))
+    figures = synthesize(sources, rtl.get("top", manifest.get("top", "trigger_top")), part,
+                         work_dir=bundle / "reports" / "synth",
+                         data_files=[bundle / f for f in rtl.get("data_files", [])], jobs=jobs)
+    resources = dict(figures)
+    bram = figures["BRAM36"] + figures["BRAM18"] / 2
+    resources["BRAM"] = int(bram) if bram == int(bram) else bram
+    resources["percent"] = utilization(figures, part)
+    # the longest register-to-register path (Yosys sta, trigger.parts' cell delays) against the clock
+    resources["critical_path_ns"] = path_ns(figures)
+    resources["fits_clock_estimate"] = fits_clock(figures, clock_ns)
+    return resources
+
+
 def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: bool = False,
                  ii_curve=None, physics: dict | None = None) -> dict:
     """Gather the figures of a verified bundle into report.json/md/html; returns the report.
@@ -108,28 +136,16 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
         from trigger.physics import report_section
 
         physics_section, physics_pngs = report_section(bundle, **physics)
-    target = manifest.get("target", {})
-    part = target.get("part", "xcvu13p-flga2577-2-e")
-    clock_ns = float(target.get("clock_period_ns", 5.0))
+    part, clock_ns = bundle_target(manifest)
 
     cycles = verify.get("latency_cycles")
     latency = {"cycles": cycles, "ns": None if cycles is None or cycles < 0 else round(cycles * clock_ns, 3),
                "ii": verify.get("ii"), "clock_period_ns": clock_ns, "source": "rtl simulation"}
 
     rtl = manifest.get("rtl", {})
-    sources = [bundle / s for s in rtl.get("sources", [])] or sorted((bundle / "rtl").glob("*.v"))
     resources = {"source": "yosys"}
     if synth:
-        work = bundle / "reports" / "synth"
-        figures = synthesize(sources, rtl.get("top", manifest.get("top", "trigger_top")), part, work_dir=work,
-                             data_files=[bundle / f for f in rtl.get("data_files", [])])
-        resources.update(figures)
-        bram = figures["BRAM36"] + figures["BRAM18"] / 2
-        resources["BRAM"] = int(bram) if bram == int(bram) else bram
-        resources["percent"] = utilization(figures, part)
-        # the longest register-to-register path (Yosys sta, trigger.synth's cell delays) against the clock
-        resources["critical_path_ns"] = path_ns(figures)
-        resources["fits_clock_estimate"] = fits_clock(figures, clock_ns)
+        resources.update(synthesis_figures(bundle, manifest))
     vendor_timing = None
     if synth:  # Vivado's post-synthesis timing when it is on PATH; else trigger's estimate above
         vendor_timing = vivado_timing(bundle, rtl.get("sources", []), rtl.get("top", manifest.get("top", "trigger_top")),
@@ -213,17 +229,14 @@ def resource_shares(report: dict) -> dict:
     {figure: {"part": %, "limit": % or None, "modules": {module: {"part": %, "limit": %}}}}.
 
     The question an engineer asks is "how much of what I may use is this", not the raw count."""
-    from trigger.synth import part_info
-
     res = report["resources"]
-    info = part_info(report.get("part") or "") or {}
-    capacity = {"LUT": info.get("LUT"), "FF": info.get("FF"), "DSP": info.get("DSP"), "BRAM": info.get("BRAM36")}
+    part_capacity = capacity(report.get("part"))
     limits = report.get("budget", {}).get("limits", {})
     shares = {}
     for key in SHARE_FIGURES:
         if key not in res:
             continue
-        cap, limit = capacity.get(key), limits.get(key)
+        cap, limit = part_capacity.get(key), limits.get(key)
         if isinstance(limit, dict):  # a percent of the part: the same limit as a count
             limit = cap * limit["percent"] / 100.0 if cap else None
 

@@ -41,6 +41,9 @@ OPTION_SETTINGS = {"precision": "precision", "clock_ns": "clock_period_ns", "par
 SCAN_FILES = ("scan.json", "scan.md", "scan.html", "pareto.png", "timing.json")
 DEFAULT_VECTORS = 2000  # stored per point: the source-model agreement is measured on them
 DEFAULT_KEEP = 0.01  # recommended point: physics within 1 % (relative) of the best point in budget
+# what a point keeps of trigger.report.synthesis_figures (scan.json stays small: no per-module figures)
+SCAN_FIGURES = ("LUT", "FF", "CARRY", "DSP", "LUTRAM", "BRAM", "percent", "logic_levels", "critical_path_ns",
+                "fits_clock_estimate")
 PCT_ALIASES = {"lut_pct": "LUT", "ff_pct": "FF", "dsp_pct": "DSP", "bram_pct": "BRAM"}
 
 
@@ -273,26 +276,15 @@ def build_group(source: str, config, config_path, design_settings: dict, members
 def synth_point(record: dict, out_root: str) -> dict:
     """Yosys resources and logic depth of a built point (never raises)."""
     from trigger.bundle import load_manifest
-    from trigger.synth import fits_clock, path_ns, synthesize, utilization
+    from trigger.report import synthesis_figures
 
     record = dict(record)
     t0, c0 = time.perf_counter(), _cpu_seconds()
     bundle = Path(out_root) / "points" / record["id"]
     try:
-        manifest = load_manifest(bundle)
-        rtl = manifest.get("rtl", {})
-        figures = synthesize([bundle / s for s in rtl["sources"]], rtl.get("top", manifest.get("top")),
-                             record["part"], work_dir=bundle / "reports" / "synth",
-                             data_files=[bundle / f for f in rtl.get("data_files", [])],
-                             jobs=1)  # one Yosys at a time per task: the scan's parallelism is across points
-        bram = figures["BRAM36"] + figures["BRAM18"] / 2
-        resources = {k: figures[k] for k in ("LUT", "FF", "CARRY", "DSP", "LUTRAM") if k in figures}
-        resources["BRAM"] = int(bram) if bram == int(bram) else bram
-        resources["percent"] = utilization({**figures, "BRAM": resources["BRAM"]}, record["part"])
-        resources["logic_levels"] = figures["logic_levels"]
-        # the longest register-to-register path against the clock (the estimate `trigger report` shows)
-        resources["critical_path_ns"] = path_ns(figures)
-        resources["fits_clock_estimate"] = fits_clock(figures, record["clock_period_ns"])
+        # one Yosys at a time per task: the scan's parallelism is across points
+        figures = synthesis_figures(bundle, load_manifest(bundle), jobs=1)
+        resources = {k: figures[k] for k in SCAN_FIGURES if k in figures}
         record["resources"] = resources
         record["status"] = "ok"
     except Exception as err:  # noqa: BLE001
@@ -307,11 +299,12 @@ def point_figures(bundle: Path) -> dict:
     """Part, latency and the physics figure that `trigger report` shows for this bundle."""
     from trigger.bundle import load_manifest
 
+    from trigger.report import bundle_target
+
     manifest = load_manifest(bundle)
-    target = manifest.get("target", {})
-    clock = float(target.get("clock_period_ns", 5.0))
+    part, clock = bundle_target(manifest)
     cycles = int(manifest["latency_cycles"])
-    return {"part": target.get("part"), "clock_period_ns": clock,
+    return {"part": part, "clock_period_ns": clock,
             "latency": {"cycles": cycles, "ns": round(cycles * clock, 3), "ii": manifest.get("ii", 1)},
             "physics": physics_figure(bundle, manifest)}
 
@@ -549,8 +542,8 @@ def run_scan(source, keys: dict, out, scheduler: str | None = None, workers: int
     from distributed import as_completed
     from tqdm import tqdm
 
+    from trigger.parts import part_info
     from trigger.scale import cluster
-    from trigger.synth import part_info
 
     grid = plan(source, keys)
     default_budget = (grid.config or {}).get("budget") if grid.config else None
