@@ -320,12 +320,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
     for key, values in parse_set(args.set).items():
         keys[key] = values
     result = run_scan(args.source, keys, args.output, scheduler=args.scheduler, workers=args.workers,
-                      budget=args.budget, vectors=args.vectors, keep=args.keep)
+                      budget=args.budget, vectors=args.vectors, keep=args.keep, simulator=getattr(args, "sim", None))
     print(f"scan written to {Path(args.output) / 'scan.html'} (and scan.json, scan.md, pareto.png)")
     for point in result["points"]:
         if point["status"] != "ok":
             print(f"point {point['id']} failed: {point['error']}", file=sys.stderr)
-    return 1 if result["failed"] else 0
+    for pid in result.get("not_bit_exact", []):
+        print(f"point {pid}: not bit exact", file=sys.stderr)
+    return 1 if result["failed"] or result.get("not_bit_exact") else 0
 
 
 def cmd_ii_curve(args: argparse.Namespace) -> int:
@@ -333,7 +335,8 @@ def cmd_ii_curve(args: argparse.Namespace) -> int:
     from trigger.ii_curve import ii_curve, parse_iis
 
     curve = ii_curve(args.source, args.output, parse_iis(args.ii_values), vectors=args.vectors, simulator=args.sim,
-                     pipeline=args.pipeline)
+                     pipeline=args.pipeline, scheduler=getattr(args, "scheduler", None),
+                     workers=getattr(args, "workers", None))
     print(f"resource-versus-II curve written to {Path(args.output) / 'ii_curve.md'} (and .json, .png)")
     bad = [p["ii"] for p in curve["points"] if not p["bit_exact"] or p["ii_measured"] != p["ii"]]
     for ii in bad:
@@ -491,7 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Build the model at several II (rtl.ii; see docs/ii.md), verify each 3-way and "
                                    "synthesise it with Yosys; write OUT/ii_curve.json, ii_curve.md and ii_curve.png "
                                    "(LUT/FF/DSP/BRAM and latency per II). II values larger than the model can use "
-                                   "are skipped. Exit 1 when a point is not bit exact or its measured II differs.")
+                                   "are skipped. Exit 1 when a point is not bit exact or its measured II differs. "
+                                   "A preset of `trigger scan --set ii=... --sim SIM` (bundles OUT/ii<N>, and the "
+                                   "scan's own files beside the curve's).")
     p.add_argument("source", help="model folder with trigger.yml, a trigger.yml, or a model file")
     p.add_argument("-o", "--output", required=True, help="folder for the bundles (ii<N>/) and the curve")
     p.add_argument("--ii-values", default="1,2,3,6,9", metavar="N,N,...", help="the IIs (default 1,2,3,6,9)")
@@ -500,6 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RTL pipeline registers of every point (default from trigger.yml); 'auto' places them so "
                         "that each stage fits the clock, and the latencies in ns are then real ones")
     p.add_argument("--sim", choices=sorted(SIMULATORS), default="verilator", help="RTL simulator")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="a running Dask scheduler (default: a LocalCluster)")
+    p.add_argument("--workers", type=positive_int, metavar="N", help="LocalCluster worker processes (default: one per core)")
     p.set_defaults(func=cmd_ii_curve)
 
     p = sub.add_parser("demo", help="run the whole flow on the built-in examples",
@@ -548,6 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "point in budget (default 0.01 = 1 %%)")
     p.add_argument("--vectors", type=positive_int, default=2000, metavar="N",
                    help="test vectors stored per point (default 2000)")
+    p.add_argument("--sim", choices=sorted(SIMULATORS), default=None,
+                   help="verify every point 3-way (emulator, HLS C simulation, RTL with this simulator) before "
+                        "synthesis; exit 1 when a point is not bit exact (default: no verification)")
     p.add_argument("-o", "--output", required=True, help="scan folder to write (one bundle per point under points/)")
     p.set_defaults(func=cmd_scan)
     return parser

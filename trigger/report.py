@@ -181,8 +181,6 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
     if physics is not None:
         report["physics"] = physics_section
     if ii_curve is not False:  # resource sharing: the resource-versus-II curve this bundle is a point of
-        from trigger.ii_curve import find_curve
-
         curve = find_curve(bundle, ii_curve)
         if curve:
             report["ii_curve"] = curve
@@ -202,6 +200,54 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
         report["resource_shares"] = resource_shares(report)
     _write_outputs(bundle, report, manifest, physics_pngs)
     return report
+
+
+# ------------------------------------------------------------------ the resource-versus-II curve (trigger.ii_curve)
+CURVE_FILE = "ii_curve.json"
+CURVE_TABLE_HEADER = ("II", "LUT", "LUT vs first", "FF", "DSP", "BRAM", "latency (cycles)", "latency (ns)",
+                "longest path (ns)", "measured II", "vectors", "bit exact")
+
+
+def find_curve(bundle, curve_dir=None) -> dict | None:
+    """The resource-versus-II curve that goes with a bundle, for its report: ``curve_dir``'s
+    ii_curve.json when given (a one-line error when it has none), else the bundle folder's own, else
+    that of the folder holding the bundle when the curve lists it (``trigger ii-curve`` writes
+    DIR/iiN bundles beside DIR/ii_curve.json); None when there is none. Adds ``json`` (its path) and
+    ``png`` (the plot's path, when present)."""
+    bundle = Path(bundle)
+    if curve_dir is not None:
+        candidates = [(Path(curve_dir) / CURVE_FILE, True)]
+        if not candidates[0][0].is_file():
+            raise ConfigError(f"--ii-curve: {candidates[0][0]} not found (write it with `trigger ii-curve`)")
+    else:
+        candidates = [(bundle / CURVE_FILE, True), (bundle.parent / CURVE_FILE, False)]
+    for path, own in candidates:
+        if not path.is_file():
+            continue
+        try:
+            curve = json.loads(path.read_text())
+            points = curve["points"]
+            listed = any(p.get("bundle") == bundle.name for p in points)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ConfigError(f"{path}: not a resource-versus-II curve (expected 'points', as `trigger ii-curve` "
+                              "writes)") from None
+        if own or listed:
+            png = path.with_suffix(".png")
+            return {**curve, "json": str(path), "png": str(png) if png.is_file() else None}
+    return None
+
+
+def curve_table_rows(curve: dict) -> list[list[str]]:
+    """The curve's table (``CURVE_TABLE_HEADER`` columns) as text cells, one row per II."""
+    return [[str(p["ii"]), str(p["LUT"]), str(p["LUT_vs_first"]), str(p["FF"]), str(p["DSP"]), str(p["BRAM"]),
+             str(p["latency_cycles"]), str(p["latency_ns"]), _path_cell(p), str(p["ii_measured"]), str(p["vectors"]),
+             "yes" if p["bit_exact"] else "NO"] for p in curve["points"]]
+
+
+def _path_cell(point: dict) -> str:
+    if point.get("critical_path_ns") is None:
+        return "-"
+    return f"{point['critical_path_ns']}{'' if point.get('fits_clock') else ' (> clock)'}"
 
 
 def overflow_rows(overflows: dict) -> list[dict]:
@@ -369,10 +415,8 @@ def _section_plots(plots: Path, report: dict, physics_pngs: dict) -> dict:
 
 def _ii_curve_context(report: dict) -> dict:
     """The resource-versus-II table for the templates (empty when the report has no curve)."""
-    from trigger.ii_curve import TABLE_HEADER, table_rows
-
     curve = report.get("ii_curve")
-    return {"ii_curve_header": TABLE_HEADER, "ii_curve_rows": table_rows(curve) if curve else []}
+    return {"ii_curve_header": CURVE_TABLE_HEADER, "ii_curve_rows": curve_table_rows(curve) if curve else []}
 
 
 CLASSIFIER_ROWS = (  # reports/training.json key, label (trigger.frontends.network.classifier_scores)

@@ -213,7 +213,7 @@ class CommonSettings:
     ii: object = None  # N or 'auto' (None: 1); trigger.ir.ii.resolve_ii checks it against the model
     layer_ii: dict = field(default_factory=dict)
     vectors: int = DEFAULT_VECTORS
-    budget: dict = field(default_factory=dict)  # as written (checked by trigger.budget)
+    budget: dict = field(default_factory=dict)  # as written in trigger.yml (checked by trigger.budget)
     scale: dict = field(default_factory=dict)  # scheduler / workers (checked: scale_section)
 
 
@@ -285,8 +285,9 @@ def common_settings(config: dict, path, options=None, default_vectors: int = DEF
     check_ii_settings(rtl, f"{path}: rtl")
     ii, layer_ii = rtl.get("ii"), dict(rtl.get("layer_ii") or {})
     vectors = c.integer(verify.get("vectors", default_vectors), "verify.vectors", 1, MAX_VECTORS)
+    budget = dict(config.get("budget") or {})  # as written: the manifest keeps it, `trigger report` reads it again
     try:
-        budget = load_budget({"budget": config.get("budget") or {}}, where=str(path))
+        load_budget({"budget": budget}, where=str(path))
     except BudgetError as err:
         raise ConfigError(str(err)) from None
     scale = scale_section(config.get("scale"), path) if "scale" in sections else {}
