@@ -10,7 +10,8 @@ from trigger.fixed import FixedFormat
 from trigger.ir import FirmwareModel, TensorType
 from trigger.ir.ops.activation import Relu
 from trigger.ir.ops.dense import Dense
-from trigger.synth import SynthesisError, SynthSettings, bram_for_table, family_of, synthesize, utilization
+from trigger.parts import family_of, utilization
+from trigger.synth import SynthesisError, SynthSettings, bram_for_table, synthesize
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,8 @@ from pathlib import Path
 from trigger import __version__
 from trigger.rtlsim import SIMULATORS
 from trigger.errors import TriggerError
+from trigger.parts import DEFAULT_PART
+from trigger.settings import DEFAULT_CLOCK_NS
 
 
 # ------------------------------------------------------------ option types
@@ -365,7 +367,7 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--argmax", action="store_true",
                    help="append an argmax: the firmware outputs the class index (trigger.yml: model.output: argmax)")
     p.add_argument("--part", type=fpga_part,
-                   help="FPGA part, e.g. xcvu13p-flga2577-2-e (default from trigger.yml, else xcvu13p-flga2577-2-e)")
+                   help=f"FPGA part (default from trigger.yml, else {DEFAULT_PART})")
     p.add_argument("--ii", type=ii_setting, default=None, metavar="N|auto",
                    help="a new input every N clocks, the arithmetic shared over them (default from trigger.yml "
                         "rtl.ii, else 1); auto: floor(clock MHz / 40), at most the budget's ii; see docs/ii.md")
@@ -375,7 +377,7 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
                         "hls.io_type; default auto)")
     p.add_argument("--clock", type=clock_period_ns, metavar="NS",
                    help="target clock PERIOD in ns, not a frequency: 4 for 250 MHz "
-                        "(default from trigger.yml, else 5)")
+                        f"(default from trigger.yml, else {DEFAULT_CLOCK_NS:g})")
 
 
 def _add_data_options(p: argparse.ArgumentParser, report: bool = True) -> None:

@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from trigger.errors import ToolError
-from trigger.parts import PARTS, delay_ns, family_of, part_info, timing_model, utilization  # noqa: F401  (re-exported)
+from trigger.parts import delay_ns, family_of, timing_model
 from trigger.resources import templates_dir
 from trigger.templates import render
 from trigger.toolchain import cache_root, find_tool

@@ -31,7 +31,7 @@ from trigger.ir.ops.max_pool import MaxPool
 from trigger.ir.tensor import TensorType
 from trigger.frontends.keras import LoadedModel, load_model
 from trigger.quiet import quiet_stdout
-from trigger.settings import DEFAULT_CLOCK_NS, DEFAULT_PART, Checker, clock_setting, common_settings
+from trigger.settings import DEFAULT_CLOCK_NS, DEFAULT_PART, Checker, common_settings
 
 DEFAULTS = {
     "backend": "Vitis",  # or "Vivado"
@@ -153,7 +153,9 @@ def settings(config: dict | None) -> dict:
     out = copy.deepcopy(DEFAULTS)
     if "clock_mhz" in flat:
         mhz = flat.pop("clock_mhz")
-        flat.setdefault("clock_period_ns", clock_setting({"clock_mhz": mhz}, Checker("settings")))
+        if isinstance(mhz, bool) or not isinstance(mhz, (int, float)) or not math.isfinite(mhz) or mhz <= 0:
+            raise ConfigError(f"target.clock_mhz must be a positive number, got {mhz!r}")
+        flat.setdefault("clock_period_ns", 1000.0 / float(mhz))
     for key, value in flat.items():
         if key == "precision":
             layers, default = layer_precisions(value, "hls.precision")
