@@ -48,7 +48,7 @@ CASES = {
         ("dataset.generator", "higgs", "dataset.generator"),
         ("hls.io_type", "sideways", "hls.io_type"),
         ("budget.latency_ns", "soon", "latency_ns"),
-        ("name", "two words", "name"),
+        ("name", 5, "name"),
         ("training", {"epochs": 3}, "training"),
     ],
     "lut": [

@@ -31,7 +31,7 @@ from trigger.ir.ops.max_pool import MaxPool
 from trigger.ir.tensor import TensorType
 from trigger.frontends.keras import LoadedModel, load_model
 from trigger.quiet import quiet_stdout
-from trigger.settings import DEFAULT_CLOCK_NS, DEFAULT_PART, Checker, common_settings
+from trigger.settings import DEFAULT_CLOCK_NS, DEFAULT_PART, DEFAULT_VECTORS, Checker, common_settings
 
 DEFAULTS = {
     "backend": "Vitis",  # or "Vivado"
@@ -56,7 +56,6 @@ BACKENDS = ("Vitis", "Vivado")
 IO_TYPES = ("auto", "io_parallel", "io_stream")
 CONFIG_SECTIONS = {"kind", "name", "dataset", "model", "quantization", "train", "target", "hls", "rtl", "verify",
                    "budget"}
-DEFAULT_VECTORS = 10_000
 # The sections a network trained from its trigger.yml has (trigger.train reads them; checked here before training)
 DATASET_KEYS = ("generator", "n_train", "n_test", "seed", "zero_bias_events", "signal_events")
 MODEL_FILE_KEYS = ("file", "weights", "keep_softmax", "output")
@@ -77,8 +76,8 @@ def check_config(config: dict, path: Path, options: BuildOptions | None = None):
     c = Checker(path)
     c.mapping(config, "", ("kind",), tuple(sorted(CONFIG_SECTIONS)))
     common = common_settings(config, path, options, DEFAULT_VECTORS)  # target, rtl, verify, budget
-    if "name" in config:
-        c.identifier(config["name"], "name")
+    if "name" in config:  # the Keras model's name; the HLS and RTL names are made identifiers from it
+        c.text(config["name"], "name")
     model = c.section(config, "model", MODEL_KEYS)
     if "file" in model:
         c.mapping(model, "model", ("file",), MODEL_FILE_KEYS)

@@ -24,7 +24,7 @@ from trigger.frontends.trees.ensemble import DEFAULT_LEAF_FRACTIONAL, FloatEnsem
 from trigger.frontends.trees.readers import from_sklearn, read_file
 from trigger.ir.model import FirmwareModel, emulate
 from trigger.ir.tensor import TensorType
-from trigger.settings import Checker, common_settings
+from trigger.settings import DEFAULT_VECTORS, Checker, common_settings
 
 TOP_KEYS = ("kind", "name", "seed", "inputs", "model", "train", "leaf", "output", "report", "target", "rtl",
             "budget", "verify")
@@ -41,7 +41,6 @@ ALGORITHMS = {  # train.algorithm -> scikit-learn regressor class, how the setti
                       {"n_estimators": "n_estimators", "max_depth": "max_depth"}, {"n_jobs": 1}),
 }
 PHYSICS_VECTORS = 2048
-DEFAULT_VECTORS = 10_000
 
 
 def _format(path, value, where) -> FixedFormat:
