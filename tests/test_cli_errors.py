@@ -47,7 +47,7 @@ def test_bad_option_values_are_refused_in_one_line(argv, option, capsys):
 
 
 def test_unknown_part_error_lists_the_known_parts(capsys):
-    from trigger.synth import PARTS
+    from trigger.parts import PARTS
 
     assert main(["build", "X", "--part", "foo"]) == 2
     line = _one_error_line(capsys)

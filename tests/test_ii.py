@@ -330,7 +330,7 @@ def _curve_points(bundle_name: str) -> list[dict]:
 def test_a_bundle_finds_the_curve_it_is_a_point_of(tmp_path):
     from trigger.ii_curve import _write, find_curve
 
-    _write(tmp_path, "m.json", (1, 3), _curve_points("ii3"), [], synth=True)
+    _write(tmp_path, "m.json", (1, 3), _curve_points("ii3"), [])
     (tmp_path / "ii3").mkdir()
     (tmp_path / "other").mkdir()
     curve = find_curve(tmp_path / "ii3")  # the folder holding the bundle has the curve, which lists it
@@ -360,7 +360,7 @@ def test_report_shows_the_resource_versus_ii_curve(reference_bundle, tmp_path, c
     assert "Resources versus II" not in (reports / "report.md").read_text()
     assert not (reports / "plots" / "ii_curve.png").exists()
 
-    _write(tmp_path / "curve", "qkeras_3layer.json", (1, 3), _curve_points("ii3"), [], synth=True)
+    _write(tmp_path / "curve", "qkeras_3layer.json", (1, 3), _curve_points("ii3"), [])
     assert main(["report", str(bundle), "--no-synth"]) in (0, 1)
     text = (reports / "report.md").read_text()
     assert "## Resources versus II" in text and "| 3 | 1900 | 0.6333 | 900 | 0 | 0 | 17 | 85.0 | 4.1 | 3 | 100 | yes |" in text
@@ -382,3 +382,27 @@ def test_report_shows_the_resource_versus_ii_curve(reference_bundle, tmp_path, c
     assert main(["report", str(bundle), "--no-synth", "--ii-curve", str(given)]) in (0, 1)
     assert "| 1 | 3000 | 1.0 |" in (bundle / "reports" / "report.md").read_text()
     capsys.readouterr()
+
+
+def test_one_sweep_engine_and_no_import_circle_between_the_report_and_the_curve():
+    """The curve is a preset of the scan; the report shows a curve without importing either (the modules are read
+    with ast: every import, at the top or inside a function, counts)."""
+    import ast
+    from pathlib import Path
+
+    import trigger
+
+    def imports(module: str) -> set[str]:
+        tree = ast.parse((Path(trigger.__file__).parent / f"{module}.py").read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+        return found
+
+    assert not {"trigger.ii_curve", "trigger.scan"} & imports("report")
+    assert "trigger.scan" in imports("ii_curve") and "trigger.ii_curve" not in imports("scan")
+    assert not {"trigger.report", "trigger.ii_curve"} & imports("synth")
+    assert "trigger.synth" not in {m for m in imports("scan")}  # the scan's figures come from the report's function

@@ -112,3 +112,33 @@ def test_scan_help_explains_the_grid(capsys):
     out = capsys.readouterr().out
     for text in ("--scheduler", "--workers", "--budget", "rtl.pipeline", "quantization.weight_bits", "Pareto"):
         assert text in out
+
+
+@pytest.mark.slow  # hls4ml conversion, C simulation, Verilator and Yosys for each II
+def test_ii_curve_is_a_preset_of_the_scan(tiny_network, tmp_path, capsys):
+    """`trigger ii-curve` runs the scan engine over the grid ii with every point verified 3-way: the curve's
+    points carry the scan's figures, bundles sit at DIR/ii<N>, an II the model cannot use is skipped, and
+    `trigger report` on a point shows the curve."""
+    out = tmp_path / "curve"
+    assert main(["ii-curve", str(tiny_network), "--ii-values", "1,2,1000", "--vectors", "300", "--workers", "1",
+                 "-o", str(out)]) == 0
+    curve = json.loads((out / "ii_curve.json").read_text())
+    scan = json.loads((out / "scan.json").read_text())
+    assert [p["ii"] for p in curve["points"]] == [1, 2] and [s["ii"] for s in curve["skipped"]] == [1000]
+    assert "larger than" in curve["skipped"][0]["reason"]
+    assert scan["simulator"] == "verilator" and scan["not_bit_exact"] == []
+    by_id = {p["id"]: p for p in scan["points"]}
+    for point in curve["points"]:
+        record = by_id[f"ii{point['ii']}"]
+        assert point["bundle"] == f"ii{point['ii']}" and (out / point["bundle"] / "manifest.json").exists()
+        assert point["bit_exact"] and point["ii_measured"] == point["ii"] and point["vectors"] >= 300
+        assert all(v == 0 for v in point["mismatches"].values()) and point["mismatches"]
+        for figure in ("LUT", "FF", "DSP", "BRAM", "CARRY"):  # one synthesis function for the scan and the curve
+            assert point[figure] == record["resources"][figure], figure
+        assert point["critical_path_ns"] == record["resources"]["critical_path_ns"]
+    assert curve["points"][1]["LUT_vs_first"] is not None
+    assert "| 2 |" in (out / "ii_curve.md").read_text() and (out / "ii_curve.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    (tmp_path / "budget.yml").write_text("budget: {latency_ns: 1000}\n")  # the model's LUT % needs synthesis
+    assert main(["report", str(out / "ii2"), "--no-synth", "--budget", str(tmp_path / "budget.yml")]) == 0
+    assert json.loads((out / "ii2" / "reports" / "report.json").read_text())["ii_curve"]["points"][1]["ii"] == 2

@@ -10,7 +10,8 @@ from trigger.fixed import FixedFormat
 from trigger.ir import FirmwareModel, TensorType
 from trigger.ir.ops.activation import Relu
 from trigger.ir.ops.dense import Dense
-from trigger.synth import SynthesisError, SynthSettings, bram_for_table, family_of, synthesize, utilization
+from trigger.parts import family_of, utilization
+from trigger.synth import SynthesisError, SynthSettings, bram_for_table, synthesize
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +165,19 @@ def test_the_builder_estimates_with_the_delays_yosys_times_with():
     assert arc("CARRY4", "(CI => O[2]") == round(builder.CARRY_OUT_NS * 1000)
     assert arc("MUXF7", "(I0 => O") == round(builder.MUXF_NS * 1000)
     assert arc("FDRE", "(posedge C => (Q : D)") == round(builder.CLOCK_TO_Q_NS * 1000)
+
+
+def test_the_yosys_timing_library_is_written_from_the_one_delay_table():
+    """firmware_templates/yosys/timing_xcup.v is trigger.parts.CELL_DELAYS_PS as Yosys reads it: after a delay is
+    changed in the table, `python -m trigger.parts` rewrites the file (this test fails until it is)."""
+    from trigger import parts
+
+    assert synth.timing_lib().read_text() == parts.timing_library()
+    changed = dict(parts.CELL_DELAYS_PS, lut=parts.CELL_DELAYS_PS["lut"] + 1)
+    original = parts.CELL_DELAYS_PS
+    try:  # the library follows the table (a LUT arc is written from it, not copied)
+        parts.CELL_DELAYS_PS = changed
+        assert f"(I5 => O) = {changed['lut']};" in parts.timing_library()
+    finally:
+        parts.CELL_DELAYS_PS = original
+    assert synth.TIMING_MODEL == parts.timing_model() and "0.5 ns" in synth.TIMING_MODEL

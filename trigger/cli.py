@@ -18,6 +18,8 @@ from pathlib import Path
 from trigger import __version__
 from trigger.rtlsim import SIMULATORS
 from trigger.errors import TriggerError
+from trigger.parts import DEFAULT_PART
+from trigger.settings import DEFAULT_CLOCK_NS
 
 
 # ------------------------------------------------------------ option types
@@ -72,7 +74,7 @@ def ii_setting(text: str):
 
 def fpga_part(text: str) -> str:
     """--part: a part whose capacity is known, e.g. xcvu13p-flga2577-2-e (matched by its prefix)."""
-    from trigger.synth import PARTS, part_info
+    from trigger.parts import PARTS, part_info
 
     if not text.strip() or part_info(text) is None:
         raise argparse.ArgumentTypeError(f"unknown FPGA part {text!r}; known parts (any package/speed grade, "
@@ -135,8 +137,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     from trigger.bundle import build_bundle
     from trigger.frontends import BuildOptions
 
+    from trigger.settings import check_output_folder
+
     source = Path(args.source)
     out = Path(args.output) if args.output else Path("build") / source.stem
+    check_output_folder(out)  # a file in the way or a read-only folder: refused before the build
     options = BuildOptions(weights=args.weights, precision=args.precision, hls_config=getattr(args, "hls_config", None),
                            backend=args.backend,
                            pipeline=args.pipeline, keep_softmax=args.softmax, part=args.part,
@@ -317,12 +322,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
     for key, values in parse_set(args.set).items():
         keys[key] = values
     result = run_scan(args.source, keys, args.output, scheduler=args.scheduler, workers=args.workers,
-                      budget=args.budget, vectors=args.vectors, keep=args.keep)
+                      budget=args.budget, vectors=args.vectors, keep=args.keep, simulator=getattr(args, "sim", None))
     print(f"scan written to {Path(args.output) / 'scan.html'} (and scan.json, scan.md, pareto.png)")
     for point in result["points"]:
         if point["status"] != "ok":
             print(f"point {point['id']} failed: {point['error']}", file=sys.stderr)
-    return 1 if result["failed"] else 0
+    for pid in result.get("not_bit_exact", []):
+        print(f"point {pid}: not bit exact", file=sys.stderr)
+    return 1 if result["failed"] or result.get("not_bit_exact") else 0
 
 
 def cmd_ii_curve(args: argparse.Namespace) -> int:
@@ -330,7 +337,8 @@ def cmd_ii_curve(args: argparse.Namespace) -> int:
     from trigger.ii_curve import ii_curve, parse_iis
 
     curve = ii_curve(args.source, args.output, parse_iis(args.ii_values), vectors=args.vectors, simulator=args.sim,
-                     pipeline=args.pipeline)
+                     pipeline=args.pipeline, scheduler=getattr(args, "scheduler", None),
+                     workers=getattr(args, "workers", None))
     print(f"resource-versus-II curve written to {Path(args.output) / 'ii_curve.md'} (and .json, .png)")
     bad = [p["ii"] for p in curve["points"] if not p["bit_exact"] or p["ii_measured"] != p["ii"]]
     for ii in bad:
@@ -359,7 +367,7 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--argmax", action="store_true",
                    help="append an argmax: the firmware outputs the class index (trigger.yml: model.output: argmax)")
     p.add_argument("--part", type=fpga_part,
-                   help="FPGA part, e.g. xcvu13p-flga2577-2-e (default from trigger.yml, else xcvu13p-flga2577-2-e)")
+                   help=f"FPGA part (default from trigger.yml, else {DEFAULT_PART})")
     p.add_argument("--ii", type=ii_setting, default=None, metavar="N|auto",
                    help="a new input every N clocks, the arithmetic shared over them (default from trigger.yml "
                         "rtl.ii, else 1); auto: floor(clock MHz / 40), at most the budget's ii; see docs/ii.md")
@@ -369,7 +377,7 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
                         "hls.io_type; default auto)")
     p.add_argument("--clock", type=clock_period_ns, metavar="NS",
                    help="target clock PERIOD in ns, not a frequency: 4 for 250 MHz "
-                        "(default from trigger.yml, else 5)")
+                        f"(default from trigger.yml, else {DEFAULT_CLOCK_NS:g})")
 
 
 def _add_data_options(p: argparse.ArgumentParser, report: bool = True) -> None:
@@ -488,7 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Build the model at several II (rtl.ii; see docs/ii.md), verify each 3-way and "
                                    "synthesise it with Yosys; write OUT/ii_curve.json, ii_curve.md and ii_curve.png "
                                    "(LUT/FF/DSP/BRAM and latency per II). II values larger than the model can use "
-                                   "are skipped. Exit 1 when a point is not bit exact or its measured II differs.")
+                                   "are skipped. Exit 1 when a point is not bit exact or its measured II differs. "
+                                   "A preset of `trigger scan --set ii=... --sim SIM` (bundles OUT/ii<N>, and the "
+                                   "scan's own files beside the curve's).")
     p.add_argument("source", help="model folder with trigger.yml, a trigger.yml, or a model file")
     p.add_argument("-o", "--output", required=True, help="folder for the bundles (ii<N>/) and the curve")
     p.add_argument("--ii-values", default="1,2,3,6,9", metavar="N,N,...", help="the IIs (default 1,2,3,6,9)")
@@ -497,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RTL pipeline registers of every point (default from trigger.yml); 'auto' places them so "
                         "that each stage fits the clock, and the latencies in ns are then real ones")
     p.add_argument("--sim", choices=sorted(SIMULATORS), default="verilator", help="RTL simulator")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="a running Dask scheduler (default: a LocalCluster)")
+    p.add_argument("--workers", type=positive_int, metavar="N", help="LocalCluster worker processes (default: one per core)")
     p.set_defaults(func=cmd_ii_curve)
 
     p = sub.add_parser("demo", help="run the whole flow on the built-in examples",
@@ -545,6 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "point in budget (default 0.01 = 1 %%)")
     p.add_argument("--vectors", type=positive_int, default=2000, metavar="N",
                    help="test vectors stored per point (default 2000)")
+    p.add_argument("--sim", choices=sorted(SIMULATORS), default=None,
+                   help="verify every point 3-way (emulator, HLS C simulation, RTL with this simulator) before "
+                        "synthesis; exit 1 when a point is not bit exact (default: no verification)")
     p.add_argument("-o", "--output", required=True, help="scan folder to write (one bundle per point under points/)")
     p.set_defaults(func=cmd_scan)
     return parser

@@ -35,15 +35,8 @@ class ToolError(TriggerError):
 
 
 def read_yaml(path, error: type[TriggerError] = None, missing: str | None = None):
-    """The data of a YAML file (``yaml.safe_load``: data only, no code), or a one-line ``error``
-    (ConfigError by default) naming the file when it is missing (``missing``: the message) or not YAML."""
-    import yaml
+    """The data of a YAML file, read as data only (``trigger.settings.read_yaml``: no duplicate keys, no
+    alias bombs), or a one-line ``error`` (ConfigError by default) naming the file."""
+    from trigger.settings import read_yaml as read_checked
 
-    error = error or ConfigError
-    path = Path(path)
-    if not path.exists():
-        raise error(missing or f"{path} not found")
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise error(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return read_checked(path, error, missing)

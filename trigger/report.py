@@ -16,7 +16,9 @@ from pathlib import Path
 from trigger.budget import BudgetError, load_budget
 from trigger.bundle import changed_files, load_manifest, write_json
 from trigger.errors import BundleError, ConfigError, ToolError
-from trigger.synth import bram_for_table, fits_clock, path_ns, synthesize, utilization
+from trigger.parts import DEFAULT_PART, capacity, utilization
+from trigger.settings import DEFAULT_CLOCK_NS
+from trigger.synth import bram_for_table, fits_clock, path_ns, synthesize
 from trigger.templates import render
 from trigger.timing import headline, timing_section, vivado_timing
 from trigger.timing import violation as timing_violation
@@ -89,6 +91,32 @@ def vendor_estimate(bundle: Path, manifest: dict) -> dict:
             "ii": parsed.get("IntervalMax"), "estimated_clock_ns": parsed.get("EstimatedClockPeriod")}
 
 
+def bundle_target(manifest: dict) -> tuple[str, float]:
+    """(part, clock period in ns) a bundle was built for (trigger.settings' defaults for an old manifest)."""
+    target = manifest.get("target", {})
+    return target.get("part", DEFAULT_PART), float(target.get("clock_period_ns", DEFAULT_CLOCK_NS))
+
+
+def synthesis_figures(bundle: Path, manifest: dict, jobs: int | None = None) -> dict:
+    """Yosys' figures of a bundle's RTL (trigger.synth), the BRAM in 36 Kb blocks, the percent of the part and the
+    longest register-to-register path against the clock: what `trigger report` and every `trigger scan` point show.
+    ``jobs``: Yosys processes at once (a scan runs one per point; its parallelism is across points)."""
+    part, clock_ns = bundle_target(manifest)
+    rtl = manifest.get("rtl", {})
+    sources = [bundle / s for s in rtl.get("sources", [])] or sorted((bundle / "rtl").glob("*.v"))
+    figures = synthesize(sources, rtl.get("top", manifest.get("top", "trigger_top")), part,
+                         work_dir=bundle / "reports" / "synth",
+                         data_files=[bundle / f for f in rtl.get("data_files", [])], jobs=jobs)
+    resources = dict(figures)
+    bram = figures["BRAM36"] + figures["BRAM18"] / 2
+    resources["BRAM"] = int(bram) if bram == int(bram) else bram
+    resources["percent"] = utilization(figures, part)
+    # the longest register-to-register path (Yosys sta, trigger.parts' cell delays) against the clock
+    resources["critical_path_ns"] = path_ns(figures)
+    resources["fits_clock_estimate"] = fits_clock(figures, clock_ns)
+    return resources
+
+
 def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: bool = False,
                  ii_curve=None, physics: dict | None = None) -> dict:
     """Gather the figures of a verified bundle into report.json/md/html; returns the report.
@@ -108,28 +136,16 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
         from trigger.physics import report_section
 
         physics_section, physics_pngs = report_section(bundle, **physics)
-    target = manifest.get("target", {})
-    part = target.get("part", "xcvu13p-flga2577-2-e")
-    clock_ns = float(target.get("clock_period_ns", 5.0))
+    part, clock_ns = bundle_target(manifest)
 
     cycles = verify.get("latency_cycles")
     latency = {"cycles": cycles, "ns": None if cycles is None or cycles < 0 else round(cycles * clock_ns, 3),
                "ii": verify.get("ii"), "clock_period_ns": clock_ns, "source": "rtl simulation"}
 
     rtl = manifest.get("rtl", {})
-    sources = [bundle / s for s in rtl.get("sources", [])] or sorted((bundle / "rtl").glob("*.v"))
     resources = {"source": "yosys"}
     if synth:
-        work = bundle / "reports" / "synth"
-        figures = synthesize(sources, rtl.get("top", manifest.get("top", "trigger_top")), part, work_dir=work,
-                             data_files=[bundle / f for f in rtl.get("data_files", [])])
-        resources.update(figures)
-        bram = figures["BRAM36"] + figures["BRAM18"] / 2
-        resources["BRAM"] = int(bram) if bram == int(bram) else bram
-        resources["percent"] = utilization(figures, part)
-        # the longest register-to-register path (Yosys sta, trigger.synth's cell delays) against the clock
-        resources["critical_path_ns"] = path_ns(figures)
-        resources["fits_clock_estimate"] = fits_clock(figures, clock_ns)
+        resources.update(synthesis_figures(bundle, manifest))
     vendor_timing = None
     if synth:  # Vivado's post-synthesis timing when it is on PATH; else trigger's estimate above
         vendor_timing = vivado_timing(bundle, rtl.get("sources", []), rtl.get("top", manifest.get("top", "trigger_top")),
@@ -165,8 +181,6 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
     if physics is not None:
         report["physics"] = physics_section
     if ii_curve is not False:  # resource sharing: the resource-versus-II curve this bundle is a point of
-        from trigger.ii_curve import find_curve
-
         curve = find_curve(bundle, ii_curve)
         if curve:
             report["ii_curve"] = curve
@@ -186,6 +200,54 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
         report["resource_shares"] = resource_shares(report)
     _write_outputs(bundle, report, manifest, physics_pngs)
     return report
+
+
+# ------------------------------------------------------------------ the resource-versus-II curve (trigger.ii_curve)
+CURVE_FILE = "ii_curve.json"
+CURVE_TABLE_HEADER = ("II", "LUT", "LUT vs first", "FF", "DSP", "BRAM", "latency (cycles)", "latency (ns)",
+                "longest path (ns)", "measured II", "vectors", "bit exact")
+
+
+def find_curve(bundle, curve_dir=None) -> dict | None:
+    """The resource-versus-II curve that goes with a bundle, for its report: ``curve_dir``'s
+    ii_curve.json when given (a one-line error when it has none), else the bundle folder's own, else
+    that of the folder holding the bundle when the curve lists it (``trigger ii-curve`` writes
+    DIR/iiN bundles beside DIR/ii_curve.json); None when there is none. Adds ``json`` (its path) and
+    ``png`` (the plot's path, when present)."""
+    bundle = Path(bundle)
+    if curve_dir is not None:
+        candidates = [(Path(curve_dir) / CURVE_FILE, True)]
+        if not candidates[0][0].is_file():
+            raise ConfigError(f"--ii-curve: {candidates[0][0]} not found (write it with `trigger ii-curve`)")
+    else:
+        candidates = [(bundle / CURVE_FILE, True), (bundle.parent / CURVE_FILE, False)]
+    for path, own in candidates:
+        if not path.is_file():
+            continue
+        try:
+            curve = json.loads(path.read_text())
+            points = curve["points"]
+            listed = any(p.get("bundle") == bundle.name for p in points)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ConfigError(f"{path}: not a resource-versus-II curve (expected 'points', as `trigger ii-curve` "
+                              "writes)") from None
+        if own or listed:
+            png = path.with_suffix(".png")
+            return {**curve, "json": str(path), "png": str(png) if png.is_file() else None}
+    return None
+
+
+def curve_table_rows(curve: dict) -> list[list[str]]:
+    """The curve's table (``CURVE_TABLE_HEADER`` columns) as text cells, one row per II."""
+    return [[str(p["ii"]), str(p["LUT"]), str(p["LUT_vs_first"]), str(p["FF"]), str(p["DSP"]), str(p["BRAM"]),
+             str(p["latency_cycles"]), str(p["latency_ns"]), _path_cell(p), str(p["ii_measured"]), str(p["vectors"]),
+             "yes" if p["bit_exact"] else "NO"] for p in curve["points"]]
+
+
+def _path_cell(point: dict) -> str:
+    if point.get("critical_path_ns") is None:
+        return "-"
+    return f"{point['critical_path_ns']}{'' if point.get('fits_clock') else ' (> clock)'}"
 
 
 def overflow_rows(overflows: dict) -> list[dict]:
@@ -213,17 +275,14 @@ def resource_shares(report: dict) -> dict:
     {figure: {"part": %, "limit": % or None, "modules": {module: {"part": %, "limit": %}}}}.
 
     The question an engineer asks is "how much of what I may use is this", not the raw count."""
-    from trigger.synth import part_info
-
     res = report["resources"]
-    info = part_info(report.get("part") or "") or {}
-    capacity = {"LUT": info.get("LUT"), "FF": info.get("FF"), "DSP": info.get("DSP"), "BRAM": info.get("BRAM36")}
+    part_capacity = capacity(report.get("part"))
     limits = report.get("budget", {}).get("limits", {})
     shares = {}
     for key in SHARE_FIGURES:
         if key not in res:
             continue
-        cap, limit = capacity.get(key), limits.get(key)
+        cap, limit = part_capacity.get(key), limits.get(key)
         if isinstance(limit, dict):  # a percent of the part: the same limit as a count
             limit = cap * limit["percent"] / 100.0 if cap else None
 
@@ -356,10 +415,8 @@ def _section_plots(plots: Path, report: dict, physics_pngs: dict) -> dict:
 
 def _ii_curve_context(report: dict) -> dict:
     """The resource-versus-II table for the templates (empty when the report has no curve)."""
-    from trigger.ii_curve import TABLE_HEADER, table_rows
-
     curve = report.get("ii_curve")
-    return {"ii_curve_header": TABLE_HEADER, "ii_curve_rows": table_rows(curve) if curve else []}
+    return {"ii_curve_header": CURVE_TABLE_HEADER, "ii_curve_rows": curve_table_rows(curve) if curve else []}
 
 
 CLASSIFIER_ROWS = (  # reports/training.json key, label (trigger.frontends.network.classifier_scores)

@@ -41,6 +41,9 @@ OPTION_SETTINGS = {"precision": "precision", "clock_ns": "clock_period_ns", "par
 SCAN_FILES = ("scan.json", "scan.md", "scan.html", "pareto.png", "timing.json")
 DEFAULT_VECTORS = 2000  # stored per point: the source-model agreement is measured on them
 DEFAULT_KEEP = 0.01  # recommended point: physics within 1 % (relative) of the best point in budget
+# what a point keeps of trigger.report.synthesis_figures (scan.json stays small: no per-module figures)
+SCAN_FIGURES = ("LUT", "FF", "CARRY", "DSP", "LUTRAM", "BRAM", "percent", "logic_levels", "critical_path_ns",
+                "fits_clock_estimate")
 PCT_ALIASES = {"lut_pct": "LUT", "ff_pct": "FF", "dsp_pct": "DSP", "bram_pct": "BRAM"}
 
 
@@ -139,8 +142,9 @@ def _config_slot(config: dict, key: str):
     return None
 
 
-def plan(source, keys: dict) -> Grid:
-    """The points of a grid over ``source``; an unknown setting is a one-line ConfigError naming it."""
+def plan(source, keys: dict, point_id=None) -> Grid:
+    """The points of a grid over ``source``; an unknown setting is a one-line ConfigError naming it.
+    ``point_id``: settings -> the point's id (default p00, p01, ... in grid order)."""
     from trigger.frontends import read_config
 
     source = Path(source)
@@ -167,7 +171,9 @@ def plan(source, keys: dict) -> Grid:
     names = list(keys)
     combos = list(itertools.product(*(keys[k] for k in names)))
     width = max(2, len(str(len(combos) - 1)))
-    grid.points = [Point(f"p{i:0{width}d}", dict(zip(names, combo))) for i, combo in enumerate(combos)]
+    settings = [dict(zip(names, combo)) for combo in combos]
+    ids = [point_id(s) if point_id else f"p{i:0{width}d}" for i, s in enumerate(settings)]
+    grid.points = [Point(pid, s) for pid, s in zip(ids, settings)]
     return grid
 
 
@@ -233,14 +239,14 @@ def _peak_rss_mb(step: str) -> dict:
 
 
 def build_group(source: str, config, config_path, design_settings: dict, members: list, out_root: str,
-                vectors: int) -> list[dict]:
-    """Load one design and write one bundle per member point ``(id, settings)``; never raises:
-    a failure becomes the ``error`` of the points it concerns."""
+                vectors: int, bundles: str = "points") -> list[dict]:
+    """Load one design and write one bundle per member point ``(id, settings)`` into ``out_root/bundles/id``;
+    never raises: a failure becomes the ``error`` of the points it concerns."""
     from trigger.bundle import build_bundle
 
     t0, c0 = time.perf_counter(), _cpu_seconds()
-    records = [{"id": pid, "settings": settings, "status": "failed", "error": None, "timing": {}}
-               for pid, settings in members]
+    records = [{"id": pid, "settings": settings, "status": "failed", "error": None, "timing": {},
+                "bundle": _bundle_path(bundles, pid)} for pid, settings in members]
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # training progress bars: the scan shows its own
             design = load_point_design(Path(source), config, Path(config_path) if config_path else None,
@@ -253,7 +259,7 @@ def build_group(source: str, config, config_path, design_settings: dict, members
     for n, rec in enumerate(records):
         t1, c1 = time.perf_counter(), _cpu_seconds()
         rtl = {RTL_SETTINGS[k]: v for k, v in rec["settings"].items() if k in RTL_SETTINGS}
-        bundle = Path(out_root) / "points" / rec["id"]
+        bundle = Path(out_root) / rec["bundle"]
         try:
             if n and getattr(design, "bundle_dirs", None):  # the first bundle took the design's folders
                 design = load_point_design(Path(source), config, Path(config_path) if config_path else None,
@@ -270,29 +276,43 @@ def build_group(source: str, config, config_path, design_settings: dict, members
     return records
 
 
-def synth_point(record: dict, out_root: str) -> dict:
-    """Yosys resources and logic depth of a built point (never raises)."""
-    from trigger.bundle import load_manifest
-    from trigger.synth import fits_clock, path_ns, synthesize, utilization
+def _bundle_path(bundles: str, pid: str) -> str:
+    """Where a point's bundle goes, relative to the scan folder."""
+    return f"{bundles}/{pid}" if bundles else pid
+
+
+def verify_point(record: dict, out_root: str, simulator: str) -> dict:
+    """A built point verified three ways (emulator, HLS C simulation, RTL with ``simulator``); never raises."""
+    from trigger.verify import verify_bundle
 
     record = dict(record)
     t0, c0 = time.perf_counter(), _cpu_seconds()
-    bundle = Path(out_root) / "points" / record["id"]
     try:
-        manifest = load_manifest(bundle)
-        rtl = manifest.get("rtl", {})
-        figures = synthesize([bundle / s for s in rtl["sources"]], rtl.get("top", manifest.get("top")),
-                             record["part"], work_dir=bundle / "reports" / "synth",
-                             data_files=[bundle / f for f in rtl.get("data_files", [])],
-                             jobs=1)  # one Yosys at a time per task: the scan's parallelism is across points
-        bram = figures["BRAM36"] + figures["BRAM18"] / 2
-        resources = {k: figures[k] for k in ("LUT", "FF", "CARRY", "DSP", "LUTRAM") if k in figures}
-        resources["BRAM"] = int(bram) if bram == int(bram) else bram
-        resources["percent"] = utilization({**figures, "BRAM": resources["BRAM"]}, record["part"])
-        resources["logic_levels"] = figures["logic_levels"]
-        # the longest register-to-register path against the clock (the estimate `trigger report` shows)
-        resources["critical_path_ns"] = path_ns(figures)
-        resources["fits_clock_estimate"] = fits_clock(figures, record["clock_period_ns"])
+        with contextlib.redirect_stdout(io.StringIO()):
+            verified = verify_bundle(Path(out_root) / record["bundle"], simulator=simulator, progress=False)
+        record["verification"] = {"simulator": simulator, "vectors": verified["vectors"],
+                                  "mismatches": verified["mismatches"], "bit_exact": bool(verified["pass"]),
+                                  "latency_cycles": verified["latency_cycles"], "ii_measured": verified["ii"]}
+        record["status"] = "verified"
+    except Exception as err:  # noqa: BLE001
+        record["status"], record["error"] = "failed", f"verify: {_one_line(err)}"
+    record["timing"] = {**record.get("timing", {}), "verify_s": round(time.perf_counter() - t0, 2),
+                        "verify_cpu_s": round(_cpu_seconds() - c0, 2)}
+    return record
+
+
+def synth_point(record: dict, out_root: str) -> dict:
+    """Yosys resources and logic depth of a built point (never raises)."""
+    from trigger.bundle import load_manifest
+    from trigger.report import synthesis_figures
+
+    record = dict(record)
+    t0, c0 = time.perf_counter(), _cpu_seconds()
+    bundle = Path(out_root) / record["bundle"]
+    try:
+        # one Yosys at a time per task: the scan's parallelism is across points
+        figures = synthesis_figures(bundle, load_manifest(bundle), jobs=1)
+        resources = {k: figures[k] for k in SCAN_FIGURES if k in figures}
         record["resources"] = resources
         record["status"] = "ok"
     except Exception as err:  # noqa: BLE001
@@ -307,11 +327,12 @@ def point_figures(bundle: Path) -> dict:
     """Part, latency and the physics figure that `trigger report` shows for this bundle."""
     from trigger.bundle import load_manifest
 
+    from trigger.report import bundle_target
+
     manifest = load_manifest(bundle)
-    target = manifest.get("target", {})
-    clock = float(target.get("clock_period_ns", 5.0))
+    part, clock = bundle_target(manifest)
     cycles = int(manifest["latency_cycles"])
-    return {"part": target.get("part"), "clock_period_ns": clock,
+    return {"part": part, "clock_period_ns": clock,
             "latency": {"cycles": cycles, "ns": round(cycles * clock, 3), "ii": manifest.get("ii", 1)},
             "physics": physics_figure(bundle, manifest)}
 
@@ -535,30 +556,42 @@ def write_outputs(out: Path, result: dict, timing: dict) -> None:
     (out / "scan.html").write_text(render("report/scan.html.j2", **context))
 
 
+SCAN_MARKERS = ("scan.json", "ii_curve.json")  # a folder holding one of these was written by a scan (or its presets)
+
+
 def check_scan_output(out: Path) -> Path:
-    out = Path(out).resolve()
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "scan.json").exists())):
+    from trigger.settings import check_output_folder
+
+    out = check_output_folder(out)
+    if out.exists() and any(out.iterdir()) and not any((out / m).exists() for m in SCAN_MARKERS):
         raise ConfigError(f"{out} exists and is not a scan folder; choose another output folder")
     return out
 
 
 # ------------------------------------------------------------------ the scan
 def run_scan(source, keys: dict, out, scheduler: str | None = None, workers: int | None = None,
-             budget=None, vectors: int = DEFAULT_VECTORS, keep: float = DEFAULT_KEEP, progress: bool = True) -> dict:
-    """Build, score and synthesise every point of the grid on a Dask cluster; write the scan folder."""
+             budget=None, vectors: int | None = DEFAULT_VECTORS, keep: float = DEFAULT_KEEP, progress: bool = True,
+             simulator: str | None = None, point_id=None, bundles: str = "points") -> dict:
+    """Build, score and synthesise every point of the grid on a Dask cluster; write the scan folder.
+
+    ``simulator``: verify every built point three ways with this RTL simulator before synthesis (its
+    ``verification``: vectors, mismatches, bit_exact, measured latency and II). ``point_id`` names the points
+    (settings -> id), ``bundles`` the folder under ``out`` holding their bundles ("": ``out`` itself).
+    ``vectors``: stored per point (None: the model's own number). Presets: trigger.ii_curve."""
     from distributed import as_completed
     from tqdm import tqdm
 
+    from trigger.parts import part_info
     from trigger.scale import cluster
-    from trigger.synth import part_info
 
-    grid = plan(source, keys)
+    grid = plan(source, keys, point_id)
     default_budget = (grid.config or {}).get("budget") if grid.config else None
     limits = parse_budget(budget, default_budget)  # a bad budget fails before the long work
     out = check_scan_output(out)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("points", *SCAN_FILES):
-        target = out / stale
+    stale = [*SCAN_FILES, bundles] if bundles else [*SCAN_FILES, *(p.id for p in grid.points)]
+    for name in stale:
+        target = out / name
         shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
     groups = design_groups(grid)
     t0 = time.perf_counter()
@@ -572,7 +605,7 @@ def run_scan(source, keys: dict, out, scheduler: str | None = None, workers: int
         futures = as_completed()
         for design_settings, members in groups:
             futures.add(client.submit(build_group, str(grid.source), grid.config, config_path, design_settings,
-                                      [(p.id, p.settings) for p in members], str(out), vectors, pure=False))
+                                      [(p.id, p.settings) for p in members], str(out), vectors, bundles, pure=False))
         bar = tqdm(total=len(grid.points), desc="scan", unit="point", disable=not progress, file=sys.stderr)
         for future in futures:
             try:
@@ -582,13 +615,18 @@ def run_scan(source, keys: dict, out, scheduler: str | None = None, workers: int
                 bar.write(f"scan: a task failed: {_one_line(err)}")
             if result is None:
                 continue
-            if isinstance(result, dict):  # a synthesised point
+            if isinstance(result, dict) and result["status"] == "verified":  # a verified point: now synthesised
+                futures.add(client.submit(synth_point, result, str(out), pure=False))
+                continue
+            if isinstance(result, dict):  # a synthesised point (or one that failed on the way)
                 records[result["id"]] = result
                 bar.update(1)
                 bar.set_postfix_str(f"{result['id']} {result['status']}")
                 continue
             for rec in result:  # the points of one design
-                if rec["status"] == "built":
+                if rec["status"] == "built" and simulator:
+                    futures.add(client.submit(verify_point, rec, str(out), simulator, pure=False))
+                elif rec["status"] == "built":
                     futures.add(client.submit(synth_point, rec, str(out), pure=False))
                 else:
                     records[rec["id"]] = rec
@@ -598,7 +636,8 @@ def run_scan(source, keys: dict, out, scheduler: str | None = None, workers: int
     wall = time.perf_counter() - t0
     for point in grid.points:  # a point whose task was lost
         records.setdefault(point.id, {"id": point.id, "settings": point.settings, "status": "failed",
-                                      "error": "its task was lost (worker died?)", "timing": {}})
+                                      "error": "its task was lost (worker died?)", "timing": {},
+                                      "bundle": _bundle_path(bundles, point.id)})
     points = []
     for point in grid.points:
         rec = records[point.id]
@@ -623,8 +662,10 @@ def run_scan(source, keys: dict, out, scheduler: str | None = None, workers: int
         "physics": next((r["physics"] for r in ok if r.get("physics")), None),
         "pareto": front,
         "recommended": {"id": pick, "why": why, "settings": records[pick]["settings"] if pick else None},
-        "points": [{k: v for k, v in r.items() if k != "timing"} | {"bundle": f"points/{r['id']}"} for r in points],
+        "points": [{k: v for k, v in r.items() if k != "timing"} for r in points],
         "failed": sum(r["status"] != "ok" for r in points),
+        **({"simulator": simulator, "not_bit_exact": sorted(r["id"] for r in ok if not r["verification"]["bit_exact"])}
+           if simulator else {}),
     }
     timing = {"wall_s": round(wall, 2), "workers": n_workers, "points": len(points), "designs": len(groups),
               "per_point": {r["id"]: r.get("timing", {}) for r in points}}

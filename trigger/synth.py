@@ -46,27 +46,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from trigger.errors import ToolError
+from trigger.parts import delay_ns, family_of, timing_model
 from trigger.resources import templates_dir
 from trigger.templates import render
 from trigger.toolchain import cache_root, find_tool
 
-# Capacity of parts users target most (LUT, FF, DSP, BRAM36); BRAM18 = 2 * BRAM36.
-PARTS = {
-    "xcvu13p": {"family": "xcup", "LUT": 1728000, "FF": 3456000, "DSP": 12288, "BRAM36": 2688},
-    "xcvu9p": {"family": "xcup", "LUT": 1182240, "FF": 2364480, "DSP": 6840, "BRAM36": 2160},
-    "xcu250": {"family": "xcup", "LUT": 1728000, "FF": 3456000, "DSP": 12288, "BRAM36": 2688},
-    "xcvu7p": {"family": "xcup", "LUT": 788160, "FF": 1576320, "DSP": 4560, "BRAM36": 1440},
-    "xcku115": {"family": "xcu", "LUT": 663360, "FF": 1326720, "DSP": 5520, "BRAM36": 2160},
-    "xc7vx690t": {"family": "xc7", "LUT": 433200, "FF": 866400, "DSP": 3600, "BRAM36": 1470},
-    "xc7z020": {"family": "xc7", "LUT": 53200, "FF": 106400, "DSP": 220, "BRAM36": 140},
-}
-
-# Nanoseconds per cell level (LUT, CARRY4 slice or MUXF) with routing: a rough figure for UltraScale+ -2,
+# Nanoseconds per cell level (LUT, CARRY4 slice or MUXF) with routing (a LUT's delay in trigger.parts),
 # used only when a result has no timing estimate (``critical_path_ns``).
-NS_PER_LUT_LEVEL = 0.5
-TIMING_LIB = "yosys/timing_xcup.v"  # under firmware_templates: the cell delays Yosys' sta uses
-TIMING_MODEL = ("Yosys sta with trigger's UltraScale+ -2 cell delays (LUT with route 0.5 ns, carry chain "
-                "0.115 ns in + 0.02 ns per 4 bits + 0.116 ns out, flip-flop clock-to-Q 0.15 ns)")
+NS_PER_LUT_LEVEL = delay_ns("lut")
+TIMING_LIB = "yosys/timing_xcup.v"  # under firmware_templates: the cell delays Yosys' sta uses (trigger.parts writes it)
+TIMING_MODEL = timing_model()
 
 CACHE_FORMAT = 3  # bump when the scripts' meaning or a cached result's layout changes
 
@@ -123,27 +112,6 @@ class SynthSettings:
 
 
 DEFAULT_SETTINGS = SynthSettings()
-
-
-def part_info(part: str) -> dict | None:
-    """Capacity and Yosys family of a part name such as ``xcvu13p-flga2577-2-e``."""
-    base = part.lower().split("-")[0]
-    for name in sorted(PARTS, key=len, reverse=True):  # xc7z020clg400 -> xc7z020
-        if base.startswith(name):
-            return PARTS[name]
-    return None
-
-
-def family_of(part: str) -> str:
-    info = part_info(part)
-    if info:
-        return info["family"]
-    base = part.lower()
-    if base.startswith("xc7"):
-        return "xc7"
-    if re.match(r"xc(vu|ku|zu|au)\d+p|xcu\d", base):
-        return "xcup"
-    return "xcu"
 
 
 @functools.lru_cache(maxsize=None)
@@ -611,15 +579,3 @@ def bram_for_table(depth: int, width: int) -> dict:
 
 def _blocks(depth, width, block_depth, block_width):
     return -(-depth // block_depth) * -(-width // block_width)
-
-
-def utilization(resources: dict, part: str) -> dict:
-    """Percent of the part used, for the resources whose capacity is known."""
-    info = part_info(part)
-    if not info:
-        return {}
-    bram36 = resources.get("BRAM36", 0) + resources.get("BRAM18", 0) / 2
-    used = {"LUT": resources.get("LUT", 0) + resources.get("LUTRAM", 0), "FF": resources.get("FF", 0),
-            "DSP": resources.get("DSP", 0), "BRAM": bram36}
-    cap = {"LUT": info["LUT"], "FF": info["FF"], "DSP": info["DSP"], "BRAM": info["BRAM36"]}
-    return {k: round(100.0 * used[k] / cap[k], 4) for k in used}

@@ -17,11 +17,9 @@ import numpy as np
 
 from trigger.errors import ConfigError, read_yaml
 from trigger.ir.model import FirmwareModel
-
-DEFAULT_PART = "xcvu13p-flga2577-2-e"
-# registers wherever a stage's estimated delay would exceed the clock period, so every default build
-# meets its clock (by trigger's cell-delay estimate); "layer" and N stay available
-DEFAULT_PIPELINE = "auto"
+# the defaults of every design kind: pipeline auto puts registers wherever a stage's estimated delay would exceed
+# the clock period, so every default build meets its clock (by trigger's cell-delay estimate)
+from trigger.settings import DEFAULT_CLOCK_NS, DEFAULT_PART, DEFAULT_PIPELINE, DEFAULT_VECTORS  # noqa: F401
 
 
 @dataclass
@@ -55,12 +53,12 @@ class Design:
     hls_backend: str  # which HLS backend writes the project (trigger.backends.hls.BACKENDS)
     source_sha256: str  # of the user's model files or config
     part: str = DEFAULT_PART
-    clock_period_ns: float = 5.0
+    clock_period_ns: float = DEFAULT_CLOCK_NS
     pipeline: object = DEFAULT_PIPELINE
     rtl_multiplier: object = "shift_add"  # trigger.yml rtl.multiplier: shift_add, dsp or N (bits above which `*` is used)
     ii: object = None  # trigger.yml rtl.ii: N or 'auto' (None: 1); trigger.ir.ii.resolve_ii checks it against the model
     layer_ii: dict = field(default_factory=dict)  # trigger.yml rtl.layer_ii: {layer name: N}
-    vectors: int = 10_000  # stored test vectors (the cover of a small tensor comes on top, at verify time)
+    vectors: int = DEFAULT_VECTORS  # stored test vectors (the cover of a small tensor comes on top, at verify time)
     extra_vectors: np.ndarray | None = None  # raw input vectors worth keeping (e.g. physics samples)
     reports: dict[str, bytes] = field(default_factory=dict)  # files written under reports/ at build time
     notes: list[str] = field(default_factory=list)

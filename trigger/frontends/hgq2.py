@@ -957,10 +957,10 @@ def hgq2_design(path: Path, config: dict, options, budget=None):
     arithmetic as the exact source witness."""
     from dataclasses import replace
 
-    from trigger import frontends
     from trigger.frontends import Design
     from trigger.frontends.network import DEFAULT_VECTORS, set_reuse_factors, settings, unwritten_project_dir
     from trigger.ir.ii import resolve_ii
+    from trigger.settings import common_settings
     from trigger.source_model import SourceModel, attach
 
     for given, flag in ((options.precision, "--precision"), (options.hls_config, "--hls-config")):
@@ -971,38 +971,31 @@ def hgq2_design(path: Path, config: dict, options, budget=None):
     model = read_model(path)
     if config.get("name"):
         model.name = _safe_name(str(config["name"]))
-    hls_cfg, target = dict(config.get("hls") or {}), dict(config.get("target") or {})
+    common = common_settings(config, path, options, DEFAULT_VECTORS)  # target, rtl, verify, budget (trigger.settings)
+    hls_cfg, target = dict(config.get("hls") or {}), {"part": common.part, "clock_period_ns": common.clock_period_ns}
     for key in ("input_precision", "precision", "ptq"):
         if key in hls_cfg:
             raise ConfigError(f"{path}: hls.{key} does not apply to an HGQ2 model (its quantizers give every format)")
     if options.backend:
         hls_cfg["backend"] = options.backend
-    if options.part:
-        target["part"] = options.part
-    if options.clock_period_ns:
-        target.pop("clock_mhz", None)
-        target["clock_period_ns"] = options.clock_period_ns
     opts = settings({"hls": hls_cfg, "target": target})
     if opts.get("io_type", "io_parallel") not in ("auto", "io_parallel") or getattr(options, "io_type", None) \
             not in (None, "auto", "io_parallel"):
         raise ConfigError(f"{path}: an HGQ2 model is built io_parallel (hls4ml's per-element quantizers need it)")
     hls_model, fw = convert(model, opts, unwritten_project_dir(model.name))
     stamp = hashlib.sha256(json.dumps(fw.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-    rtl_cfg = config.get("rtl") or {}
-    pipeline = options.pipeline or rtl_cfg.get("pipeline", getattr(frontends, "DEFAULT_PIPELINE", "layer"))
-    ii, op_ii = resolve_ii(fw, options.ii if options.ii is not None else rtl_cfg.get("ii"), rtl_cfg.get("layer_ii"),
-                           opts["clock_period_ns"], budget or {}, where="rtl")
+    budget = common.budget if budget is None else budget
+    ii, op_ii = resolve_ii(fw, common.ii, common.layer_ii, opts["clock_period_ns"], budget, where="rtl")
     set_reuse_factors(hls_model, ii, op_ii)
-    vectors = int(options.vectors or (config.get("verify") or {}).get("vectors", DEFAULT_VECTORS))
     quantizers = [op for op in fw.ops if op.kind == "element_quantize"]
     notes = [f"HGQ2 model read as data: {len(quantizers)} per-element quantizers "
              f"({sum(op.output.n for op in quantizers)} elements) and quantized weights as HGQ2 computes them; "
              "converted by hls4ml's bit-exact flow from a Keras 2 proxy of the model."]
     design = Design(
         model=fw, hls_backend="hls4ml", hls_options={"hls_model": hls_model, "stamp": stamp},
-        source_sha256=model.sha256, part=opts["part"], clock_period_ns=opts["clock_period_ns"], pipeline=pipeline,
-        rtl_multiplier=rtl_cfg.get("multiplier", "shift_add"), ii=ii, layer_ii=op_ii, vectors=vectors, notes=notes,
-        budget=budget or {},
+        source_sha256=model.sha256, part=opts["part"], clock_period_ns=opts["clock_period_ns"],
+        pipeline=common.pipeline, rtl_multiplier=common.multiplier, ii=ii, layer_ii=op_ii, vectors=common.vectors,
+        notes=notes, budget=budget,
         manifest={"formats": [f"input: {fw.input.describe()}"] + [f"{op.name}: {op.describe()}" for op in fw.ops],
                   "output_meaning": "network outputs", "hgq2": {"layers": [l.name for l in model.layers]}})
     from trigger.frontends.network import float32_inexact

@@ -19,12 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from trigger.budget import load_budget
 from trigger.errors import ConfigError, ModelError
 from trigger.fixed import MAX_WIDTH, FixedFormat
-from trigger.frontends import DEFAULT_PIPELINE, BuildOptions, Design, clock_period
+from trigger.frontends import BuildOptions, Design, clock_period
 from trigger.frontends.layers import HLS_CONFIG, Context, fixed_format, mapping_for
-from trigger.ir.ii import check_ii_settings, resolve_ii
+from trigger.ir.ii import resolve_ii
 from trigger.ir.model import FirmwareModel, join
 from trigger.ir.ops.conv1d import MAX_MULTIPLIERS, Conv1D, size_error
 from trigger.ir.ops.dense import Dense
@@ -32,6 +31,7 @@ from trigger.ir.ops.max_pool import MaxPool
 from trigger.ir.tensor import TensorType
 from trigger.frontends.keras import LoadedModel, load_model
 from trigger.quiet import quiet_stdout
+from trigger.settings import DEFAULT_CLOCK_NS, DEFAULT_PART, DEFAULT_VECTORS, Checker, common_settings
 
 DEFAULTS = {
     "backend": "Vitis",  # or "Vivado"
@@ -40,8 +40,8 @@ DEFAULTS = {
     "io_type": "auto",
     "strategy": "Latency",
     "reuse_factor": 1,
-    "part": "xcvu13p-flga2577-2-e",
-    "clock_period_ns": 5.0,
+    "part": DEFAULT_PART,
+    "clock_period_ns": DEFAULT_CLOCK_NS,
     "project_name": "myproject",
     "input_precision": "fixed<16,6>",
     # Post-training quantization of float models: the formats weights, biases and layer outputs get.
@@ -56,7 +56,90 @@ BACKENDS = ("Vitis", "Vivado")
 IO_TYPES = ("auto", "io_parallel", "io_stream")
 CONFIG_SECTIONS = {"kind", "name", "dataset", "model", "quantization", "train", "target", "hls", "rtl", "verify",
                    "budget"}
-DEFAULT_VECTORS = 10_000
+# The sections a network trained from its trigger.yml has (trigger.train reads them; checked here before training)
+DATASET_KEYS = ("generator", "n_train", "n_test", "seed", "zero_bias_events", "signal_events")
+MODEL_FILE_KEYS = ("file", "weights", "keep_softmax", "output")
+MODEL_KEYS = MODEL_FILE_KEYS + ("architecture", "hidden", "filters", "kernel", "pool", "phi", "latent", "rate_hz",
+                                "collision_rate_hz")
+ARCHITECTURES = ("dense", "conv2d", "deepsets", "autoencoder")
+QUANTIZATION_KEYS = ("weight_bits", "weight_integer", "activation_bits", "activation_integer", "latent",
+                     "reconstruction", "difference")
+TRAIN_KEYS = ("epochs", "batch_size", "learning_rate", "seed")
+MAX_QUANTIZER_BITS = 32
+MAX_EVENTS = 100_000_000
+
+
+def check_config(config: dict, path: Path, options: BuildOptions | None = None):
+    """Every field of a network's trigger.yml typed and range-checked, before any training or conversion: a
+    one-line ConfigError naming the file and the field. Returns the common sections (trigger.settings), with
+    ``options`` (the command line) over them."""
+    c = Checker(path)
+    c.mapping(config, "", ("kind",), tuple(sorted(CONFIG_SECTIONS)))
+    common = common_settings(config, path, options, DEFAULT_VECTORS)  # target, rtl, verify, budget
+    if "name" in config:  # the Keras model's name; the HLS and RTL names are made identifiers from it
+        c.text(config["name"], "name")
+    model = c.section(config, "model", MODEL_KEYS)
+    if "file" in model:
+        c.mapping(model, "model", ("file",), MODEL_FILE_KEYS)
+        c.text(model["file"], "model.file")
+        if "weights" in model:
+            c.text(model["weights"], "model.weights")
+        for section in ("dataset", "quantization", "train"):
+            if section in config:
+                c.fail(section, "applies to a network trained from this file, not to model.file")
+    else:
+        _check_training(c, config, model)
+    if "keep_softmax" in model:
+        c.boolean(model["keep_softmax"], "model.keep_softmax")
+    if "output" in model:
+        c.choice(model["output"], "model.output", ("outputs", "argmax"))
+    try:
+        settings(config)  # hls (and target) as hls4ml gets them
+    except ConfigError as err:
+        raise ConfigError(str(err) if str(err).startswith(str(path)) else f"{path}: {err}") from None
+    return common
+
+
+def _check_training(c: Checker, config: dict, model: dict) -> None:
+    """dataset, model, quantization and train of a network trained here (trigger.train)."""
+    from trigger.train import DATASETS
+
+    dataset = c.mapping(config.get("dataset"), "dataset", ("generator",), DATASET_KEYS)
+    c.choice(dataset["generator"], "dataset.generator", DATASETS)
+    for key in ("n_train", "n_test", "zero_bias_events", "signal_events"):
+        if key in dataset:
+            c.integer(dataset[key], f"dataset.{key}", 10, MAX_EVENTS)
+    if "seed" in dataset:
+        c.integer(dataset["seed"], "dataset.seed", 0, 2**31 - 1)
+    c.mapping(model, "model", ("hidden",), MODEL_KEYS)
+    architecture = c.choice(model.get("architecture", "dense"), "model.architecture", ARCHITECTURES)
+    c.integers(model["hidden"], "model.hidden", 1, 4096)
+    if architecture == "conv2d":
+        c.integers(model.get("filters"), "model.filters", 1, 1024)
+        c.integer(model.get("kernel", 3), "model.kernel", 1, 64)
+        c.integer(model.get("pool", 2), "model.pool", 1, 64)
+    if architecture == "deepsets":
+        c.integers(model.get("phi"), "model.phi", 1, 4096)
+    if architecture == "autoencoder":
+        c.integer(model.get("latent", 4), "model.latent", 1, 4096)
+        for key in ("rate_hz", "collision_rate_hz"):
+            if key in model:
+                c.number(model[key], f"model.{key}", positive=True)
+    quant = c.section(config, "quantization", QUANTIZATION_KEYS)
+    for kind in ("weight", "activation"):
+        bits = c.integer(quant.get(f"{kind}_bits", 6), f"quantization.{kind}_bits", 1, MAX_QUANTIZER_BITS)
+        if f"{kind}_integer" in quant:
+            c.integer(quant[f"{kind}_integer"], f"quantization.{kind}_integer", 0, bits)
+    for key in ("latent", "reconstruction", "difference"):  # [bits, integer] of a quantized_bits
+        if key in quant:
+            bits, integer = c.integers(quant[key], f"quantization.{key}", 0, MAX_QUANTIZER_BITS, length=2)
+            c.integer(bits, f"quantization.{key}[0]", 2, MAX_QUANTIZER_BITS)
+            c.integer(integer, f"quantization.{key}[1]", 0, bits - 1)
+    train = c.section(config, "train", TRAIN_KEYS)
+    c.integer(train.get("epochs", 12), "train.epochs", 1, 10_000)
+    c.integer(train.get("batch_size", 1024), "train.batch_size", 1, 1 << 20)
+    c.number(train.get("learning_rate", 0.003), "train.learning_rate", positive=True, hi=10.0)
+    c.integer(train.get("seed", 7), "train.seed", 0, 2**31 - 1)
 
 
 def settings(config: dict | None) -> dict:
@@ -980,15 +1063,10 @@ def design_from_file(path: Path, options: BuildOptions) -> Design:
 
 def design_from_config(config: dict, path: Path, options: BuildOptions) -> Design:
     """A model-zoo folder: a model file named in trigger.yml, or a network trained from it."""
-    unknown = sorted(set(config) - CONFIG_SECTIONS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown section {unknown[0]!r} (known: {', '.join(sorted(CONFIG_SECTIONS))})")
-    budget = config.get("budget") or {}
-    load_budget({"budget": budget}, where=str(path))  # a bad budget fails now, not after training
-    settings(config)  # every setting is checked before training
+    common = check_config(config, path, options)  # every field, before training
+    budget = common.budget
     if getattr(options, "hls_config", None):
         read_hls4ml_config(options.hls_config)  # and the --hls-config file, as far as it can be without the model
-    check_ii_settings(config.get("rtl"), f"{path}: rtl")
     model_cfg = config.get("model") or {}
     keep_softmax = options.keep_softmax or bool(model_cfg.get("keep_softmax", False))
     if "file" in model_cfg:  # a model shipped with the config
@@ -1007,14 +1085,14 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
         spec = {"json": str(file), "weights": str((path.parent / model_cfg["weights"]).resolve())} \
             if "weights" in model_cfg else file
         return _design(load_model(spec, keep_softmax=keep_softmax, name=config.get("name")), config, options,
-                       None, budget)
+                       None, budget, common=common)
     from trigger.train import train
 
     with tempfile.TemporaryDirectory(prefix="trigger-train-") as work:
         trained = train(config, Path(work) / "model", where=str(path))
         spec = {"json": str(trained.json_path), "weights": str(trained.weights_path)}
         loaded = load_model(spec, keep_softmax=keep_softmax, name=config.get("name"))
-        return _design(loaded, config, options, trained, budget)
+        return _design(loaded, config, options, trained, budget, common=common)
 
 
 def set_reuse_factors(hls_model, ii: int, op_ii: dict[str, int]) -> None:
@@ -1133,10 +1211,13 @@ def classifier_scores(fw: FirmwareModel, keras_model, x_test, y_test) -> dict:
     return scores
 
 
-def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, budget=None, converter=None) -> Design:
-    """The design of a loaded network; ``converter`` (default ``convert``) turns it into (hls_model, firmware model)."""
+def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, budget=None, converter=None,
+            common=None) -> Design:
+    """The design of a loaded network; ``converter`` (default ``convert``) turns it into (hls_model, firmware model).
+    ``common``: the trigger.yml's common sections with the options over them (trigger.settings; read here when None)."""
+    common = common or common_settings(config, "trigger.yml" if config else "settings", options, DEFAULT_VECTORS)
     hls_cfg = dict(config.get("hls") or {})
-    target = dict(config.get("target") or {})
+    target = {"part": common.part, "clock_period_ns": common.clock_period_ns}
     file = read_hls4ml_config(options.hls_config) if getattr(options, "hls_config", None) else None
     ptq = {k: options.precision for k in DEFAULTS["ptq"]} if options.precision else (file or {}).get("default")
     if ptq:  # --precision, else the --hls-config file's Model.Precision: over hls.ptq / hls.precision.default
@@ -1147,11 +1228,6 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
         hls_cfg["backend"] = options.backend
     if getattr(options, "io_type", None):
         hls_cfg["io_type"] = options.io_type
-    if options.part:
-        target["part"] = options.part
-    if options.clock_period_ns:
-        target.pop("clock_mhz", None)
-        target["clock_period_ns"] = options.clock_period_ns
     full = {"hls": hls_cfg, "target": target}
     if file is not None:
         full["hls4ml_config"] = file
@@ -1159,17 +1235,14 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
     hls_model, fw = (converter or convert)(loaded, full)
     hls_output_op = append_argmax(fw, config, options)
     stamp = hashlib.sha256(json.dumps(fw.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-    pipeline = options.pipeline or (config.get("rtl") or {}).get("pipeline", DEFAULT_PIPELINE)
-    multiplier = (config.get("rtl") or {}).get("multiplier", "shift_add")
-    rtl_cfg = config.get("rtl") or {}
-    ii_setting, layer_ii = options.ii if options.ii is not None else rtl_cfg.get("ii"), rtl_cfg.get("layer_ii")
+    pipeline, multiplier, ii_setting, layer_ii = common.pipeline, common.multiplier, common.ii, common.layer_ii
     if file is not None:
         ii_setting, layer_ii = _file_reuse_factors(file, fw, ii_setting, layer_ii)
     ii, op_ii = resolve_ii(fw, ii_setting, layer_ii, opts["clock_period_ns"], budget or {}, where="rtl")
     if file is not None:
         _check_reuse_factors(file, fw, ii, op_ii)
     set_reuse_factors(hls_model, ii, op_ii)
-    vectors = int(options.vectors or (config.get("verify") or {}).get("vectors", DEFAULT_VECTORS))
+    vectors = common.vectors
     notes = []
     if loaded.softmax_dropped:
         notes.append("The final softmax is dropped: the firmware outputs logits (argmax and thresholds on "

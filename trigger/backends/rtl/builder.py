@@ -26,20 +26,20 @@ from trigger.backends.rtl.cmvm import plan_cmvm
 from trigger.errors import ConfigError, FirmwareModelError
 from trigger.fixed import FixedFormat
 from trigger.ir.ranges import Interval, signed_width
+from trigger.parts import CARRY_BITS, delay_ns
 
-CARRY_BITS = 4  # bits per carry cell: Yosys 0.23 maps adders to CARRY4 chains (UltraScale+ has CARRY8)
-# Cell delays in ns, the figures of firmware_templates/yosys/timing_xcup.v (its header says where they come from)
-LUT_NS = 0.5  # a LUT with the route to it
-CARRY_IN_NS = 0.115  # from a LUT into the carry chain
-CARRY4_NS = 0.02  # across one CARRY4 (four bits)
-CARRY_OUT_NS = 0.116  # from the chain to a sum bit
-MUXF_NS = 0.15  # a MUXF7/8 after its LUTs
-DSP_NS = 2.0  # a DSP48 multiplier used without its registers
-CLOCK_TO_Q_NS = 0.15  # a flip-flop's clock-to-output: every stage starts with it
+# Cell delays in ns: trigger.parts.CELL_DELAYS_PS, the figures of firmware_templates/yosys/timing_xcup.v
+LUT_NS = delay_ns("lut")  # a LUT with the route to it
+CARRY_IN_NS = delay_ns("carry_in")  # from a LUT into the carry chain
+CARRY4_NS = delay_ns("carry4")  # across one CARRY4 (CARRY_BITS bits)
+CARRY_OUT_NS = delay_ns("carry_out")  # from the chain to a sum bit
+MUXF_NS = delay_ns("muxf")  # a MUXF7/8 after its LUTs
+DSP_NS = delay_ns("dsp")  # a DSP48 multiplier used without its registers
+CLOCK_TO_Q_NS = delay_ns("clock_to_q")  # a flip-flop's clock-to-output: every stage starts with it
 # synth_xilinx maps a chain of 3 or more registers (shregmap -minlen 3) onto a shift register LUT (SRL16E),
-# whose clock-to-output is 1.0 ns in timing_xcup.v: the signal at the end of such a delay chain starts late
+# whose clock-to-output is slower: the signal at the end of such a delay chain starts late
 SRL_MIN_CHAIN = 3
-SRL_NS = 1.0
+SRL_NS = delay_ns("srl_clock_to_q")
 
 
 def parse_multiplier(value) -> tuple[str, int | None]:

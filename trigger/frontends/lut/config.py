@@ -1,22 +1,21 @@
-"""The LUT regressor's ``trigger.yml``: read with ``yaml.safe_load`` and validated.
+"""The LUT regressor's ``trigger.yml``: read as data (``trigger.settings.read_yaml``) and validated.
 
 Every problem is one line naming the file and the field, raised as ConfigError
 before anything is written or trained. Unknown keys are errors too (a typo must
-not be silently ignored).
+not be silently ignored). The common sections (target, budget, scale) are read by
+``trigger.settings.common_settings``, as for every kind of design.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from trigger.budget import BudgetError, load_budget
 from trigger.data.muon import FEATURE_BY_NAME
-from trigger.errors import ConfigError, read_yaml
 from trigger.fixed import FixedFormat
+from trigger.settings import Checker, common_settings, read_yaml
 
 MAX_ADDRESS_BITS = 30
 BINNINGS = ("linear", "log", "quantile")
@@ -77,52 +76,7 @@ class LutConfig:
     memory: str = "bram"  # where the words live: bram (a ROM in the FPGA) or external (the board's memory)
     read_latency: int = 2  # external memory: clocks from address to word
     part_bits: int = 22  # a table made on Dask workers: 2**part_bits addresses per task and per part file
-    scale: dict = field(default_factory=dict)  # the scale: mapping (trigger.scale.scale_settings checks it)
-
-
-class _Checker:
-    def __init__(self, path: Path):
-        self.path = path
-
-    def fail(self, where: str, msg: str):
-        raise ConfigError(f"{self.path}: {where}: {msg}")
-
-    def mapping(self, value, where: str, required: tuple, optional: tuple = ()) -> dict:
-        if not isinstance(value, dict):
-            self.fail(where, f"must be a mapping, got {type(value).__name__}")
-        for key in value:
-            if key not in required and key not in optional:
-                self.fail(f"{where}.{key}" if where else str(key),
-                          f"unknown key; expected one of {', '.join(required + optional)}")
-        for key in required:
-            if key not in value:
-                self.fail(f"{where}.{key}" if where else str(key), "missing required field")
-        return value
-
-    def integer(self, value, where: str, lo: int | None = None, hi: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and math.isnan(value):
-                self.fail(where, "is NaN")
-            self.fail(where, f"must be an integer, got {value!r}")
-        if lo is not None and value < lo:
-            self.fail(where, f"must be >= {lo}, got {value}")
-        if hi is not None and value > hi:
-            self.fail(where, f"must be <= {hi}, got {value}")
-        return value
-
-    def number(self, value, where: str, positive: bool = False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(where, f"must be a number, got {value!r}")
-        if not math.isfinite(value):
-            self.fail(where, f"must be finite, got {value!r}")
-        if positive and value <= 0:
-            self.fail(where, f"must be positive, got {value!r}")
-        return float(value)
-
-    def choice(self, value, where: str, choices: tuple) -> str:
-        if value not in choices:
-            self.fail(where, f"must be one of {', '.join(choices)}, got {value!r}")
-        return value
+    scale: dict = field(default_factory=dict)  # the scale: mapping (checked by trigger.settings.scale_section)
 
 
 MLP_KEYS = ("type", "target", "hidden", "epochs", "batch_size", "learning_rate")
@@ -144,14 +98,12 @@ def load_config(config_dir: Path) -> LutConfig:
 def check_config(raw, path: Path) -> LutConfig:
     """Validate a trigger.yml mapping already read (as data) from ``path``."""
     path = Path(path)
-    c = _Checker(path)
+    c = Checker(path)
     top = c.mapping(raw, "", ("kind", "name", "data", "features", "model", "output"),
                     ("seed", "address", "target", "report", "budget", "scale"))
     if top["kind"] != "lut":
         c.fail("kind", f"must be 'lut' for a look-up-table regressor, got {top['kind']!r}")
-    name = top["name"]
-    if not isinstance(name, str) or not _IDENT.match(name):
-        c.fail("name", f"must be a Verilog/C identifier (letters, digits, _), got {name!r}")
+    name = c.identifier(top["name"], "name")
     seed = c.integer(top.get("seed", 1), "seed", 0, 2**31 - 1)
 
     data = c.mapping(top["data"], "data", ("source",), ("n_train", "n_test", "path"))
@@ -204,30 +156,17 @@ def check_config(raw, path: Path) -> LutConfig:
     thresholds = [c.number(t, f"report.thresholds[{i}]", positive=True) for i, t in enumerate(thresholds)]
     low_pt_max = c.number(rep.get("low_pt_max", 5.0), "report.low_pt_max", positive=True)
 
-    hw = c.mapping(top.get("target", {}), "target", (), ("part", "clock_mhz"))
-    part = hw.get("part", "xcvu13p-flga2577-2-e")
-    if not isinstance(part, str) or not part:
-        c.fail("target.part", f"must be an FPGA part name, got {part!r}")
-    clock_mhz = c.number(hw.get("clock_mhz", 240.0), "target.clock_mhz", positive=True)
-    budget = top.get("budget", {}) or {}
-    try:
-        budget = load_budget({"budget": budget}, where=str(path))  # fail now, not after the long work
-    except BudgetError as err:
-        raise ConfigError(str(err)) from None
-
-    from trigger.scale import scale_settings
-
-    scale = top.get("scale", {})
-    scale_settings(scale, path)  # a bad scale: section fails now, not after training
+    common = common_settings(top, path, sections=("target", "budget", "scale"))
     return LutConfig(path=path, name=name, seed=seed, source=source, data_path=data_path,
                      n_train=n_train, n_test=n_test, features=features, address_bits=address_bits,
                      order=[str(o) for o in order], model=model, target=target, output=fmt,
-                     thresholds=thresholds, low_pt_max=low_pt_max, part=part, clock_mhz=clock_mhz,
-                     budget=budget, raw=raw, memory=memory, read_latency=read_latency, scale=scale or {},
+                     thresholds=thresholds, low_pt_max=low_pt_max, part=common.part,
+                     clock_mhz=1000.0 / common.clock_period_ns, budget=common.budget, raw=raw, memory=memory,
+                     read_latency=read_latency, scale=common.scale,
                      part_bits=part_bits)
 
 
-def _features(c: _Checker, value, source: str) -> list[FeatureSpec]:
+def _features(c: Checker, value, source: str) -> list[FeatureSpec]:
     if not isinstance(value, list) or not value:
         c.fail("features", "must be a non-empty list of features")
     out, seen = [], set()
@@ -278,7 +217,7 @@ def _features(c: _Checker, value, source: str) -> list[FeatureSpec]:
     return out
 
 
-def _model(c: _Checker, value) -> dict:
+def _model(c: Checker, value) -> dict:
     if not isinstance(value, dict) or "type" not in value:
         c.fail("model.type", "missing required field (mlp or gbt)")
     kind = c.choice(value["type"], "model.type", MODELS)

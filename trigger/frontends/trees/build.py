@@ -11,25 +11,23 @@ the float model against the firmware (resolution, turn-on curves, rate proxy).
 from __future__ import annotations
 
 import hashlib
-import math
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from trigger.budget import BudgetError, load_budget
 from trigger.errors import ConfigError
 from trigger.fixed import FixedFormat
-from trigger.frontends import DEFAULT_PART, DEFAULT_PIPELINE, BuildOptions, Design, clock_period
+from trigger.frontends import BuildOptions, Design
 from trigger.frontends.trees.ensemble import DEFAULT_LEAF_FRACTIONAL, FloatEnsemble, firmware_model
 from trigger.frontends.trees.readers import from_sklearn, read_file
 from trigger.ir.model import FirmwareModel, emulate
 from trigger.ir.tensor import TensorType
+from trigger.settings import DEFAULT_VECTORS, Checker, common_settings
 
-TOP_KEYS = ("kind", "name", "seed", "inputs", "model", "train", "leaf", "output", "report", "target", "budget",
-            "verify")
+TOP_KEYS = ("kind", "name", "seed", "inputs", "model", "train", "leaf", "output", "report", "target", "rtl",
+            "budget", "verify")
 TRAIN_KEYS = ("data", "n_train", "n_test", "algorithm", "target", "n_estimators", "max_depth", "learning_rate",
               "max_pt")
 ALGORITHMS = {  # train.algorithm -> scikit-learn regressor class, how the settings map, fixed settings
@@ -43,68 +41,36 @@ ALGORITHMS = {  # train.algorithm -> scikit-learn regressor class, how the setti
                       {"n_estimators": "n_estimators", "max_depth": "max_depth"}, {"n_jobs": 1}),
 }
 PHYSICS_VECTORS = 2048
-DEFAULT_VECTORS = 10_000
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _fail(path: Path, where: str, msg: str):
-    raise ConfigError(f"{path}: {where}: {msg}")
-
-
-def _mapping(path, value, where, allowed) -> dict:
-    if not isinstance(value, dict):
-        _fail(path, where, f"must be a mapping, got {type(value).__name__}")
-    for key in value:
-        if key not in allowed:
-            _fail(path, f"{where}.{key}" if where else str(key), f"unknown key; expected one of {', '.join(allowed)}")
-    return value
-
-
-def _int(path, value, where, lo, hi) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        _fail(path, where, f"must be an integer in [{lo}, {hi}], got {value!r}")
-    return value
 
 
 def _format(path, value, where) -> FixedFormat:
     try:
         return FixedFormat.parse(str(value))
     except (ValueError, ConfigError) as err:
-        _fail(path, where, str(err))
+        Checker(path).fail(where, str(err))
 
 
 def design_from_config(config: dict, path: Path, options: BuildOptions) -> Design:
     """The design of a ``kind: bdt`` trigger.yml (already read as data from ``path``)."""
     path = Path(path)
-    top = _mapping(path, config, "", TOP_KEYS)
+    c = Checker(path)
+    top = c.mapping(config, "", (), TOP_KEYS)
     name = top.get("name")
-    if not isinstance(name, str) or not _IDENT.match(name):
-        _fail(path, "name", f"must be a Verilog/C identifier, got {name!r}")
-    seed = _int(path, top.get("seed", 1), "seed", 0, 2**31 - 1)
+    c.identifier(name, "name")
+    seed = c.integer(top.get("seed", 1), "seed", 0, 2**31 - 1)
     if ("model" in top) == ("train" in top):
-        _fail(path, "model", "give exactly one of model (a file) or train (a built-in dataset)")
+        c.fail("model", "give exactly one of model (a file) or train (a built-in dataset)")
     for opt, value in (("weights", options.weights), ("precision", options.precision), ("backend", options.backend),
                        ("keep_softmax", options.keep_softmax or None)):
         if value is not None:
             raise ConfigError(f"{path}: option {opt} does not apply to a tree ensemble (kind: bdt)")
-    leaf = _mapping(path, top.get("leaf", {}), "leaf", ("fractional_bits", "format"))
+    leaf = c.mapping(top.get("leaf", {}), "leaf", (), ("fractional_bits", "format"))
     leaf_fmt = _format(path, leaf["format"], "leaf.format") if "format" in leaf else None
-    leaf_frac = _int(path, leaf.get("fractional_bits", DEFAULT_LEAF_FRACTIONAL), "leaf.fractional_bits", 0, 40)
-    out = _mapping(path, top.get("output", {}), "output", ("format",))
+    leaf_frac = c.integer(leaf.get("fractional_bits", DEFAULT_LEAF_FRACTIONAL), "leaf.fractional_bits", 0, 40)
+    out = c.mapping(top.get("output", {}), "output", (), ("format",))
     output = [_format(path, out["format"], "output.format")] if "format" in out else None
-    rep = _mapping(path, top.get("report", {}), "report", ("thresholds", "low_pt_max"))
-    hw = _mapping(path, top.get("target", {}), "target", ("part", "clock_mhz"))
-    part = options.part or hw.get("part", DEFAULT_PART)
-    clock_ns = clock_period(options.clock_period_ns, "clock period") if options.clock_period_ns is not None else \
-        1000.0 / clock_period(hw.get("clock_mhz", 240.0), f"{path}: target.clock_mhz")
-    try:
-        budget = load_budget({"budget": top.get("budget", {}) or {}}, where=str(path))
-    except BudgetError as err:
-        raise ConfigError(str(err)) from None
-    verify = _mapping(path, top.get("verify", {}), "verify", ("vectors",))
-    vectors = options.vectors if options.vectors is not None else \
-        _int(path, verify.get("vectors", DEFAULT_VECTORS), "verify.vectors", 1, 10_000_000)
-
+    rep = c.mapping(top.get("report", {}), "report", (), ("thresholds", "low_pt_max"))
+    common = common_settings(top, path, options, DEFAULT_VECTORS)  # target, rtl, verify, budget
     reports, extra, summary = {}, None, ""
     if "train" in top:
         ens, inputs, physics = _train(path, top["train"], seed, rep)
@@ -112,9 +78,9 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
         reports, extra, summary = physics(model)
         digest = hashlib.sha256(path.read_bytes())
     else:
-        model_cfg = _mapping(path, top["model"], "model", ("file",))
+        model_cfg = c.mapping(top["model"], "model", (), ("file",))
         if "file" not in model_cfg:
-            _fail(path, "model.file", "missing required field")
+            c.fail("model.file", "missing required field")
         file = (path.parent / str(model_cfg["file"])).resolve()
         ens = read_file(file)
         inputs = _inputs(path, top.get("inputs"), ens.n_features)
@@ -124,9 +90,10 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
     op = model.ops[0]
     summary = (f"{op.n_trees} trees (depth <= {max(op.tree_depths())}), leaf {op.leaf_fmt.cpp}, "
                f"accum {op.accum_fmt.cpp}" + (f"; {summary}" if summary else ""))
-    return Design(model=model, hls_backend="trees_cpp", source_sha256=digest.hexdigest(), part=part,
-                  clock_period_ns=clock_ns, pipeline=options.pipeline if options.pipeline is not None else DEFAULT_PIPELINE,
-                  vectors=vectors, extra_vectors=extra, reports=reports, budget=budget,
+    return Design(model=model, hls_backend="trees_cpp", source_sha256=digest.hexdigest(), part=common.part,
+                  clock_period_ns=common.clock_period_ns, pipeline=common.pipeline, rtl_multiplier=common.multiplier,
+                  ii=common.ii, layer_ii=common.layer_ii, vectors=common.vectors, extra_vectors=extra,
+                  reports=reports, budget=common.budget,
                   manifest={"trees": {**_meta(ens), "n_trees": op.n_trees, "max_depth": max(op.tree_depths()),
                                       "n_nodes": op.n_nodes, "leaf_format": op.leaf_fmt.cpp,
                                       "accum_format": op.accum_fmt.cpp, "decision": op.decision}},
@@ -139,17 +106,17 @@ def _meta(ens: FloatEnsemble) -> dict:
 
 def _inputs(path: Path, value, n: int) -> TensorType:
     """``inputs``: one format for every feature, or a list of {name, format} (element 0 first)."""
+    c = Checker(path)
     if value is None:
-        _fail(path, "inputs", f"missing: the formats of the {n} input features (a format, or a list of {{name, format}})")
+        c.fail("inputs", f"missing: the formats of the {n} input features (a format, or a list of {{name, format}})")
     if isinstance(value, str):
         return TensorType.uniform(_format(path, value, "inputs"), n)
     if not isinstance(value, list) or len(value) != n:
-        _fail(path, "inputs", f"must list {n} features (the model has {n}), got {value!r:.80}")
+        c.fail("inputs", f"must list {n} features (the model has {n}), got {value!r:.80}")
     names, formats = [], []
     for i, item in enumerate(value):
-        item = _mapping(path, item, f"inputs[{i}]", ("name", "format"))
-        if not isinstance(item.get("name"), str) or not _IDENT.match(item["name"]):
-            _fail(path, f"inputs[{i}].name", f"must be an identifier, got {item.get('name')!r}")
+        item = c.mapping(item, f"inputs[{i}]", (), ("name", "format"))
+        c.identifier(item.get("name"), f"inputs[{i}].name")
         names.append(item["name"])
         formats.append(_format(path, item.get("format"), f"inputs[{i}].format"))
     return TensorType(tuple(formats), tuple(names))
@@ -162,27 +129,24 @@ def _train(path: Path, value, seed: int, rep: dict):
 
     from trigger.data.muon import FEATURES, simulate_muons
 
-    train = _mapping(path, value, "train", TRAIN_KEYS)
+    c = Checker(path)
+    train = c.mapping(value, "train", (), TRAIN_KEYS)
     if train.get("data", "muon") != "muon":
-        _fail(path, "train.data", f"the built-in dataset is 'muon' (endcap muon pT), got {train.get('data')!r}")
+        c.fail("train.data", f"the built-in dataset is 'muon' (endcap muon pT), got {train.get('data')!r}")
     algorithm = train.get("algorithm", "hist_gradient_boosting")
     if algorithm not in ALGORITHMS:
-        _fail(path, "train.algorithm", f"must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
-    n_train = _int(path, train.get("n_train", 100_000), "train.n_train", 1000, 10_000_000)
-    n_test = _int(path, train.get("n_test", 100_000), "train.n_test", 1000, 10_000_000)
-    n_estimators = _int(path, train.get("n_estimators", 100), "train.n_estimators", 1, 2000)
-    max_depth = _int(path, train.get("max_depth", 5), "train.max_depth", 1, 20)
-    lr = train.get("learning_rate", 0.1)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr > 0):
-        _fail(path, "train.learning_rate", f"must be a positive number, got {lr!r}")
-    max_pt = train.get("max_pt", 256.0)
-    if isinstance(max_pt, bool) or not isinstance(max_pt, (int, float)) or not max_pt > 0:
-        _fail(path, "train.max_pt", f"must be a positive number of GeV, got {max_pt!r}")
+        c.fail("train.algorithm", f"must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    n_train = c.integer(train.get("n_train", 100_000), "train.n_train", 1000, 10_000_000)
+    n_test = c.integer(train.get("n_test", 100_000), "train.n_test", 1000, 10_000_000)
+    n_estimators = c.integer(train.get("n_estimators", 100), "train.n_estimators", 1, 2000)
+    max_depth = c.integer(train.get("max_depth", 5), "train.max_depth", 1, 20)
+    lr = c.number(train.get("learning_rate", 0.1), "train.learning_rate", positive=True)
+    max_pt = c.number(train.get("max_pt", 256.0), "train.max_pt", positive=True)
     thresholds = rep.get("thresholds", [10.0, 20.0, 30.0])
     if not isinstance(thresholds, list) or not thresholds or \
             not all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in thresholds):
-        _fail(path, "report.thresholds", f"must be a non-empty list of positive pT values, got {thresholds!r}")
-    low_pt_max = rep.get("low_pt_max", 5.0)
+        c.fail("report.thresholds", f"must be a non-empty list of positive pT values, got {thresholds!r}")
+    low_pt_max = c.number(rep.get("low_pt_max", 5.0), "report.low_pt_max", positive=True)
 
     module, cls, mapping, fixed = ALGORITHMS[algorithm]
     settings = {mapping[k]: v for k, v in (("n_estimators", n_estimators), ("max_depth", max_depth),
