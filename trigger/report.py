@@ -15,7 +15,7 @@ from pathlib import Path
 
 from trigger.budget import BudgetError, load_budget
 from trigger.bundle import changed_files, load_manifest, write_json
-from trigger.errors import BundleError, ConfigError, ToolError
+from trigger.errors import ConfigError, ToolError
 from trigger.synth import bram_for_table, fits_clock, path_ns, synthesize, utilization
 from trigger.templates import render
 from trigger.timing import headline, timing_section, vivado_timing
@@ -99,10 +99,9 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
     physics section, firmware and source model side by side."""
     bundle = Path(bundle)
     manifest = load_manifest(bundle)
-    verify_path = bundle / "reports" / "verify.json"
-    if not verify_path.exists():
-        raise BundleError(f"{verify_path} not found: run `trigger verify {bundle}` first")
-    verify = json.loads(verify_path.read_text())
+    from trigger.verify import load_verdict
+
+    verify = load_verdict(bundle)  # this bundle's verdict, unedited, or a failed check (trigger.verify)
     physics_pngs = {}
     if physics is not None:  # before the long synthesis: bad data fails at once (trigger.physics)
         from trigger.physics import report_section

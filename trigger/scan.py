@@ -549,7 +549,7 @@ def run_scan(source, keys: dict, out, scheduler: str | None = None, workers: int
     from distributed import as_completed
     from tqdm import tqdm
 
-    from trigger.scale import cluster
+    from trigger.cluster import cluster
     from trigger.synth import part_info
 
     grid = plan(source, keys)

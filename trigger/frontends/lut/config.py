@@ -215,7 +215,7 @@ def check_config(raw, path: Path) -> LutConfig:
     except BudgetError as err:
         raise ConfigError(str(err)) from None
 
-    from trigger.scale import scale_settings
+    from trigger.cluster import scale_settings
 
     scale = top.get("scale", {})
     scale_settings(scale, path)  # a bad scale: section fails now, not after training
