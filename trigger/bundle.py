@@ -40,9 +40,9 @@ def sha256(path: Path) -> str:
 
 def file_hashes(root: Path) -> dict:
     """sha256 of every file under root except the manifest: everything the build wrote."""
-    root = Path(root)
-    return {p.relative_to(root).as_posix(): sha256(p)
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    from trigger.toolchain import hash_files
+
+    return hash_files(root, skip=(MANIFEST,))
 
 
 def check_output(out_dir: Path) -> Path:

@@ -239,12 +239,8 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def _verify_distributed(args: argparse.Namespace) -> bool:
-    """Vector sets on a Dask cluster (trigger.cluster): asked for, or a table in external memory."""
-    if any(getattr(args, k, None) is not None for k in ("scheduler", "workers")):  # `ci` has none
-        return True
-    from trigger.bundle import load_manifest
-
-    return (load_manifest(Path(args.bundle)).get("table") or {}).get("memory") == "external"
+    """Vector sets on a Dask cluster (trigger.cluster) when asked for; otherwise in this process."""
+    return any(getattr(args, k, None) is not None for k in ("scheduler", "workers"))  # `ci` has none
 
 
 def address_range(text: str) -> tuple[int, int]:

@@ -87,18 +87,23 @@ def csim_cache_dir() -> Path | None:
 ENTRY_RECORD = "entry.json"  # in every cache entry: the key it was built for and the sha256 of each of its files
 
 
-def _entry_files(folder: Path) -> dict:
+def hash_files(folder: Path, skip: tuple = ()) -> dict:
+    """sha256 of every file under ``folder`` (relative POSIX path -> hex digest), except names in ``skip``."""
     import hashlib
 
     files = {}
     for path in sorted(Path(folder).rglob("*")):
-        if path.is_file() and path.name not in (ENTRY_RECORD, "complete"):
+        if path.is_file() and path.name not in skip:
             digest = hashlib.sha256()
             with open(path, "rb") as fh:
                 for block in iter(lambda: fh.read(1 << 20), b""):
                     digest.update(block)
             files[path.relative_to(folder).as_posix()] = digest.hexdigest()
     return files
+
+
+def _entry_files(folder: Path) -> dict:
+    return hash_files(folder, skip=(ENTRY_RECORD, "complete"))
 
 
 def seal_entry(folder: Path, key: str) -> None:

@@ -333,10 +333,15 @@ def merge(bundle: Path, manifest: dict, model: FirmwareModel, the_plan: Plan, re
     if note and progress:
         print(f"verify {manifest['name']}: {note}", flush=True)
     spurious = sum(t["spurious"] for t in timed)
-    timings = {}
+    timings = {}  # summed over the sets (CPU and wall seconds of each witness, vectors streamed)
     for r in results:
         for k, v in r["timings"].items():
-            timings[k] = round(timings.get(k, 0.0) + v, 3)
+            if not k.endswith("_per_s"):
+                timings[k] = round(timings.get(k, 0.0) + v, 3)
+    if timings.get("rtl_bulk_s"):
+        timings["rtl_bulk_vectors_per_s"] = round(timings.get("rtl_bulk_vectors", 0) / timings["rtl_bulk_s"], 1)
+    if timings.get("rtl_sim_s"):
+        timings["rtl_vectors_per_s"] = round(vectors / timings["rtl_sim_s"], 1)
     result = {
         "kind": manifest["kind"],
         "name": manifest["name"],
