@@ -68,6 +68,21 @@ def mismatching_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return rows
 
 
+def describe_mismatch(model: FirmwareModel, comparison: str, index: int, inputs: np.ndarray,
+                      outputs: dict[str, np.ndarray]) -> dict:
+    """A mismatching vector: its inputs, every witness's outputs and the emulator's trace, op by op."""
+    x = np.asarray(inputs[index:index + 1], dtype=np.int64)
+    return {"comparison": comparison, "vector": int(index), "input": x[0].tolist(),
+            **{name: (out[index].tolist() if index < len(out) else None) for name, out in outputs.items()},
+            "emulator_trace": emulator_trace(model, x[0])}
+
+
+def emulator_trace(model: FirmwareModel, x) -> dict:
+    """Every op's output on one input vector, in op order."""
+    trace = emulate(model, np.asarray([x], dtype=np.int64), trace=True).trace
+    return {op.name: np.asarray(t)[0].tolist() for op, t in zip(model.ops, trace)}
+
+
 def format_mismatch(first: dict) -> str:
     """The first mismatch as a few lines for a terminal."""
     lines = [f"first mismatch ({first['comparison']}) at vector {first['vector']}: input {first['input']}"]
@@ -303,10 +318,8 @@ def merge(bundle: Path, manifest: dict, model: FirmwareModel, the_plan: Plan, re
         if hit is not None and first is None:
             r, at = hit
             f = r["first"][name]
-            trace = emulate(model, np.asarray([f["input"]], dtype=np.int64), trace=True).trace
-            first = {"comparison": name, "vector": at + f["row"],
-                     **{w: v for w, v in f.items() if w != "row"},
-                     "emulator_trace": {op.name: np.asarray(t)[0].tolist() for op, t in zip(model.ops, trace)}}
+            first = {"comparison": name, "vector": at + f["row"], **{w: v for w, v in f.items() if w != "row"},
+                     "emulator_trace": emulator_trace(model, f["input"])}
     expected = int(manifest["latency_cycles"])
     ii_expected = int(manifest.get("ii", 1))
     timed = [r["timing"] for r in results if r["timing"]]
