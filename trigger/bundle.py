@@ -88,6 +88,27 @@ def staging(out_dir: Path):
                     break
 
 
+@contextmanager
+def private_folder(final: Path):
+    """A fresh folder of this run's own beside ``final``, which replaces ``final`` when the block succeeds (and is
+    removed when it fails): concurrent runs never write into one another's files, and ``final`` is always one
+    run's whole output."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    try:
+        yield work
+        old = final.with_name(f".{final.name}.{work.name.rsplit('.', 2)[-2]}.old")
+        try:
+            final.rename(old)
+        except FileNotFoundError:
+            pass
+        work.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def write_json(path: Path, data) -> Path:
     """Written atomically under a name of its own: concurrent writers never mix, a reader sees one whole file."""
     path = Path(path)

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from trigger.budget import BudgetError, load_budget
-from trigger.bundle import changed_files, load_manifest, write_json
+from trigger.bundle import changed_files, load_manifest, private_folder, write_json
 from trigger.errors import ConfigError, ToolError
 from trigger.synth import bram_for_table, fits_clock, path_ns, synthesize, utilization
 from trigger.templates import render
@@ -119,9 +119,9 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
     sources = [bundle / s for s in rtl.get("sources", [])] or sorted((bundle / "rtl").glob("*.v"))
     resources = {"source": "yosys"}
     if synth:
-        work = bundle / "reports" / "synth"
-        figures = synthesize(sources, rtl.get("top", manifest.get("top", "trigger_top")), part, work_dir=work,
-                             data_files=[bundle / f for f in rtl.get("data_files", [])])
+        with private_folder(bundle / "reports" / "synth") as work:  # this run's own (trigger.bundle)
+            figures = synthesize(sources, rtl.get("top", manifest.get("top", "trigger_top")), part, work_dir=work,
+                                 data_files=[bundle / f for f in rtl.get("data_files", [])])
         resources.update(figures)
         bram = figures["BRAM36"] + figures["BRAM18"] / 2
         resources["BRAM"] = int(bram) if bram == int(bram) else bram

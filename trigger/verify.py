@@ -147,6 +147,9 @@ def plan(manifest: dict, model: FirmwareModel, stored_n: int, vectors: int | Non
     if vectors is not None:
         if addresses is not None:
             raise ConfigError("--vectors does not combine with --addresses")
+        if simulation:
+            raise ConfigError(f"{where}: --vectors does not apply to a table in external memory (the simulation "
+                              f"holds one window of its addresses at a time); use --addresses START:STOP")
         return Plan([VectorSet("first", 0, int(vectors)), VectorSet("stored", 0, stored_n, witnesses=False)],
                     None, False)
     found = enumerated_tensor(model)
@@ -160,7 +163,7 @@ def plan(manifest: dict, model: FirmwareModel, stored_n: int, vectors: int | Non
         if covered is not None and (bits is None or bits > COVER_LIMIT_BITS or (1 << bits) < covered.values):
             return Plan([stored, VectorSet("cover", 0, int(covered.values))],
                         {"tensor": covered.tensor, "values": int(covered.values)}, True)
-        if covered is None and found is None:
+        if covered is None and (found is None or bits > COVER_LIMIT_BITS):  # nothing small enough to enumerate
             return Plan([stored], None, False)
     if found is None:
         raise ConfigError(f"{where}: no one-element tensor to split into ranges (address ranges and Dask "
@@ -231,6 +234,7 @@ def check_set(bundle: str, vector_set: VectorSet, simulator: str, run_id: str) -
     sim = None
     library_note = None
     try:
+        run.mkdir(parents=True)
         if vector_set.witnesses:
             csim_out, csim_times = run_csim(bundle, manifest, model, inputs, work)
             timings.update(csim_times)
@@ -238,7 +242,6 @@ def check_set(bundle: str, vector_set: VectorSet, simulator: str, run_id: str) -
             sources = [bundle / s for s in rtl["sources"]]
             data_files = [bundle / f for f in rtl.get("data_files", [])]
             top = rtl["top"]
-            run.mkdir(parents=True)
             if simulation:  # the memory-interface top with its memory model holding this range's window
                 from trigger.vectors import write_mem
 
@@ -480,7 +483,7 @@ def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = No
     try:
         results = run_ordered(check_set, [(str(bundle), s, simulator, run_id) for s in the_plan.sets], client,
                               size=lambda t: t[1].stop - t[1].start, desc="verify", unit="vec",
-                              progress=progress and client is not None,
+                              progress=progress and len(the_plan.sets) > 2,
                               first_alone=client is not None and len(the_plan.sets) > 2)
     finally:
         if client is not None:
