@@ -27,7 +27,7 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 SUBDIRS = ("hls", "rtl", "vectors", "reports")
 VECTOR_SEED = 20261123
-REQUIRED_KEYS = ("kind", "name", "files", "firmware_model", "latency_cycles", "rtl", "hls", "vectors")
+VERIFY_KEYS = ("kind", "name", "files", "firmware_model", "latency_cycles", "rtl", "hls", "vectors")  # verify reads these
 
 
 def sha256(path: Path) -> str:
@@ -124,7 +124,8 @@ def write_json(path: Path, data) -> Path:
     return path
 
 
-def load_manifest(bundle: Path) -> dict:
+def load_manifest(bundle: Path, required: tuple = ()) -> dict:
+    """The bundle's manifest; a BundleError naming what is missing or wrong (``required``: keys it must have)."""
     path = Path(bundle) / MANIFEST
     if not path.exists():
         raise BundleError(f"{bundle} is not a trigger bundle: {MANIFEST} not found")
@@ -135,7 +136,7 @@ def load_manifest(bundle: Path) -> dict:
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(f"{path}: format_version {manifest.get('format_version')!r} is not {FORMAT_VERSION}: "
                           "rebuild the bundle with this version of trigger")
-    missing = [key for key in REQUIRED_KEYS if key not in manifest]
+    missing = [key for key in required if key not in manifest]
     if missing:
         raise BundleError(f"{path}: missing {', '.join(missing)}: not a complete manifest; rebuild the bundle")
     return manifest

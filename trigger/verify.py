@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from trigger.backends.hls import run_csim
-from trigger.bundle import MANIFEST, VECTOR_SEED, BundleChanged, check_unchanged, load_manifest, write_json
+from trigger.bundle import (MANIFEST, VECTOR_SEED, VERIFY_KEYS, BundleChanged, check_unchanged, load_manifest,
+                            write_json)
 from trigger.errors import BundleError, ConfigError
 from trigger.ir.model import FirmwareModel, emulate
 from trigger.rtlsim import SIMULATORS, simulate
@@ -461,7 +462,7 @@ def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = No
     t0 = time.perf_counter()
     bundle = Path(bundle).resolve()
     manifest_sha = sha256(bundle / MANIFEST) if (bundle / MANIFEST).exists() else None
-    manifest = load_manifest(bundle)
+    manifest = load_manifest(bundle, VERIFY_KEYS)
     if simulator not in SIMULATORS:
         raise ConfigError(f"unknown simulator {simulator!r}, expected one of {', '.join(SIMULATORS)}")
     if vectors is not None and (isinstance(vectors, bool) or not isinstance(vectors, int) or vectors < 1):
@@ -496,7 +497,11 @@ def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = No
     if client is not None:
         result["timings"]["workers"] = len(client.scheduler_info()["workers"])
     bind(bundle, result, manifest_sha)
-    write_json(bundle / "reports" / "verify.json", result)
+    try:
+        write_json(bundle / "reports" / "verify.json", result)
+    except OSError as err:  # a read-only bundle: the verdict was computed, but cannot be recorded
+        raise BundleError(f"{bundle / 'reports'}: cannot write verify.json ({err.strerror or err}); the verdict "
+                          f"was {'pass' if result['pass'] else 'FAIL'}") from None
     return result
 
 
