@@ -470,6 +470,9 @@ def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = No
     if client is not None and vectors is not None:
         raise ConfigError("--vectors does not combine with distributed verification (every address is checked)")
     check_unchanged(bundle, manifest)
+    reports = bundle / "reports"
+    if not os.access(reports if reports.is_dir() else bundle, os.W_OK):  # say so before the work, not after
+        raise BundleError(f"{reports if reports.is_dir() else bundle}: not writable: verify.json cannot be written")
     model = FirmwareModel.load(bundle)
     stored_n = int(len(np.load(bundle / "vectors" / "inputs.npy", mmap_mode="r", allow_pickle=False)))
     the_plan = plan(manifest, model, stored_n, vectors, addresses, range_words, ranges=client is not None,
