@@ -30,6 +30,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -213,6 +214,31 @@ def forget_run(run_id: str) -> None:
         shutil.rmtree(_process_work(run_id), ignore_errors=True)
 
 
+def _simulate_set(bundle: Path, manifest: dict, model: FirmwareModel, rtl: dict, vector_set: VectorSet,
+                  inputs: np.ndarray, simulator: str, run: Path):
+    """The RTL simulation of a set, in ``run`` (this set's own folder)."""
+    sources = [bundle / s for s in rtl["sources"]]
+    data_files = [bundle / f for f in rtl.get("data_files", [])]
+    top = rtl["top"]
+    simulation = rtl.get("simulation")
+    if simulation:  # the memory-interface top with its memory model holding this range's window
+        from trigger.vectors import write_mem
+
+        lookup = model.ops[-1]
+        depth = 1 << lookup.address_bits
+        window = np.arange(vector_set.start, min(depth, vector_set.start + int(simulation["window_words"])))
+        image, base = run / simulation["memory_image"], run / simulation["memory_base"]
+        write_mem(image, lookup.read(window).reshape(-1, 1), [lookup.output.formats[0].width])
+        base.write_text(f"{vector_set.start:016x}\n")
+        sources += [bundle / s for s in simulation["extra_sources"]]
+        data_files += [image, base]
+        top = simulation["top"]
+    return simulate(sources, top, model.input.to_bits(inputs), model.input.widths, model.output.widths,
+                    simulator=simulator, build_dir=run / "sim", data_files=data_files,
+                    max_latency=int(manifest["latency_cycles"]) + 8, ii=int(manifest.get("ii", 1)),
+                    **_stream_options(rtl))
+
+
 def check_set(bundle: str, vector_set: VectorSet, simulator: str, run_id: str) -> dict:
     """The kernel: one set of vectors through the emulator, the C simulation, the RTL simulation and the
     emulator library. Returns counts, the first mismatching row of each comparison with every witness's
@@ -231,40 +257,25 @@ def check_set(bundle: str, vector_set: VectorSet, simulator: str, run_id: str) -
     work = _process_work(run_id)
     run = work / uuid.uuid4().hex
     rtl = manifest["rtl"]
-    simulation = rtl.get("simulation")
     sim = None
-    library_note = None
     try:
         run.mkdir(parents=True)
-        if vector_set.witnesses:
-            csim_out, csim_times = run_csim(bundle, manifest, model, inputs, work)
-            timings.update(csim_times)
-            outputs["csim"] = csim_out
-            sources = [bundle / s for s in rtl["sources"]]
-            data_files = [bundle / f for f in rtl.get("data_files", [])]
-            top = rtl["top"]
-            if simulation:  # the memory-interface top with its memory model holding this range's window
-                from trigger.vectors import write_mem
-
-                lookup = model.ops[-1]
-                depth = 1 << lookup.address_bits
-                window = np.arange(vector_set.start, min(depth, vector_set.start + int(simulation["window_words"])))
-                image, base = run / simulation["memory_image"], run / simulation["memory_base"]
-                write_mem(image, lookup.read(window).reshape(-1, 1), [lookup.output.formats[0].width])
-                base.write_text(f"{vector_set.start:016x}\n")
-                sources += [bundle / s for s in simulation["extra_sources"]]
-                data_files += [image, base]
-                top = simulation["top"]
-            sim = simulate(sources, top, model.input.to_bits(inputs), model.input.widths, model.output.widths,
-                           simulator=simulator, build_dir=run / "sim", data_files=data_files,
-                           max_latency=int(manifest["latency_cycles"]) + 8, ii=int(manifest.get("ii", 1)),
-                           **_stream_options(rtl))
-            outputs["rtl"] = model.output.from_bits(sim.outputs)
-            timings.update({"rtl_build_s": sim.build_seconds, "rtl_sim_s": sim.seconds})
-            timings.update({k: v for k, v in sim.summary().items() if isinstance(v, (int, float))
-                            and not isinstance(v, bool)})
-            timings["rtl_cache_hits"] = int(sim.cache_hit)
-        library_out, library_times, library_note = library_outputs(bundle, manifest, model, inputs, run)
+        # The C simulation and the emulator library (compilers, then compiled code that releases the GIL) run in
+        # threads while the RTL simulator is built and run here: the witnesses are independent, and each alone
+        # leaves a core idle most of the time. Leaving the block waits for both (the folders are theirs till then).
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            csim_job = pool.submit(run_csim, bundle, manifest, model, inputs, work) if vector_set.witnesses else None
+            library_job = pool.submit(library_outputs, bundle, manifest, model, inputs, run)
+            if vector_set.witnesses:
+                sim = _simulate_set(bundle, manifest, model, rtl, vector_set, inputs, simulator, run)
+                outputs["rtl"] = model.output.from_bits(sim.outputs)
+                timings.update({"rtl_build_s": sim.build_seconds, "rtl_sim_s": sim.seconds,
+                                "rtl_cache_hits": int(sim.cache_hit)})
+                timings.update({k: v for k, v in sim.summary().items() if isinstance(v, (int, float))
+                                and not isinstance(v, bool)})
+                outputs["csim"], csim_times = csim_job.result()
+                timings.update(csim_times)
+            library_out, library_times, library_note = library_job.result()
         timings.update(library_times)
         if library_out is not None:
             outputs["library"] = library_out
