@@ -123,7 +123,7 @@ def main() -> int:
             "verify_seconds": round(verify_seconds, 1), "vectors": report["vectors"],
             "exhaustive": report["exhaustive"], "mismatches": report["mismatches"],
             "latency_cycles": report["latency_cycles"], "ii": report["ii"], "verify_timings": t,
-            "rtl_vectors_per_second": report["rtl_vectors_per_s"],
+            "rtl_vectors_per_second": report["timings"].get("rtl_vectors_per_s"),
             "csim_vectors_per_second": round(report["vectors"] / max(t["csim_s"], 1e-3)),
             "verify_vectors_per_second_end_to_end": round(report["vectors"] / verify_seconds),
             "bundle_bytes": sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file()),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark of tables and their verification on Dask (trigger.scale); writes benchmarks/scale.json + .md.
+"""Benchmark of tables and their verification on Dask (trigger.cluster, trigger.frontends.lut.parts); writes benchmarks/scale.json + .md.
 
 Stages (all by default; ``--only`` picks some, and results of earlier runs of other stages are kept):
   table26  a 2^26-address table built as a bundle with 1 and then 2 LocalCluster workers: every file
@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from trigger.bundle import build_bundle  # noqa: E402
 from trigger.frontends import BuildOptions  # noqa: E402
-from trigger.scale import cluster, table_in_parts, verify_distributed  # noqa: E402
+from trigger.cluster import cluster  # noqa: E402
+from trigger.verify import verify_bundle  # noqa: E402
 
 STAGES = ("table26", "verify24", "emtf")
 MUON = {"source": "muon", "n_train": 200000, "n_test": 100000}
@@ -163,8 +164,8 @@ def log(msg: str) -> None:
 
 def stage_table26(work: Path) -> dict:
     """2^26 addresses: bundles built with 1 and with 2 workers, compared file by file; the table stage
-    (trigger.scale.table_in_parts, called by the LUT frontend) timed inside each build."""
-    import trigger.scale as scale
+    (trigger.frontends.lut.parts.table_in_parts, called by the LUT frontend) timed inside each build."""
+    import trigger.frontends.lut.parts as scale
 
     src = write_config(work / "t26", config("table26", [9, 7, 4, 4, 2], "auto", [32, 32], TABLE26_DATA))
     out = {"addresses": 1 << 26, "builds": {}, "table_stage": {}}
@@ -219,13 +220,13 @@ def stage_verify24(work: Path) -> dict:
     log("verify24: exhaustive 3-way verification on 2 workers")
     t0, c0 = time.perf_counter(), own_cpu()
     with cluster(workers=2) as client:
-        result = verify_distributed(bundle, client)
+        result = verify_bundle(bundle, client=client)
         usage = cluster_usage(client)
     out = {"addresses": 1 << 24, "build": build, "verify_wall_s": round(time.perf_counter() - t0, 2),
            "verify_main_cpu_s": round(own_cpu() - c0, 2), **usage,
            "vectors": result["vectors"], "mismatches": result["mismatches"], "pass": result["pass"],
            "latency_cycles": result["latency_cycles"], "timings": result["timings"],
-           "distributed": {k: v for k, v in result["distributed"].items() if k != "task_seconds"}}
+           "distributed": {"workers": result["timings"].get("workers"), "ranges": result["timings"]["sets"] - 1}}
     shutil.rmtree(work / "v24_bundle", ignore_errors=True)
     return out
 
@@ -252,7 +253,7 @@ def stage_emtf(work: Path, keep: Path | None) -> dict:
     log("emtf: one 2^20-address range verified through the memory interface (2 workers)")
     t0 = time.perf_counter()
     with cluster(workers=2) as client:
-        result = verify_distributed(bundle, client, addresses=(0, 1 << 20))
+        result = verify_bundle(bundle, client=client, addresses=(0, 1 << 20))
     out["range_verify"] = {"addresses": [0, 1 << 20], "wall_s": round(time.perf_counter() - t0, 1),
                            "mismatches": result["mismatches"], "pass": result["pass"]}
     if keep is None:
@@ -275,7 +276,7 @@ def memory_table(memory: dict | None, what: str) -> list[str]:
 
 
 def write_md(path: Path, data: dict) -> None:
-    lines = ["# Tables on Dask (trigger.scale)", "",
+    lines = ["# Tables on Dask (trigger.cluster, trigger.frontends.lut.parts)", "",
              f"{data['machine']['cpus']} CPUs, shared (load average {data['machine']['load_start']} at start): "
              "wall times are upper bounds; CPU seconds beside them.", ""]
     t = data.get("table26")

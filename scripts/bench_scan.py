@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from trigger.scan import Point, run_scan  # noqa: E402
-from trigger.scale import default_workers  # noqa: E402
+from trigger.cluster import default_workers  # noqa: E402
 
 MODEL = ROOT / "models" / "jet_tagger"
 GRID = {"quantization.weight_bits": [3, 4, 6], "clock_ns": [5, 7.5], "rtl.pipeline": [1, 3]}

@@ -1,6 +1,6 @@
 """The Python API (trigger.api): convert / predict / predict_raw / trace / compare / build, trigger.verify and
 trigger.report; physics on the user's data (--data, trigger.physics); the layer-by-layer comparison
-(trigger.layers); the quickstart notebook."""
+(trigger.frontends.layer_compare); the quickstart notebook."""
 
 from __future__ import annotations
 

@@ -64,9 +64,9 @@ def test_flipped_rtl_bit_fails_verification(constructed_bundles, tmp_path, capsy
     width = int(m.group(1)) + 1
     flipped = f"    wire signed [{width - 1}:0] {m.group(2)} = ({m.group(3)}) ^ {width}'sd{1 << (width // 2)};"
     layer.write_text(text[:m.start()] + flipped + text[m.end():])
-    # the verifier refuses a bundle whose files changed since the build...
+    # the verifier refuses a bundle whose files changed since the build (a failed check: exit 1)...
     capsys.readouterr()
-    assert main(["verify", str(broken), "--vectors", "300", "--sim", "icarus"]) == 2
+    assert main(["verify", str(broken), "--vectors", "300", "--sim", "icarus"]) == 1
     assert f"files changed since the build: {rel}" in capsys.readouterr().err
     # ...and, told the file is what the build wrote, finds the mismatches
     rehash(broken, rel)

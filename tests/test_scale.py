@@ -1,4 +1,5 @@
-"""Tables and their verification on Dask (trigger.scale): a LocalCluster and a real one on localhost.
+"""Tables and their verification on Dask (trigger.cluster, trigger.frontends.lut.parts): a LocalCluster and real
+ones on localhost.
 
 The real cluster is the session fixture ``dask_scheduler_address`` (conftest.py): a ``dask scheduler``
 and two ``dask worker`` processes. A small table in external memory is built in 2^10-address parts
@@ -21,7 +22,8 @@ import yaml
 
 from trigger.cli import main
 from trigger.errors import ConfigError, ToolError
-from trigger.scale import check_address, scale_settings, write_atomically, write_part
+from trigger.cluster import check_address, scale_settings
+from trigger.frontends.lut.parts import write_atomically, write_part
 
 from helpers import CLEAN
 
@@ -92,15 +94,15 @@ def test_parts_are_written_whole_or_not_at_all(tmp_path):
 @pytest.mark.slow
 def test_table_bytes_do_not_depend_on_worker_count(table_source, cluster_bundle, dask_scheduler_address, tmp_path,
                                                    monkeypatch, capsys):
-    import trigger.scale
+    import trigger.frontends.lut.parts
     from distributed import Client
 
     with Client(dask_scheduler_address) as client:  # so the cluster build's workers wrote their own parts
-        assert trigger.scale.workers_share(client, tmp_path)
+        assert trigger.frontends.lut.parts.workers_share(client, tmp_path)
         assert not list(tmp_path.iterdir())  # the probe file is removed
     # the two real workers wrote their parts themselves (shared filesystem); here one worker's parts travel
     # back and this process writes them (what happens on a cluster that does not share the folder)
-    monkeypatch.setattr(trigger.scale, "workers_share", lambda client, folder: False)
+    monkeypatch.setattr(trigger.frontends.lut.parts, "workers_share", lambda client, folder: False)
     one = tmp_path / "one_worker"
     assert main(["build", str(table_source), "-o", str(one), "--workers", "1"]) == 0
     assert "do not see" in capsys.readouterr().err
@@ -127,14 +129,31 @@ def test_table_bytes_do_not_depend_on_worker_count(table_source, cluster_bundle,
 
 
 @pytest.mark.slow
-def test_verify_through_the_cluster_every_address(cluster_bundle, dask_scheduler_address):
-    assert main(["verify", str(cluster_bundle), "--scheduler", dask_scheduler_address]) == 0
-    result = json.loads((cluster_bundle / "reports" / "verify.json").read_text())
+def test_verify_through_the_cluster_every_address(cluster_bundle, dask_scheduler_address, tmp_path):
+    """One verifier: in this process, through `--scheduler` and in 8 address ranges on the 2 workers, the same
+    verify.json but for the timings."""
+    from distributed import Client
+
+    from trigger.verify import verify_bundle
+
+    def verdict(*args: str) -> dict:
+        assert main(["verify", str(cluster_bundle), *args]) == 0
+        return json.loads((cluster_bundle / "reports" / "verify.json").read_text())
+
+    local = verdict()
+    distributed = verdict("--scheduler", dask_scheduler_address)
+    with Client(dask_scheduler_address) as client:
+        ranges = verify_bundle(cluster_bundle, client=client, range_words=1 << 9, progress=False)
+    assert local["timings"]["sets"] == 2 and ranges["timings"]["sets"] == 9 and ranges["timings"]["workers"] == 2
+    apart_from_timings = lambda r: {k: v for k, v in r.items() if k != "timings"}  # noqa: E731
+    assert apart_from_timings(distributed) == apart_from_timings(local) == apart_from_timings(ranges)
+    result = local
     assert result["pass"] and result["exhaustive"]
     assert result["mismatches"] == CLEAN
-    assert result["cover"]["values"] == 1 << ADDRESS_BITS
-    assert result["vectors"] == (1 << ADDRESS_BITS) + result["stored_vectors"]
-    assert result["distributed"]["workers"] == 2
+    assert result["cover"] == {"tensor": "output of op 'address'", "values": 1 << ADDRESS_BITS}
+    # external memory: the stored vectors span the table, so they are checked against the emulator only
+    assert result["vectors"] == 1 << ADDRESS_BITS and result["stored_vectors"] > 0
+    assert result["overflows"]  # counted over the sets, as in this process
     manifest = json.loads((cluster_bundle / "manifest.json").read_text())
     assert result["latency_cycles"] == manifest["latency_cycles"]
 
@@ -143,9 +162,10 @@ def test_verify_through_the_cluster_every_address(cluster_bundle, dask_scheduler
 def test_a_wrong_word_read_is_caught_with_its_first_mismatch(cluster_bundle, dask_scheduler_address, tmp_path):
     import shutil
 
-    from trigger.bundle import file_hashes, write_json
-    from trigger.scale import verify_distributed
     from distributed import Client
+
+    from trigger.bundle import file_hashes, write_json
+    from trigger.verify import verify_bundle
 
     bad = tmp_path / "bad"
     shutil.copytree(cluster_bundle, bad)
@@ -160,13 +180,13 @@ def test_a_wrong_word_read_is_caught_with_its_first_mismatch(cluster_bundle, das
     manifest["files"] = file_hashes(bad)
     write_json(bad / "manifest.json", manifest)
     with Client(dask_scheduler_address) as client:
-        result = verify_distributed(bad, client, range_words=1 << 10, progress=False)
+        result = verify_bundle(bad, client=client, range_words=1 << 10, progress=False)
     assert not result["pass"]
     assert result["mismatches"]["emulator_vs_rtl"] == 0
     first = result["first_mismatch"]
     assert first["comparison"] == "emulator_vs_csim"
     assert first["emulator_trace"]["address"][0] >= 2048
-    assert first["vector"] >= result["stored_vectors"]  # the stored vectors' task runs no C++ for external memory
+    assert first["vector"] >= result["stored_vectors"]  # the stored vectors' set runs no C++ for external memory
     assert 0 < result["mismatches"]["emulator_vs_csim"] <= 2048  # only addresses 2048 and up read wrongly
     assert result["mismatches"]["emulator_vs_csim"] == result["mismatches"]["csim_vs_rtl"]
 
@@ -179,7 +199,7 @@ def test_a_failing_part_leaves_no_part_file(table_source, dask_scheduler_address
     from trigger.frontends.lut.config import check_config
     from trigger.frontends.lut.dataset import load_samples
     from trigger.frontends.lut.regressor import make_regressor, to_target
-    from trigger.scale import part_file, table_in_parts
+    from trigger.frontends.lut.parts import part_file, table_in_parts
 
     cfg = check_config(TABLE, table_source / "trigger.yml")
     train, _ = load_samples(cfg)
@@ -210,3 +230,132 @@ def test_reading_the_table_leaves_no_part_mapped(cluster_bundle):
     assert np.array_equal(emulate(model, inputs).outputs, np.load(cluster_bundle / "vectors" / "outputs.npy"))
     # a 2^30 table read at random addresses would otherwise stay mapped (and counted) in this process
     assert "part_0" not in Path("/proc/self/maps").read_text()
+
+
+# An environment that changes what a worker's numpy computes unless the evaluation is independent of it:
+# BLAS threads and kernel (OPENBLAS_CORETYPE), numpy's SIMD dispatch, locale, time zone, hash seed.
+FOREIGN_ENV = {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2",
+               "OPENBLAS_CORETYPE": "Prescott", "TZ": "Pacific/Chatham", "LANG": "de_DE.UTF-8", "LC_ALL": "C",
+               "PYTHONHASHSEED": "4242"}
+BLAS_PROBE = ("import hashlib, numpy as np; r = np.random.default_rng(1); "
+              "x, w = r.standard_normal((4096, 3)), r.standard_normal((3, 32)); "
+              "print(hashlib.sha256(np.exp(x @ w / 4).tobytes()).hexdigest())")
+
+
+def foreign_env() -> dict:
+    import os
+
+    import numpy as np
+
+    env = {**os.environ, **FOREIGN_ENV,
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    features = np.core._multiarray_umath.__cpu_features__
+    avx512 = [f for f in ("AVX512F", "AVX512CD", "AVX512_SKX", "AVX512_CLX", "AVX512_CNL", "AVX512_ICL")
+              if features.get(f)]
+    if avx512:  # numpy's exp/log without their AVX-512 kernels
+        env["NPY_DISABLE_CPU_FEATURES"] = " ".join(avx512)
+    return env
+
+
+@pytest.fixture(scope="module")
+def foreign_scheduler(tmp_path_factory):
+    """A scheduler and two `dask worker` processes started by hand (subprocess, no nanny) with FOREIGN_ENV."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from distributed import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    logs = tmp_path_factory.mktemp("foreign_dask")
+    env = foreign_env()
+    procs = []
+    try:
+        procs.append(subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port",
+                                       str(port), "--no-dashboard", "--no-show"], env=env, cwd=logs,
+                                      stdout=subprocess.DEVNULL, stderr=open(logs / "scheduler.log", "w")))
+        for i in range(2):
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                 "--host", "127.0.0.1", "--local-directory", str(logs / f"w{i}"), "--name", f"foreign{i}",
+                 "--death-timeout", "60"], env=env, cwd=logs, stdout=subprocess.DEVNULL,
+                stderr=open(logs / f"worker{i}.log", "w")))
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with Client(address, timeout=5) as client:
+                    client.wait_for_workers(2, timeout=max(1, deadline - time.monotonic()))
+                break
+            except (OSError, TimeoutError):
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    raise RuntimeError(f"the hand-started Dask cluster did not start; logs in {logs}") from None
+                time.sleep(0.5)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.mark.slow
+def test_a_build_on_workers_in_another_environment_equals_a_local_build(table_source, foreign_scheduler, tmp_path):
+    """Issue 27 item 5: every file of the bundle is byte-identical, built in this process or on hand-started
+    workers whose environment changes numpy's own results (checked first: the probe differs)."""
+    import subprocess
+    import sys
+
+    from distributed import Client
+
+    here = subprocess.run([sys.executable, "-c", BLAS_PROBE], capture_output=True, text=True, check=True).stdout
+    there = subprocess.run([sys.executable, "-c", BLAS_PROBE], capture_output=True, text=True, check=True,
+                           env=foreign_env()).stdout
+    assert here != there  # BLAS and exp in that environment do give other floats
+    with Client(foreign_scheduler) as client:
+        env = client.run(lambda: {k: __import__("os").environ.get(k) for k in FOREIGN_ENV})
+        assert all(e == FOREIGN_ENV for e in env.values()) and len(env) == 2
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    assert main(["build", str(table_source), "-o", str(local)]) == 0  # in this process: no cluster at all
+    assert main(["build", str(table_source), "-o", str(remote), "--scheduler", foreign_scheduler]) == 0
+    a, b = digests(local), digests(remote)
+    assert sorted(a) == sorted(b) and [rel for rel in a if a[rel] != b[rel]] == []
+    assert json.loads((local / "manifest.json").read_text())["model"]["model_sha256"] == \
+        json.loads((remote / "manifest.json").read_text())["model"]["model_sha256"]
+
+
+def test_a_worker_whose_floats_differ_is_refused_by_name():
+    """The client's guard: a part whose sampled floats differ from this machine's is refused, naming the worker."""
+    from trigger.fixed import FixedFormat
+    from trigger.frontends.lut.parts import check_sample, write_part
+
+    class Layout:  # one field of 8 bits: address -> the address as a float
+        bits = 8
+
+        def bins_of(self, address):
+            return np.asarray(address).reshape(-1, 1)
+
+        def regressor_inputs(self, bins):
+            return np.asarray(bins, dtype=np.float64)
+
+    class Linear:
+        def predict(self, x):
+            return np.asarray(x, dtype=np.float64)[:, 0] / 16.0
+
+    fmt = FixedFormat.parse("ufixed<9,8,RND_CONV,SAT>")
+    record = write_part(Layout(), Linear(), "pt", fmt, 0, 0, 256)
+    check_sample(record, Layout(), Linear(), "pt", fmt)  # the same here: accepted
+    floats = np.frombuffer(bytes.fromhex(record["sample"]["floats"]), "<f8").copy()
+    floats[3] = np.nextafter(floats[3], 1.0)  # one float one ULP off, as another BLAS kernel gives
+    record["sample"]["floats"] = floats.tobytes().hex()
+    record["worker"] = "worker tcp://10.0.0.7:4000 on node7"
+    with pytest.raises(ToolError, match=r"table part 0: worker tcp://10.0.0.7:4000 on node7 computed address \d+ "
+                                        r"as .*: its numeric environment differs; the table is not written") as err:
+        check_sample(record, Layout(), Linear(), "pt", fmt)
+    assert "\n" not in str(err.value)

@@ -25,27 +25,10 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from trigger.errors import ConfigError
+from trigger.source_model import quantize, to_float  # noqa: F401  (part of the API: raw integers <-> reals)
 
 ArrayLike = Union[np.ndarray, Sequence[np.ndarray]]
-CHUNK = 8192  # events per quantize / to_float step: in cache, 3-4x faster than whole columns of 10^6 events
 
-
-def quantize(t, x: np.ndarray) -> np.ndarray:
-    """Raw integers of real rows for a tensor type (``TensorType.quantize``, in cache-sized blocks)."""
-    if len(x) <= CHUNK:
-        return t.quantize(x)
-    one = t.formats[0] if t.is_uniform else None
-    return np.vstack([one.quantize(x[i:i + CHUNK]) if one is not None else t.quantize(x[i:i + CHUNK])
-                      for i in range(0, len(x), CHUNK)])
-
-
-def to_float(t, raw: np.ndarray) -> np.ndarray:
-    """Real values of raw rows for a tensor type (``TensorType.to_float``, in cache-sized blocks)."""
-    if len(raw) <= CHUNK:
-        return t.to_float(raw)
-    one = t.formats[0] if t.is_uniform else None
-    return np.vstack([one.to_float(raw[i:i + CHUNK]) if one is not None else t.to_float(raw[i:i + CHUNK])
-                      for i in range(0, len(raw), CHUNK)])
 
 # keyword of convert -> (where it goes: "option" = BuildOptions field, or a trigger.yml section path)
 SETTINGS = {
@@ -185,7 +168,7 @@ class LayerComparison(dict):
     """The layer-by-layer comparison (the dict verify.json's ``layers`` holds), shown as a table in notebooks."""
 
     def _repr_html_(self) -> str:
-        from trigger.layers import TABLE_HEADER, describe, table_rows
+        from trigger.frontends.layer_compare import TABLE_HEADER, describe, table_rows
 
         head = "".join(f"<th>{html.escape(h)}</th>" for h in TABLE_HEADER)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
@@ -193,7 +176,7 @@ class LayerComparison(dict):
         return f"<p>{html.escape(describe(self))}</p><table><tr>{head}</tr>{body}</table>"
 
     def __str__(self) -> str:
-        from trigger.layers import describe
+        from trigger.frontends.layer_compare import describe
 
         return describe(self)
 
@@ -341,13 +324,13 @@ class Design:
         return np.asarray(source.predict(self._bus(x, np.float64)), dtype=np.float64)
 
     def compare(self, x: ArrayLike | None = None, tolerance: float | None = None) -> LayerComparison:
-        """The source model vs the firmware layer by layer (``trigger.layers``): per layer the equal count, the
+        """The source model vs the firmware layer by layer (``trigger.frontends.layer_compare``): per layer the equal count, the
         largest and median deviation in LSBs, the overflow count, and the first deviating layer with an example.
 
         ``x``: float events (quantized to the input formats; the source model gets the same input values);
         default: the vectors the bundle stores. ``tolerance``: for inexact (float) models, the share of a
         layer's range above which it counts as deviating (default 1 %)."""
-        from trigger.layers import TOLERANCE, compare_layers, layer_source
+        from trigger.frontends.layer_compare import TOLERANCE, compare_layers, layer_source
         from trigger.vectors import DEFAULT_SEED, test_vectors
 
         d = self.frontend_design

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from trigger.errors import ConfigError, read_yaml
+from trigger.errors import ConfigError
+from trigger.yaml_data import read_yaml
 
 BUDGET_KEYS = {
     "latency_ns": "maximum latency in ns at the target clock",

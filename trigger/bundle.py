@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -21,11 +22,13 @@ from pathlib import Path
 
 from trigger import __version__
 from trigger.errors import BundleError, ConfigError
+from trigger.vectors import DEFAULT_SEED
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 SUBDIRS = ("hls", "rtl", "vectors", "reports")
-VECTOR_SEED = 20261123
+VECTOR_SEED = DEFAULT_SEED  # trigger.vectors: the one seed of stored vectors
+VERIFY_KEYS = ("kind", "name", "files", "firmware_model", "latency_cycles", "rtl", "hls", "vectors")  # verify reads these
 
 
 def sha256(path: Path) -> str:
@@ -38,9 +41,9 @@ def sha256(path: Path) -> str:
 
 def file_hashes(root: Path) -> dict:
     """sha256 of every file under root except the manifest: everything the build wrote."""
-    root = Path(root)
-    return {p.relative_to(root).as_posix(): sha256(p)
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    from trigger.toolchain import hash_files
+
+    return hash_files(root, skip=(MANIFEST,))
 
 
 def check_output(out_dir: Path) -> Path:
@@ -86,16 +89,44 @@ def staging(out_dir: Path):
                     break
 
 
+@contextmanager
+def private_folder(final: Path):
+    """A fresh folder of this run's own beside ``final``, which replaces ``final`` when the block succeeds (and is
+    removed when it fails): concurrent runs never write into one another's files, and ``final`` is always one
+    run's whole output."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    try:
+        yield work
+        old = final.with_name(f".{final.name}.{work.name.rsplit('.', 2)[-2]}.old")
+        try:
+            final.rename(old)
+        except FileNotFoundError:
+            pass
+        work.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def write_json(path: Path, data) -> Path:
+    """Written atomically under a name of its own: concurrent writers never mix, a reader sees one whole file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
-def load_manifest(bundle: Path) -> dict:
+def load_manifest(bundle: Path, required: tuple = ()) -> dict:
+    """The bundle's manifest; a BundleError naming what is missing or wrong (``required``: keys it must have)."""
     path = Path(bundle) / MANIFEST
     if not path.exists():
         raise BundleError(f"{bundle} is not a trigger bundle: {MANIFEST} not found")
@@ -106,7 +137,41 @@ def load_manifest(bundle: Path) -> dict:
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(f"{path}: format_version {manifest.get('format_version')!r} is not {FORMAT_VERSION}: "
                           "rebuild the bundle with this version of trigger")
+    missing = [key for key in required if key not in manifest]
+    if missing:
+        raise BundleError(f"{path}: missing {', '.join(missing)}: not a complete manifest; rebuild the bundle")
     return manifest
+
+
+class BundleChanged(BundleError):
+    """The bundle is not what its manifest hashed: a check of the design failed (exit 1, not bad input)."""
+
+
+# Folders whose every file a simulator, compiler or loader may read: a file there that the manifest does not
+# hash (a planted header, a stale compiled simulator) is refused like a changed one.
+COMPILED_FOLDERS = ("rtl", "hls", "emulator", "memory")
+
+
+def unrecorded_files(bundle: Path, manifest: dict) -> list[str]:
+    """Files in the compiled folders that the manifest does not hash (except the emulator library that
+    `trigger emulator` puts into emulator/, which verification never loads: it builds its own)."""
+    bundle = Path(bundle)
+    recorded = set(manifest.get("files", {}))
+    library = f"{(manifest.get('emulator') or {}).get('folder', 'emulator')}/{(manifest.get('emulator') or {}).get('library')}"
+    return [rel for folder in COMPILED_FOLDERS if (bundle / folder).is_dir()
+            for rel in (p.relative_to(bundle).as_posix() for p in sorted((bundle / folder).rglob("*")) if p.is_file())
+            if rel not in recorded and rel != library]
+
+
+def check_unchanged(bundle: Path, manifest: dict) -> None:
+    """BundleChanged when a hashed file changed or is missing, or an unhashed file sits among the sources."""
+    changed = changed_files(bundle, manifest)
+    if changed:
+        raise BundleChanged(f"{bundle}: files changed since the build: {', '.join(changed[:3])}; rebuild it")
+    extra = unrecorded_files(bundle, manifest)
+    if extra:
+        raise BundleChanged(f"{bundle}: files the manifest does not hash: {', '.join(extra[:3])}; remove them "
+                            f"or rebuild")
 
 
 def changed_files(bundle: Path, manifest: dict) -> list[str]:
@@ -183,17 +248,20 @@ def build_bundle(source, out_dir, options=None, progress: bool = True, design=No
     resolved = check_output(out_dir)
     if design is None and options.work_dir is None and resolved.parent.is_dir():
         # beside the bundle: on its filesystem (shared with a cluster's workers when the bundle is), so what a
-        # frontend's tasks write there (a table's parts, trigger.scale) is moved in by a rename
+        # frontend's tasks write there (a table's parts, trigger.frontends.lut.parts) is moved in by a rename
         options = replace(options, work_dir=str(resolved.parent))
     design = design or load_design(source, options)  # every input error, and the long work, before anything is written
     # trigger.ir.ii: a new event every ii clocks (checked before anything is written)
-    ii, op_ii = resolve_ii(design.model, options.ii if options.ii is not None else design.ii, design.layer_ii,
-                           design.clock_period_ns, design.budget)
+    if design.ii_resolved and options.ii is None:
+        ii, op_ii = design.ii, design.layer_ii
+    else:
+        ii, op_ii = resolve_ii(design.model, options.ii if options.ii is not None else design.ii, design.layer_ii,
+                               design.clock_period_ns, design.budget)
     with staging(out_dir) as bundle, _moving(design.bundle_dirs):
         model = design.model
         model.validate()
         top = top_name(model.name)
-        for name, folder in sorted(design.bundle_dirs.items()):  # e.g. a table's memory image (trigger.scale)
+        for name, folder in sorted(design.bundle_dirs.items()):  # e.g. a table's memory image (trigger.frontends.lut.parts)
             shutil.move(str(folder), str(bundle / name))
         for op in model.ops:
             if hasattr(op, "attach"):

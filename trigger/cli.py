@@ -163,21 +163,34 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def failed_checks_exit_1(command):
+    """A bundle or verdict that is not what its manifest hashed is a failed check of the design (exit 1, one
+    line), not bad input (exit 2)."""
+    import functools
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from trigger.bundle import BundleChanged
+
+        try:
+            return command(args)
+        except BundleChanged as err:
+            print(f"trigger {getattr(args, 'command', command.__name__[4:])}: check failed: {_one_line(err)}",
+                  file=sys.stderr)
+            return 1
+    return run
+
+
+@failed_checks_exit_1
 def cmd_verify(args: argparse.Namespace) -> int:
-    from trigger.verify import format_mismatch, verify_bundle
+    from trigger.verify import format_mismatch, verify_bundle, verify_on_cluster
 
-    if _verify_distributed(args):
-        from trigger.scale import cluster, verify_distributed
-
-        if args.vectors is not None:
-            from trigger.errors import ConfigError
-
-            raise ConfigError("--vectors does not combine with distributed verification (every address is checked)")
-        with cluster(getattr(args, "scheduler", None), getattr(args, "workers", None)) as client:
-            result = verify_distributed(Path(args.bundle), client, simulator=args.sim,
-                                        addresses=getattr(args, "addresses", None))
+    options = {"simulator": args.sim, "vectors": args.vectors, "addresses": getattr(args, "addresses", None)}
+    if _verify_distributed(args):  # the same verifier, its vector sets run on Dask workers (trigger.cluster)
+        result = verify_on_cluster(Path(args.bundle), getattr(args, "scheduler", None), getattr(args, "workers", None),
+                                   **options)
     else:
-        result = verify_bundle(Path(args.bundle), simulator=args.sim, vectors=args.vectors)
+        result = verify_bundle(Path(args.bundle), **options)
     cover = result.get("cover")
     covered = f" (every value of the {cover['tensor']}: {cover['values']})" if cover else ""
     print(f"{result['vectors']} vectors{covered}; latency {result['latency_cycles']} cycles, II {result['ii']}")
@@ -231,12 +244,8 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def _verify_distributed(args: argparse.Namespace) -> bool:
-    """Address ranges on a Dask cluster (trigger.scale): asked for, or a table in external memory."""
-    if any(getattr(args, k, None) is not None for k in ("scheduler", "workers", "addresses")):  # `ci` has none
-        return True
-    from trigger.bundle import load_manifest
-
-    return (load_manifest(Path(args.bundle)).get("table") or {}).get("memory") == "external"
+    """Vector sets on a Dask cluster (trigger.cluster) when asked for; otherwise in this process."""
+    return any(getattr(args, k, None) is not None for k in ("scheduler", "workers"))  # `ci` has none
 
 
 def address_range(text: str) -> tuple[int, int]:
@@ -258,6 +267,7 @@ def _add_scale_options(p: argparse.ArgumentParser) -> None:
                    help="LocalCluster worker processes (default: one per core)")
 
 
+@failed_checks_exit_1
 def cmd_report(args: argparse.Namespace) -> int:
     from trigger.report import build_report, print_summary
 
@@ -278,6 +288,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+@failed_checks_exit_1
 def cmd_ci(args: argparse.Namespace) -> int:
     """Build, verify and report in one go; non-zero on any mismatch or budget violation."""
     if args.budget:  # fail on a bad budget before the long work
@@ -422,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build_options(p)
     p.add_argument("--vectors", type=positive_int, default=None, metavar="N",
                    help="number of test vectors to store in the bundle (default from trigger.yml)")
-    _add_scale_options(p)  # a table evaluated in parts on Dask workers (trigger.scale)
+    _add_scale_options(p)  # a table evaluated in parts on Dask workers (trigger.cluster)
     _add_data_options(p, report=False)
     p.set_defaults(func=cmd_build)
 
@@ -435,9 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check the first N test vectors only (default: the stored ones plus, where the design has a "
                         "small enough tensor, every value of it: every address of a table)")
     p.add_argument("--sim", choices=sorted(SIMULATORS), default="verilator", help="RTL simulator")
-    _add_scale_options(p)  # address ranges verified on Dask workers (trigger.scale)
+    _add_scale_options(p)  # address ranges verified on Dask workers (trigger.cluster)
     p.add_argument("--addresses", type=address_range, default=None, metavar="START:STOP",
-                   help="verify only these table addresses, on Dask workers (default: every address)")
+                   help="verify only these table addresses (default: every address)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("emulator", help="build the bundle's emulator library lib<name>.so for the experiment's software",

@@ -32,11 +32,3 @@ class BundleError(TriggerError):
 
 class ToolError(TriggerError):
     """An external tool (compiler, simulator, synthesis) is missing or failed."""
-
-
-def read_yaml(path, error: type[TriggerError] = None, missing: str | None = None):
-    """The data of a YAML file, read as data only (``trigger.settings.read_yaml``: no duplicate keys, no
-    alias bombs), or a one-line ``error`` (ConfigError by default) naming the file."""
-    from trigger.settings import read_yaml as read_checked
-
-    return read_checked(path, error, missing)

@@ -124,7 +124,7 @@ def quantize_inputs(model, x: np.ndarray) -> tuple[np.ndarray, dict]:
     lo = np.array([f.min_value for f in model.input.formats])
     hi = np.array([f.max_value for f in model.input.formats])
     outside = (x < lo) | (x > hi)
-    from trigger.api import quantize
+    from trigger.source_model import quantize
 
     raw = quantize(model.input, x)
     names = list(model.input.names) if model.input.names else [f"input[{i}]" for i in range(model.input.n)]
@@ -140,7 +140,7 @@ def firmware_outputs(model, x: np.ndarray) -> tuple[np.ndarray, dict]:
     from trigger.ir.model import emulate
 
     raw, counts = quantize_inputs(model, x)
-    from trigger.api import to_float
+    from trigger.source_model import to_float
 
     out = emulate(model, raw).outputs
     return to_float(model.output, out), counts

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from trigger.budget import BudgetError, load_budget
-from trigger.bundle import changed_files, load_manifest, write_json
+from trigger.bundle import changed_files, load_manifest, private_folder, write_json
 from trigger.errors import BundleError, ConfigError, ToolError
 from trigger.parts import DEFAULT_PART, capacity, utilization
 from trigger.settings import DEFAULT_CLOCK_NS
@@ -104,9 +104,9 @@ def synthesis_figures(bundle: Path, manifest: dict, jobs: int | None = None) -> 
     part, clock_ns = bundle_target(manifest)
     rtl = manifest.get("rtl", {})
     sources = [bundle / s for s in rtl.get("sources", [])] or sorted((bundle / "rtl").glob("*.v"))
-    figures = synthesize(sources, rtl.get("top", manifest.get("top", "trigger_top")), part,
-                         work_dir=bundle / "reports" / "synth",
-                         data_files=[bundle / f for f in rtl.get("data_files", [])], jobs=jobs)
+    with private_folder(bundle / "reports" / "synth") as work:  # this run's own (trigger.bundle)
+        figures = synthesize(sources, rtl.get("top", manifest.get("top", "trigger_top")), part, work_dir=work,
+                             data_files=[bundle / f for f in rtl.get("data_files", [])], jobs=jobs)
     resources = dict(figures)
     bram = figures["BRAM36"] + figures["BRAM18"] / 2
     resources["BRAM"] = int(bram) if bram == int(bram) else bram
@@ -127,10 +127,9 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
     physics section, firmware and source model side by side."""
     bundle = Path(bundle)
     manifest = load_manifest(bundle)
-    verify_path = bundle / "reports" / "verify.json"
-    if not verify_path.exists():
-        raise BundleError(f"{verify_path} not found: run `trigger verify {bundle}` first")
-    verify = json.loads(verify_path.read_text())
+    from trigger.verify import load_verdict
+
+    verify = load_verdict(bundle)  # this bundle's verdict, unedited, or a failed check (trigger.verify)
     physics_pngs = {}
     if physics is not None:  # before the long synthesis: bad data fails at once (trigger.physics)
         from trigger.physics import report_section
@@ -176,7 +175,7 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
         "ops": manifest.get("ops", []),
         "vendor": _vendor_status(),
         "source_model": verify.get("source_model"),  # the user's model vs the firmware (trigger.source_model)
-        "layers": verify.get("layers"),  # the same, layer by layer (trigger.layers)
+        "layers": verify.get("layers"),  # the same, layer by layer (trigger.frontends.layer_compare)
     }
     if physics is not None:
         report["physics"] = physics_section
@@ -383,7 +382,7 @@ SECTION_PLOTS = ("physics_", "layers")  # plots shown in their own sections, not
 
 def _section_plots(plots: Path, report: dict, physics_pngs: dict) -> dict:
     """Write the physics plots (the user's data) and the per-layer deviation plot; the templates' context of both."""
-    from trigger.layers import TABLE_HEADER, plot_png, table_rows
+    from trigger.frontends.layer_compare import TABLE_HEADER, plot_png, table_rows
 
     for old in plots.glob("*.png"):
         if old.stem.startswith(SECTION_PLOTS):
@@ -401,7 +400,7 @@ def _section_plots(plots: Path, report: dict, physics_pngs: dict) -> dict:
         context["physics_rows"] = rows(report["physics"])
     layers = report.get("layers")
     if layers and not layers.get("error"):
-        from trigger.layers import describe
+        from trigger.frontends.layer_compare import describe
 
         context["layers_rows"] = table_rows(layers)
         context["layers_text"] = describe(layers)

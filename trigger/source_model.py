@@ -28,6 +28,7 @@ from trigger.vectors import DEFAULT_SEED, test_vectors
 
 OUTPUTS_FILE = "source_outputs.npy"  # under reports/
 CHUNK = 8192  # vectors per framework call (bounded memory for 10^5+ vectors)
+CONVERT_CHUNK = 8192  # events per quantize / to_float step: in cache, 3-4x faster than whole columns of 10^6 events
 
 
 @dataclass
@@ -120,3 +121,21 @@ def describe(result: dict) -> str:
         of = f" of {result['argmax_of']}" if result.get("argmax_of") else ""
         text += f", argmax{of} agrees on {100 * result['argmax_agreement']:.3f} %"
     return text
+
+
+def quantize(t, x: np.ndarray) -> np.ndarray:
+    """Raw integers of real rows for a tensor type (``TensorType.quantize``, in cache-sized blocks)."""
+    if len(x) <= CONVERT_CHUNK:
+        return t.quantize(x)
+    one = t.formats[0] if t.is_uniform else None
+    return np.vstack([one.quantize(x[i:i + CONVERT_CHUNK]) if one is not None else t.quantize(x[i:i + CONVERT_CHUNK])
+                      for i in range(0, len(x), CONVERT_CHUNK)])
+
+
+def to_float(t, raw: np.ndarray) -> np.ndarray:
+    """Real values of raw rows for a tensor type (``TensorType.to_float``, in cache-sized blocks)."""
+    if len(raw) <= CONVERT_CHUNK:
+        return t.to_float(raw)
+    one = t.formats[0] if t.is_uniform else None
+    return np.vstack([one.to_float(raw[i:i + CONVERT_CHUNK]) if one is not None else t.to_float(raw[i:i + CONVERT_CHUNK])
+                      for i in range(0, len(raw), CONVERT_CHUNK)])

@@ -7,6 +7,7 @@ not on PATH; ``verilator_env`` gives the environment that makes it usable
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -81,6 +82,74 @@ def csim_cache_dir() -> Path | None:
     """Compiled HLS C simulations."""
     root = cache_root()
     return None if root is None else root / "csim"
+
+
+ENTRY_RECORD = "entry.json"  # in every cache entry: the key it was built for and the sha256 of each of its files
+
+
+def hash_files(folder: Path, skip: tuple = ()) -> dict:
+    """sha256 of every file under ``folder`` (relative POSIX path -> hex digest), except names in ``skip``."""
+    import hashlib
+
+    files = {}
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file() and path.name not in skip:
+            digest = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            files[path.relative_to(folder).as_posix()] = digest.hexdigest()
+    return files
+
+
+def _entry_files(folder: Path) -> dict:
+    return hash_files(folder, skip=(ENTRY_RECORD, "complete"))
+
+
+def seal_entry(folder: Path, key: str) -> None:
+    """Record, in a cache entry about to be renamed into place, the key it was built for and its content."""
+    (Path(folder) / ENTRY_RECORD).write_text(json.dumps({"key": key, "files": _entry_files(folder)}, sort_keys=True))
+    (Path(folder) / "complete").write_text("")
+
+
+def entry_problem(folder: Path, key: str) -> str | None:
+    """Why a cache entry cannot be used for ``key`` (None: it can): missing or unfinished, built for another
+    key (copied or renamed), or its files are not the ones recorded when it was built (truncated, edited)."""
+    folder = Path(folder)
+    if not (folder / "complete").exists():
+        return "is missing" if not folder.exists() else "is unfinished"
+    try:
+        record = json.loads((folder / ENTRY_RECORD).read_text())
+        recorded_key, files = record["key"], record["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "has no valid record of its content"
+    if recorded_key != key:
+        return "was built from other sources than its name says"
+    found = _entry_files(folder)
+    for rel, digest in sorted(files.items()):
+        if found.get(rel) != digest:
+            return f"has {rel} {'missing' if rel not in found else 'changed'} since it was built"
+    return None
+
+
+def usable_entry(folder: Path, key: str) -> bool:
+    """True when the entry for ``key`` exists and checks out; a present but bad one is removed, with one line
+    on stderr saying so, so that the caller rebuilds it."""
+    import shutil
+    import sys
+
+    problem = entry_problem(folder, key)
+    if problem is None:
+        return True
+    if Path(folder).exists():
+        print(f"trigger: cache entry {folder} {problem}: replacing it", file=sys.stderr, flush=True)
+        trash = Path(folder).with_name(f".trash-{Path(folder).name}-{os.getpid()}")
+        try:
+            os.rename(folder, trash)
+        except OSError:
+            pass
+        shutil.rmtree(trash, ignore_errors=True)
+    return False
 
 
 def use_bundled_verilator() -> None:

@@ -205,3 +205,25 @@ def test_vectors(model: FirmwareModel, n: int, seed: int = DEFAULT_SEED, extra: 
 
 
 test_vectors.__test__ = False  # not a pytest test
+
+
+# ------------------------------------------------------------------ address ranges
+def enumerated_tensor(model: FirmwareModel) -> tuple[int, str] | None:
+    """(k, label) of the first one-element unsigned integer tensor (k = 0: the input, k: the output of op
+    k-1) that every op before it can map back to raw inputs (``Op.preimage``): a table's address, whose
+    values ``range_inputs`` enumerates in ranges (address spaces too large for ``cover`` at once)."""
+    tensors = [("input", model.input)] + [(f"output of op {op.name!r}", op.output) for op in model.ops]
+    for k, (label, t) in enumerate(tensors):
+        if t.n == 1 and not t.formats[0].signed and t.formats[0].fractional == 0:
+            return k, label
+        if k < len(model.ops) and model.ops[k].preimage(np.zeros((0, model.ops[k].output.n), np.int64)) is None:
+            return None
+    return None
+
+
+def range_inputs(model: FirmwareModel, k: int, start: int, stop: int) -> np.ndarray:
+    """Raw input vectors reaching values start..stop-1 of tensor k (``enumerated_tensor``), one each, in order."""
+    x = np.arange(start, stop, dtype=np.int64).reshape(-1, 1)
+    for op in reversed(model.ops[:k]):
+        x = op.preimage(x)
+    return np.asarray(x, dtype=np.int64)

@@ -1,36 +1,66 @@
-"""One verifier for every design: emulator == HLS C simulation == RTL simulation, integer for integer.
+"""The verifier: emulator == HLS C simulation == RTL simulation (== the emulator library), integer for integer.
 
-The vectors are the bundle's stored ones plus, when the firmware model has a
-tensor small enough to enumerate (``trigger.vectors.cover``), one vector for
-every value of it: every address of a table. ``vectors=N`` checks the first N
-test vectors instead. The bundle's own files are used (its HLS project, its
-RTL, its firmware_model.json), and a bundle changed since it was built is
-refused. Every comparison reports its mismatch count; the first mismatching
-vector is reported with its op-by-op emulator trace.
+One verifier whatever runs it. Three parts:
+
+- ``plan``: the sets of vectors to check. The bundle's stored vectors; then every value of the
+  first tensor small enough to enumerate (``trigger.vectors.cover``), or, for a table, every
+  address as ranges (``vectors.enumerated_tensor``); or the first N test vectors (``vectors=N``);
+  or an address range (``addresses``).
+- ``check_set``: the kernel. One set through every witness in a work folder of its own; returns
+  mismatch counts, the first mismatching row per comparison, overflow counts, latency, II and
+  the too-early-input checks. It reads only what the manifest hashes: the RTL, HLS and emulator
+  files, checked unchanged before any work, and compiled simulators from a cache whose entries
+  are named by the hash of those files as they are now and checked against their own recorded
+  content (``trigger.rtlsim``); nothing else in the bundle (an old ``.sim_build``) is read.
+- ``merge``: one ``verify.json`` schema from the sets' results, in plan order, so the verdict and
+  every field but ``timings`` are the same whether the sets ran in this process or on Dask
+  workers (``trigger.cluster.run_ordered``). The file is bound to the bundle (the manifest's
+  hash, the tool versions, its own hash) and written atomically; ``load_verdict`` is how later
+  stages read it, refusing one that does not match.
+
+A bundle changed since its build is a failed check (``BundleChanged``, exit 1), not bad input.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from trigger.backends.hls import run_csim
-from trigger.bundle import VECTOR_SEED, changed_files, load_manifest, write_json
+from trigger.bundle import (MANIFEST, VECTOR_SEED, VERIFY_KEYS, BundleChanged, check_unchanged, load_manifest,
+                            write_json)
 from trigger.errors import BundleError, ConfigError
 from trigger.ir.model import FirmwareModel, emulate
 from trigger.rtlsim import SIMULATORS, simulate
 from trigger.source_model import compare as compare_source, describe as describe_source
-from trigger.vectors import cover, test_vectors
+from trigger.vectors import COVER_LIMIT_BITS, cover, enumerated_tensor, range_inputs, test_vectors
 
-COMPARISONS = ("emulator_vs_csim", "emulator_vs_rtl", "csim_vs_rtl", "emulator_vs_stored")
+COMPARISONS = ("emulator_vs_csim", "emulator_vs_rtl", "csim_vs_rtl", "emulator_vs_stored", "library_vs_emulator")
+PAIRS = {"emulator_vs_csim": ("emulator", "csim"), "emulator_vs_rtl": ("emulator", "rtl"),
+         "csim_vs_rtl": ("csim", "rtl"), "emulator_vs_stored": ("emulator", "stored"),
+         "library_vs_emulator": ("library", "emulator")}
+RANGE_WORDS = 1 << 20  # addresses per set on Dask workers (also the external-memory model's window)
+VERDICT_FORMAT = 1
+# Frames of a streamed design checked cycle by cycle from cocotb (each takes pixels-per-frame clocks); the rest stream
+# through the harness with no Python in the loop.
+STREAM_PROTOCOL_FRAMES = 24
 
 
+class VerdictMismatch(BundleChanged):
+    """reports/verify.json does not belong to the bundle as it is now (or was edited): a failed check."""
+
+
+# ------------------------------------------------------------------ helpers shared with other commands
 def mismatching_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Indices of vectors whose outputs differ in any element (missing rows count as different)."""
     n = min(len(a), len(b))
@@ -42,12 +72,17 @@ def mismatching_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def describe_mismatch(model: FirmwareModel, comparison: str, index: int, inputs: np.ndarray,
                       outputs: dict[str, np.ndarray]) -> dict:
-    """The first mismatching vector: its inputs, every witness's outputs and the emulator's trace, op by op."""
-    x = inputs[index:index + 1]
-    trace = emulate(model, x, trace=True).trace
+    """A mismatching vector: its inputs, every witness's outputs and the emulator's trace, op by op."""
+    x = np.asarray(inputs[index:index + 1], dtype=np.int64)
     return {"comparison": comparison, "vector": int(index), "input": x[0].tolist(),
             **{name: (out[index].tolist() if index < len(out) else None) for name, out in outputs.items()},
-            "emulator_trace": {op.name: np.asarray(t)[0].tolist() for op, t in zip(model.ops, trace)}}
+            "emulator_trace": emulator_trace(model, x[0])}
+
+
+def emulator_trace(model: FirmwareModel, x) -> dict:
+    """Every op's output on one input vector, in op order."""
+    trace = emulate(model, np.asarray([x], dtype=np.int64), trace=True).trace
+    return {op.name: np.asarray(t)[0].tolist() for op, t in zip(model.ops, trace)}
 
 
 def format_mismatch(first: dict) -> str:
@@ -61,22 +96,11 @@ def format_mismatch(first: dict) -> str:
     return "\n".join(lines)
 
 
-def source_comparison(bundle: Path, manifest: dict, model: FirmwareModel, stored_in: np.ndarray,
-                      firmware_out: np.ndarray) -> dict | None:
-    """The fourth witness: the user's model, run by its own framework at build time, vs the firmware
-    on the stored vectors (``trigger.source_model``); None when the bundle has no source outputs."""
-    section = manifest.get("source_model")
-    if not section:
-        return None
-    outputs = np.load(bundle / section["outputs"], allow_pickle=False)
-    return compare_source(section, outputs, stored_in, firmware_out, model)
-
-
 def library_outputs(bundle: Path, manifest: dict, model: FirmwareModel, inputs: np.ndarray, work: Path):
-    """The fifth witness: the bundle's emulator library (emulator/, lib<name>.so) built (cached) and loaded
-    through dlopen by a harness shaped like the experiment's loader, on every vector. Returns (outputs,
-    timings, None), or (None, {}, why) when it cannot be checked (no emulator/ in an old bundle, a design
-    without a library, no g++); a library that fails to build is a ToolError."""
+    """The emulator library (emulator/, lib<name>.so) built (cached) and loaded through dlopen by a harness
+    shaped like the experiment's loader. Returns (outputs, timings, None), or (None, {}, why) when it cannot
+    be checked (no emulator/ in an old bundle, a design without a library, no g++); a library that fails
+    to build is a ToolError."""
     from trigger.backends import emulator_lib
     from trigger.toolchain import find_tool
 
@@ -94,11 +118,83 @@ def library_outputs(bundle: Path, manifest: dict, model: FirmwareModel, inputs: 
     return out, timings, None
 
 
-# Frames of a streamed design checked cycle by cycle from cocotb (each takes pixels-per-frame clocks); the rest stream
-# through the harness with no Python in the loop.
-STREAM_PROTOCOL_FRAMES = 24
+# ------------------------------------------------------------------ plan
+@dataclass(frozen=True)
+class VectorSet:
+    """Vectors checked together. ``stored``: the bundle's; ``first``: the first ``stop`` test vectors;
+    ``cover``: every value of ``trigger.vectors.cover``'s tensor; ``range``: values [start, stop) of the
+    enumerated tensor (a table's address). ``witnesses`` False: the emulator against the stored outputs
+    only (the stored vectors of a table in external memory span more than one memory window)."""
+
+    kind: str
+    start: int = 0
+    stop: int = 0
+    witnesses: bool = True
 
 
+@dataclass
+class Plan:
+    sets: list[VectorSet]
+    cover: dict | None  # {"tensor", "values"} when every value of a tensor is checked (or a range of them)
+    exhaustive: bool
+
+
+def plan(manifest: dict, model: FirmwareModel, stored_n: int, vectors: int | None = None,
+         addresses: tuple[int, int] | None = None, range_words: int | None = None, ranges: bool = False,
+         where: str = "bundle") -> Plan:
+    """The sets of vectors a verification checks (see ``VectorSet``); ``ranges``: split a table's addresses
+    into ``range_words`` (for Dask workers) even when they would fit one set."""
+    simulation = manifest["rtl"].get("simulation")
+    stored = VectorSet("stored", 0, stored_n, witnesses=not simulation)
+    if vectors is not None:
+        if addresses is not None:
+            raise ConfigError("--vectors does not combine with --addresses")
+        if simulation:
+            raise ConfigError(f"{where}: --vectors does not apply to a table in external memory (the simulation "
+                              f"holds one window of its addresses at a time); use --addresses START:STOP")
+        return Plan([VectorSet("first", 0, int(vectors)), VectorSet("stored", 0, stored_n, witnesses=False)],
+                    None, False)
+    found = enumerated_tensor(model)
+    covered = None
+    bits = None
+    if found is not None:
+        k, label = found
+        bits = ([model.input] + [op.output for op in model.ops])[k].formats[0].width
+    if addresses is None and not ranges and not simulation:
+        covered = cover(model)
+        if covered is not None and (bits is None or bits > COVER_LIMIT_BITS or (1 << bits) < covered.values):
+            return Plan([stored, VectorSet("cover", 0, int(covered.values))],
+                        {"tensor": covered.tensor, "values": int(covered.values)}, True)
+        if covered is None and (found is None or bits > COVER_LIMIT_BITS):  # nothing small enough to enumerate
+            return Plan([stored], None, False)
+    if found is None:
+        raise ConfigError(f"{where}: no one-element tensor to split into ranges (address ranges and Dask "
+                          f"workers are for tables); use `trigger verify` without --scheduler/--workers/--addresses")
+    depth = 1 << bits
+    lo, hi = addresses if addresses is not None else (0, depth)
+    if not 0 <= lo < hi <= depth:
+        raise ConfigError(f"address range [{lo}, {hi}) is outside the {bits}-bit {label}")
+    size = int(range_words or RANGE_WORDS) if ranges else hi - lo
+    if simulation:
+        size = min(size, int(simulation["window_words"]))
+    sets = [stored] + [VectorSet("range", s, min(hi, s + size)) for s in range(lo, hi, size)]
+    return Plan(sets, {"tensor": label, "values": int(hi - lo)}, (lo, hi) == (0, depth))
+
+
+def set_inputs(model: FirmwareModel, manifest: dict, bundle: Path, vector_set: VectorSet) -> np.ndarray:
+    """The raw input vectors of a set, in order."""
+    if vector_set.kind == "stored":
+        return np.load(bundle / "vectors" / "inputs.npy", allow_pickle=False)
+    if vector_set.kind == "first":
+        seed = int(manifest["vectors"].get("seed", VECTOR_SEED))
+        return test_vectors(model, vector_set.stop, seed)[:vector_set.stop]
+    if vector_set.kind == "cover":
+        return cover(model).inputs
+    k, _ = enumerated_tensor(model)
+    return range_inputs(model, k, vector_set.start, vector_set.stop)
+
+
+# ------------------------------------------------------------------ the kernel
 def _stream_options(rtl: dict) -> dict:
     """simulate()'s options for a streamed design (frame protocol, trigger/backends/rtl/stream.py); none otherwise."""
     if not rtl.get("stream"):
@@ -106,139 +202,326 @@ def _stream_options(rtl: dict) -> dict:
     return {"stream": rtl["stream"], "protocol_vectors": STREAM_PROTOCOL_FRAMES}
 
 
-def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = None, progress: bool = True) -> dict:
-    """Verify a bundle; writes and returns ``reports/verify.json``."""
+def _process_work(run_id: str) -> Path:
+    """This run's work folder in this process: the compiled C simulation is reused by the sets it checks,
+    and no other run (another verify of the same bundle) ever sees it."""
+    return Path(tempfile.gettempdir()) / f"trigger-verify-{run_id}-{os.getpid()}"
+
+
+def forget_run(run_id: str) -> None:
+    """Remove this process's work folder of a run (run on every worker at the end)."""
+    if not os.environ.get("TRIGGER_KEEP_WORK"):
+        shutil.rmtree(_process_work(run_id), ignore_errors=True)
+
+
+def _simulate_set(bundle: Path, manifest: dict, model: FirmwareModel, rtl: dict, vector_set: VectorSet,
+                  inputs: np.ndarray, simulator: str, run: Path):
+    """The RTL simulation of a set, in ``run`` (this set's own folder)."""
+    sources = [bundle / s for s in rtl["sources"]]
+    data_files = [bundle / f for f in rtl.get("data_files", [])]
+    top = rtl["top"]
+    simulation = rtl.get("simulation")
+    if simulation:  # the memory-interface top with its memory model holding this range's window
+        from trigger.vectors import write_mem
+
+        lookup = model.ops[-1]
+        depth = 1 << lookup.address_bits
+        window = np.arange(vector_set.start, min(depth, vector_set.start + int(simulation["window_words"])))
+        image, base = run / simulation["memory_image"], run / simulation["memory_base"]
+        write_mem(image, lookup.read(window).reshape(-1, 1), [lookup.output.formats[0].width])
+        base.write_text(f"{vector_set.start:016x}\n")
+        sources += [bundle / s for s in simulation["extra_sources"]]
+        data_files += [image, base]
+        top = simulation["top"]
+    return simulate(sources, top, model.input.to_bits(inputs), model.input.widths, model.output.widths,
+                    simulator=simulator, build_dir=run / "sim", data_files=data_files,
+                    max_latency=int(manifest["latency_cycles"]) + 8, ii=int(manifest.get("ii", 1)),
+                    **_stream_options(rtl))
+
+
+def check_set(bundle: str, vector_set: VectorSet, simulator: str, run_id: str) -> dict:
+    """The kernel: one set of vectors through the emulator, the C simulation, the RTL simulation and the
+    emulator library. Returns counts, the first mismatching row of each comparison with every witness's
+    outputs on it, overflow counts, latency/II and the too-early checks, and timings."""
+    t0 = time.perf_counter()
     bundle = Path(bundle)
     manifest = load_manifest(bundle)
-    if simulator not in SIMULATORS:
-        raise ConfigError(f"unknown simulator {simulator!r}, expected one of {', '.join(SIMULATORS)}")
-    if vectors is not None and (isinstance(vectors, bool) or not isinstance(vectors, int) or vectors < 1):
-        raise ConfigError(f"vectors must be a positive integer, got {vectors!r}")
-    tampered = changed_files(bundle, manifest)
-    if tampered:
-        raise BundleError(f"{bundle}: files changed since the build: {', '.join(tampered[:3])}; rebuild it")
     model = FirmwareModel.load(bundle)
-    stored_in = np.load(bundle / "vectors" / "inputs.npy", allow_pickle=False)
-    stored_out = np.load(bundle / "vectors" / "outputs.npy", allow_pickle=False)
-    seed = int(manifest["vectors"].get("seed", VECTOR_SEED))
-    covered = None
-    if vectors is None:
-        covered = cover(model)
-        inputs = stored_in if covered is None else np.vstack([stored_in, covered.inputs])
-    else:
-        inputs = test_vectors(model, vectors, seed)[:vectors]
+    inputs = set_inputs(model, manifest, bundle, vector_set)
     timings = {}
-    work = Path(tempfile.mkdtemp(prefix="trigger-verify-"))
-    csim_job = library_job = None
+    emulated = emulate(model, inputs)
+    outputs = {"emulator": emulated.outputs}
+    timings["emulator_s"] = time.perf_counter() - t0
+    if vector_set.kind == "stored":
+        outputs["stored"] = np.load(bundle / "vectors" / "outputs.npy", allow_pickle=False)
+    work = _process_work(run_id)
+    run = work / uuid.uuid4().hex
+    rtl = manifest["rtl"]
+    sim = None
     try:
-        if progress:
-            print(f"verify {manifest['name']}: {len(inputs)} vectors through the C simulation and the RTL "
-                  f"({simulator})...", flush=True)
-        # The C simulation (a compiler, then compiled code that releases the GIL) runs in a thread while
-        # the emulator runs and the RTL simulator is built and run: the witnesses are independent, and
-        # each of them alone leaves a core idle most of the time.
-        pool = ThreadPoolExecutor(max_workers=1)
-        csim_job = pool.submit(run_csim, bundle, manifest, model, inputs, work)
-        pool.shutdown(wait=False)
-        library_pool = ThreadPoolExecutor(max_workers=1)  # the emulator library: g++ (cached), then the harness
-        library_job = library_pool.submit(library_outputs, bundle, manifest, model, inputs, work)
-        library_pool.shutdown(wait=False)
-        t0 = time.perf_counter()
-        emulated = emulate(model, inputs)
-        emu = emulated.outputs
-        # the stored vectors come first when checking them; otherwise emulate them on their own
-        again = emu[:len(stored_in)] if vectors is None else emulate(model, stored_in).outputs
-        timings["emulator_s"] = round(time.perf_counter() - t0, 3)
-        rtl = manifest["rtl"]
-        sim = simulate([bundle / s for s in rtl["sources"]], rtl["top"], model.input.to_bits(inputs),
-                       model.input.widths, model.output.widths, simulator=simulator,
-                       build_dir=bundle / ".sim_build", data_files=[bundle / f for f in rtl.get("data_files", [])],
-                       max_latency=int(manifest["latency_cycles"]) + 8, ii=int(manifest.get("ii", 1)),
-                       **_stream_options(rtl))
-        timings["rtl_build_s"] = round(sim.build_seconds, 3)
-        timings["rtl_sim_s"] = round(sim.seconds, 3)
-        timings.update(sim.summary())  # cache hit, CPU times, the harness's bulk throughput
-        csim_out, csim_times = csim_job.result()
-        timings.update({k: round(v, 3) for k, v in csim_times.items()})
-        library_out, library_times, library_note = library_job.result()
+        run.mkdir(parents=True)
+        # The C simulation and the emulator library (compilers, then compiled code that releases the GIL) run in
+        # threads while the RTL simulator is built and run here: the witnesses are independent, and each alone
+        # leaves a core idle most of the time. Leaving the block waits for both (the folders are theirs till then).
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            csim_job = pool.submit(run_csim, bundle, manifest, model, inputs, work) if vector_set.witnesses else None
+            library_job = pool.submit(library_outputs, bundle, manifest, model, inputs, run)
+            if vector_set.witnesses:
+                sim = _simulate_set(bundle, manifest, model, rtl, vector_set, inputs, simulator, run)
+                outputs["rtl"] = model.output.from_bits(sim.outputs)
+                timings.update({"rtl_build_s": sim.build_seconds, "rtl_sim_s": sim.seconds,
+                                "rtl_cache_hits": int(sim.cache_hit)})
+                timings.update({k: v for k, v in sim.summary().items() if isinstance(v, (int, float))
+                                and not isinstance(v, bool)})
+                outputs["csim"], csim_times = csim_job.result()
+                timings.update(csim_times)
+            library_out, library_times, library_note = library_job.result()
         timings.update(library_times)
+        if library_out is not None:
+            outputs["library"] = library_out
     finally:
-        for job in (csim_job, library_job):
-            if job is not None:
-                wait([job])  # the work folder is the C simulation's (and the library's) until it ends
-        if os.environ.get("TRIGGER_KEEP_WORK"):
-            print(f"work folder kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    rtl_out = model.output.from_bits(sim.outputs)
+        if not os.environ.get("TRIGGER_KEEP_WORK"):
+            shutil.rmtree(run, ignore_errors=True)
+    counts, first = {}, {}
+    for name in COMPARISONS:
+        a, b = PAIRS[name]
+        if a not in outputs or b not in outputs:
+            continue
+        rows = mismatching_rows(outputs[a], outputs[b])
+        counts[name] = int(rows.size)
+        if rows.size:
+            r = int(rows[0])
+            first[name] = {"row": r, "input": inputs[r].tolist(),
+                           **{w: (out[r].tolist() if r < len(out) else None) for w, out in outputs.items()}}
+    timing = None
+    if sim is not None:
+        early = sim.timing.get("too_early") or {}
+        timing = {"latency_cycles": int(sim.latency_cycles), "ii": int(sim.ii),
+                  "spurious": int(sim.timing.get("spurious", 0)),
+                  "too_early_refused": bool(early.get("refused_flags") == 1 and early.get("outputs") == 1
+                                            and early.get("output_matches_first")),
+                  "refused_at_ii": int((sim.timing.get("bulk") or {}).get("refused", 0))}
+    timings["seconds"] = time.perf_counter() - t0
+    return {"set": asdict(vector_set), "vectors": int(len(inputs)), "mismatches": counts, "first": first,
+            "overflows": emulated.overflow_summary(), "timing": timing, "library_note": library_note,
+            "timings": {k: round(float(v), 3) for k, v in timings.items()}}
 
-    pairs = {"emulator_vs_csim": (emu, csim_out), "emulator_vs_rtl": (emu, rtl_out),
-             "csim_vs_rtl": (csim_out, rtl_out), "emulator_vs_stored": (again, stored_out)}
+
+# ------------------------------------------------------------------ merge
+def _sum_overflows(parts: list[dict]) -> dict:
+    total: dict = {}
+    for part in parts:
+        for op, tensors in part.items():
+            for t, c in tensors.items():
+                slot = total.setdefault(op, {}).setdefault(t, {"values": 0, "overflows": 0})
+                slot["values"] += c["values"]
+                slot["overflows"] += c["overflows"]
+    return {op: dict(sorted(t.items())) for op, t in sorted(total.items())}
+
+
+def merge(bundle: Path, manifest: dict, model: FirmwareModel, the_plan: Plan, results: list[dict],
+          simulator: str, progress: bool = True) -> dict:
+    """One verify.json from the sets' results (in plan order), whatever ran them."""
+    offsets = np.cumsum([0] + [r["vectors"] for r in results])[:-1]
     mismatches, first = {}, None
     for name in COMPARISONS:
-        rows = mismatching_rows(*pairs[name])
-        mismatches[name] = int(rows.size)
-        if rows.size and first is None:
-            if name == "emulator_vs_stored":
-                first = describe_mismatch(model, name, int(rows[0]), stored_in,
-                                          {"emulator": again, "stored": stored_out})
-            else:
-                first = describe_mismatch(model, name, int(rows[0]), inputs,
-                                          {"emulator": emu, "csim": csim_out, "rtl": rtl_out})
-    if library_out is not None:  # the fifth comparison: the emulator library (dlopen) vs the emulator
-        rows = mismatching_rows(emu, library_out)
-        mismatches["library_vs_emulator"] = int(rows.size)
-        if rows.size and first is None:
-            first = describe_mismatch(model, "library_vs_emulator", int(rows[0]), inputs,
-                                      {"emulator": emu, "library": library_out})
-    elif progress:
-        print(f"verify {manifest['name']}: {library_note}", flush=True)
-    source = source_comparison(bundle, manifest, model, stored_in, again)
-    if source is not None and source["exact"]:
-        mismatches["source_vs_firmware"] = source["mismatches"]  # quantized source: counted like any comparison
-    if source is not None and progress:
-        print(f"verify {manifest['name']}: {describe_source(source)}", flush=True)
+        counted = [(r, int(at)) for r, at in zip(results, offsets) if name in r["mismatches"]]
+        if not counted:
+            continue
+        mismatches[name] = sum(r["mismatches"][name] for r, _ in counted)
+        hit = next(((r, at) for r, at in counted if name in r["first"]), None)
+        if hit is not None and first is None:
+            r, at = hit
+            f = r["first"][name]
+            first = {"comparison": name, "vector": at + f["row"], **{w: v for w, v in f.items() if w != "row"},
+                     "emulator_trace": emulator_trace(model, f["input"])}
     expected = int(manifest["latency_cycles"])
-    mismatches["latency_vs_manifest"] = int(sim.latency_cycles != expected or sim.ii != int(manifest.get("ii", 1)))
-    if int(manifest.get("ii", 1)) > 1:  # an input sooner than II: refused, flagged once, nothing corrupted
-        early = sim.timing.get("too_early") or {}
-        refused_once = early.get("refused_flags") == 1 and early.get("outputs") == 1
-        mismatches["too_early_input_not_refused"] = int(not (refused_once and early.get("output_matches_first")))
-        mismatches["inputs_refused_at_ii_spacing"] = int((sim.timing.get("bulk") or {}).get("refused", 0))
+    ii_expected = int(manifest.get("ii", 1))
+    timed = [r["timing"] for r in results if r["timing"]]
+    latency = timed[0]["latency_cycles"] if timed and len({t["latency_cycles"] for t in timed}) == 1 else -1
+    ii = timed[0]["ii"] if timed and len({t["ii"] for t in timed}) == 1 else -1
+    mismatches["latency_vs_manifest"] = int(not timed or latency != expected or ii != ii_expected)
+    if ii_expected > 1:  # an input sooner than II: refused, flagged once, nothing corrupted
+        mismatches["too_early_input_not_refused"] = int(not all(t["too_early_refused"] for t in timed))
+        mismatches["inputs_refused_at_ii_spacing"] = sum(t["refused_at_ii"] for t in timed)
+    stored_in = np.load(bundle / "vectors" / "inputs.npy", allow_pickle=False)
+    source = None
+    section = manifest.get("source_model")
+    if section:  # the user's model, run by its framework at build time, vs the firmware on the stored vectors
+        source_out = np.load(bundle / section["outputs"], allow_pickle=False)
+        source = compare_source(section, source_out, stored_in, emulate(model, stored_in).outputs, model)
+        if source["exact"]:
+            mismatches["source_vs_firmware"] = source["mismatches"]  # quantized source: counted like any comparison
+        if progress:
+            print(f"verify {manifest['name']}: {describe_source(source)}", flush=True)
+    checked = [r for r in results if r["set"]["witnesses"]]
+    vectors = sum(r["vectors"] for r in checked)
+    library_runs = [r for r in results if "library_vs_emulator" in r["mismatches"]]
+    note = next((r["library_note"] for r in results if r["library_note"]), None)
+    if note and progress:
+        print(f"verify {manifest['name']}: {note}", flush=True)
+    spurious = sum(t["spurious"] for t in timed)
+    timings = {}  # summed over the sets (CPU and wall seconds of each witness, vectors streamed)
+    for r in results:
+        for k, v in r["timings"].items():
+            if not k.endswith("_per_s"):
+                timings[k] = round(timings.get(k, 0.0) + v, 3)
+    if timings.get("rtl_bulk_s"):
+        timings["rtl_bulk_vectors_per_s"] = round(timings.get("rtl_bulk_vectors", 0) / timings["rtl_bulk_s"], 1)
+    if timings.get("rtl_sim_s"):
+        timings["rtl_vectors_per_s"] = round(vectors / timings["rtl_sim_s"], 1)
     result = {
         "kind": manifest["kind"],
         "name": manifest["name"],
         "simulator": simulator,
-        "vectors": int(len(inputs)),
+        "vectors": int(vectors),
         "stored_vectors": int(len(stored_in)),
-        "cover": None if covered is None else {"tensor": covered.tensor, "values": int(covered.values)},
-        "exhaustive": covered is not None,
+        "cover": the_plan.cover,
+        "exhaustive": the_plan.exhaustive,
         "mismatches": mismatches,
         "first_mismatch": first,
-        "latency_cycles": int(sim.latency_cycles),
+        "latency_cycles": int(latency),
         "latency_cycles_expected": expected,
-        "ii": int(sim.ii),
-        "spurious_outputs": int(sim.timing.get("spurious", 0)),
-        "overflows": emulated.overflow_summary(),
+        "ii": int(ii),
+        "spurious_outputs": int(spurious),
+        "overflows": _sum_overflows([r["overflows"] for r in checked]),
+        "source_model": source,
+        "library": ({"library": manifest["emulator"]["library"], "vectors": sum(r["vectors"] for r in library_runs),
+                     "mismatches": mismatches["library_vs_emulator"]} if library_runs else {"skipped": note}),
         "timings": timings,
-        "rtl_vectors_per_s": round(len(inputs) / max(sim.seconds, 1e-9), 1),
     }
     stream = manifest["rtl"].get("stream")
     if stream:  # a streamed design: the frame's latency after its last pixel, measured, and the pixels per frame
-        result["stream"] = {"pixels_per_frame": int(stream["pixels_per_frame"]), "ii_per_frame": int(sim.ii),
-                            "latency_after_last_pixel": int(sim.latency_cycles) - int(stream.get(
+        result["stream"] = {"pixels_per_frame": int(stream["pixels_per_frame"]), "ii_per_frame": int(ii),
+                            "latency_after_last_pixel": int(latency) - int(stream.get(
                                 "first_to_last_pixel", int(stream["pixels_per_frame"]) - 1))
-                            if sim.latency_cycles >= 0 else -1,
+                            if latency >= 0 else -1,
                             "latency_after_last_pixel_expected": int(stream["latency_after_last_pixel"])}
-    result["source_model"] = source
-    from trigger.layers import describe as describe_layers, stored_section
+    from trigger.frontends.layer_compare import describe as describe_layers, stored_section
 
     result["layers"] = stored_section(bundle, model, stored_in)  # the source model vs the firmware, layer by layer
     if result["layers"] is not None and progress:
         print(f"verify {manifest['name']}: {describe_layers(result['layers'])}", flush=True)
-    result["library"] = ({"library": manifest["emulator"]["library"], "vectors": int(len(inputs)),
-                          "mismatches": mismatches["library_vs_emulator"]} if library_out is not None
-                         else {"skipped": library_note})
-    result["pass"] = all(v == 0 for v in mismatches.values()) and result["spurious_outputs"] == 0
-    write_json(bundle / "reports" / "verify.json", result)
+    result["pass"] = verdict(result)
     return result
+
+
+def verdict(result: dict) -> bool:
+    """The verdict, from the counts alone: every mismatch count 0, no spurious output, a latency measured."""
+    return all(v == 0 for v in result["mismatches"].values()) and result["spurious_outputs"] == 0
+
+
+# ------------------------------------------------------------------ the binding to the bundle
+def tool_versions(simulator: str) -> dict:
+    """What the verdict depends on besides the bundle: trigger, the simulator and the compilers."""
+    from trigger.toolchain import package_versions
+
+    return {**package_versions("trigger", "numpy", "hls4ml", "cocotb", "verilator"),
+            "simulator": SIMULATORS[simulator].version()}
+
+
+def _digest(result: dict) -> str:
+    body = {k: v for k, v in result.items() if k not in ("binding", "timings")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def bind(bundle: Path, result: dict, manifest_sha256: str) -> dict:
+    """verify.json's ``binding``: the manifest it verified (sha256 of its bytes), the tools, its own hash."""
+    result["binding"] = {"format": VERDICT_FORMAT, "manifest_sha256": manifest_sha256,
+                         "tools": tool_versions(result["simulator"]), "verdict_sha256": _digest(result)}
+    return result
+
+
+def load_verdict(bundle) -> dict:
+    """``reports/verify.json`` when it belongs to the bundle as it is now: the manifest hash it verified, the
+    tools it ran with, its own hash and a verdict that follows from its counts; else ``VerdictMismatch``."""
+    from trigger.bundle import sha256
+
+    bundle = Path(bundle)
+    path = bundle / "reports" / "verify.json"
+    if not path.exists():
+        raise BundleError(f"{path} not found: run `trigger verify {bundle}` first")
+    try:
+        result = json.loads(path.read_text())
+        binding = result["binding"]
+        problem = None
+        if binding.get("format") != VERDICT_FORMAT:
+            problem = "written by another version of trigger"
+        elif binding.get("manifest_sha256") != sha256(bundle / MANIFEST):
+            problem = "it verified another manifest.json"
+        elif binding.get("verdict_sha256") != _digest(result):
+            problem = "its content was changed after the verification"
+        elif bool(result["pass"]) != verdict(result):
+            problem = "its verdict does not follow from its counts"
+        elif binding.get("tools") != tool_versions(result["simulator"]):
+            problem = "it was computed with other tool versions"
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        problem = "it is not a verify.json this version of trigger wrote"
+    if problem:
+        raise VerdictMismatch(f"{path} does not match the bundle ({problem}): run `trigger verify {bundle}` again")
+    return result
+
+
+# ------------------------------------------------------------------ the verifier
+def verify_bundle(bundle, simulator: str = "verilator", vectors: int | None = None, progress: bool = True,
+                  client=None, addresses: tuple[int, int] | None = None, range_words: int | None = None) -> dict:
+    """Verify a bundle (in this process, or with ``client`` on its Dask workers); writes and returns
+    ``reports/verify.json``."""
+    from trigger.bundle import sha256
+    from trigger.cluster import run_ordered
+
+    t0 = time.perf_counter()
+    bundle = Path(bundle).resolve()
+    manifest_sha = sha256(bundle / MANIFEST) if (bundle / MANIFEST).exists() else None
+    manifest = load_manifest(bundle, VERIFY_KEYS)
+    if simulator not in SIMULATORS:
+        raise ConfigError(f"unknown simulator {simulator!r}, expected one of {', '.join(SIMULATORS)}")
+    if vectors is not None and (isinstance(vectors, bool) or not isinstance(vectors, int) or vectors < 1):
+        raise ConfigError(f"vectors must be a positive integer, got {vectors!r}")
+    if client is not None and vectors is not None:
+        raise ConfigError("--vectors does not combine with distributed verification (every address is checked)")
+    check_unchanged(bundle, manifest)
+    reports = bundle / "reports"
+    if not os.access(reports if reports.is_dir() else bundle, os.W_OK):  # say so before the work, not after
+        raise BundleError(f"{reports if reports.is_dir() else bundle}: not writable: verify.json cannot be written")
+    model = FirmwareModel.load(bundle)
+    stored_n = int(len(np.load(bundle / "vectors" / "inputs.npy", mmap_mode="r", allow_pickle=False)))
+    the_plan = plan(manifest, model, stored_n, vectors, addresses, range_words, ranges=client is not None,
+                    where=str(bundle))
+    run_id = uuid.uuid4().hex[:16]
+    total = sum(s.stop - s.start for s in the_plan.sets if s.witnesses)
+    if progress:
+        where = "" if client is None else \
+            f" on {len(client.scheduler_info()['workers'])} Dask workers, {len(the_plan.sets)} sets"
+        print(f"verify {manifest['name']}: {total} vectors through the C simulation and the RTL "
+              f"({simulator}){where}...", flush=True)
+    try:
+        results = run_ordered(check_set, [(str(bundle), s, simulator, run_id) for s in the_plan.sets], client,
+                              size=lambda t: t[1].stop - t[1].start, desc="verify", unit="vec",
+                              progress=progress and len(the_plan.sets) > 2,
+                              first_alone=client is not None and len(the_plan.sets) > 2)
+    finally:
+        if client is not None:
+            client.run(forget_run, run_id)
+        forget_run(run_id)
+    check_unchanged(bundle, manifest)  # the files checked are the files hashed, before and after
+    result = merge(bundle, manifest, model, the_plan, results, simulator, progress)
+    result["timings"]["wall_s"] = round(time.perf_counter() - t0, 3)
+    result["timings"]["sets"] = len(the_plan.sets)
+    if client is not None:
+        result["timings"]["workers"] = len(client.scheduler_info()["workers"])
+    bind(bundle, result, manifest_sha)
+    try:
+        write_json(bundle / "reports" / "verify.json", result)
+    except OSError as err:  # a read-only bundle: the verdict was computed, but cannot be recorded
+        raise BundleError(f"{bundle / 'reports'}: cannot write verify.json ({err.strerror or err}); the verdict "
+                          f"was {'pass' if result['pass'] else 'FAIL'}") from None
+    return result
+
+
+def verify_on_cluster(bundle, scheduler: str | None = None, workers: int | None = None, **options) -> dict:
+    """``verify_bundle`` on a Dask cluster (``trigger.cluster.cluster``: a scheduler's workers or a LocalCluster)."""
+    from trigger.cluster import cluster
+
+    with cluster(scheduler, workers) as client:
+        return verify_bundle(bundle, client=client, **options)

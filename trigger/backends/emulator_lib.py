@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from trigger.errors import BundleError, ToolError
+from trigger.toolchain import usable_entry
 
 FOLDER = "emulator"
 INTERFACE = "interface/emulator.h"
@@ -305,12 +306,15 @@ def _cache_dir() -> Path | None:
 
 
 def _store(final: Path, fill) -> Path:
-    """``fill(tmp)`` into a fresh folder renamed to ``final`` (atomic; a concurrent writer's copy wins)."""
+    """``fill(tmp)`` into a fresh folder renamed to ``final`` (atomic; a concurrent writer's copy wins), its
+    content recorded for ``toolchain.usable_entry`` (the entry's name is its key)."""
+    from trigger.toolchain import seal_entry
+
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
         fill(tmp)
-        (tmp / "complete").write_text("")
+        seal_entry(tmp, final.name)
         try:
             os.rename(tmp, final)
         except OSError:
@@ -353,7 +357,7 @@ def build_library(bundle: Path, manifest: dict, work: Path | None = None) -> tup
     # default memory image of an external table, whose path is compiled in)
     key = variables if em.get("external_memory") else [v.replace(str(bundle), "<bundle>") for v in variables]
     digest = hashlib.sha256(json.dumps([_gxx_version(gxx), key, em]).encode())
-    from trigger.bundle import file_hashes
+    from trigger.toolchain import hash_files as file_hashes  # (not trigger.bundle: a backend comes before it)
 
     for sub in (folder, hls_dir):  # what the library is compiled from, as it is now (not as the manifest says)
         for rel, sha in file_hashes(sub).items():
@@ -378,7 +382,7 @@ def build_library(bundle: Path, manifest: dict, work: Path | None = None) -> tup
         lib = work / name
     else:
         final = root / f"lib-{digest.hexdigest()[:32]}"
-        cached = (final / "complete").exists()
+        cached = usable_entry(final, final.name)  # a library is loaded only if it is what was built
         if not cached:
             _store(final, compile_into)
         lib = final / name
@@ -410,7 +414,7 @@ def harness(work: Path | None = None) -> Path:
         compile_into(work)
         return work / "harness"
     final = root / f"harness-{key}"
-    if not (final / "complete").exists():
+    if not usable_entry(final, final.name):
         _store(final, compile_into)
     return final / "harness"
 

@@ -15,7 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from trigger.errors import ConfigError, read_yaml
+from trigger.errors import ConfigError
+from trigger.yaml_data import read_yaml
 from trigger.ir.model import FirmwareModel
 # the defaults of every design kind: pipeline auto puts registers wherever a stage's estimated delay would exceed
 # the clock period, so every default build meets its clock (by trigger's cell-delay estimate)
@@ -38,10 +39,10 @@ class BuildOptions:
     vectors: int | None = None
     ii: object = None  # --ii N|auto (trigger.ir.ii): a new event every N clocks
     io_type: str | None = None  # --io-type auto|io_parallel|io_stream (networks: hls.io_type)
-    scheduler: str | None = None  # --scheduler tcp://host:port: a Dask cluster for the long work (trigger.scale)
+    scheduler: str | None = None  # --scheduler tcp://host:port: a Dask cluster for the long work (trigger.cluster)
     workers: int | None = None  # --workers N: a LocalCluster of N processes
     # a folder on the output's filesystem (build_bundle sets it beside the bundle): where a frontend's distributed
-    # work writes the folders it hands the bundle (a table's parts: written by the Dask workers, trigger.scale)
+    # work writes the folders it hands the bundle (a table's parts: written by the Dask workers, trigger.cluster)
     work_dir: str | None = None
 
 
@@ -58,6 +59,7 @@ class Design:
     rtl_multiplier: object = "shift_add"  # trigger.yml rtl.multiplier: shift_add, dsp or N (bits above which `*` is used)
     ii: object = None  # trigger.yml rtl.ii: N or 'auto' (None: 1); trigger.ir.ii.resolve_ii checks it against the model
     layer_ii: dict = field(default_factory=dict)  # trigger.yml rtl.layer_ii: {layer name: N}
+    ii_resolved: bool = False  # ii / layer_ii already resolved by the frontend (resolve_ii runs once)
     vectors: int = DEFAULT_VECTORS  # stored test vectors (the cover of a small tensor comes on top, at verify time)
     extra_vectors: np.ndarray | None = None  # raw input vectors worth keeping (e.g. physics samples)
     reports: dict[str, bytes] = field(default_factory=dict)  # files written under reports/ at build time
@@ -135,7 +137,7 @@ def load_design(source, options: BuildOptions | None = None) -> Design:
 
 
 def _refuse_cluster(options: BuildOptions, what: str) -> None:
-    """--scheduler/--workers spread a table's words over Dask workers (trigger.scale); a network or
+    """--scheduler/--workers spread a table's words over Dask workers (trigger.cluster); a network or
     tree build is one process, so asking for a cluster there is an error rather than silently ignored."""
     if options.scheduler is not None or options.workers is not None:
         raise ConfigError(f"{what}: --scheduler/--workers apply to look-up tables (kind lut) only; "

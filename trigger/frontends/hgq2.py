@@ -599,9 +599,9 @@ class Hgq2Model:
 
     def layer_source(self, exact: bool):
         """Every quantizer's output and every model output, for the layer-by-layer comparison
-        (trigger.layers): the tensors HGQ2 and the firmware hold alike (between quantizers hls4ml keeps
+        (trigger.frontends.layer_compare): the tensors HGQ2 and the firmware hold alike (between quantizers hls4ml keeps
         only the bits the next quantizer can tell apart)."""
-        from trigger.layers import LayerSource
+        from trigger.frontends.layer_compare import LayerSource
 
         rows = []
         for layer in self.layers:
@@ -994,7 +994,8 @@ def hgq2_design(path: Path, config: dict, options, budget=None):
     design = Design(
         model=fw, hls_backend="hls4ml", hls_options={"hls_model": hls_model, "stamp": stamp},
         source_sha256=model.sha256, part=opts["part"], clock_period_ns=opts["clock_period_ns"],
-        pipeline=common.pipeline, rtl_multiplier=common.multiplier, ii=ii, layer_ii=op_ii, vectors=common.vectors,
+        pipeline=common.pipeline, rtl_multiplier=common.multiplier, ii=ii, layer_ii=op_ii, ii_resolved=True,
+        vectors=common.vectors,
         notes=notes, budget=budget,
         manifest={"formats": [f"input: {fw.input.describe()}"] + [f"{op.name}: {op.describe()}" for op in fw.ops],
                   "output_meaning": "network outputs", "hgq2": {"layers": [l.name for l in model.layers]}})
@@ -1006,7 +1007,7 @@ def hgq2_design(path: Path, config: dict, options, budget=None):
                          + (f" (not bit-exact: {inexact})" if inexact else ""))
     attach(design, source)
     design.loaded, design.source_model = model, replace(source)
-    from trigger.layers import attach_layers
+    from trigger.frontends.layer_compare import attach_layers
 
     attach_layers(design, model, source.exact)  # reports/layers.json: every quantizer's output compared
     return design

@@ -246,7 +246,7 @@ def read_hls4ml_config(path) -> dict:
     """An hls4ml config file (YAML or JSON, read as data) as config_from_keras_model(granularity='name') writes it,
     checked as far as possible without the model: {'path', 'default' (ptq formats), 'ii', 'layers', 'layer_ii'}.
     Layer names and per-layer keys are checked against the model in _hls_config (``file_precisions``)."""
-    from trigger.errors import read_yaml
+    from trigger.yaml_data import read_yaml
 
     where = str(path)
     data = read_yaml(path, missing=f"--hls-config {where} not found")
@@ -1280,7 +1280,8 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
     design = Design(
         model=fw, hls_backend="hls4ml", hls_options={"hls_model": hls_model, "stamp": stamp},
         source_sha256=loaded.sha256, part=opts["part"], clock_period_ns=opts["clock_period_ns"],
-        pipeline=pipeline, rtl_multiplier=multiplier, ii=ii, layer_ii=op_ii, vectors=vectors, reports=reports,
+        pipeline=pipeline, rtl_multiplier=multiplier, ii=ii, layer_ii=op_ii, ii_resolved=True,
+        vectors=vectors, reports=reports,
         extra_vectors=extra_vectors, notes=notes, budget=budget or {}, manifest={"formats": [f"input: {fw.input.describe()}"] + [f"{op.name}: {op.describe()}" for op in fw.ops],
                   "widened_accumulators": fw.meta.get("widened_accumulators", {}),
                   "conv_mode": fw.meta.get("conv_mode"),
@@ -1314,7 +1315,7 @@ def _design(loaded: LoadedModel, config: dict, options: BuildOptions, trained, b
                          description=source.description + ", argmax")
     attach(design, source)  # the fourth witness: the user's model on the stored vectors
     design.loaded, design.source_model = loaded, source
-    from trigger.layers import attach_layers
+    from trigger.frontends.layer_compare import attach_layers
 
     attach_layers(design, loaded, source.exact)  # the same, layer by layer: reports/layers.json
     return design

@@ -41,7 +41,7 @@ def run_testbench(bundle: Path, manifest: dict, raw: np.ndarray, work: Path, *, 
     cmd = [gxx, "-std=c++14", optimisation, "-w", *(f"-D{d}" for d in defines), f"-I{ap_types_include()}", f"-I{include}",
            *[str(Path(bundle) / s) for s in sources], str(Path(bundle) / testbench), "-o", str(exe)]
     t0 = time.perf_counter()
-    # A work folder used again for the same bundle (trigger.scale verifies address ranges one after
+    # A work folder used again for the same bundle (trigger.cluster verifies address ranges one after
     # another in each worker) keeps its executable: same command, same files (the manifest's hashes).
     stamp = work / f"{top}_csim.stamp"
     files = manifest.get("files") or {}

@@ -179,7 +179,7 @@ def _cached_driver(project: Path, ports: tuple[list[int], list[int]] = ([0], [0]
 
     hls4ml's own compile takes seconds of g++ on every verification, and its predict calls the
     bridge from Python row by row; the driver makes the same call on every row, in C++."""
-    from trigger.toolchain import csim_cache_dir, find_tool
+    from trigger.toolchain import csim_cache_dir, find_tool, seal_entry, usable_entry
 
     name = _config_value(project, "ProjectName") or "myproject"
     bridge = project / f"{name}_bridge.cpp"
@@ -199,7 +199,7 @@ def _cached_driver(project: Path, ports: tuple[list[int], list[int]] = ([0], [0]
             digest.update(f"{path.relative_to(project)}:{path.stat().st_size}:".encode())
             digest.update(path.read_bytes())
     final = root / digest.hexdigest()[:32]
-    if not (final / "complete").exists():
+    if not usable_entry(final, digest.hexdigest()):  # missing, or not what was built: (re)built
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
         try:
@@ -220,7 +220,7 @@ def _cached_driver(project: Path, ports: tuple[list[int], list[int]] = ([0], [0]
                 raise ToolError(f"g++ failed to link the C simulation of {project}: {link.stderr.strip()[:200]}")
             for _, obj in units:
                 (tmp / obj).unlink()
-            (tmp / "complete").write_text("")
+            seal_entry(tmp, digest.hexdigest())
             os.rename(tmp, final)
         except OSError:
             if not (final / "complete").exists():

@@ -12,6 +12,7 @@ from the raw inputs (which is what makes exhaustive verification possible).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,8 +97,8 @@ class AddressLayout:
         cols = []
         for f, b in zip(self.fields, bins):
             c = f.centres
-            if f.signed:
-                c = np.sign(c) * np.log1p(np.abs(c))
+            if f.signed:  # the C library's log1p: numpy's SIMD one gives other bits on other CPUs (regressor.py)
+                c = np.sign(c) * np.asarray([math.log1p(v) for v in np.abs(c).tolist()], dtype=np.float64)
             scale = float(np.max(np.abs(c))) or 1.0
             cols.append(c[b] / scale)
         return np.stack(cols, axis=1)

@@ -29,7 +29,7 @@ from trigger.frontends.lut.config import LutConfig, check_config
 from trigger.frontends.lut.dataset import load_samples
 from trigger.frontends.lut.physics import dumps, physics_numbers, physics_plots
 from trigger.frontends.lut.regressor import from_target, make_regressor, to_target
-from trigger.frontends.lut.table import Table, generate_table
+from trigger.frontends.lut.table import Table
 from trigger.templates import render
 
 PHYSICS_VECTORS = 2048  # test muons stored among the bundle's vectors: realistic raw inputs
@@ -42,7 +42,7 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
     cfg = check_config(config, path)  # every config error before the long work
     part, clock_ns, pipeline = _target(cfg, options)
     if _distributed(cfg, options):
-        from trigger.scale import scale_settings
+        from trigger.cluster import scale_settings
 
         scale_settings(cfg.scale, cfg.path, options.scheduler, options.workers)  # a bad --scheduler fails now
     progress = sys.stderr.isatty()
@@ -55,12 +55,9 @@ def design_from_config(config: dict, path: Path, options: BuildOptions) -> Desig
     regressor.fit(layout.regressor_inputs(layout.bins_of(layout.compress(train.raw))), to_target(train.pt, target))
     train_s = time.perf_counter() - t0
     bundle_dirs, parts_manifest = {}, None
-    if cfg.memory == "external" or _distributed(cfg, options):
-        table, parted, bundle_dirs = _table_in_parts(cfg, options, layout, regressor, target, progress)
-    else:
-        table = generate_table(layout, regressor, target, cfg.output, progress=progress)
+    table, parted, bundle_dirs = _table_in_parts(cfg, options, layout, regressor, target, progress)
     if cfg.memory == "external":
-        table_sha256 = parted.table_sha256  # sha256 of the per-part sha256s (trigger.scale.PartedTable)
+        table_sha256 = parted.table_sha256  # sha256 of the per-part sha256s (parts.PartedTable)
         parts_manifest = {"files": [p["file"] for p in parted.parts], "part_words": parted.part_words,
                           "dtype": parted.dtype, "sha256": [p["sha256"] for p in parted.parts],
                           "table_sha256_is": parted.digest_text(), "read_latency": cfg.read_latency}
@@ -120,11 +117,14 @@ def _distributed(cfg: LutConfig, options: BuildOptions) -> bool:
 
 def _table_in_parts(cfg: LutConfig, options: BuildOptions, layout: AddressLayout, regressor, target: str,
                     progress: bool):
-    """The table evaluated as Dask tasks (trigger.scale); external memory gets its parts as files."""
+    """The table evaluated part by part (parts.table_in_parts): on Dask workers when a scheduler or workers
+    are set, else in this process, with the same bytes; external memory gets its parts as files."""
+    import contextlib
     import shutil
     import tempfile
 
-    from trigger.scale import cluster, scale_settings, table_in_parts
+    from trigger.cluster import cluster, scale_settings
+    from trigger.frontends.lut.parts import table_in_parts
 
     settings = scale_settings(cfg.scale, cfg.path, options.scheduler, options.workers)
     folder = None
@@ -132,7 +132,9 @@ def _table_in_parts(cfg: LutConfig, options: BuildOptions, layout: AddressLayout
         base = Path(options.work_dir) if options.work_dir and Path(options.work_dir).is_dir() else None
         folder = Path(tempfile.mkdtemp(prefix=".trigger-table-", suffix=".partial", dir=base)) / "memory"
     try:
-        with cluster(settings.scheduler, settings.workers) as client:
+        executor = cluster(settings.scheduler, settings.workers) if _distributed(cfg, options) \
+            else contextlib.nullcontext(None)
+        with executor as client:
             parted = table_in_parts(client, layout, regressor, target, cfg.output, part_words=1 << cfg.part_bits,
                                     folder=folder, progress=progress)
     except BaseException:

@@ -4,11 +4,18 @@ Both learn a transform of pT (``log_pt`` by default) from the compressed
 inputs. After training, the network is evaluated by a numpy float64 forward
 pass of its weights: that one function feeds the table, the physics plots and
 the model hash, independent of TensorFlow's threading.
+
+Why no BLAS and no numpy exp: a table part is evaluated on whichever Dask worker takes it, and
+OpenBLAS picks its kernel by CPU (or OPENBLAS_CORETYPE) and numpy its exp by CPU features (or
+NPY_DISABLE_CPU_FEATURES): both changed the last bits of floats between workers (measured: a
+different model hash, and words that could differ at a rounding boundary). Elementwise IEEE
+products and sums, and the C library's exp, give the same bits on every worker.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 
 import numpy as np
 
@@ -23,10 +30,13 @@ def to_target(pt: np.ndarray, target: str) -> np.ndarray:
     return pt / 100.0
 
 
+_EXP = np.frompyfunc(math.exp, 1, 1)  # the C library's exp, element by element (see the module's docstring)
+
+
 def from_target(y: np.ndarray, target: str) -> np.ndarray:
     y = np.asarray(y, dtype=np.float64)
     if target == "log_pt":
-        pt = np.exp(np.clip(y, np.log(PT_CLIP[0]), np.log(PT_CLIP[1])))
+        pt = _EXP(np.clip(y, math.log(PT_CLIP[0]), math.log(PT_CLIP[1]))).astype(np.float64)
     elif target == "inv_pt":
         pt = 10.0 / np.maximum(y, 10.0 / PT_CLIP[1])
     else:
@@ -63,7 +73,7 @@ class MlpRegressor:
     def predict(self, x: np.ndarray) -> np.ndarray:
         h = np.asarray(x, dtype=np.float64)
         for i, (w, b) in enumerate(self.weights):
-            h = h @ w + b
+            h = _affine(h, w, b)
             if i < len(self.weights) - 1:
                 np.maximum(h, 0.0, out=h)
         return h[:, 0]
@@ -71,6 +81,14 @@ class MlpRegressor:
     def describe(self) -> dict:
         return {"type": "mlp", "layers": [list(w.shape) for w, _ in self.weights],
                 "weights_sha256": _digest(a for pair in self.weights for a in pair)}
+
+
+def _affine(h: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``h @ w + b`` as elementwise products and sums in a fixed order (no BLAS: see the module's docstring)."""
+    out = np.broadcast_to(b, (len(h), len(b))).copy()
+    for k in range(w.shape[0]):
+        out += h[:, k:k + 1] * w[k]
+    return out
 
 
 class GbtRegressor:

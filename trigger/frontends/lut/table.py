@@ -20,6 +20,7 @@ from trigger.frontends.lut.binning import AddressLayout
 from trigger.frontends.lut.regressor import from_target
 
 CHUNK = 1 << 16
+PART_WORDS = 1 << 22  # addresses per part when the config does not say (address.part_bits)
 
 
 def word_dtype(fmt: FixedFormat):
@@ -41,29 +42,29 @@ def float_pt(layout: AddressLayout, regressor, target: str, address: np.ndarray)
 
 
 def generate_table(layout: AddressLayout, regressor, target: str, fmt: FixedFormat,
-                   chunk: int = CHUNK, progress: bool = True) -> Table:
+                   chunk: int = CHUNK, progress: bool = True, part_words: int = PART_WORDS) -> Table:
+    """The whole table in this process, part by part as ``parts.table_in_parts`` makes it anywhere: the
+    same words and the same float hash (sha256 of the parts' float hashes) for the same ``part_words``."""
     import time
 
     t0 = time.perf_counter()
     n = 1 << layout.bits
+    part_words = min(int(part_words), n)
     words = np.empty(n, dtype=word_dtype(fmt))
-    digest = hashlib.sha256()
-    count = OverflowCount()
+    hashes, saturated = [], 0
     with tqdm(total=n, desc="table", unit="addr", unit_scale=True, disable=not progress, leave=False) as bar:
-        for start in range(0, n, chunk):
-            address = np.arange(start, min(n, start + chunk), dtype=np.int64)
-            x = layout.regressor_inputs(layout.bins_of(address))
-            y = regressor.predict(x)
-            digest.update(np.ascontiguousarray(y, dtype="<f8").tobytes())
-            words[address] = fmt.quantize(from_target(y, target), count)
-            bar.update(len(address))
-    return Table(words, digest.hexdigest(), count.overflows, time.perf_counter() - t0)
-
+        for index, start in enumerate(range(0, n, part_words)):
+            part = evaluate_part(layout, regressor, target, fmt, index, start, part_words, chunk)
+            words[start:start + part_words] = part.words
+            hashes.append(part.float_sha256)
+            saturated += part.saturated
+            bar.update(part_words)
+    return Table(words, hashlib.sha256("".join(hashes).encode()).hexdigest(), saturated, time.perf_counter() - t0)
 
 
 @dataclass
 class TablePart:
-    """One address range of a table evaluated on its own (a task of ``trigger.scale``)."""
+    """One address range of a table evaluated on its own (a task of ``parts.table_in_parts``)."""
 
     index: int
     start: int
@@ -87,20 +88,18 @@ def evaluate_part(layout: AddressLayout, regressor, target: str, fmt: FixedForma
                   count: int, chunk: int = CHUNK) -> TablePart:
     """Words of addresses [start, start + count), evaluated in pieces of ``chunk`` addresses.
 
-    The parts (``trigger.scale``, a size fixed by the config) and the pieces are fixed, never derived
-    from the number of workers, and BLAS runs on one thread, so every float is computed by the same
-    sequence of operations whoever evaluates it: the words, and the float hash, do not depend on
-    how many workers shared the table."""
-    from threadpoolctl import threadpool_limits
-
+    The parts (``parts.table_in_parts``, a size fixed by the config) and the pieces are fixed, never
+    derived from the number of workers, and the regressor's floats use neither BLAS nor vectorised
+    libm (``regressor``), so every float is computed by the same operations whoever evaluates it: the
+    words, and the float hash, depend neither on how many workers shared the table nor on their
+    threads, BLAS kernel or CPU features."""
     words = np.empty(count, dtype=part_dtype(fmt))
     digest = hashlib.sha256()
     overflow = OverflowCount()
-    with threadpool_limits(1):
-        for at in range(start, start + count, chunk):
-            address = np.arange(at, min(start + count, at + chunk), dtype=np.int64)
-            y = regressor.predict(layout.regressor_inputs(layout.bins_of(address)))
-            digest.update(np.ascontiguousarray(y, dtype="<f8").tobytes())
-            words[at - start:at - start + len(address)] = fmt.to_bits(fmt.quantize(from_target(y, target), overflow))
+    for at in range(start, start + count, chunk):
+        address = np.arange(at, min(start + count, at + chunk), dtype=np.int64)
+        y = regressor.predict(layout.regressor_inputs(layout.bins_of(address)))
+        digest.update(np.ascontiguousarray(y, dtype="<f8").tobytes())
+        words[at - start:at - start + len(address)] = fmt.to_bits(fmt.quantize(from_target(y, target), overflow))
     # table words are unsigned (trigger.frontends.lut.config): bit patterns and raw values agree
     return TablePart(index, start, words, digest.hexdigest(), overflow.overflows, int(words.min()), int(words.max()))
