@@ -57,6 +57,7 @@ from trigger.errors import ConfigError
 ENUM_LIMIT = 1 << 25  # values of one scalar enumerated per cone class
 WHOLE_BITS = 20  # an op without a reference form is enumerated when its inputs have at most this many bits
 CHUNK = 1 << 21
+SAT_SECONDS = 60  # z3's time limit per question (one output's cone and cast over its accumulator's range)
 ELEMENTWISE = {"relu", "linear", "leaky_relu", "thresholded_relu", "hard_tanh", "elu", "sigmoid", "tanh",
                "softsign", "prelu", "element_quantize", "binary_threshold", "sign_threshold", "selu", "scale"}
 OPAQUE_KINDS = {"$mux", "$pmux", "$eq", "$ne", "$eqx", "$nex", "$lt", "$le", "$gt", "$ge", "$and", "$or", "$xor",
@@ -518,6 +519,186 @@ class Concrete:
         return r
 
 
+# ---------------------------------------------------------------------------------------------- SAT per element
+def z3_round_shift(a, right: int, rounding: str):
+    """``trigger.fixed._round_shift`` on a 64-bit z3 vector holding a signed integer: a * 2^-right rounded."""
+    import z3
+
+    if right == 0:
+        return a
+    if right > 62:
+        raise ProofError("a cast dropping more than 62 bits (not written for the solver)")
+    floor = a >> right  # arithmetic
+    rem = a & ((1 << right) - 1)
+    half = 1 << (right - 1)
+    above, tie, negative, inexact = z3.UGT(rem, half), rem == half, a < 0, rem != 0
+    up = {"TRN": z3.BoolVal(False), "TRN_ZERO": z3.And(negative, inexact), "RND": z3.Or(above, tie),
+          "RND_ZERO": z3.Or(above, z3.And(tie, negative)), "RND_MIN_INF": above,
+          "RND_INF": z3.Or(above, z3.And(tie, z3.Not(negative))),
+          "RND_CONV": z3.Or(above, z3.And(tie, (floor & 1) == 1))}[rounding]
+    return floor + z3.If(up, z3.BitVecVal(1, 64), z3.BitVecVal(0, 64))
+
+
+def z3_cast(fmt, a, source):
+    """``fmt.cast(a, source)`` (trigger.fixed: rounding, then overflow) on a 64-bit z3 vector; the same steps as
+    ``FixedFormat._requantize``, written for the solver (tests/test_prove.py compares the two on every mode)."""
+    import z3
+
+    shift = fmt.fractional - source.fractional
+    right, left = max(-shift, 0), min(max(shift, 0), 63)
+    r = z3_round_shift(a, right, fmt.rounding)
+    hi = int(fmt.max_raw)
+    lo = -hi if (fmt.overflow == "SAT_SYM" and fmt.signed) else int(fmt.min_raw)
+    hi_s, lo_s = hi >> left, -((-lo) >> left)
+    over = z3.Or(r > hi_s, r < lo_s)
+    width = fmt.width
+    keep = max(width - left, 0)
+    wrapped = (r & ((1 << keep) - 1)) << min(left, width)
+    if fmt.signed:
+        wrapped = z3.If(wrapped > hi, wrapped - (1 << width), wrapped)
+    if fmt.overflow == "WRAP":
+        return wrapped
+    if fmt.overflow == "SAT_ZERO":
+        return z3.If(over, z3.BitVecVal(0, 64), wrapped)
+    return z3.If(over, z3.If(r > 0, z3.BitVecVal(hi, 64), z3.BitVecVal(lo, 64)), wrapped)
+
+
+class Symbolic:
+    """The netlist as z3 bit-vector terms (64 bits holding each value, as ``Concrete`` holds numbers): affine
+    words from ``word_value(wid)``, opaque cells translated cell by cell."""
+
+    def __init__(self, net: Netlist, word_value):
+        self.net, self.word_value = net, word_value
+        self._cells, self._words = {}, {}
+
+    def word(self, wid: int):
+        if wid not in self._words:
+            self._words[wid] = self.word_value(wid)
+        return self._words[wid]
+
+    def bit(self, b):
+        """One netlist bit as a 1-bit vector."""
+        import z3
+
+        v = self.net.sym(b)
+        if isinstance(v, int):
+            return z3.BitVecVal(v, 1)
+        if v[0] == "x":
+            raise ProofError("the netlist reads an undefined bit")
+        source = self.word(v[1]) if v[0] == "w" else self.cell(v[1])
+        return z3.Extract(min(v[2], 63), min(v[2], 63), source)
+
+    def bits(self, bits: list, signed: bool):
+        import z3
+
+        if not bits:
+            return z3.BitVecVal(0, 64)
+        parts = [self.bit(b) for b in reversed(bits)]
+        value = parts[0] if len(parts) == 1 else z3.Concat(*parts)
+        if len(bits) > 64:
+            raise ProofError(f"a {len(bits)}-bit vector: beyond the 64-bit terms")
+        return (z3.SignExt if signed else z3.ZeroExt)(64 - len(bits), value) if len(bits) < 64 else value
+
+    def cell(self, name: str):
+        import z3
+
+        if name in self._cells:
+            return self._cells[name]
+        net = self.net
+        cell = net.cells[name]
+        kind, par = cell["type"], cell.get("parameters", {})
+        y = len(cell["connections"]["Y"])
+        if y > 62:
+            raise ProofError(f"cell {name} is {y} bits wide: beyond the 64-bit terms")
+        a_signed = bool(int(str(par.get("A_SIGNED", "0")), 2))
+        b_signed = bool(int(str(par.get("B_SIGNED", "0")), 2))
+        both = a_signed and ("B_SIGNED" not in par or b_signed)
+        one, zero = z3.BitVecVal(1, 64), z3.BitVecVal(0, 64)
+
+        def port(p, width=None, signed=None):
+            bits = list(cell["connections"][p])
+            s = both if signed is None else signed
+            if width is not None:
+                bits = net._port(cell, p, width, s)
+            return self.bits(bits, s)
+
+        def flag(cond):
+            return z3.If(cond, one, zero)
+
+        if kind in ("$add", "$sub", "$mul", "$and", "$or", "$xor", "$xnor"):
+            a, b = port("A", y), port("B", y)
+            r = {"$add": lambda: a + b, "$sub": lambda: a - b, "$mul": lambda: a * b, "$and": lambda: a & b,
+                 "$or": lambda: a | b, "$xor": lambda: a ^ b, "$xnor": lambda: ~(a ^ b)}[kind]()
+        elif kind in ("$neg", "$pos", "$not"):
+            a = port("A", y)
+            r = -a if kind == "$neg" else a if kind == "$pos" else ~a
+        elif kind in ("$eq", "$ne", "$eqx", "$nex", "$lt", "$le", "$gt", "$ge"):
+            w = max(len(cell["connections"]["A"]), len(cell["connections"]["B"]))
+            a, b = port("A", w), port("B", w)  # values in 64 bits: a signed comparison is the integers'
+            r = flag({"$eq": a == b, "$eqx": a == b, "$ne": a != b, "$nex": a != b, "$lt": a < b, "$le": a <= b,
+                      "$gt": a > b, "$ge": a >= b}[kind])
+        elif kind in ("$reduce_and", "$reduce_or", "$reduce_xor", "$reduce_xnor", "$reduce_bool", "$logic_not"):
+            bits = list(cell["connections"]["A"])
+            a = self.bits(bits, False)
+            if kind == "$reduce_and":
+                r = flag(a == (1 << len(bits)) - 1)
+            elif kind in ("$reduce_or", "$reduce_bool"):
+                r = flag(a != 0)
+            elif kind == "$logic_not":
+                r = flag(a == 0)
+            else:
+                r = z3.ZeroExt(63, z3.Extract(0, 0, a))
+                for k in range(1, len(bits)):
+                    r = r ^ z3.ZeroExt(63, z3.Extract(k, k, a))
+                r = r if kind == "$reduce_xor" else r ^ 1
+        elif kind in ("$logic_and", "$logic_or"):
+            a, b = port("A", signed=False) != 0, port("B", signed=False) != 0
+            r = flag(z3.And(a, b) if kind == "$logic_and" else z3.Or(a, b))
+        elif kind == "$mux":
+            r = z3.If(self.bit(cell["connections"]["S"][0]) == 1, port("B", y, False), port("A", y, False))
+        elif kind == "$pmux":
+            r = port("A", y, False)
+            bb, ss = cell["connections"]["B"], cell["connections"]["S"]
+            for i in reversed(range(len(ss))):  # the first set select wins
+                r = z3.If(self.bit(ss[i]) == 1, self.bits(bb[i * y:(i + 1) * y], False), r)
+        elif kind in ("$shl", "$sshl", "$shr", "$sshr"):
+            s = port("B", signed=False)
+            if kind in ("$shl", "$sshl"):
+                r = port("A", y) << s
+            else:
+                r = port("A", signed=a_signed and kind == "$sshr") >> s
+        else:
+            raise ProofError(f"no solver translation of {kind}")
+        r = r & ((1 << y) - 1)
+        self._cells[name] = r
+        return r
+
+
+def _solve(net, bits, signed, parts, post_sym, scale, const, glo, ghi, seconds: float) -> tuple[str, int | None]:
+    """The non-linear cone of one output against the reference cast on every value g in [glo, ghi] of its
+    accumulator direction, by z3: the words the cone reads are s * g + c (the affine part, proved exactly
+    above). Returns ("proved", None), ("counterexample", g) or ("timeout", None)."""
+    import z3
+
+    if max(abs(glo), abs(ghi)) * max(abs(scale), *(abs(s) for _, s, _ in parts), 1) + abs(const) + \
+            max((abs(c) for _, _, c in parts), default=0) >= 1 << 62:
+        raise ProofError("an accumulator beyond 62 bits (not written for the solver)")
+    g = z3.BitVec("g", 64)
+    values = {wid: g * s + c for wid, s, c in parts}
+    sym = Symbolic(net, lambda wid: values[wid])
+    got = sym.bits(bits, signed)
+    want = post_sym(g * scale + const)
+    solver = z3.SolverFor("QF_BV")
+    solver.set("timeout", int(seconds * 1000))
+    solver.add(g >= glo, g <= ghi, got != want)
+    answer = solver.check()
+    if answer == z3.unsat:
+        return "proved", None
+    if answer == z3.sat:
+        return "counterexample", solver.model()[g].as_signed_long()
+    return "timeout", None
+
+
 # ---------------------------------------------------------------------------------------------- the reference
 @dataclass
 class Reference:
@@ -528,6 +709,8 @@ class Reference:
     post: list | None
     identity: list | None  # per output: (lo, hi) -> whether post is the identity on [lo, hi]
     text: list = field(default_factory=list)  # the reference, printed (reports, review)
+    post_sym: list | None = None  # per output: post on a z3 bit vector (the SAT fallback), or None
+    post_range: list | None = None  # per output: (lo, hi) of the accumulator -> (lo, hi) of post over it
 
 
 def _linear_reference(op, kernel, positions) -> Reference | None:
@@ -541,7 +724,7 @@ def _linear_reference(op, kernel, positions) -> Reference | None:
     wraps = plan["product_can_overflow"] or plan["sum_can_overflow"]
     if wraps and acc.overflow != "WRAP":
         return None
-    forms, post, ident, text = [], [], [], []
+    forms, post, ident, text, sym, span = [], [], [], [], [], []
     w = kernel.weight.astype(object) << plan["shift"]
     for p, idx in enumerate(positions):
         for j in range(kernel.n_out):
@@ -557,7 +740,17 @@ def _linear_reference(op, kernel, positions) -> Reference | None:
                                                   and out.min_raw + (out.overflow == "SAT_SYM") <= lo
                                                   and hi <= out.max_raw))
             text.append(f"y{p * kernel.n_out + j} = ({out.cpp}) ({acc.cpp}) ({form.text()})")
-    return Reference(forms, post, ident, text)
+            sym.append(lambda a, out=out: z3_cast(out, z3_cast(acc, a, acc) if wraps else a, acc))
+            span.append(lambda lo, hi, out=out: _cast_span(out, acc, lo, hi, wraps))
+    return Reference(forms, post, ident, text, sym, span)
+
+
+def _cast_span(out, source, lo: int, hi: int, wraps: bool = False) -> tuple[int, int]:
+    """The range of out.cast over the raw values [lo, hi] of ``source`` (the format's own interval rule)."""
+    if wraps:
+        return int(out.min_raw), int(out.max_raw)
+    a, b, _ = out.cast_interval(int(lo), int(hi), source)
+    return int(a), int(b)
 
 
 def _cast(out, acc, wraps):
@@ -593,7 +786,17 @@ def reference(op) -> Reference:
                 return op.emulate(x, {})[:, j]
             return post
         text = [f"y{j} = {op.kind}.emulate(x{j}) (element-wise)" for j in range(op.input.n)]
-        r = Reference(forms, [elem(j) for j in range(op.input.n)], [lambda lo, hi: False] * op.input.n, text)
+        sym = span = None
+        if op.kind in ("relu", "linear"):  # emulate: the output cast of x (relu: of max(x, 0))
+            import z3
+
+            fin, fout = op.input.formats, op.output.formats
+            pre = (lambda a: z3.If(a > 0, a, z3.BitVecVal(0, 64))) if op.kind == "relu" else (lambda a: a)
+            sym = [lambda a, j=j: z3_cast(fout[j], pre(a), fin[j]) for j in range(op.input.n)]
+            low = (lambda v: max(v, 0)) if op.kind == "relu" else (lambda v: v)
+            span = [lambda lo, hi, j=j: _cast_span(fout[j], fin[j], low(lo), low(hi)) for j in range(op.input.n)]
+        r = Reference(forms, [elem(j) for j in range(op.input.n)], [lambda lo, hi: False] * op.input.n, text,
+                      sym, span)
     else:
         r = None
     return r or Reference(None, None, None, [f"{op.kind}.emulate(x) (whole op)"])
@@ -669,7 +872,7 @@ def _check(op, net: Netlist, dom, limit: int, model_dom=None) -> dict:
     n_in, outs = op.input.n, op.output
     if ref.forms is None:
         return _whole(op, net, dom)
-    proved, methods, failures, candidates, classes, pending = 0, {}, [], [], {}, []
+    proved, methods, failures, candidates, classes, pending, wide = 0, {}, [], [], {}, [], []
     enumerated = restricted = 0
     out_ranges = [None] * outs.n  # the exact range of each proved output (the next op's domain in a chain)
     for j in range(outs.n):
@@ -719,7 +922,11 @@ def _check(op, net: Netlist, dom, limit: int, model_dom=None) -> dict:
                 glo, ghi, space = nlo, nhi, model_dom
                 restricted += 1
         if ghi - glo + 1 > limit:
-            failures.append(f"output {j}: {ghi - glo + 1} values of its accumulator (limit {limit})")
+            if ref.post_sym is None:
+                failures.append(f"output {j}: {ghi - glo + 1} values of its accumulator (limit {limit})")
+            else:  # too wide to enumerate: the solver, on the same cone and cast
+                glo, ghi = Aff.make(0, dict(dirn)).range(dom)
+                wide.append((j, bits, signed, parts, dirn, scale, form.const, glo, ghi))
             continue
         key = (sig, tuple((s, c) for _, s, c in parts), scale, form.const, repr(_post_key(op, j)))
         hull = classes.get(key, (glo, ghi))
@@ -754,10 +961,36 @@ def _check(op, net: Netlist, dom, limit: int, model_dom=None) -> dict:
                     for v, val in x.items():
                         row[v] = val
                     candidates.append(row)
+    solved, sat_seconds = {}, 0.0
+    for j, bits, signed, parts, dirn, scale, const, glo, ghi in wide:
+        # outputs with the same cone, words and cast over the same range are one question to the solver
+        key = (net.cone(bits)[2], tuple((s, c) for _, s, c in parts), scale, const, repr(_post_key(op, j)), glo, ghi)
+        if key not in solved:
+            t_solve = time.perf_counter()
+            solved[key] = _solve(net, bits, signed, parts, ref.post_sym[j], scale, const, glo, ghi, SAT_SECONDS)
+            sat_seconds += time.perf_counter() - t_solve
+        verdict, g = solved[key]
+        if verdict == "proved":
+            proved += 1
+            methods["sat"] = methods.get("sat", 0) + 1
+            ends = sorted((scale * glo + const, scale * ghi + const))
+            out_ranges[j] = ref.post_range[j](*ends)
+        elif verdict == "counterexample":
+            failures.append(f"output {j}: differs from the reference at accumulator value {g * scale + const} (z3)")
+            x = _witness(dirn, dom, int(g))
+            if x is not None:
+                row = np.array([min(max(0, lo), hi) for lo, hi in dom], dtype=np.int64)
+                for v, val in x.items():
+                    row[v] = val
+                candidates.append(row)
+        else:
+            failures.append(f"output {j}: {ghi - glo + 1} values of its accumulator, and the solver gave no "
+                            f"answer within {SAT_SECONDS} s")
     method = "+".join(f"{k} ({v} outputs)" for k, v in sorted(methods.items()))
     widths = adder_widths(net)
     out = {"outputs": outs.n, "proved_outputs": proved, "method": method or "none",
            "enumerated_values": enumerated, "enumeration_classes": len(classes), "adders": widths,
+           "solver_questions": len(solved), "solver_seconds": round(sat_seconds, 3),
            "out_ranges": None if None in out_ranges else [[int(a), int(b)] for a, b in out_ranges],
            "domain": "input format" if not restricted else
            f"input format; {restricted} outputs over the model's range of their input (range analysis)"}
@@ -1184,7 +1417,10 @@ def _finish(bundle, manifest, results, edited, limit, write) -> dict:
     from trigger.bundle import write_json
 
     counts = {s: sum(r["status"] == s for r in results) for s in ("proved", "counterexample", "not proved")}
-    report = {"bundle": manifest.get("name"), "ops": results, "summary": counts,
+    from trigger.bundle import MANIFEST, sha256
+
+    report = {"bundle": manifest.get("name"), "manifest_sha256": sha256(bundle / MANIFEST), "ops": results,
+              "summary": counts,
               "edited_files": sorted(edited),
               "rests_on": ["Yosys 'read_verilog; proc; flatten' reads the Verilog as the simulators do",
                            "the reference forms equal op.emulate (tests/test_prove.py checks them on random vectors)",
