@@ -195,9 +195,10 @@ class Netlist:
                 self.input_bit.setdefault(b, ("w", wid, k))
         self._sym, self._cell_sym, self._depth, self._active = {}, {}, {}, set()
         self.adders: list[tuple[int, int]] = []  # (result bits, word) of every adder read as an affine word
-        unknown = {c["type"] for c in self.cells.values()} - OPAQUE_KINDS - {"$dff"}
+        unknown = {c["type"] for c in self.cells.values()} - OPAQUE_KINDS - {"$dff", "$memrd", "$meminit_v2"}
         if unknown:
             raise ProofError(f"cells this prover does not read: {', '.join(sorted(unknown))}")
+        self.memories = _memories(self.cells)
 
     def _word(self, aff: Aff, m: int) -> int:
         lo, hi = aff.range(self.dom)
@@ -328,8 +329,7 @@ class Netlist:
             return self._cell_sym[name]
         cell = self.cells[name]
         kind, par = cell["type"], cell.get("parameters", {})
-        ybits = cell["connections"].get("Y", [])
-        y = len(ybits)
+        y = len(cell["connections"]["DATA" if kind == "$memrd" else "Y"])
         opaque = [("o", name, k) for k in range(y)]
         signed = bool(int(str(par.get("A_SIGNED", "0")), 2)) and (
             "B_SIGNED" not in par or bool(int(str(par.get("B_SIGNED", "0")), 2)))
@@ -400,6 +400,34 @@ class Netlist:
         return cells, words, repr((sig, outs))
 
 
+def _memories(cells: dict) -> dict:
+    """The ROMs of a netlist (``$readmemh`` tables: $meminit_v2 cells), as integer arrays by memory name; a
+    read port with a clock is refused (the registers are counted by $dff cells only)."""
+    words: dict = {}
+    for name, cell in cells.items():
+        par = cell.get("parameters", {})
+        if cell["type"] == "$memrd" and int(str(par.get("CLK_ENABLE", "0")), 2):
+            raise ProofError(f"cell {name}: a clocked memory read port (not read here)")
+        if cell["type"] != "$meminit_v2":
+            continue
+        width, count = int(str(par["WIDTH"]), 2), int(str(par["WORDS"]), 2)
+        addr_bits = cell["connections"]["ADDR"]
+        if not all(b in ("0", "1") for b in addr_bits):
+            raise ProofError(f"cell {name}: a memory initialised at a variable address")
+        start = sum(int(b) << k for k, b in enumerate(addr_bits))
+        data = cell["connections"]["DATA"]  # lowest bit first
+        if any(b not in ("0", "1") for b in data) or len(data) != width * count:
+            raise ProofError(f"cell {name}: a memory word with undefined bits")
+        mem = words.setdefault(str(par["MEMID"]), {})
+        for i in range(count):
+            mem[start + i] = sum(int(b) << k for k, b in enumerate(data[i * width:(i + 1) * width]))
+    out = {}
+    for memid, mem in words.items():
+        out[memid] = np.zeros(max(mem) + 1, dtype=np.int64)
+        out[memid][list(mem)] = list(mem.values())
+    return out
+
+
 class Concrete:
     """The netlist evaluated on numbers: affine words from ``word_value(wid)``, opaque cells computed."""
 
@@ -452,7 +480,7 @@ class Concrete:
         net = self.net
         cell = net.cells[name]
         kind, par = cell["type"], cell.get("parameters", {})
-        y = len(cell["connections"]["Y"])
+        y = len(cell["connections"]["DATA" if kind == "$memrd" else "Y"])
         if y > 62:
             raise ProofError(f"cell {name} is {y} bits wide: beyond the numeric evaluator")
         a_signed = bool(int(str(par.get("A_SIGNED", "0")), 2))
@@ -512,6 +540,12 @@ class Concrete:
             else:
                 a = port("A", signed=a_signed and kind == "$sshr")
                 r = a >> s
+        elif kind == "$memrd":  # an asynchronous read of a ROM (a registered one reads it through a $dff)
+            words = net.memories.get(str(par["MEMID"]))
+            addr = port("ADDR", signed=False)
+            if words is None or np.any(addr >= len(words)):
+                raise ProofError(f"cell {name}: a read outside the memory's initialised words")
+            r = words[addr]
         else:
             raise ProofError(f"no numeric evaluation of {kind}")
         r = np.asarray(r, dtype=np.int64) & np.int64((1 << y) - 1)
@@ -607,6 +641,8 @@ class Symbolic:
         net = self.net
         cell = net.cells[name]
         kind, par = cell["type"], cell.get("parameters", {})
+        if kind not in OPAQUE_KINDS:
+            raise ProofError(f"no solver translation of {kind}")
         y = len(cell["connections"]["Y"])
         if y > 62:
             raise ProofError(f"cell {name} is {y} bits wide: beyond the 64-bit terms")
@@ -1219,10 +1255,75 @@ def _counterexample(emulate, net, candidates, n_in, dom) -> dict | None:
             "emulator": [int(v) for v in want[i]], "outputs_differing": [int(e) for e in elems[:16]]}
 
 
+def _argmax_z3(op, xs):
+    """argmax: the first index of the largest input (np.argmax)."""
+    import z3
+
+    best, index = xs[0], z3.BitVecVal(0, 64)
+    for i, x in enumerate(xs[1:], start=1):
+        index = z3.If(x > best, z3.BitVecVal(i, 64), index)
+        best = z3.If(x > best, x, best)
+    return [index]
+
+
+def _max_pool_z3(op, xs):
+    """max_pool: the largest cell of each window (the pad value in the padding), cast to accum_t, then out."""
+    import z3
+
+    outs = []
+    for k, cells in enumerate(op.windows()):
+        vals = [xs[int(i)] if i >= 0 else z3.BitVecVal(int(op.pad_raw), 64) for i in cells]
+        best = vals[0]
+        for v in vals[1:]:
+            best = z3.If(v > best, v, best)
+        y = z3_cast(op.accum_fmt, best, op.input.format)
+        outs.append(z3_cast(op.output.formats[k], y, op.accum_fmt))
+    return outs
+
+
+# op kinds whose semantics are also written for the solver (per output, over all inputs), where the inputs
+# are too wide to enumerate; each is compared with op.emulate in tests/test_prove.py
+WHOLE_Z3 = {"argmax": _argmax_z3, "max_pool": _max_pool_z3}
+
+
+def _whole_sat(op, net, dom) -> dict:
+    """Each output of the netlist against the op's semantics written for z3 (WHOLE_Z3), over every input."""
+    import z3
+
+    xs = [z3.BitVec(f"x{v}", 64) for v in range(len(dom))]
+    sym = Symbolic(net, lambda wid: _aff_z3(net.words[wid].aff, xs))
+    want = WHOLE_Z3[op.kind](op, xs)
+    inside = [z3.And(x >= lo, x <= hi) for x, (lo, hi) in zip(xs, dom)]
+    proved, failures, candidates, t0 = 0, [], [], time.perf_counter()
+    for j, (bits, signed) in enumerate(net.outputs):
+        solver = z3.SolverFor("QF_BV")
+        solver.set("timeout", int(SAT_SECONDS * 1000))
+        solver.add(*inside, sym.bits(bits, signed) != want[j])
+        answer = solver.check()
+        if answer == z3.unsat:
+            proved += 1
+        elif answer == z3.sat:
+            model = solver.model()
+            failures.append(f"output {j}: differs from the reference (z3)")
+            candidates.append(np.array([model.eval(x, model_completion=True).as_signed_long() for x in xs]))
+        else:
+            failures.append(f"output {j}: the solver gave no answer within {SAT_SECONDS} s")
+    out = {"outputs": op.output.n, "proved_outputs": proved, "method": f"sat per output ({op.output.n} outputs)",
+           "solver_questions": op.output.n, "solver_seconds": round(time.perf_counter() - t0, 3)}
+    if not failures:
+        return dict(out, status="proved")
+    out["reason"] = failures[0] + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
+    cex = _counterexample(lambda x: op.emulate(x, {}), net, candidates, len(dom), dom)
+    return dict(out, status="counterexample", counterexample=cex) if cex else dict(out, status="not proved")
+
+
 def _whole(op, net, dom) -> dict:
-    """An op without a reference form: every input of a narrow input space, netlist against op.emulate."""
+    """An op without a reference form: every input of a narrow input space, netlist against op.emulate;
+    wider ones per output by z3 where the op's semantics are written for it (WHOLE_Z3)."""
     sizes = [hi - lo + 1 for lo, hi in dom]
     bits = sum(math.log2(s) for s in sizes)
+    if bits > WHOLE_BITS and op.kind in WHOLE_Z3:
+        return _whole_sat(op, net, dom)
     if bits > WHOLE_BITS:
         cex = _counterexample(lambda x: op.emulate(x, {}), net, [], op.input.n, dom)
         out = {"outputs": op.output.n, "proved_outputs": 0, "method": "none",
