@@ -232,3 +232,114 @@ def test_register_missing_from_one_output_is_not_proved(layer_rtl, tmp_path):
         lambda text: text.replace("always @(posedge clk) q0 <= ", "always @* q0 = ", 1))
     result = prove_op(op, sources, module, latency, tmp_path)
     assert result["status"] == "not proved" and "registers deep" in result["reason"], result
+
+
+# ---------------------------------------------------------------------------------------------- every op kind
+def kind_models() -> dict:
+    """One small model per op kind the mutation tests break (built directly, no hls4ml)."""
+    from firmware_cases import F, requant_chain, small_models
+    from trigger.ir import FirmwareModel, TensorType
+    from trigger.ir.ops.argmax import Argmax
+    from trigger.ir.ops.lookup import Lookup
+    from trigger.ir.ops.max_pool import MaxPool
+    from trigger.ir.ops.tree_ensemble import TreeEnsemble
+
+    T = TensorType.uniform
+    rng = np.random.default_rng(5)
+    mp = MaxPool("mp", T(F("fixed<8,3>"), 24), T(F("fixed<7,2,RND,SAT>"), 12), [12, 2], [2], [2], [0, 0],
+                 F("fixed<8,3>"))
+    am = Argmax("am", T(F("fixed<10,4>"), 6), T(F("ufixed<3,3>"), 1))
+    lut = Lookup("lut", T(F("ufixed<8,8>"), 1), T(F("fixed<9,4>"), 1), rng.integers(-256, 256, 256))
+    # two trees of depth 2 over three 16-bit features (2^48 inputs)
+    trees = TreeEnsemble("trees", T(F("fixed<16,6>"), 3), T(F("fixed<10,5,RND,SAT>"), 1),
+                         feature=np.array([0, 1, -1, -1, -1, 2, 0, -1, -1, -1]),
+                         threshold=np.array([1000, -2000, 0, 0, 0, 30000, -5, 0, 0, 0]),
+                         left=np.array([1, 2, -1, -1, -1, 6, 7, -1, -1, -1]),
+                         right=np.array([4, 3, -1, -1, -1, 9, 8, -1, -1, -1]),
+                         value=np.array([0, 0, 37, -12, 5, 0, 0, -30, 21, 9]).reshape(-1, 1),
+                         roots=np.array([0, 5]), bias=np.array([3]), leaf_fmt=F("fixed<8,3>"),
+                         accum_fmt=F("fixed<12,7>"))
+    models = {"max_pool": FirmwareModel("mp", mp.input, [mp]), "argmax": FirmwareModel("am", am.input, [am]),
+              "lookup": FirmwareModel("lut", lut.input, [lut]), "trees": FirmwareModel("trees", trees.input, [trees]),
+              "leaky": small_models()["leaky"], "casts": requant_chain("SAT"), "convs": conv_model()}
+    for model in models.values():
+        model.validate()
+    return models
+
+
+@pytest.fixture(scope="module")
+def kind_rtl(tmp_path_factory) -> dict:
+    """Each kind model written one module per op (pipeline layer): name -> {op name: (op, module, sources, latency)}."""
+    out = {}
+    for name, model in kind_models().items():
+        folder = tmp_path_factory.mktemp(f"rtl_{name}")
+        design = write_rtl(model, folder, top="k", pipeline="layer")
+        out[name] = (model, {m[0].name: m for m in op_modules(model, folder, "k", design.op_latency)})
+    return out
+
+
+def replace_once(old: str, new: str):
+    def edit(text: str) -> str:
+        assert text.count(old) == 1, old
+        return text.replace(old, new)
+    return edit
+
+
+def change_rom_word(text: str) -> str:
+    """Word 100 of a $readmemh table, one bit flipped."""
+    lines = text.splitlines()
+    lines[100] = f"{int(lines[100], 16) ^ 1:x}"
+    return "\n".join(lines) + "\n"
+
+
+# (kind model, op, edit, the file edited, enumeration limit): each a bug the proof must catch. A limit of 16
+# values sends the casts to the solver instead of enumeration.
+MUTANTS = {
+    "conv_bias_digit": ("convs", "c0", lambda t: re.sub(r"(wire signed \[\d+:0\] o0_b0 = \d+'sh)([0-9a-f]+);",
+                                                        lambda m: f"{m.group(1)}{int(m.group(2), 16) ^ 1:x};", t),
+                        None, 1 << 25),
+    "conv_cast_by_solver": ("convs", "c1", lambda t: re.sub(r"wire (\w+)_up = \1_half;", r"wire \1_up = 1'b0;", t,
+                                                             count=1), None, 16),
+    "relu_rounding_by_solver": ("convs", "r0", lambda t: re.sub(r"wire (y\d+)_up = \1_half[^;]*;",
+                                                                r"wire \1_up = \1_half;", t, count=1), None, 16),
+    "cast_rnd_conv_tie": ("casts", "q2_rnd_conv", replace_once("wire y0_up = y0_half & (y0_rest | y0_odd);",
+                                                               "wire y0_up = y0_half;"), None, 16),
+    "leaky_relu_rounding": ("leaky", "leaky", replace_once("wire k0_up = k0_half;", "wire k0_up = 1'b0;"),
+                            None, 1 << 25),
+    "max_pool_saturation": ("max_pool", "mp", replace_once("wire y0_ohi = y0_r > 8'sh3f;",
+                                                           "wire y0_ohi = y0_r > 8'sh40;"), None, 1 << 25),
+    "argmax_tie_rule": ("argmax", "am", lambda t: re.sub(r"(arg_k1_0 = \(\$signed\(arg_v0_0\)) >=", r"\1 >", t),
+                        None, 1 << 25),
+    "table_word": ("lookup", "lut", change_rom_word, "k_lut_rom.mem", 1 << 25),
+    "tree_comparator": ("trees", "trees", replace_once("($signed(x0) >= 16'sh3e9)", "($signed(x0) >= 16'sh3ea)"),
+                        None, 1 << 25),
+    "tree_leaf_digit": ("trees", "trees", replace_once("t1_leaf9_c0 = 5'sh9;", "t1_leaf9_c0 = 5'shb;"),
+                        None, 1 << 25),
+}
+
+
+@pytest.mark.slow  # Yosys and Verilator per mutant
+@pytest.mark.parametrize("mutant", sorted(MUTANTS))
+def test_every_kind_proved_and_its_mutant_caught(kind_rtl, tmp_path, mutant):
+    """The op as built is proved; the broken copy gets a counterexample on which Verilator shows the bug."""
+    kind, name, edit, edited_file, limit = MUTANTS[mutant]
+    model, modules = kind_rtl[kind]
+    op, module, sources, latency = modules[name]
+    clean = prove_op(op, sources, module, latency, tmp_path / "clean", limit=limit)
+    assert clean["status"] == "proved", clean
+    folder = tmp_path / "rtl"
+    folder.mkdir()
+    copies = [Path(shutil.copy(s, folder / s.name)) for s in sources]
+    for data in sources[0].parent.glob("*.mem"):
+        shutil.copy(data, folder / data.name)
+    target = folder / edited_file if edited_file else copies[0]
+    text = target.read_text()
+    target.write_text(edit(text))
+    assert target.read_text() != text, "the mutation did not apply"
+    result = prove_op(op, copies, module, latency, tmp_path / "broken", limit=limit)
+    assert result["status"] == "counterexample", result
+    x = np.array([result["counterexample"]["input"]])
+    simulated = confirm(op, copies, module, latency, x, tmp_path / "sim")
+    assert not np.array_equal(simulated, op.emulate(x, {}))  # Verilator shows the bug on that input
+    if limit == 16:
+        assert "sat" in clean["method"] and clean["solver_questions"] > 0, clean

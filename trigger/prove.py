@@ -885,6 +885,7 @@ def prove_op(op, sources: list[Path], module: str, latency: int, work: Path,
     widths = [f.width for f in op.input.formats]
     result = {"op": op.name, "kind": op.kind, "module": module, "latency": latency}
     try:
+        Path(work).mkdir(parents=True, exist_ok=True)
         mod = yosys_json(sources, module, work)
         bits = mod["ports"]["in_data"]["bits"]
         net = Netlist(mod, [bits[lsb:lsb + w] for lsb, w in zip(op.input.offsets, widths)], dom)
