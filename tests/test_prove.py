@@ -116,6 +116,15 @@ def test_chain_bundle_proved_and_cached(tagger, tmp_path, monkeypatch):
     assert changed_files(tagger, load_manifest(tagger)) == []  # the manifest's hashes still hold
     again = prove_bundle(tagger)
     assert all(r["cached"] for r in again["ops"]) and again["summary"] == report["summary"]
+    # the report's proof section: every op proved for all inputs, so a budget asking for it passes
+    budget = tmp_path / "proved.yml"
+    budget.write_text("budget:\n  proved: true\n")
+    assert main(["report", str(tagger), "--no-synth", "--budget", str(budget)]) == 0
+    section = json.loads((tagger / "reports" / "report.json").read_text())["proof"]
+    assert section["status"] == "run" and section["unproved"] == [] and section["proved"] == 7
+    assert {row["result"] for row in section["ops"]} == {"proved for all inputs"}
+    assert "## Proof for all inputs" in (tagger / "reports" / "report.md").read_text()
+    assert "<h2>Proof for all inputs</h2>" in (tagger / "reports" / "report.html").read_text()
 
 
 def test_layer_modules_proved(layer_rtl, tmp_path):
@@ -167,6 +176,28 @@ def test_edited_bundle_names_the_op(tagger, tmp_path, capsys):
     bad = [r for r in report["ops"] if r["status"] == "counterexample"]
     assert len(bad) == 1 and bad[0]["edited_after_build"], report["ops"]
     assert report["edited_files"] == [piece.relative_to(bundle).as_posix()]
+    # in the report: the op with the counterexample and the two not proved here rest on the simulated vectors;
+    # "not proved" fails only a budget with proved: true, which names them
+    capsys.readouterr()
+    budget = tmp_path / "proved.yml"
+    budget.write_text("budget:\n  proved: true\n")
+    assert main(["report", str(bundle), "--no-synth", "--budget", str(budget)]) == 1
+    assert "proved: not proved for all inputs: fc1, relu1, " + bad[0]["op"] in capsys.readouterr().err
+    section = json.loads((bundle / "reports" / "report.json").read_text())["proof"]
+    rows = {row["op"]: row for row in section["ops"]}
+    vectors = json.loads((bundle / "reports" / "verify.json").read_text())["vectors"]
+    assert rows["fc1"]["result"] == f"simulated on {vectors} vectors" and rows["fc1"]["note"] == "not run"
+    assert rows[bad[0]["op"]]["counterexample"] and rows[bad[0]["op"]]["note"].startswith("counterexample")
+    assert section["edited_files"] == report["edited_files"]
+    no_budget = tmp_path / "none.yml"
+    no_budget.write_text("budget:\n  proved: false\n")
+    assert main(["report", str(bundle), "--no-synth", "--budget", str(no_budget)]) == 0
+    # a report.json of another build (the manifest changed) is not read: "stale", and the budget fails
+    manifest = bundle / "manifest.json"
+    manifest.write_text(manifest.read_text().replace("\n", "\n ", 1))
+    assert main(["report", str(bundle), "--no-synth", "--budget", str(budget)]) == 1
+    assert "trigger prove not run for this build" in capsys.readouterr().err
+    assert json.loads((bundle / "reports" / "report.json").read_text())["proof"]["status"].startswith("stale")
     assert main(["prove", str(bundle), "--op", "nope"]) == 2
     assert main(["prove", str(tmp_path / "missing")]) == 2
     assert "error" in capsys.readouterr().err
@@ -339,7 +370,72 @@ def test_every_kind_proved_and_its_mutant_caught(kind_rtl, tmp_path, mutant):
     result = prove_op(op, copies, module, latency, tmp_path / "broken", limit=limit)
     assert result["status"] == "counterexample", result
     x = np.array([result["counterexample"]["input"]])
-    simulated = confirm(op, copies, module, latency, x, tmp_path / "sim")
-    assert not np.array_equal(simulated, op.emulate(x, {}))  # Verilator shows the bug on that input
+    simulated = confirm(op, copies, module, latency, x, tmp_path / "sim", simulator="icarus")  # compiles fastest
+    assert not np.array_equal(simulated, op.emulate(x, {}))  # the simulator shows the bug on that input...
+    assert simulated[0].tolist() == result["counterexample"]["netlist"]  # ...with the netlist's very outputs
     if limit == 16:
         assert "sat" in clean["method"] and clean["solver_questions"] > 0, clean
+
+
+def test_random_simulation_misses_tree_comparator(kind_rtl, tmp_path):
+    """A tree's threshold one too high (x0 >= 1002 instead of >= 1001) differs on one value of a 16-bit input:
+    1,500 random vectors through the simulator agree with the emulator, the proof names x0 = 1001."""
+    kind, name, edit, _, limit = MUTANTS["tree_comparator"]
+    op, module, sources, latency = kind_rtl[kind][1][name]
+    folder = tmp_path / "rtl"
+    folder.mkdir()
+    copies = [Path(shutil.copy(s, folder / s.name)) for s in sources]
+    copies[0].write_text(edit(copies[0].read_text()))
+    rng = np.random.default_rng(2)
+    x = rng.integers(op.input.min_raw, op.input.max_raw + 1, size=(RANDOM_VECTORS, op.input.n))
+    assert np.array_equal(confirm(op, copies, module, latency, x, tmp_path / "random", simulator="icarus"),
+                          op.emulate(x, {}))
+    result = prove_op(op, copies, module, latency, tmp_path / "proof", limit=limit)
+    assert result["status"] == "counterexample" and result["counterexample"]["input"][0] == 1001, result
+
+
+def test_z3_cast_equals_fixed_cast():
+    """What the solver path rests on: z3_cast computes trigger.fixed's cast, for every rounding and overflow
+    mode, narrowing and widening, on the values around every rounding tie and both overflow edges."""
+    import z3
+
+    from trigger.fixed import FixedFormat
+    from trigger.prove import z3_cast
+
+    a = z3.BitVec("a", 64)
+    source = FixedFormat(14, 6, True)
+    values = np.unique(np.concatenate([np.arange(-80, 80), np.arange(source.min_raw, source.min_raw + 12),
+                                       np.arange(source.max_raw - 12, source.max_raw + 1)]))
+    for rounding in ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV"):
+        for overflow in ("WRAP", "SAT", "SAT_SYM", "SAT_ZERO"):
+            for width, integer, signed in ((6, 3, True), (5, 2, False), (9, 1, True), (16, 8, True)):
+                fmt = FixedFormat(width, integer, signed, rounding, overflow)
+                expr = z3_cast(fmt, a, source)
+                want = fmt.cast(values, source)
+                got = [z3.simplify(z3.substitute(expr, (a, z3.BitVecVal(int(v), 64)))).as_signed_long()
+                       for v in values]
+                assert got == want.tolist(), fmt.cpp
+
+
+def test_solver_semantics_equal_emulator():
+    """The ops written for the solver (argmax, max_pool: WHOLE_Z3; a tree's leaf selection) equal emulate."""
+    import z3
+
+    from trigger.prove import WHOLE_Z3, _tree_z3
+
+    models = kind_models()
+    rng = np.random.default_rng(4)
+    for kind in ("argmax", "max_pool", "trees"):
+        op = models[kind].ops[0]
+        xs = [z3.BitVec(f"x{v}", 64) for v in range(op.input.n)]
+        x = rng.integers(op.input.min_raw, op.input.max_raw + 1, size=(40, op.input.n))
+        x[0], x[1] = op.input.min_raw, op.input.max_raw  # every element equal: the tie rule
+        if kind == "trees":
+            exprs = [sum((_tree_z3(op, int(r), 0, xs) for r in op.roots), z3.BitVecVal(int(op.bias[0]), 64))]
+            want = op.sums(x)
+        else:
+            exprs, want = WHOLE_Z3[kind](op, xs), op.emulate(x, {})
+        for row, expected in zip(x, want):
+            subs = [(v, z3.BitVecVal(int(val), 64)) for v, val in zip(xs, row)]
+            got = [z3.simplify(z3.substitute(e, *subs)).as_signed_long() for e in exprs]
+            assert got == expected.tolist(), (kind, row)

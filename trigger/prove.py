@@ -1346,9 +1346,10 @@ def _whole(op, net, dom) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- confirmation
-def confirm(op, sources: list[Path], module: str, latency: int, x: np.ndarray, work: Path) -> np.ndarray:
-    """The op module's outputs on raw inputs x (n, n_in), simulated by Verilator behind the standard top
-    (the bundle's own harness, trigger.rtlsim)."""
+def confirm(op, sources: list[Path], module: str, latency: int, x: np.ndarray, work: Path,
+            simulator: str = "verilator") -> np.ndarray:
+    """The op module's outputs on raw inputs x (n, n_in), simulated (Verilator by default) behind the standard
+    top (the bundle's own harness, trigger.rtlsim); ROM images ($readmemh) beside the module go with it."""
     from trigger.backends.rtl import standard_top
     from trigger.rtlsim import simulate
 
@@ -1361,7 +1362,8 @@ def confirm(op, sources: list[Path], module: str, latency: int, x: np.ndarray, w
                                     op.output.elements(), [stage], latency + 1))
     x = np.atleast_2d(np.asarray(x, dtype=np.int64))
     sim = simulate([*sources, wrapper], top, op.input.to_bits(x), op.input.widths, op.output.widths,
-                   simulator="verilator", build_dir=work / "sim", max_latency=latency + 8)
+                   simulator=simulator, build_dir=work / "sim", max_latency=latency + 8,
+                   data_files=sorted(Path(sources[0]).parent.glob(f"{module}_*.mem")))
     return op.output.from_bits(sim.outputs)
 
 
