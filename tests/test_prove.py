@@ -439,3 +439,23 @@ def test_solver_semantics_equal_emulator():
             subs = [(v, z3.BitVecVal(int(val), 64)) for v, val in zip(xs, row)]
             got = [z3.simplify(z3.substitute(e, *subs)).as_signed_long() for e in exprs]
             assert got == expected.tolist(), (kind, row)
+
+
+@pytest.mark.slow  # a build, a verification, the proof and Yosys synthesis
+def test_ci_prove_with_proved_budget(constructed_networks, tmp_path, capsys):
+    """`trigger ci --prove` with `proved: true`: the proof runs before the report, which shows every op proved
+    and passes the budget; editing one op's constant then fails `trigger prove` (counterexample, exit 1) and the
+    report's budget names the op."""
+    budget = tmp_path / "budget.yml"
+    budget.write_text("budget:\n  proved: true\n  bit_exact: true\n")
+    out = tmp_path / "bundle"
+    assert main(["ci", str(constructed_networks["four_bit"].folder), "-o", str(out), "--budget", str(budget),
+                 "--vectors", "300", "--prove"]) == 0
+    section = json.loads((out / "reports" / "report.json").read_text())["proof"]
+    assert section["status"] == "run" and section["unproved"] == [] and section["proved"] == len(section["ops"])
+    piece = sorted((out / "rtl").glob("*_ops*.v"))[-1]
+    piece.write_text(change_constant(piece.read_text()))
+    capsys.readouterr()
+    assert main(["prove", str(out)]) == 1
+    assert main(["report", str(out), "--no-synth", "--budget", str(budget)]) == 1
+    assert "proved: not proved for all inputs: " in capsys.readouterr().err
