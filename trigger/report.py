@@ -47,9 +47,10 @@ def judge(report: dict, budget: dict, part: str) -> dict:
             if limit and not report["bit_exact"]:
                 violations.append({"metric": "bit_exact", "limit": True, "value": False})
         elif key == "proved":  # every op proved for all inputs by `trigger prove` (proof_section)
-            if limit and report["proof"]["unproved"]:
+            proof = report.get("proof") or {}
+            if limit and (proof.get("status") != "run" or proof.get("unproved")):
                 violations.append({"metric": "proved", "limit": True, "value": False,
-                                   "message": report["proof"]["budget_message"]})
+                                   "message": proof.get("budget_message", "proved: trigger prove not run")})
         else:
             if isinstance(limit, dict):
                 pct = res.get("percent", {}).get(key)
@@ -200,7 +201,7 @@ def proof_section(bundle: Path, manifest: dict, verify: dict) -> dict:
 
     path = bundle / "reports" / "prove.json"
     vectors = verify.get("vectors")
-    simulated = f"simulated on {vectors} vectors"
+    simulated = f"simulated on {vectors} vectors" + (" (every input)" if verify.get("exhaustive") else "")
     status, proofs, edited = "not run", {}, []
     if path.exists():
         try:
