@@ -223,6 +223,8 @@ def proof_section(bundle: Path, manifest: dict, verify: dict) -> dict:
         else:
             result, method = simulated, proof.get("method", "-")
             note = proof["status"] + (f": {proof['reason']}" if proof.get("reason") else "")
+        if proof and proof.get("edited_after_build"):
+            note = (note + "; " if note else "") + "its RTL was edited after the build"
         rows.append({"op": op["name"], "kind": op["kind"], "result": result, "method": method, "note": note,
                      "counterexample": bool(proof and proof["status"] == "counterexample")})
     unproved = [r["op"] for r in rows if r["result"] != "proved for all inputs"]
