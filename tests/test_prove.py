@@ -459,3 +459,11 @@ def test_ci_prove_with_proved_budget(constructed_networks, tmp_path, capsys):
     assert main(["prove", str(out)]) == 1
     assert main(["report", str(out), "--no-synth", "--budget", str(budget)]) == 1
     assert "proved: not proved for all inputs: " in capsys.readouterr().err
+
+
+def test_proved_budget_key_is_a_boolean():
+    from trigger.budget import BudgetError, load_budget
+
+    assert load_budget({"proved": True}) == {"proved": True}
+    with pytest.raises(BudgetError, match="proved must be true or false"):
+        load_budget({"proved": "yes"})
