@@ -290,7 +290,13 @@ def kind_models() -> dict:
                          value=np.array([0, 0, 37, -12, 5, 0, 0, -30, 21, 9]).reshape(-1, 1),
                          roots=np.array([0, 5]), bias=np.array([3]), leaf_fmt=F("fixed<8,3>"),
                          accum_fmt=F("fixed<12,7>"))
-    models = {"max_pool": FirmwareModel("mp", mp.input, [mp]), "argmax": FirmwareModel("am", am.input, [am]),
+    # the same trees scoring two classes, the class the first largest sum (argmax)
+    value2 = np.array([[0, 0], [0, 0], [37, -4], [-12, 30], [5, 5], [0, 0], [0, 0], [-30, 2], [21, -9], [9, 9]])
+    vote = TreeEnsemble("vote", trees.input, TensorType([F("fixed<10,5,RND,SAT>")] * 2 + [F("ufixed<1,1>")]),
+                        feature=trees.feature, threshold=trees.threshold, left=trees.left, right=trees.right,
+                        value=value2, roots=trees.roots, bias=np.array([0, 0]), leaf_fmt=F("fixed<8,3>"),
+                        accum_fmt=F("fixed<12,7>"), decision="argmax")
+    models = {"vote": FirmwareModel("vote", vote.input, [vote]), "max_pool": FirmwareModel("mp", mp.input, [mp]), "argmax": FirmwareModel("am", am.input, [am]),
               "lookup": FirmwareModel("lut", lut.input, [lut]), "trees": FirmwareModel("trees", trees.input, [trees]),
               "leaky": small_models()["leaky"], "casts": requant_chain("SAT"), "convs": conv_model()}
     for model in models.values():
@@ -342,6 +348,9 @@ MUTANTS = {
     "argmax_tie_rule": ("argmax", "am", lambda t: re.sub(r"(arg_k1_0 = \(\$signed\(arg_v0_0\)) >=", r"\1 >", t),
                         None, 1 << 25),
     "table_word": ("lookup", "lut", change_rom_word, "k_lut_rom.mem", 1 << 25),
+    "tree_argmax_tie_rule": ("vote", "vote", replace_once("cls_k0_0 = ($signed(sum0_q) >= $signed(sum1_q))",
+                                                           "cls_k0_0 = ($signed(sum0_q) > $signed(sum1_q))"),
+                             None, 1 << 25),
     "tree_comparator": ("trees", "trees", replace_once("($signed(x0) >= 16'sh3e9)", "($signed(x0) >= 16'sh3ea)"),
                         None, 1 << 25),
     "tree_leaf_digit": ("trees", "trees", replace_once("t1_leaf9_c0 = 5'sh9;", "t1_leaf9_c0 = 5'shb;"),

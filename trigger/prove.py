@@ -911,13 +911,14 @@ def _check(op, net: Netlist, dom, limit: int, model_dom=None, ref=None, emulate=
         return PARTS[op.kind](op, net, dom, limit)
     ref = ref or reference(op)
     emulate = emulate or (lambda x: op.emulate(x, {}))
-    n_in, outs = len(dom), op.output
+    n_in = len(dom)
     if ref.forms is None:
         return _whole(op, net, dom)
+    n_out = len(ref.forms)
     proved, methods, failures, candidates, classes, pending, wide = 0, {}, [], [], {}, [], []
     enumerated = restricted = 0
-    out_ranges = [None] * outs.n  # the exact range of each proved output (the next op's domain in a chain)
-    for j in range(outs.n):
+    out_ranges = [None] * n_out  # the exact range of each proved output (the next op's domain in a chain)
+    for j in range(n_out):
         bits, signed = net.outputs[j]
         form = ref.forms[j]
         if form is None:
@@ -1033,7 +1034,7 @@ def _check(op, net: Netlist, dom, limit: int, model_dom=None, ref=None, emulate=
                             f"answer within {SAT_SECONDS} s")
     method = "+".join(f"{k} ({v} outputs)" for k, v in sorted(methods.items()))
     widths = adder_widths(net)
-    out = {"outputs": outs.n, "proved_outputs": proved, "method": method or "none",
+    out = {"outputs": n_out, "proved_outputs": proved, "method": method or "none",
            "enumerated_values": enumerated, "enumeration_classes": len(classes), "adders": widths,
            "solver_questions": len(solved), "solver_seconds": round(sat_seconds, 3),
            "out_ranges": None if None in out_ranges else [[int(a), int(b)] for a, b in out_ranges],
@@ -1083,6 +1084,7 @@ def _check_trees(op, net: Netlist, dom, limit: int) -> dict:
     sym = Symbolic(net, lambda wid: _aff_z3(net.words[wid].aff, xs))
     inside = [z3.And(x >= lo, x <= hi) for x, (lo, hi) in zip(xs, dom)]
     leaf_bits, leaf_dom, coefs, failures, cex = [], [], [{} for _ in range(op.n_classes)], [], None
+    owners = []  # the (tree, class) of each leaf register
     leaves = op.tree_leaves()
     for t, root in enumerate(op.roots):
         for k in range(op.n_classes):
@@ -1104,6 +1106,7 @@ def _check_trees(op, net: Netlist, dom, limit: int) -> dict:
                 failures.append(f"tree {t} class {k}: the solver gave no answer within {SAT_SECONDS} s")
             if found is not None:
                 coefs[k][len(leaf_bits)] = 1
+                owners.append((t, k))
                 leaf_bits.append(found[0])
                 values = op.value[leaves[t], k]
                 leaf_dom.append((int(values.min()), int(values.max())))
@@ -1135,31 +1138,63 @@ def _check_trees(op, net: Netlist, dom, limit: int) -> dict:
         sym_post.append(lambda a: z3.If(a > thr, z3.BitVecVal(1, 64), z3.BitVecVal(0, 64)))
         span.append(lambda lo, hi: (int(lo > thr), int(hi > thr)))
         text.append(f"cls = ({forms[0].text()}) > {thr}")
-    elif op.decision == "argmax":  # a function of several sums: not one accumulator (reported not proved)
-        forms.append(None)
-        post.append(None)
-        ident.append(None)
-        sym_post.append(None)
-        span.append(None)
-        text.append("cls = argmax of the sums")
     ref = Reference(forms, post, ident, text, sym_post, span)
+    n_checked = len(forms)  # an argmax decision reads several sums: proved after them, by z3
 
     def emulate(leaf):
         sums = [f.eval(leaf) for f in forms[:op.n_classes]]
         cols = [p(s) for p, s in zip(post, sums)]
         if op.decision == "threshold":
             cols.append((sums[0] > thr).astype(np.int64))
-        elif op.decision == "argmax":
-            cols.append(np.argmax(np.stack(sums, axis=1), axis=1).astype(np.int64))
         return np.stack(cols, axis=1)
 
+
     sums = Netlist(net.mod, leaf_bits, leaf_dom, driver=net.driver)
-    sums.outputs = net.outputs
+    sums.outputs = net.outputs[:n_checked]
     result = _check(op, sums, leaf_dom, limit, ref=ref, emulate=emulate)
-    result.update(head, method=f"sat per tree ({n_trees} trees); sums: {result['method']}",
-                  domain="input format; the sums over every leaf value of each tree")
-    if result.get("counterexample"):
-        result["counterexample"]["space"] = "leaf registers (one value per tree), not the op's inputs"
+    method = f"sat per tree ({n_trees} trees); sums: {result['method']}"
+    if result.get("counterexample"):  # leaf values: an input of the op where every tree picks them, if any
+        leaf = result["counterexample"]["input"]
+        solver = z3.SolverFor("QF_BV")
+        solver.set("timeout", int(SAT_SECONDS * 1000))
+        solver.add(*inside, *[_tree_z3(op, int(op.roots[t]), k, xs) == v for (t, k), v in zip(owners, leaf)])
+        found = None
+        if solver.check() == z3.sat:
+            row = np.array([solver.model().eval(x, model_completion=True).as_signed_long() for x in xs])
+            found = _counterexample(lambda x: op.emulate(x, {}), net, [row], len(dom), dom)
+        if found is not None:
+            result["counterexample"] = dict(found, leaf_registers=leaf)
+        else:  # no input reaches those leaves together: the leaf-register step over-approximates
+            del result["counterexample"]
+            result["status"] = "not proved"
+            result["reason"] += "; no input of the op reaches the differing leaf values (not proved)"
+    if op.decision == "argmax":
+        # the class: the first largest sum, exactly: the leaf registers are tied to the op's inputs by the trees
+        # (proved above), the sums are the exact forms above, so z3 compares comparisons of the same forms
+        leaf = [z3.BitVec(f"leaf{v}", 64) for v in range(len(leaf_dom))]
+        sym = Symbolic(sums, lambda wid: _aff_z3(sums.words[wid].aff, leaf))
+        solver = z3.SolverFor("QF_BV")
+        solver.set("timeout", int(SAT_SECONDS * 1000))
+        solver.add(*inside, *[v == _tree_z3(op, int(op.roots[t]), k, xs) for v, (t, k) in zip(leaf, owners)])
+        solver.add(sym.bits(*net.outputs[-1]) != _argmax_z3(op, [_aff_z3(f, leaf) for f in forms])[0])
+        answer = solver.check()
+        result["outputs"], method = op.output.n, method + "; class: sat over the inputs"
+        if answer == z3.unsat:
+            result["proved_outputs"] += 1
+            if result.get("out_ranges"):
+                result["out_ranges"].append([0, op.n_classes - 1])
+        else:
+            result["out_ranges"] = None
+            result["reason"] = result.get("reason") or (
+                "the class differs from the first largest sum (z3)" if answer == z3.sat else
+                f"the class: the solver gave no answer within {SAT_SECONDS} s")
+            if answer == z3.sat and not result.get("counterexample"):
+                row = np.array([solver.model().eval(x, model_completion=True).as_signed_long() for x in xs])
+                found = _counterexample(lambda x: op.emulate(x, {}), net, [row], len(dom), dom)
+                if found is not None:
+                    result["counterexample"] = found
+            result["status"] = "counterexample" if result.get("counterexample") else "not proved"
+    result.update(head, method=method, domain="input format; the sums over every leaf value of each tree")
     return result
 
 
