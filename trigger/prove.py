@@ -25,8 +25,11 @@ cut points of the chain module (pipeline auto: ``prove_chain``):
    the form's range, is proved by comparing the forms. Otherwise the output's non-affine cone is cut at the
    affine words it reads; when they are all affine in one scalar (the reference's accumulator direction),
    the cone and the reference cast are both evaluated on every value of that scalar (exhaustive, up to
-   ``ENUM_LIMIT`` values; outputs with the same cone and cast are enumerated once). An op with no reference
-   form is enumerated over its whole input space when it has at most ``WHOLE_BITS`` input bits.
+   ``ENUM_LIMIT`` values; outputs with the same cone and cast are enumerated once); beyond the limit the same
+   question goes to z3 (``_solve``: the cone and ``z3_cast`` on one 64-bit word, with ``SAT_SECONDS`` per
+   question). An op with no reference form is enumerated over its whole input space when it has at most
+   ``WHOLE_BITS`` input bits, else put to z3 per output when its semantics are written for it (``WHOLE_Z3``);
+   a tree ensemble goes part by part (``_check_trees``: each tree, then the sum over the leaf registers).
 5. Where a step fails, candidate inputs (the corners of a non-exact word, the witnesses of a mismatching
    scalar, inputs where the forms differ) go through the netlist and ``op.emulate``; a mismatch is a
    counterexample, replayed through Verilator on the module itself (``confirm``).
@@ -34,7 +37,8 @@ cut points of the chain module (pipeline auto: ``prove_chain``):
 Results per op: ``proved`` / ``counterexample`` / ``not proved`` (with the reason), the method, time and
 peak memory. They are cached by a hash of the module's sources, the op and this file
 (``$TRIGGER_CACHE/prove``). What a proof rests on: Yosys' reading of the Verilog, the reference's
-faithfulness to ``emulate`` (tested on every supported op kind), the balanced-register check, this file.
+faithfulness to ``emulate`` (tested on every supported op kind), the balanced-register check, this file, and
+z3 for the solver steps (``z3_cast``, ``WHOLE_Z3`` and the tree selection are tested against the emulator).
 """
 
 from __future__ import annotations
