@@ -802,6 +802,47 @@ def _cast(out, acc, wraps):
     return post
 
 
+def _cast_reference(forms: list, casts: list, text: list) -> Reference:
+    """Per output: an exact affine form (no accumulator of its own) and one cast ``(out, source format)``."""
+    post, ident, sym, span = [], [], [], []
+    for out, source in casts:
+        post.append(lambda a, out=out, source=source: out.cast(np.asarray(a, dtype=np.int64), source))
+        ident.append(lambda lo, hi, out=out, source=source: (out.fractional == source.fractional
+                                                            and out.min_raw + (out.overflow == "SAT_SYM") <= lo
+                                                            and hi <= out.max_raw))
+        sym.append(lambda a, out=out, source=source: z3_cast(out, a, source))
+        span.append(lambda lo, hi, out=out, source=source: _cast_span(out, source, lo, hi))
+    return Reference(forms, post, ident, text, sym, span)
+
+
+def _merge_reference(op) -> Reference | None:
+    """merge add / subtract / average: (a << sa) +- (b << sb) at the finer LSB, exact in its ap_fixed type
+    (average: the same raw sum with one more fractional bit), then the cast to the output."""
+    from trigger.ir.ops.merge import _widths, exact_format
+
+    if op.operation not in ("add", "subtract", "average"):
+        return None  # multiply, maximum, minimum: per output by z3 (WHOLE_Z3) or every input
+    sign = -1 if op.operation == "subtract" else 1
+    forms, casts, text = [], [], []
+    for i in range(op.output.n):
+        ia, ib = op.sources(i)
+        fa, fb = op.operands(i)
+        sa, sb = _widths(fa, fb)
+        exact = exact_format(op.operation, fa, fb)
+        forms.append(Aff.make(0, {ia: 1 << sa, ib: sign * (1 << sb)}))
+        casts.append((op.output.formats[i], exact))
+        text.append(f"y{i} = ({op.output.formats[i].cpp}) ({exact.cpp}) ({forms[-1].text()})")
+    return _cast_reference(forms, casts, text)
+
+
+def _concatenate_reference(op) -> Reference:
+    """concatenate: output i is input index[i], cast to its output format."""
+    forms = [Aff.make(0, {int(j): 1}) for j in op.index]
+    casts = [(op.output.formats[i], op.input.formats[int(j)]) for i, j in enumerate(op.index)]
+    text = [f"y{i} = ({op.output.formats[i].cpp}) x{int(j)}" for i, j in enumerate(op.index)]
+    return _cast_reference(forms, casts, text)
+
+
 def reference(op) -> Reference:
     """The op's semantics as ``Reference`` (see the class), printed from its fields as emulate() computes."""
     if op.kind == "dense":
@@ -837,6 +878,10 @@ def reference(op) -> Reference:
             span = [lambda lo, hi, j=j: _cast_span(fout[j], fin[j], low(lo), low(hi)) for j in range(op.input.n)]
         r = Reference(forms, [elem(j) for j in range(op.input.n)], [lambda lo, hi: False] * op.input.n, text,
                       sym, span)
+    elif op.kind == "merge":
+        r = _merge_reference(op)
+    elif op.kind == "concatenate":
+        r = _concatenate_reference(op)
     else:
         r = None
     return r or Reference(None, None, None, [f"{op.kind}.emulate(x) (whole op)"])
@@ -1321,9 +1366,49 @@ def _max_pool_z3(op, xs):
     return outs
 
 
+def _merge_z3(op, xs):
+    """merge: per output, the exact result of its two operands (aligned to the finer LSB; multiply: the
+    product; maximum / minimum: the larger / smaller aligned value), cast to the output."""
+    import z3
+
+    from trigger.ir.ops.merge import _widths, exact_format
+
+    outs = []
+    for i in range(op.output.n):
+        ia, ib = op.sources(i)
+        fa, fb = op.operands(i)
+        sa, sb = _widths(fa, fb)
+        a, b = xs[ia], xs[ib]
+        if op.operation == "multiply":
+            r = a * b
+        else:
+            a, b = a << sa, b << sb
+            r = {"add": lambda: a + b, "average": lambda: a + b, "subtract": lambda: a - b,
+                 "maximum": lambda: z3.If(a > b, a, b), "minimum": lambda: z3.If(a < b, a, b)}[op.operation]()
+        outs.append(z3_cast(op.output.formats[i], r, exact_format(op.operation, fa, fb)))
+    return outs
+
+
+def _dot_z3(op, xs):
+    """dot: each product cast to accum_t, summed in input order (each partial sum cast to accum_t), then the
+    output cast."""
+    import z3
+
+    acc_fmt, n = op.accum_fmt, op.n
+    acc = z3.BitVecVal(0, 64)
+    for i in range(n):
+        a, b = xs[i], xs[n + i]
+        if op.product == "ternary":
+            p = z3.If(b == 0, z3.BitVecVal(0, 64), z3.If(b == -1, -a, a))
+        else:
+            p = a * b
+        acc = z3_cast(acc_fmt, acc + z3_cast(acc_fmt, p, op.product_format(i)), acc_fmt)
+    return [z3_cast(op.output.formats[0], acc, acc_fmt)]
+
+
 # op kinds whose semantics are also written for the solver (per output, over all inputs), where the inputs
 # are too wide to enumerate; each is compared with op.emulate in tests/test_prove.py
-WHOLE_Z3 = {"argmax": _argmax_z3, "max_pool": _max_pool_z3}
+WHOLE_Z3 = {"argmax": _argmax_z3, "max_pool": _max_pool_z3, "merge": _merge_z3, "dot": _dot_z3}
 
 
 def _whole_sat(op, net, dom) -> dict:
@@ -1568,6 +1653,112 @@ def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
     return results
 
 
+def graph_signals(model, rtl: dict) -> tuple[dict, int]:
+    """A graph model (one module ``<top>_ops``, cut into pieces): each tensor's signals (name, width, constant,
+    lo, hi) in it, found by running the graph builder again with the bundle's settings (names only, as for a
+    chain), and the module's latency."""
+    from trigger.backends.rtl import build_graph_module, parse_pipeline
+    from trigger.backends.rtl.builder import parse_multiplier
+
+    _, dsp = parse_multiplier(rtl.get("multiplier", "shift_add"))
+    every = parse_pipeline(rtl.get("pipeline"))
+    max_delay = float(rtl["max_delay_ns_per_stage"]) if every == "auto" else None
+    tensors: dict = {}
+    m, _ = build_graph_module(model, f"{rtl['top']}_ops", None if every == "auto" else every, max_delay, dsp,
+                              tensors=tensors)
+    return {t: [(y.name, y.width, y.const, y.lo, y.hi) for y in ys] for t, ys in tensors.items()}, m.latency
+
+
+def prove_graph(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None, progress=None) -> list[dict]:
+    """A graph model (several inputs, outputs or branches: one module, cut into pieces at registers): flattened
+    once, every cell checked to read signals of one register depth (a branch the builder delayed to meet its
+    merge included), and each op proved between its source tensors' signals (free variables over their
+    proved ranges) and its own."""
+    pieces = [bundle / s for s in rtl["sources"] if Path(s).stem.startswith(f"{rtl['top']}_ops")]
+    rest = [bundle / s for s in rtl["sources"]
+            if Path(s).suffix == ".v" and Path(s).stem != rtl["top"] and bundle / s not in pieces]
+    results = []
+    t0 = time.perf_counter()
+    try:
+        wrapper, top = _chain_wrapper(bundle, pieces, work)
+        mod = yosys_json([*pieces, *rest, wrapper], top, work)
+        signals, latency = graph_signals(model, rtl)
+    except (ProofError, KeyError, ValueError, AttributeError) as err:
+        return [{"op": op.name, "kind": op.kind, "module": None, "status": "not proved", "method": "none",
+                 "reason": f"graph module: {err}"} for op in model.ops if not ops or op.name in ops]
+    netnames = {}
+    for name, info in mod["netnames"].items():
+        netnames.setdefault(name.split(".")[-1], info["bits"])
+    setup = time.perf_counter() - t0
+    probe = Netlist(mod, [], [])
+    graph_error = None
+    try:
+        for b in probe.out_bits:
+            d = probe.depth(b)
+            if d is not None and d != latency:
+                raise ProofError(f"out_data bit is {d} registers deep, the graph's latency is {latency}")
+    except ProofError as err:
+        graph_error = str(err)
+    # each tensor: its bits per element and the values they can hold (a port: its format; an op's output: the
+    # range proved for it, else the builder's)
+    bits, dom, how = {}, {}, {}
+    in_bits, at = mod["ports"]["in_data"]["bits"], 0
+    for port, n in model.input_ports:
+        fmts = model.input.formats[at:at + n]
+        offsets = model.input.offsets[at:at + n]
+        bits[port] = [in_bits[lsb:lsb + f.width] for lsb, f in zip(offsets, fmts)]
+        dom[port] = [(int(f.min_raw), int(f.max_raw)) for f in fmts]
+        how[port] = "input format"
+        at += n
+    for k, op in enumerate(model.ops):
+        outs, missing = [], None
+        for name, width, const, _, _ in signals[op.name]:
+            found = netnames.get(name)
+            if found is None and const is None:
+                missing = name
+            outs.append((list(found)[:width] if found is not None else
+                         [str((const >> i) & 1) for i in range(width)], True))
+        sources = model.sources(k)
+        t1, cpu0 = time.perf_counter(), _cpu()
+        result = {"op": op.name, "kind": op.kind, "module": f"{rtl['top']}_ops (graph)",
+                  "latency": int(rtl.get("op_latency", {}).get(op.name, 0)), "reads": sources}
+        op_dom = [v for s in sources for v in dom[s]]
+        domain = ", ".join(sorted({how[s] for s in sources}))
+        proved_range = None
+        if not ops or op.name in ops:
+            try:
+                if graph_error:
+                    raise ProofError(graph_error)
+                if missing:
+                    raise ProofError(f"signal {missing} of the graph not found in the netlist")
+                net = Netlist(mod, [b for s in sources for b in bits[s]], op_dom, driver=probe.driver)
+                net.outputs = outs
+                result.update(_check(op, net, op_dom, limit))
+                result["domain"] = domain
+                if result.get("counterexample"):
+                    result["counterexample"]["confirmed"] = None
+                    result["counterexample"]["confirm_note"] = "an op inside a graph module is not simulated alone"
+            except ProofError as err:
+                result.update(status="not proved", method="none", reason=str(err))
+            result["seconds"] = round(time.perf_counter() - t1 + (setup if not results else 0), 3)
+            if not results:
+                result["graph_setup_seconds"] = round(setup, 3)  # Yosys on the whole graph, its signal names
+            result["cpu_seconds"] = round(_cpu() - cpu0, 3)
+            result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+            results.append(result)
+            if progress:
+                progress(result)
+            if result.get("status") == "proved" and result.get("out_ranges"):
+                proved_range = result["out_ranges"]
+        bits[op.name] = [b for b, _ in outs]
+        if proved_range is not None and all(r is not None for r in proved_range):
+            dom[op.name], how[op.name] = [tuple(r) for r in proved_range], "proved range of the ops before"
+        else:
+            dom[op.name] = [(int(lo), int(hi)) for _, _, _, lo, hi in signals[op.name]]
+            how[op.name] = "the builder's ranges of an op before (not proved)"
+    return results
+
+
 def _cache_key(op, sources, latency, limit, model_dom=None) -> str:
     digest = hashlib.sha256()
     digest.update(Path(__file__).read_bytes())
@@ -1613,17 +1804,20 @@ def prove_design(model, root: Path, rtl: dict, ops: list[str] | None = None, lim
     cache = _cache_dir()
     results = []
     ranges = model.ranges() if model.is_chain else None
-    if rtl.get("pipeline") == "auto" and model.is_chain and not rtl.get("stream") and rtl.get("ii", 1) == 1:
+    graph = not model.is_chain and not rtl.get("stream") and rtl.get("ii", 1) == 1
+    if graph or (rtl.get("pipeline") == "auto" and model.is_chain and not rtl.get("stream")
+                 and rtl.get("ii", 1) == 1):
         rels = [s for s in rtl["sources"] if Path(s).stem != rtl["top"]]
         key = _cache_key(model.ops[0], [bundle / r for r in rels], json.dumps(rtl, sort_keys=True), limit,
-                         [op.to_dict() for op in model.ops])
-        hit = cache / f"{key}-chain.json" if cache else None
+                         [[op.to_dict() for op in model.ops], model.input_ports, model.output_names,
+                          [model.sources(k) for k in range(len(model.ops))]])
+        hit = cache / f"{key}-{'graph' if graph else 'chain'}.json" if cache else None
         if hit is not None and hit.exists():
             results = [dict(r, cached=True) for r in json.loads(hit.read_text())]
             results = [r for r in results if not ops or r["op"] in ops]
         else:
             with tempfile.TemporaryDirectory(prefix="trigger-prove-") as tmp:
-                results = prove_chain(bundle, rtl, model, Path(tmp), limit, ops)
+                results = (prove_graph if graph else prove_chain)(bundle, rtl, model, Path(tmp), limit, ops)
             if hit is not None and not ops:
                 hit.parent.mkdir(parents=True, exist_ok=True)
                 hit.with_name(hit.name + ".partial").write_text(json.dumps(results, default=str))
