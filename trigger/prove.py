@@ -51,7 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +203,7 @@ class Netlist:
         if unknown:
             raise ProofError(f"cells this prover does not read: {', '.join(sorted(unknown))}")
         self.memories = _memories(self.cells)
+        self.alias = {}  # input element -> the element it equals (a tensor an op reads twice, as x . x)
 
     def _word(self, aff: Aff, m: int) -> int:
         lo, hi = aff.range(self.dom)
@@ -953,6 +954,13 @@ def prove_op(op, sources: list[Path], module: str, latency: int, work: Path,
     return result
 
 
+def _aliased(form: Aff, alias: dict) -> Aff:
+    coef = {}
+    for v, c in form.coef:
+        coef[alias.get(v, v)] = coef.get(alias.get(v, v), 0) + c
+    return Aff.make(form.const, coef)
+
+
 def _check(op, net: Netlist, dom, limit: int, model_dom=None, ref=None, emulate=None) -> dict:
     """The outputs of ``net`` (its inputs ranging over ``dom``) against ``ref`` (default: the op's reference;
     ``emulate``: the same on numbers, default op.emulate), output by output."""
@@ -963,6 +971,8 @@ def _check(op, net: Netlist, dom, limit: int, model_dom=None, ref=None, emulate=
     n_in = len(dom)
     if ref.forms is None:
         return _whole(op, net, dom)
+    if net.alias:  # the reference over the elements the netlist reads
+        ref = replace(ref, forms=[None if f is None else _aliased(f, net.alias) for f in ref.forms])
     n_out = len(ref.forms)
     proved, methods, failures, candidates, classes, pending, wide = 0, {}, [], [], {}, [], []
     enumerated = restricted = 0
@@ -1419,6 +1429,7 @@ def _whole_sat(op, net, dom) -> dict:
     sym = Symbolic(net, lambda wid: _aff_z3(net.words[wid].aff, xs))
     want = WHOLE_Z3[op.kind](op, xs)
     inside = [z3.And(x >= lo, x <= hi) for x, (lo, hi) in zip(xs, dom)]
+    inside += [xs[v] == xs[u] for v, u in net.alias.items()]
     proved, failures, candidates, t0 = 0, [], [], time.perf_counter()
     for j, (bits, signed) in enumerate(net.outputs):
         solver = z3.SolverFor("QF_BV")
@@ -1445,10 +1456,13 @@ def _whole_sat(op, net, dom) -> dict:
 def _whole(op, net, dom) -> dict:
     """An op without a reference form: every input of a narrow input space, netlist against op.emulate;
     wider ones per output by z3 where the op's semantics are written for it (WHOLE_Z3)."""
+    if any(v not in net.alias for v in range(len(dom))) and \
+            sum(math.log2(hi - lo + 1) for v, (lo, hi) in enumerate(dom) if v not in net.alias) > WHOLE_BITS \
+            and op.kind in WHOLE_Z3:
+        return _whole_sat(op, net, dom)
+    dom = [(lo, lo) if v in net.alias else (lo, hi) for v, (lo, hi) in enumerate(dom)]
     sizes = [hi - lo + 1 for lo, hi in dom]
     bits = sum(math.log2(s) for s in sizes)
-    if bits > WHOLE_BITS and op.kind in WHOLE_Z3:
-        return _whole_sat(op, net, dom)
     if bits > WHOLE_BITS:
         cex = _counterexample(lambda x: op.emulate(x, {}), net, [], op.input.n, dom)
         out = {"outputs": op.output.n, "proved_outputs": 0, "method": "none",
@@ -1456,6 +1470,8 @@ def _whole(op, net, dom) -> dict:
         return dict(out, status="counterexample", counterexample=cex) if cex else dict(out, status="not proved")
     grids = np.meshgrid(*[np.arange(lo, hi + 1, dtype=np.int64) for lo, hi in dom], indexing="ij")
     x = np.stack([g.ravel() for g in grids], axis=1)
+    for v, u in net.alias.items():
+        x[:, v] = x[:, u]
     got = evaluate(net, x, op.output)
     want = op.emulate(x, {})
     bad = np.flatnonzero(np.any(got != want, axis=1))
@@ -1669,7 +1685,27 @@ def graph_signals(model, rtl: dict) -> tuple[dict, int]:
     return {t: [(y.name, y.width, y.const, y.lo, y.hi) for y in ys] for t, ys in tensors.items()}, m.latency
 
 
-def prove_graph(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None, progress=None) -> list[dict]:
+def _confirm_in_graph(cex: dict, op, model, sources, files, module, latency, work, confirm_sim) -> None:
+    """A counterexample of an op that reads the model's inputs as they come and writes its only output is an
+    input of the graph module: simulated (Verilator) to confirm; any other op's is not simulated alone."""
+    whole = (sources == [p for p, _ in model.input_ports] and model.output_names == [op.name]
+             and sum(Path(f).stem.startswith(module) for f in files) == 1 and "space" not in cex)
+    if not (whole and confirm_sim):
+        cex["confirmed"] = None
+        cex["confirm_note"] = "an op inside a graph module is not simulated alone"
+        return
+    x = np.array([cex["input"]], dtype=np.int64)
+    try:
+        sim = confirm(op, files, module, latency, x, work / "confirm")[0]
+        cex["simulation"] = [int(v) for v in sim]
+        cex["confirmed"] = bool(np.any(sim != op.emulate(x, {})[0]))
+    except Exception as err:  # noqa: BLE001 - a failed confirmation is reported, not fatal
+        cex["confirmed"] = None
+        cex["confirm_error"] = str(err).splitlines()[0][:300]
+
+
+def prove_graph(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None, progress=None,
+                confirm_sim: bool = True) -> list[dict]:
     """A graph model (several inputs, outputs or branches: one module, cut into pieces at registers): flattened
     once, every cell checked to read signals of one register depth (a branch the builder delayed to meet its
     merge included), and each op proved between its source tensors' signals (free variables over their
@@ -1733,11 +1769,18 @@ def prove_graph(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
                     raise ProofError(f"signal {missing} of the graph not found in the netlist")
                 net = Netlist(mod, [b for s in sources for b in bits[s]], op_dom, driver=probe.driver)
                 net.outputs = outs
+                first, at = {}, 0
+                for s in sources:  # a tensor read twice: its second copy's elements are the first's
+                    n = len(bits[s])
+                    if s in first:
+                        net.alias.update({at + i: first[s] + i for i in range(n)})
+                    first.setdefault(s, at)
+                    at += n
                 result.update(_check(op, net, op_dom, limit))
                 result["domain"] = domain
                 if result.get("counterexample"):
-                    result["counterexample"]["confirmed"] = None
-                    result["counterexample"]["confirm_note"] = "an op inside a graph module is not simulated alone"
+                    _confirm_in_graph(result["counterexample"], op, model, sources, [*pieces, *rest],
+                                      f"{rtl['top']}_ops", latency, work, confirm_sim)
             except ProofError as err:
                 result.update(status="not proved", method="none", reason=str(err))
             result["seconds"] = round(time.perf_counter() - t1 + (setup if not results else 0), 3)
@@ -1817,7 +1860,8 @@ def prove_design(model, root: Path, rtl: dict, ops: list[str] | None = None, lim
             results = [r for r in results if not ops or r["op"] in ops]
         else:
             with tempfile.TemporaryDirectory(prefix="trigger-prove-") as tmp:
-                results = (prove_graph if graph else prove_chain)(bundle, rtl, model, Path(tmp), limit, ops)
+                results = (prove_graph(bundle, rtl, model, Path(tmp), limit, ops, confirm_sim=confirm_sim) if graph
+                           else prove_chain(bundle, rtl, model, Path(tmp), limit, ops))
             if hit is not None and not ops:
                 hit.parent.mkdir(parents=True, exist_ok=True)
                 hit.with_name(hit.name + ".partial").write_text(json.dumps(results, default=str))
