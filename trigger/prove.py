@@ -204,6 +204,7 @@ class Netlist:
             raise ProofError(f"cells this prover does not read: {', '.join(sorted(unknown))}")
         self.memories = _memories(self.cells)
         self.alias = {}  # input element -> the element it equals (a tensor an op reads twice, as x . x)
+        self.scale = {}  # input element -> k: the variable is the element >> k (its k low bits are constant 0)
 
     def _word(self, aff: Aff, m: int) -> int:
         lo, hi = aff.range(self.dom)
@@ -959,6 +960,55 @@ def _aliased(form: Aff, alias: dict) -> Aff:
     for v, c in form.coef:
         coef[alias.get(v, v)] = coef.get(alias.get(v, v), 0) + c
     return Aff.make(form.const, coef)
+
+
+def _strip_low_zeros(bits: list, dom: list) -> tuple[list, list, dict]:
+    """Inputs whose k lowest netlist bits are constant 0 where their interval does not prove it (a dense
+    output with only even weights and bias: the builder knows, the range does not): each such element's
+    variable becomes the element >> k, over its interval's multiples of 2^k. The values the signal carries
+    are all multiples (its bits are constant), so the proof over them covers every value it can hold."""
+    out_bits, out_dom, scale = [], [], {}
+    for v, (b, (lo, hi)) in enumerate(zip(bits, dom)):
+        k = 0
+        while k < len(b) - 1 and b[k] == "0":
+            k += 1
+        if k and lo != hi and not all(isinstance(x, str) for x in b[k:]):
+            scale[v] = k
+            out_bits.append(b[k:])
+            out_dom.append((-(-lo >> k), hi >> k))
+        else:
+            out_bits.append(b)
+            out_dom.append((lo, hi))
+    return out_bits, out_dom, scale
+
+
+def _check_scaled(op, net: Netlist, dom, limit: int) -> dict:
+    """_check where some inputs are variables >> k (``net.scale``): the reference forms are rewritten over them
+    and every input row is scaled back for the emulator and the report."""
+    if not net.scale:
+        return _check(op, net, dom, limit)
+    ref = reference(op)
+    if op.kind in PARTS or ref.forms is None:
+        raise ProofError(f"input elements {sorted(net.scale)} have constant low bits their range does not prove, "
+                         f"and {op.kind} has no reference form to rewrite over them")
+    factor = {v: 1 << k for v, k in net.scale.items()}
+
+    def scaled(form):
+        return Aff.make(form.const, {v: c * factor.get(v, 1) for v, c in form.coef})
+
+    def actual(y):
+        x = np.array(y, dtype=np.int64)
+        for v, f in factor.items():
+            x[..., v] = x[..., v] * f
+        return x
+
+    ref = replace(ref, forms=[None if f is None else scaled(f) for f in ref.forms])
+    result = _check(op, net, dom, limit, ref=ref, emulate=lambda y: op.emulate(actual(y), {}))
+    cex = result.get("counterexample")
+    if cex and "input" in cex:
+        cex["input"] = [int(v) for v in actual(np.array(cex["input"]))]
+    result["scaled_inputs"] = {str(v): k for v, k in net.scale.items()}
+    return result
 
 
 def _check(op, net: Netlist, dom, limit: int, model_dom=None, ref=None, emulate=None) -> dict:
@@ -1745,9 +1795,10 @@ def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
                 raise ProofError(chain_error)
             if missing:
                 raise ProofError(f"signal {missing} of the chain not found in the netlist")
-            net = Netlist(mod, prev_bits, dom, driver=probe.driver)
-            net.outputs = outs
-            result.update(_check(op, net, dom, limit))
+            op_bits, dom, scale = _strip_low_zeros(prev_bits, dom)
+            net = Netlist(mod, op_bits, dom, driver=probe.driver)
+            net.outputs, net.scale = outs, scale
+            result.update(_check_scaled(op, net, dom, limit))
             result["domain"] = domain
             if result.get("counterexample"):
                 result["counterexample"]["confirmed"] = None
@@ -1865,8 +1916,9 @@ def prove_graph(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
                     raise ProofError(graph_error)
                 if missing:
                     raise ProofError(f"signal {missing} of the graph not found in the netlist")
-                net = Netlist(mod, [b for s in sources for b in bits[s]], op_dom, driver=probe.driver)
-                net.outputs = outs
+                op_bits, op_dom, scale = _strip_low_zeros([b for s in sources for b in bits[s]], op_dom)
+                net = Netlist(mod, op_bits, op_dom, driver=probe.driver)
+                net.outputs, net.scale = outs, scale
                 first, at = {}, 0
                 for s in sources:  # a tensor read twice: its second copy's elements are the first's
                     n = len(bits[s])
@@ -1874,7 +1926,7 @@ def prove_graph(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
                         net.alias.update({at + i: first[s] + i for i in range(n)})
                     first.setdefault(s, at)
                     at += n
-                result.update(_check(op, net, op_dom, limit))
+                result.update(_check_scaled(op, net, op_dom, limit))
                 result["domain"] = domain
                 if result.get("counterexample"):
                     _confirm_in_graph(result["counterexample"], op, model, sources, [*pieces, *rest],
