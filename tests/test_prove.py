@@ -611,3 +611,56 @@ def test_maximum_tie_rule_is_proved_equivalent(tmp_path):
     ops_file.write_text(replace_once("($signed(a_2) >= $signed(b2))", "($signed(a_2) > $signed(b2))")(
         ops_file.read_text()))
     assert [r["status"] for r in prove_design(model, tmp_path, rtl)] == ["proved"]
+
+
+def deepsets_models() -> list:
+    """DeepSets' pieces: an item_dense (3 items of 4 features -> 3) and a global mean or max over the items."""
+    from firmware_cases import F
+    from trigger.ir import TensorType
+    from trigger.ir.ops.global_pool import GlobalPool
+    from trigger.ir.ops.item_dense import ItemDense
+
+    T = TensorType.uniform
+    rng = np.random.default_rng(1)
+    wf, mid = F("fixed<6,1>"), F("fixed<9,4,RND,SAT>")
+    items = ItemDense("items", T(F("fixed<7,2>"), 12), T(mid, 9), rng.integers(-32, 32, (4, 3)),
+                      rng.integers(-32, 32, 3), wf, wf, F("fixed<20,8>"), 3)
+    out = T(F("fixed<8,3,RND,SAT>"), 3)
+    models = [FirmwareModel("ds_mean", items.input, [items, GlobalPool("mean", T(mid, 9), out, "mean", 3, 3,
+                                                                       F("fixed<14,7>"))]),
+              FirmwareModel("ds_max", items.input, [items, GlobalPool("max", T(mid, 9), out, "max", 3, 3,
+                                                                      F("fixed<10,5>"))])]
+    for model in models:
+        model.validate()
+    return models
+
+
+@pytest.mark.slow  # Yosys
+@pytest.mark.parametrize("pipeline", ["layer", "auto"])
+def test_item_dense_and_global_pool_proved(tmp_path, pipeline):
+    """item_dense (dense per item: affine forms) and global_pool (mean: the sum as an affine form, the division
+    and cast enumerated on it; max: z3 per output), their references equal to emulate first."""
+    from trigger.prove import WHOLE_Z3, prove_design
+
+    rng = np.random.default_rng(2)
+    for model in deepsets_models():
+        items, pool = model.ops
+        for op in (items, pool) if pool.mode == "mean" else (items,):
+            ref = reference(op)
+            x = rng.integers(op.input.min_raw, op.input.max_raw + 1, size=(2000, op.input.n))
+            x[0], x[1] = op.input.min_raw, op.input.max_raw
+            want = op.emulate(x, {})
+            assert all(np.array_equal(post(form.eval(x)), want[:, j])
+                       for j, (form, post) in enumerate(zip(ref.forms, ref.post))), op.name
+        if pool.mode == "max":
+            import z3
+
+            xs = [z3.BitVec(f"x{v}", 64) for v in range(pool.input.n)]
+            x = rng.integers(pool.input.min_raw, pool.input.max_raw + 1, size=(30, pool.input.n))
+            for row, expected in zip(x, pool.emulate(x, {})):
+                subs = [(v, z3.BitVecVal(int(val), 64)) for v, val in zip(xs, row)]
+                assert [z3.simplify(z3.substitute(e, *subs)).as_signed_long()
+                        for e in WHOLE_Z3["global_pool"](pool, xs)] == expected.tolist()
+        folder = tmp_path / model.name
+        results = prove_design(model, folder, design_rtl(model, folder, pipeline, top="d"))
+        assert [r["status"] for r in results] == ["proved", "proved"], results

@@ -837,6 +837,39 @@ def _merge_reference(op) -> Reference | None:
     return _cast_reference(forms, casts, text)
 
 
+def _mean_reference(op) -> Reference | None:
+    """global_pool mean: per feature the sum over the items in accumulator LSBs, exact when no partial sum
+    rounds or overflows (then its order does not matter), and after it the division by N (toward zero) and
+    the output cast, enumerated on the sum (no solver form: too wide a sum is 'not proved')."""
+    if not op._sum_is_exact():
+        return None
+    src, acc, out = op.input.format, op.accum_fmt, op.output.format
+    scale = 1 << (acc.fractional - src.fractional)
+    forms, post, text = [], [], []
+    for f in range(op.n_features):
+        forms.append(Aff.make(0, {i * op.n_features + f: scale for i in range(op.n_items)}))
+        post.append(lambda g: out.cast(op._divide(np.asarray(g, dtype=np.int64)), acc))
+        text.append(f"y{f} = ({out.cpp}) (({acc.cpp}) ({forms[-1].text()}) / {op.n_items})")
+    return Reference(forms, post, [lambda lo, hi: False] * op.n_features, text)
+
+
+def _global_max_z3(op, xs):
+    """global_pool max: per feature the largest item (the first on a tie: the same value), cast to accum_t,
+    then to the output."""
+    import z3
+
+    if op.mode != "max":
+        raise ProofError("global_pool mean without a reference form (its sum can round or overflow)")
+    outs = []
+    for f in range(op.n_features):
+        best = xs[f]
+        for i in range(1, op.n_items):
+            v = xs[i * op.n_features + f]
+            best = z3.If(v > best, v, best)
+        outs.append(z3_cast(op.output.format, z3_cast(op.accum_fmt, best, op.input.format), op.accum_fmt))
+    return outs
+
+
 def _concatenate_reference(op) -> Reference:
     """concatenate: output i is input index[i], cast to its output format."""
     forms = [Aff.make(0, {int(j): 1}) for j in op.index]
@@ -849,6 +882,10 @@ def reference(op) -> Reference:
     """The op's semantics as ``Reference`` (see the class), printed from its fields as emulate() computes."""
     if op.kind == "dense":
         r = _linear_reference(op, op, [list(range(op.n_in))])
+    elif op.kind == "item_dense":  # dense per item: item k reads inputs k * n_in .. and writes outputs k * n_out ..
+        r = _linear_reference(op, op, [list(range(k * op.n_in, (k + 1) * op.n_in)) for k in range(op.n_items)])
+    elif op.kind == "global_pool" and op.mode == "mean":
+        r = _mean_reference(op)
     elif op.kind in ("conv1d", "conv2d") and hasattr(op, "kernel_op") and not getattr(op, "stream", False):
         r = _linear_reference(op, op.kernel_op(), [list(map(int, row)) for row in op.geometry.im2col()])
     elif op.kind in ELEMENTWISE and op.input.n == op.output.n:
@@ -1566,7 +1603,8 @@ def _dot_z3(op, xs):
 
 # op kinds whose semantics are also written for the solver (per output, over all inputs), where the inputs
 # are too wide to enumerate; each is compared with op.emulate in tests/test_prove.py
-WHOLE_Z3 = {"argmax": _argmax_z3, "max_pool": _max_pool_z3, "merge": _merge_z3, "dot": _dot_z3}
+WHOLE_Z3 = {"argmax": _argmax_z3, "max_pool": _max_pool_z3, "merge": _merge_z3, "dot": _dot_z3,
+            "global_pool": _global_max_z3}
 
 
 def _whole_sat(op, net, dom) -> dict:
