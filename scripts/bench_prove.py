@@ -38,9 +38,11 @@ DESIGNS = {  # name -> (how it is made, source, pipeline)
     "conv1d_small": ("bundle", REFERENCE / "KERAS_conv1d_small.json", None),
     "muon_pt_bdt": ("bundle", ROOT / "models" / "muon_pt_bdt", None),
     # graph models: the anomaly example (trained as tests/test_anomaly_detector.py does, on 20,000 events for 2
-    # epochs: the proof does not depend on the weights' quality) and two of tests/graph_cases.py's functional models
+    # epochs: the proof does not depend on the weights' quality) and two of tests/graph_cases.py's functional
+    # models; the DeepSets example (a chain; the same short training)
     "anomaly_detector": ("example", ROOT / "models" / "anomaly_detector", None),
     "multi_collection_tagger": ("keras_graph", "multi_collection_tagger", None),
+    "deepsets_jet_tagger": ("example", ROOT / "models" / "deepsets_jet_tagger", None),  # item_dense, mean, softmax
     "residual_block": ("keras_graph", "residual_block", None),
 }
 
@@ -51,7 +53,9 @@ def model_source(kind: str, source, folder: Path) -> Path:
         import yaml
 
         cfg = yaml.safe_load((Path(source) / "trigger.yml").read_text())
-        cfg["dataset"].update(n_train=20000, n_test=5000, zero_bias_events=100_000, signal_events=2000)
+        cfg["dataset"].update(n_train=20000, n_test=5000)
+        if "zero_bias_events" in cfg["dataset"]:  # the anomaly example's rate samples
+            cfg["dataset"].update(zero_bias_events=100_000, signal_events=2000)
         cfg["train"]["epochs"] = 2
         (folder / "model").mkdir(parents=True, exist_ok=True)
         (folder / "model" / "trigger.yml").write_text(yaml.safe_dump(cfg))

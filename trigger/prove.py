@@ -4,8 +4,10 @@ Why: ``trigger verify`` checks 10^5 random vectors of a 2^256 input space; a sha
 shows on a rare input passes it. Stock equivalence checkers time out on reassociated adder trees
 (DESIGN.md, "Equivalence proofs"), so the arithmetic is proved here by an exact word-level evaluation.
 
-Per op, in its module (``rtl/<top>_<op>.v`` with the design's adder module; pipeline layer or N) or between
-cut points of the chain module (pipeline auto: ``prove_chain``):
+Per op, in its module (``rtl/<top>_<op>.v`` with the design's adder module; pipeline layer or N), between
+cut points of the chain module (pipeline auto: ``prove_chain``), or between the signals of the tensors it
+reads and writes in a graph model's one module (``prove_graph``: a skip branch's delay registers are wires
+like any others):
 
 1. Yosys flattens it (``proc; flatten; opt_clean; write_json``). Registers are removed by latency: every
    cell must read signals of one register depth and every output bit must be the op's latency (the chain's
