@@ -37,7 +37,33 @@ DESIGNS = {  # name -> (how it is made, source, pipeline)
     "network 16-64-32-32-5 (layer)": ("network", None, "layer"),
     "conv1d_small": ("bundle", REFERENCE / "KERAS_conv1d_small.json", None),
     "muon_pt_bdt": ("bundle", ROOT / "models" / "muon_pt_bdt", None),
+    # graph models: the anomaly example (trained as tests/test_anomaly_detector.py does, on 20,000 events for 2
+    # epochs: the proof does not depend on the weights' quality) and two of tests/graph_cases.py's functional
+    # models; the DeepSets example (a chain; the same short training)
+    "anomaly_detector": ("example", ROOT / "models" / "anomaly_detector", None),
+    "multi_collection_tagger": ("keras_graph", "multi_collection_tagger", None),
+    "deepsets_jet_tagger": ("example", ROOT / "models" / "deepsets_jet_tagger", None),  # item_dense, mean, softmax
+    "residual_block": ("keras_graph", "residual_block", None),
 }
+
+
+def model_source(kind: str, source, folder: Path) -> Path:
+    """What `trigger build` reads for a design: the example with a short training, or a graph case saved."""
+    if kind == "example":
+        import yaml
+
+        cfg = yaml.safe_load((Path(source) / "trigger.yml").read_text())
+        cfg["dataset"].update(n_train=20000, n_test=5000)
+        if "zero_bias_events" in cfg["dataset"]:  # the anomaly example's rate samples
+            cfg["dataset"].update(zero_bias_events=100_000, signal_events=2000)
+        cfg["train"]["epochs"] = 2
+        (folder / "model").mkdir(parents=True, exist_ok=True)
+        (folder / "model" / "trigger.yml").write_text(yaml.safe_dump(cfg))
+        return folder / "model"
+    sys.path.insert(0, str(ROOT / "tests"))
+    from graph_cases import GRAPH_CASES, save
+
+    return save(GRAPH_CASES[source](), folder / "model")
 
 
 def build(source: Path, out: Path) -> float:
@@ -50,7 +76,7 @@ def build(source: Path, out: Path) -> float:
     return round(time.perf_counter() - t, 1)
 
 
-LIMIT = 1 << 27  # values per enumeration: the Conv1D's 37-bit accumulators reach 2^26.5 values
+LIMIT = 1 << 25  # values per enumeration (trigger prove's default); wider accumulators go to z3
 
 def prove_one(kind: str, source: str, pipeline: str | None, work: Path) -> dict:
     """Runs in a child process (``--one``): proves one design, returns its ops' results."""
@@ -147,18 +173,73 @@ def mutations(bundle: Path, work: Path) -> list[dict]:
     return rows
 
 
+def kind_mutations(work: Path) -> list[dict]:
+    """tests/test_prove.py's mutants, one or more per op kind (its small models, pipeline layer): the clean
+    module's proof, the broken one's, its counterexample through Verilator, and 1,500 random vectors."""
+    import shutil
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_prove import MUTANTS, kind_models
+
+    from trigger.backends.rtl import write_rtl
+    from trigger.prove import confirm, op_modules, prove_op
+
+    models, rows = kind_models(), []
+    for k, (name, (kind, op_name, edit, edited_file, limit)) in enumerate(sorted(MUTANTS.items())):
+        folder = work / f"kind{k}"
+        design = write_rtl(models[kind], folder / "clean", top="k", pipeline="layer")
+        op, module, sources, latency = {m[0].name: m for m in op_modules(models[kind], folder / "clean", "k",
+                                                                          design.op_latency)}[op_name]
+        clean = prove_op(op, sources, module, latency, folder / "proof_clean", limit=limit)
+        broken = folder / "broken"
+        shutil.copytree(folder / "clean", broken)
+        copies = [broken / s.name for s in sources]
+        target = broken / edited_file if edited_file else copies[0]
+        target.write_text(edit(target.read_text()))
+        result = prove_op(op, copies, module, latency, folder / "proof_broken", limit=limit)
+        row = {"mutant": name, "kind": op.kind, "op": op_name, "clean": clean["status"],
+               "clean_method": clean.get("method"), "clean_seconds": clean["seconds"], "status": result["status"],
+               "method": result.get("method"), "seconds": result["seconds"], "input_bits": sum(op.input.widths)}
+        if result.get("counterexample"):
+            x = np.array([result["counterexample"]["input"]])
+            sim = confirm(op, copies, module, latency, x, folder / "sim")
+            row["confirmed_by_verilator"] = bool(np.any(sim != op.emulate(x, {})))
+        rng = np.random.default_rng(2)
+        x = rng.integers(op.input.min_raw, op.input.max_raw + 1, size=(RANDOM_VECTORS, op.input.n))
+        sim = confirm(op, copies, module, latency, x, folder / "random")
+        row["random_vectors"] = RANDOM_VECTORS
+        row["random_mismatches"] = int(np.any(sim != op.emulate(x, {}), axis=1).sum())
+        rows.append(row)
+        print(f"  {name}: clean {row['clean']}, broken {row['status']} in {row['seconds']} s, random mismatches "
+              f"{row['random_mismatches']}", flush=True)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default=None, help="folder for the bundles (default: a temporary one)")
     parser.add_argument("--md-only", action="store_true", help="rewrite prove.md from benchmarks/prove.json")
     parser.add_argument("--mutations-only", metavar="BUNDLE", default=None,
                         help="only (re)run the mutation section on this tagger bundle, into benchmarks/prove.json")
+    parser.add_argument("--kinds-only", action="store_true",
+                        help="only (re)run the per-kind mutation section, into benchmarks/prove.json")
+    parser.add_argument("--designs", default=None,
+                        help="comma-separated design names: prove only these, into benchmarks/prove.json's designs")
     parser.add_argument("--one", nargs=4, metavar=("KIND", "SOURCE", "PIPELINE", "WORK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.mutations_only:
         out = ROOT / "benchmarks"
         result = json.loads((out / "prove.json").read_text())
         result["mutations"] = mutations(Path(args.mutations_only), Path(tempfile.mkdtemp(prefix="mutants_")))
+        (out / "prove.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+        (out / "prove.md").write_text(markdown(result))
+        return 0
+    if args.kinds_only:
+        out = ROOT / "benchmarks"
+        result = json.loads((out / "prove.json").read_text())
+        result["kind_mutations"] = kind_mutations(Path(tempfile.mkdtemp(prefix="kinds_")))
         (out / "prove.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
         (out / "prove.md").write_text(markdown(result))
         return 0
@@ -177,9 +258,18 @@ def main() -> int:
     cache = Path(tempfile.mkdtemp(prefix="prove_cache_"))
     load_before = os.getloadavg()
     designs, bundles = {}, {}
+    chosen = args.designs.split(",") if args.designs else list(DESIGNS)
+    for name in chosen:
+        if name not in DESIGNS:
+            raise SystemExit(f"bench_prove: no design {name!r} (designs: {', '.join(DESIGNS)})")
     for name, (kind, source, pipeline) in DESIGNS.items():
+        if name not in chosen:
+            continue
         folder = work / name.replace(" ", "_").replace("(", "").replace(")", "")
         entry = {"kind": kind, "pipeline": pipeline}
+        if kind in ("example", "keras_graph"):
+            kind, source = "bundle", model_source(kind, source, folder / "source")
+            folder = folder / "bundle"
         if kind == "bundle":
             entry["build_s"] = build(source, folder) if not (folder / "manifest.json").exists() else None
             bundles[name] = folder
@@ -199,15 +289,28 @@ def main() -> int:
         if run.returncode != 0 or not lines:
             raise SystemExit(f"bench_prove: proving {name} failed:\n{run.stderr[-3000:]}")
         entry.update(json.loads(lines[-1][7:]))
+        entry["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
         designs[name] = entry
         for r in entry["ops"]:
             print(f"  {r['op']:<12} {r['status']:<14} {r.get('method', '')}  {r.get('seconds', 0):.1f} s", flush=True)
+    if args.designs:
+        out = ROOT / "benchmarks"
+        result = json.loads((out / "prove.json").read_text())
+        result["designs"].update(designs)
+        result["designs_rerun"] = {"designs": chosen, "load_average_before": [round(x, 2) for x in load_before],
+                                   "load_average_after": [round(x, 2) for x in os.getloadavg()]}
+        (out / "prove.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+        (out / "prove.md").write_text(markdown(result))
+        print(f"wrote {out / 'prove.json'} and {out / 'prove.md'}")
+        return 0
     print("mutations of the tagger's modules ...", flush=True)
     rows = mutations(bundles["qkeras_3layer (auto)"], work / "mutations")
+    print("mutations of every op kind ...", flush=True)
+    kinds = kind_mutations(work / "kinds")
     result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "load_average_before": [round(x, 2) for x in load_before],
                           "load_average_after": [round(x, 2) for x in os.getloadavg()]},
-              "designs": designs, "mutations": rows}
+              "designs": designs, "mutations": rows, "kind_mutations": kinds}
     out = ROOT / "benchmarks"
     (out / "prove.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     (out / "prove.md").write_text(markdown(result))
@@ -231,9 +334,15 @@ def markdown(result: dict) -> str:
     lines = ["# `trigger prove`: each op's RTL against its integer semantics, for all inputs", "",
              "Written by `scripts/bench_prove.py`. Per op: the result, the method (`affine`: every output an exact "
              "affine form equal to the reference; `enumeration`: the output's non-linear cone and the reference "
-             "cast evaluated on every value of the accumulator; `exhaustive`: every input of the op), wall and CPU "
-             "seconds (from an empty proof cache), and the prover process's peak resident memory so far. "
-             "Enumeration limit: 2^27 values per accumulator (`trigger prove --max-values`; default 2^25). "
+             "cast evaluated on every value of the accumulator; `sat`: the same question put to z3 where the "
+             "accumulator has more values than the limit; `sat per tree`: each tree's leaf register against the "
+             "tree by z3, then the sum over the leaf registers as an affine form and its cast; `sat per output`: "
+             "each output by z3 over all inputs (max_pool, argmax, merge multiply/maximum/minimum); `products`: a dot's "
+             "multipliers matched to its pairs, then the sum over the products as an affine form and its cast; "
+             "`exhaustive`: every input of the op), wall and "
+             "CPU seconds (from an empty proof cache), and the prover process's peak resident memory so far. "
+             f"Enumeration limit: 2^{LIMIT.bit_length() - 1} values per accumulator (`trigger prove --max-values`); "
+             "z3's time limit 60 s per question. "
              f"Machine: {m['cpus']} CPUs shared with other jobs; load average {m['load_average_before']} before, "
              f"{m['load_average_after']} after: wall times are upper bounds.", ""]
     for name, d in result["designs"].items():
@@ -247,7 +356,12 @@ def markdown(result: dict) -> str:
                   + (f" (the build took {d['build_s']} s)" if d.get("build_s") else "") + "."
                   + (f" The first op's time includes {d['ops'][0]['chain_setup_seconds']} s of chain set-up (Yosys "
                      "on the whole chain, the op boundaries' signal names)." if d["ops"][0].get("chain_setup_seconds")
-                     else ""), "",
+                     else "")
+                  + (f" The first op's time includes {d['ops'][0]['graph_setup_seconds']} s of graph set-up (Yosys "
+                     "on the whole graph module, each tensor's signal names)." if d["ops"][0].get("graph_setup_seconds")
+                     else "")
+                  + (f" Load average after it: {d['load_average_after']}." if d.get("load_average_after") else ""),
+                  "",
                   "| op | kind | result | method | domain | wall s | CPU s | peak MB | spare adder bits |",
                   "|---|---|---|---|---|---:|---:|---:|---:|"]
         for r in d["ops"]:
@@ -276,6 +390,18 @@ def markdown(result: dict) -> str:
         lines += ["", "The adder one bit narrower is proved still exact (its range needs one bit less than the builder "
                       "gave it); two bits narrower wraps only near the ends of its range, which the random vectors "
                       "never reach.", ""]
+    if result.get("kind_mutations"):
+        lines += ["## Injected bugs, every op kind (tests/test_prove.py's small models, pipeline layer)", "",
+                  "Per op kind, the module as built is proved, then a broken copy; the counterexample replayed through "
+                  f"Verilator; {RANDOM_VECTORS:,} uniformly random vectors through Verilator against the emulator. "
+                  "Mutants named `..._by_solver` and `cast_rnd_conv_tie` run with an enumeration limit of 16 values, so that the casts go to the solver.",
+                  "", "| bug | kind | input bits | clean: proof (method) | broken: proof | time s | Verilator confirms "
+                      "| random vectors that differ |", "|---|---|---:|---|---|---:|---|---:|"]
+        for r in result["kind_mutations"]:
+            lines.append(f"| {r['mutant']} | {r['kind']} | {r['input_bits']} | {r['clean']} ({r['clean_method']}) | "
+                         f"{r['status']} | {r['seconds']} | {r.get('confirmed_by_verilator', '-')} | "
+                         f"{r['random_mismatches']} of {r['random_vectors']} |")
+        lines.append("")
     return "\n".join(lines)
 
 

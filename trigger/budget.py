@@ -22,6 +22,7 @@ BUDGET_KEYS = {
     "BRAM": "maximum 36 Kb block RAMs, a count or a percent",
     "bit_exact": "true to require every verification mismatch count to be 0",
     "clock": "true (the default) to fail when the estimated critical path exceeds the target clock period",
+    "proved": "true to require every op proved equal to its integer semantics for all inputs (trigger prove)",
 }
 
 
@@ -53,7 +54,7 @@ def load_budget(source, where: str = "budget") -> dict:
 
 
 def _check_limit(where, key, value):
-    if key in ("bit_exact", "clock"):
+    if key in ("bit_exact", "clock", "proved"):
         if not isinstance(value, bool):
             raise BudgetError(f"{where}: {key} must be true or false, got {value!r}")
         return value

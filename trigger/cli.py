@@ -298,12 +298,12 @@ def cmd_ci(args: argparse.Namespace) -> int:
     status = cmd_build(build_args)
     out = Path(args.output) if args.output else Path("build") / Path(args.source).stem
     verified = cmd_verify(argparse.Namespace(bundle=out, sim=args.sim, vectors=args.vectors))
+    disproved = 0
+    if getattr(args, "prove", False) and not status:  # before the report, which shows it; a counterexample
+        disproved = cmd_prove(argparse.Namespace(bundle=out, op=None))  # fails, 'not proved' only with proved: true
     reported = cmd_report(argparse.Namespace(bundle=out, budget=args.budget, no_synth=False, data=args.data,
                                              task=args.task, threshold=args.threshold, rate_mhz=args.rate_mhz,
                                              classes=args.classes))
-    disproved = 0
-    if getattr(args, "prove", False) and not status:  # a counterexample fails; 'not proved' is reported only
-        disproved = cmd_prove(argparse.Namespace(bundle=out, op=None))
     if status or verified or reported or disproved:
         print("trigger ci: FAILED" + (" (bit mismatches)" if verified else "") + (" (budget)" if reported else "")
               + (" (counterexample)" if disproved else ""), file=sys.stderr)
@@ -488,7 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vectors", type=positive_int, default=None, metavar="N", help="number of test vectors to store and verify (default from trigger.yml)")
     p.add_argument("--sim", choices=sorted(SIMULATORS), default="verilator", help="RTL simulator")
     p.add_argument("--prove", action="store_true",
-                   help="also run `trigger prove`: fail on a counterexample ('not proved' is reported, not a failure)")
+                   help="also run `trigger prove`: fail on a counterexample ('not proved' is reported, not a failure, "
+                        "unless the budget says proved: true)")
     _add_data_options(p)
     p.set_defaults(func=cmd_ci)
 

@@ -4,8 +4,10 @@ Why: ``trigger verify`` checks 10^5 random vectors of a 2^256 input space; a sha
 shows on a rare input passes it. Stock equivalence checkers time out on reassociated adder trees
 (DESIGN.md, "Equivalence proofs"), so the arithmetic is proved here by an exact word-level evaluation.
 
-Per op, in its module (``rtl/<top>_<op>.v`` with the design's adder module; pipeline layer or N) or between
-cut points of the chain module (pipeline auto: ``prove_chain``):
+Per op, in its module (``rtl/<top>_<op>.v`` with the design's adder module; pipeline layer or N), between
+cut points of the chain module (pipeline auto: ``prove_chain``), or between the signals of the tensors it
+reads and writes in a graph model's one module (``prove_graph``: a skip branch's delay registers are wires
+like any others):
 
 1. Yosys flattens it (``proc; flatten; opt_clean; write_json``). Registers are removed by latency: every
    cell must read signals of one register depth and every output bit must be the op's latency (the chain's
@@ -25,8 +27,11 @@ cut points of the chain module (pipeline auto: ``prove_chain``):
    the form's range, is proved by comparing the forms. Otherwise the output's non-affine cone is cut at the
    affine words it reads; when they are all affine in one scalar (the reference's accumulator direction),
    the cone and the reference cast are both evaluated on every value of that scalar (exhaustive, up to
-   ``ENUM_LIMIT`` values; outputs with the same cone and cast are enumerated once). An op with no reference
-   form is enumerated over its whole input space when it has at most ``WHOLE_BITS`` input bits.
+   ``ENUM_LIMIT`` values; outputs with the same cone and cast are enumerated once); beyond the limit the same
+   question goes to z3 (``_solve``: the cone and ``z3_cast`` on one 64-bit word, with ``SAT_SECONDS`` per
+   question). An op with no reference form is enumerated over its whole input space when it has at most
+   ``WHOLE_BITS`` input bits, else put to z3 per output when its semantics are written for it (``WHOLE_Z3``);
+   a tree ensemble goes part by part (``_check_trees``: each tree, then the sum over the leaf registers).
 5. Where a step fails, candidate inputs (the corners of a non-exact word, the witnesses of a mismatching
    scalar, inputs where the forms differ) go through the netlist and ``op.emulate``; a mismatch is a
    counterexample, replayed through Verilator on the module itself (``confirm``).
@@ -34,7 +39,8 @@ cut points of the chain module (pipeline auto: ``prove_chain``):
 Results per op: ``proved`` / ``counterexample`` / ``not proved`` (with the reason), the method, time and
 peak memory. They are cached by a hash of the module's sources, the op and this file
 (``$TRIGGER_CACHE/prove``). What a proof rests on: Yosys' reading of the Verilog, the reference's
-faithfulness to ``emulate`` (tested on every supported op kind), the balanced-register check, this file.
+faithfulness to ``emulate`` (tested on every supported op kind), the balanced-register check, this file, and
+z3 for the solver steps (``z3_cast``, ``WHOLE_Z3`` and the tree selection are tested against the emulator).
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +63,7 @@ from trigger.errors import ConfigError
 ENUM_LIMIT = 1 << 25  # values of one scalar enumerated per cone class
 WHOLE_BITS = 20  # an op without a reference form is enumerated when its inputs have at most this many bits
 CHUNK = 1 << 21
+SAT_SECONDS = 60  # z3's time limit per question (one output's cone and cast over its accumulator's range)
 ELEMENTWISE = {"relu", "linear", "leaky_relu", "thresholded_relu", "hard_tanh", "elu", "sigmoid", "tanh",
                "softsign", "prelu", "element_quantize", "binary_threshold", "sign_threshold", "selu", "scale"}
 OPAQUE_KINDS = {"$mux", "$pmux", "$eq", "$ne", "$eqx", "$nex", "$lt", "$le", "$gt", "$ge", "$and", "$or", "$xor",
@@ -167,7 +174,7 @@ class Netlist:
     def __init__(self, mod: dict, inputs: list[list], dom: list[tuple[int, int]], driver=None):
         """``inputs``: per input element, its netlist bits (two's complement, lowest first), the cut point
         where the op's inputs enter (in_data of an op module, the previous op's signals in a chain)."""
-        self.cells = mod["cells"]
+        self.mod, self.cells = mod, mod["cells"]
         if driver is None:
             driver = {}
             for name, cell in self.cells.items():
@@ -194,9 +201,12 @@ class Netlist:
                 self.input_bit.setdefault(b, ("w", wid, k))
         self._sym, self._cell_sym, self._depth, self._active = {}, {}, {}, set()
         self.adders: list[tuple[int, int]] = []  # (result bits, word) of every adder read as an affine word
-        unknown = {c["type"] for c in self.cells.values()} - OPAQUE_KINDS - {"$dff"}
+        unknown = {c["type"] for c in self.cells.values()} - OPAQUE_KINDS - {"$dff", "$memrd", "$meminit_v2"}
         if unknown:
             raise ProofError(f"cells this prover does not read: {', '.join(sorted(unknown))}")
+        self.memories = _memories(self.cells)
+        self.alias = {}  # input element -> the element it equals (a tensor an op reads twice, as x . x)
+        self.scale = {}  # input element -> k: the variable is the element >> k (its k low bits are constant 0)
 
     def _word(self, aff: Aff, m: int) -> int:
         lo, hi = aff.range(self.dom)
@@ -327,8 +337,7 @@ class Netlist:
             return self._cell_sym[name]
         cell = self.cells[name]
         kind, par = cell["type"], cell.get("parameters", {})
-        ybits = cell["connections"].get("Y", [])
-        y = len(ybits)
+        y = len(cell["connections"]["DATA" if kind == "$memrd" else "Y"])
         opaque = [("o", name, k) for k in range(y)]
         signed = bool(int(str(par.get("A_SIGNED", "0")), 2)) and (
             "B_SIGNED" not in par or bool(int(str(par.get("B_SIGNED", "0")), 2)))
@@ -399,6 +408,34 @@ class Netlist:
         return cells, words, repr((sig, outs))
 
 
+def _memories(cells: dict) -> dict:
+    """The ROMs of a netlist (``$readmemh`` tables: $meminit_v2 cells), as integer arrays by memory name; a
+    read port with a clock is refused (the registers are counted by $dff cells only)."""
+    words: dict = {}
+    for name, cell in cells.items():
+        par = cell.get("parameters", {})
+        if cell["type"] == "$memrd" and int(str(par.get("CLK_ENABLE", "0")), 2):
+            raise ProofError(f"cell {name}: a clocked memory read port (not read here)")
+        if cell["type"] != "$meminit_v2":
+            continue
+        width, count = int(str(par["WIDTH"]), 2), int(str(par["WORDS"]), 2)
+        addr_bits = cell["connections"]["ADDR"]
+        if not all(b in ("0", "1") for b in addr_bits):
+            raise ProofError(f"cell {name}: a memory initialised at a variable address")
+        start = sum(int(b) << k for k, b in enumerate(addr_bits))
+        data = cell["connections"]["DATA"]  # lowest bit first
+        if any(b not in ("0", "1") for b in data) or len(data) != width * count:
+            raise ProofError(f"cell {name}: a memory word with undefined bits")
+        mem = words.setdefault(str(par["MEMID"]), {})
+        for i in range(count):
+            mem[start + i] = sum(int(b) << k for k, b in enumerate(data[i * width:(i + 1) * width]))
+    out = {}
+    for memid, mem in words.items():
+        out[memid] = np.zeros(max(mem) + 1, dtype=np.int64)
+        out[memid][list(mem)] = list(mem.values())
+    return out
+
+
 class Concrete:
     """The netlist evaluated on numbers: affine words from ``word_value(wid)``, opaque cells computed."""
 
@@ -451,7 +488,7 @@ class Concrete:
         net = self.net
         cell = net.cells[name]
         kind, par = cell["type"], cell.get("parameters", {})
-        y = len(cell["connections"]["Y"])
+        y = len(cell["connections"]["DATA" if kind == "$memrd" else "Y"])
         if y > 62:
             raise ProofError(f"cell {name} is {y} bits wide: beyond the numeric evaluator")
         a_signed = bool(int(str(par.get("A_SIGNED", "0")), 2))
@@ -511,11 +548,199 @@ class Concrete:
             else:
                 a = port("A", signed=a_signed and kind == "$sshr")
                 r = a >> s
+        elif kind == "$memrd":  # an asynchronous read of a ROM (a registered one reads it through a $dff)
+            words = net.memories.get(str(par["MEMID"]))
+            addr = port("ADDR", signed=False)
+            if words is None or np.any(addr >= len(words)):
+                raise ProofError(f"cell {name}: a read outside the memory's initialised words")
+            r = words[addr]
         else:
             raise ProofError(f"no numeric evaluation of {kind}")
         r = np.asarray(r, dtype=np.int64) & np.int64((1 << y) - 1)
         self._cells[name] = r
         return r
+
+
+# ---------------------------------------------------------------------------------------------- SAT per element
+def z3_round_shift(a, right: int, rounding: str):
+    """``trigger.fixed._round_shift`` on a 64-bit z3 vector holding a signed integer: a * 2^-right rounded."""
+    import z3
+
+    if right == 0:
+        return a
+    if right > 62:
+        raise ProofError("a cast dropping more than 62 bits (not written for the solver)")
+    floor = a >> right  # arithmetic
+    rem = a & ((1 << right) - 1)
+    half = 1 << (right - 1)
+    above, tie, negative, inexact = z3.UGT(rem, half), rem == half, a < 0, rem != 0
+    up = {"TRN": z3.BoolVal(False), "TRN_ZERO": z3.And(negative, inexact), "RND": z3.Or(above, tie),
+          "RND_ZERO": z3.Or(above, z3.And(tie, negative)), "RND_MIN_INF": above,
+          "RND_INF": z3.Or(above, z3.And(tie, z3.Not(negative))),
+          "RND_CONV": z3.Or(above, z3.And(tie, (floor & 1) == 1))}[rounding]
+    return floor + z3.If(up, z3.BitVecVal(1, 64), z3.BitVecVal(0, 64))
+
+
+def z3_cast(fmt, a, source):
+    """``fmt.cast(a, source)`` (trigger.fixed: rounding, then overflow) on a 64-bit z3 vector; the same steps as
+    ``FixedFormat._requantize``, written for the solver (tests/test_prove.py compares the two on every mode)."""
+    import z3
+
+    shift = fmt.fractional - source.fractional
+    right, left = max(-shift, 0), min(max(shift, 0), 63)
+    r = z3_round_shift(a, right, fmt.rounding)
+    hi = int(fmt.max_raw)
+    lo = -hi if (fmt.overflow == "SAT_SYM" and fmt.signed) else int(fmt.min_raw)
+    hi_s, lo_s = hi >> left, -((-lo) >> left)
+    over = z3.Or(r > hi_s, r < lo_s)
+    width = fmt.width
+    keep = max(width - left, 0)
+    wrapped = (r & ((1 << keep) - 1)) << min(left, width)
+    if fmt.signed:
+        wrapped = z3.If(wrapped > hi, wrapped - (1 << width), wrapped)
+    if fmt.overflow == "WRAP":
+        return wrapped
+    if fmt.overflow == "SAT_ZERO":
+        return z3.If(over, z3.BitVecVal(0, 64), wrapped)
+    return z3.If(over, z3.If(r > 0, z3.BitVecVal(hi, 64), z3.BitVecVal(lo, 64)), wrapped)
+
+
+class Symbolic:
+    """The netlist as z3 bit-vector terms (64 bits holding each value, as ``Concrete`` holds numbers): affine
+    words from ``word_value(wid)``, opaque cells translated cell by cell."""
+
+    def __init__(self, net: Netlist, word_value):
+        self.net, self.word_value = net, word_value
+        self._cells, self._words = {}, {}
+
+    def word(self, wid: int):
+        if wid not in self._words:
+            self._words[wid] = self.word_value(wid)
+        return self._words[wid]
+
+    def bit(self, b):
+        """One netlist bit as a 1-bit vector."""
+        import z3
+
+        v = self.net.sym(b)
+        if isinstance(v, int):
+            return z3.BitVecVal(v, 1)
+        if v[0] == "x":
+            raise ProofError("the netlist reads an undefined bit")
+        source = self.word(v[1]) if v[0] == "w" else self.cell(v[1])
+        return z3.Extract(min(v[2], 63), min(v[2], 63), source)
+
+    def bits(self, bits: list, signed: bool):
+        import z3
+
+        if not bits:
+            return z3.BitVecVal(0, 64)
+        parts = [self.bit(b) for b in reversed(bits)]
+        value = parts[0] if len(parts) == 1 else z3.Concat(*parts)
+        if len(bits) > 64:
+            raise ProofError(f"a {len(bits)}-bit vector: beyond the 64-bit terms")
+        return (z3.SignExt if signed else z3.ZeroExt)(64 - len(bits), value) if len(bits) < 64 else value
+
+    def cell(self, name: str):
+        import z3
+
+        if name in self._cells:
+            return self._cells[name]
+        net = self.net
+        cell = net.cells[name]
+        kind, par = cell["type"], cell.get("parameters", {})
+        if kind not in OPAQUE_KINDS:
+            raise ProofError(f"no solver translation of {kind}")
+        y = len(cell["connections"]["Y"])
+        if y > 62:
+            raise ProofError(f"cell {name} is {y} bits wide: beyond the 64-bit terms")
+        a_signed = bool(int(str(par.get("A_SIGNED", "0")), 2))
+        b_signed = bool(int(str(par.get("B_SIGNED", "0")), 2))
+        both = a_signed and ("B_SIGNED" not in par or b_signed)
+        one, zero = z3.BitVecVal(1, 64), z3.BitVecVal(0, 64)
+
+        def port(p, width=None, signed=None):
+            bits = list(cell["connections"][p])
+            s = both if signed is None else signed
+            if width is not None:
+                bits = net._port(cell, p, width, s)
+            return self.bits(bits, s)
+
+        def flag(cond):
+            return z3.If(cond, one, zero)
+
+        if kind in ("$add", "$sub", "$mul", "$and", "$or", "$xor", "$xnor"):
+            a, b = port("A", y), port("B", y)
+            r = {"$add": lambda: a + b, "$sub": lambda: a - b, "$mul": lambda: a * b, "$and": lambda: a & b,
+                 "$or": lambda: a | b, "$xor": lambda: a ^ b, "$xnor": lambda: ~(a ^ b)}[kind]()
+        elif kind in ("$neg", "$pos", "$not"):
+            a = port("A", y)
+            r = -a if kind == "$neg" else a if kind == "$pos" else ~a
+        elif kind in ("$eq", "$ne", "$eqx", "$nex", "$lt", "$le", "$gt", "$ge"):
+            w = max(len(cell["connections"]["A"]), len(cell["connections"]["B"]))
+            a, b = port("A", w), port("B", w)  # values in 64 bits: a signed comparison is the integers'
+            r = flag({"$eq": a == b, "$eqx": a == b, "$ne": a != b, "$nex": a != b, "$lt": a < b, "$le": a <= b,
+                      "$gt": a > b, "$ge": a >= b}[kind])
+        elif kind in ("$reduce_and", "$reduce_or", "$reduce_xor", "$reduce_xnor", "$reduce_bool", "$logic_not"):
+            bits = list(cell["connections"]["A"])
+            a = self.bits(bits, False)
+            if kind == "$reduce_and":
+                r = flag(a == (1 << len(bits)) - 1)
+            elif kind in ("$reduce_or", "$reduce_bool"):
+                r = flag(a != 0)
+            elif kind == "$logic_not":
+                r = flag(a == 0)
+            else:
+                r = z3.ZeroExt(63, z3.Extract(0, 0, a))
+                for k in range(1, len(bits)):
+                    r = r ^ z3.ZeroExt(63, z3.Extract(k, k, a))
+                r = r if kind == "$reduce_xor" else r ^ 1
+        elif kind in ("$logic_and", "$logic_or"):
+            a, b = port("A", signed=False) != 0, port("B", signed=False) != 0
+            r = flag(z3.And(a, b) if kind == "$logic_and" else z3.Or(a, b))
+        elif kind == "$mux":
+            r = z3.If(self.bit(cell["connections"]["S"][0]) == 1, port("B", y, False), port("A", y, False))
+        elif kind == "$pmux":
+            r = port("A", y, False)
+            bb, ss = cell["connections"]["B"], cell["connections"]["S"]
+            for i in reversed(range(len(ss))):  # the first set select wins
+                r = z3.If(self.bit(ss[i]) == 1, self.bits(bb[i * y:(i + 1) * y], False), r)
+        elif kind in ("$shl", "$sshl", "$shr", "$sshr"):
+            s = port("B", signed=False)
+            if kind in ("$shl", "$sshl"):
+                r = port("A", y) << s
+            else:
+                r = port("A", signed=a_signed and kind == "$sshr") >> s
+        else:
+            raise ProofError(f"no solver translation of {kind}")
+        r = r & ((1 << y) - 1)
+        self._cells[name] = r
+        return r
+
+
+def _solve(net, bits, signed, parts, post_sym, scale, const, glo, ghi, seconds: float) -> tuple[str, int | None]:
+    """The non-linear cone of one output against the reference cast on every value g in [glo, ghi] of its
+    accumulator direction, by z3: the words the cone reads are s * g + c (the affine part, proved exactly
+    above). Returns ("proved", None), ("counterexample", g) or ("timeout", None)."""
+    import z3
+
+    if max(abs(glo), abs(ghi)) * max(abs(scale), *(abs(s) for _, s, _ in parts), 1) + abs(const) + \
+            max((abs(c) for _, _, c in parts), default=0) >= 1 << 62:
+        raise ProofError("an accumulator beyond 62 bits (not written for the solver)")
+    g = z3.BitVec("g", 64)
+    values = {wid: g * s + c for wid, s, c in parts}
+    sym = Symbolic(net, lambda wid: values[wid])
+    got = sym.bits(bits, signed)
+    want = post_sym(g * scale + const)
+    solver = z3.SolverFor("QF_BV")
+    solver.set("timeout", int(seconds * 1000))
+    solver.add(g >= glo, g <= ghi, got != want)
+    answer = solver.check()
+    if answer == z3.unsat:
+        return "proved", None
+    if answer == z3.sat:
+        return "counterexample", solver.model()[g].as_signed_long()
+    return "timeout", None
 
 
 # ---------------------------------------------------------------------------------------------- the reference
@@ -528,6 +753,8 @@ class Reference:
     post: list | None
     identity: list | None  # per output: (lo, hi) -> whether post is the identity on [lo, hi]
     text: list = field(default_factory=list)  # the reference, printed (reports, review)
+    post_sym: list | None = None  # per output: post on a z3 bit vector (the SAT fallback), or None
+    post_range: list | None = None  # per output: (lo, hi) of the accumulator -> (lo, hi) of post over it
 
 
 def _linear_reference(op, kernel, positions) -> Reference | None:
@@ -541,7 +768,7 @@ def _linear_reference(op, kernel, positions) -> Reference | None:
     wraps = plan["product_can_overflow"] or plan["sum_can_overflow"]
     if wraps and acc.overflow != "WRAP":
         return None
-    forms, post, ident, text = [], [], [], []
+    forms, post, ident, text, sym, span = [], [], [], [], [], []
     w = kernel.weight.astype(object) << plan["shift"]
     for p, idx in enumerate(positions):
         for j in range(kernel.n_out):
@@ -557,7 +784,17 @@ def _linear_reference(op, kernel, positions) -> Reference | None:
                                                   and out.min_raw + (out.overflow == "SAT_SYM") <= lo
                                                   and hi <= out.max_raw))
             text.append(f"y{p * kernel.n_out + j} = ({out.cpp}) ({acc.cpp}) ({form.text()})")
-    return Reference(forms, post, ident, text)
+            sym.append(lambda a, out=out: z3_cast(out, z3_cast(acc, a, acc) if wraps else a, acc))
+            span.append(lambda lo, hi, out=out: _cast_span(out, acc, lo, hi, wraps))
+    return Reference(forms, post, ident, text, sym, span)
+
+
+def _cast_span(out, source, lo: int, hi: int, wraps: bool = False) -> tuple[int, int]:
+    """The range of out.cast over the raw values [lo, hi] of ``source`` (the format's own interval rule)."""
+    if wraps:
+        return int(out.min_raw), int(out.max_raw)
+    a, b, _ = out.cast_interval(int(lo), int(hi), source)
+    return int(a), int(b)
 
 
 def _cast(out, acc, wraps):
@@ -569,10 +806,88 @@ def _cast(out, acc, wraps):
     return post
 
 
+def _cast_reference(forms: list, casts: list, text: list) -> Reference:
+    """Per output: an exact affine form (no accumulator of its own) and one cast ``(out, source format)``."""
+    post, ident, sym, span = [], [], [], []
+    for out, source in casts:
+        post.append(lambda a, out=out, source=source: out.cast(np.asarray(a, dtype=np.int64), source))
+        ident.append(lambda lo, hi, out=out, source=source: (out.fractional == source.fractional
+                                                            and out.min_raw + (out.overflow == "SAT_SYM") <= lo
+                                                            and hi <= out.max_raw))
+        sym.append(lambda a, out=out, source=source: z3_cast(out, a, source))
+        span.append(lambda lo, hi, out=out, source=source: _cast_span(out, source, lo, hi))
+    return Reference(forms, post, ident, text, sym, span)
+
+
+def _merge_reference(op) -> Reference | None:
+    """merge add / subtract / average: (a << sa) +- (b << sb) at the finer LSB, exact in its ap_fixed type
+    (average: the same raw sum with one more fractional bit), then the cast to the output."""
+    from trigger.ir.ops.merge import _widths, exact_format
+
+    if op.operation not in ("add", "subtract", "average"):
+        return None  # multiply, maximum, minimum: per output by z3 (WHOLE_Z3) or every input
+    sign = -1 if op.operation == "subtract" else 1
+    forms, casts, text = [], [], []
+    for i in range(op.output.n):
+        ia, ib = op.sources(i)
+        fa, fb = op.operands(i)
+        sa, sb = _widths(fa, fb)
+        exact = exact_format(op.operation, fa, fb)
+        forms.append(Aff.make(0, {ia: 1 << sa, ib: sign * (1 << sb)}))
+        casts.append((op.output.formats[i], exact))
+        text.append(f"y{i} = ({op.output.formats[i].cpp}) ({exact.cpp}) ({forms[-1].text()})")
+    return _cast_reference(forms, casts, text)
+
+
+def _mean_reference(op) -> Reference | None:
+    """global_pool mean: per feature the sum over the items in accumulator LSBs, exact when no partial sum
+    rounds or overflows (then its order does not matter), and after it the division by N (toward zero) and
+    the output cast, enumerated on the sum (no solver form: too wide a sum is 'not proved')."""
+    if not op._sum_is_exact():
+        return None
+    src, acc, out = op.input.format, op.accum_fmt, op.output.format
+    scale = 1 << (acc.fractional - src.fractional)
+    forms, post, text = [], [], []
+    for f in range(op.n_features):
+        forms.append(Aff.make(0, {i * op.n_features + f: scale for i in range(op.n_items)}))
+        post.append(lambda g: out.cast(op._divide(np.asarray(g, dtype=np.int64)), acc))
+        text.append(f"y{f} = ({out.cpp}) (({acc.cpp}) ({forms[-1].text()}) / {op.n_items})")
+    return Reference(forms, post, [lambda lo, hi: False] * op.n_features, text)
+
+
+def _global_max_z3(op, xs):
+    """global_pool max: per feature the largest item (the first on a tie: the same value), cast to accum_t,
+    then to the output."""
+    import z3
+
+    if op.mode != "max":
+        raise ProofError("global_pool mean without a reference form (its sum can round or overflow)")
+    outs = []
+    for f in range(op.n_features):
+        best = xs[f]
+        for i in range(1, op.n_items):
+            v = xs[i * op.n_features + f]
+            best = z3.If(v > best, v, best)
+        outs.append(z3_cast(op.output.format, z3_cast(op.accum_fmt, best, op.input.format), op.accum_fmt))
+    return outs
+
+
+def _concatenate_reference(op) -> Reference:
+    """concatenate: output i is input index[i], cast to its output format."""
+    forms = [Aff.make(0, {int(j): 1}) for j in op.index]
+    casts = [(op.output.formats[i], op.input.formats[int(j)]) for i, j in enumerate(op.index)]
+    text = [f"y{i} = ({op.output.formats[i].cpp}) x{int(j)}" for i, j in enumerate(op.index)]
+    return _cast_reference(forms, casts, text)
+
+
 def reference(op) -> Reference:
     """The op's semantics as ``Reference`` (see the class), printed from its fields as emulate() computes."""
     if op.kind == "dense":
         r = _linear_reference(op, op, [list(range(op.n_in))])
+    elif op.kind == "item_dense":  # dense per item: item k reads inputs k * n_in .. and writes outputs k * n_out ..
+        r = _linear_reference(op, op, [list(range(k * op.n_in, (k + 1) * op.n_in)) for k in range(op.n_items)])
+    elif op.kind == "global_pool" and op.mode == "mean":
+        r = _mean_reference(op)
     elif op.kind in ("conv1d", "conv2d") and hasattr(op, "kernel_op") and not getattr(op, "stream", False):
         r = _linear_reference(op, op.kernel_op(), [list(map(int, row)) for row in op.geometry.im2col()])
     elif op.kind in ELEMENTWISE and op.input.n == op.output.n:
@@ -593,7 +908,21 @@ def reference(op) -> Reference:
                 return op.emulate(x, {})[:, j]
             return post
         text = [f"y{j} = {op.kind}.emulate(x{j}) (element-wise)" for j in range(op.input.n)]
-        r = Reference(forms, [elem(j) for j in range(op.input.n)], [lambda lo, hi: False] * op.input.n, text)
+        sym = span = None
+        if op.kind in ("relu", "linear"):  # emulate: the output cast of x (relu: of max(x, 0))
+            import z3
+
+            fin, fout = op.input.formats, op.output.formats
+            pre = (lambda a: z3.If(a > 0, a, z3.BitVecVal(0, 64))) if op.kind == "relu" else (lambda a: a)
+            sym = [lambda a, j=j: z3_cast(fout[j], pre(a), fin[j]) for j in range(op.input.n)]
+            low = (lambda v: max(v, 0)) if op.kind == "relu" else (lambda v: v)
+            span = [lambda lo, hi, j=j: _cast_span(fout[j], fin[j], low(lo), low(hi)) for j in range(op.input.n)]
+        r = Reference(forms, [elem(j) for j in range(op.input.n)], [lambda lo, hi: False] * op.input.n, text,
+                      sym, span)
+    elif op.kind == "merge":
+        r = _merge_reference(op)
+    elif op.kind == "concatenate":
+        r = _concatenate_reference(op)
     else:
         r = None
     return r or Reference(None, None, None, [f"{op.kind}.emulate(x) (whole op)"])
@@ -646,6 +975,7 @@ def prove_op(op, sources: list[Path], module: str, latency: int, work: Path,
     widths = [f.width for f in op.input.formats]
     result = {"op": op.name, "kind": op.kind, "module": module, "latency": latency}
     try:
+        Path(work).mkdir(parents=True, exist_ok=True)
         mod = yosys_json(sources, module, work)
         bits = mod["ports"]["in_data"]["bits"]
         net = Netlist(mod, [bits[lsb:lsb + w] for lsb, w in zip(op.input.offsets, widths)], dom)
@@ -664,17 +994,84 @@ def prove_op(op, sources: list[Path], module: str, latency: int, work: Path,
     return result
 
 
-def _check(op, net: Netlist, dom, limit: int, model_dom=None) -> dict:
+def _aliased(form: Aff, alias: dict) -> Aff:
+    coef = {}
+    for v, c in form.coef:
+        coef[alias.get(v, v)] = coef.get(alias.get(v, v), 0) + c
+    return Aff.make(form.const, coef)
+
+
+def _strip_low_zeros(bits: list, dom: list) -> tuple[list, list, dict]:
+    """Inputs whose k lowest netlist bits are constant 0 where their interval does not prove it (a dense
+    output with only even weights and bias: the builder knows, the range does not): each such element's
+    variable becomes the element >> k, over its interval's multiples of 2^k. The values the signal carries
+    are all multiples (its bits are constant), so the proof over them covers every value it can hold."""
+    out_bits, out_dom, scale = [], [], {}
+    for v, (b, (lo, hi)) in enumerate(zip(bits, dom)):
+        k = 0
+        while k < len(b) - 1 and b[k] == "0":
+            k += 1
+        if k and lo != hi and not all(isinstance(x, str) for x in b[k:]):
+            scale[v] = k
+            out_bits.append(b[k:])
+            out_dom.append((-(-lo >> k), hi >> k))
+        else:
+            out_bits.append(b)
+            out_dom.append((lo, hi))
+    return out_bits, out_dom, scale
+
+
+def _check_scaled(op, net: Netlist, dom, limit: int) -> dict:
+    """_check where some inputs are variables >> k (``net.scale``): the reference forms are rewritten over them
+    and every input row is scaled back for the emulator and the report."""
+    if not net.scale:
+        return _check(op, net, dom, limit)
     ref = reference(op)
-    n_in, outs = op.input.n, op.output
+    if op.kind in PARTS or ref.forms is None:
+        raise ProofError(f"input elements {sorted(net.scale)} have constant low bits their range does not prove, "
+                         f"and {op.kind} has no reference form to rewrite over them")
+    factor = {v: 1 << k for v, k in net.scale.items()}
+
+    def scaled(form):
+        return Aff.make(form.const, {v: c * factor.get(v, 1) for v, c in form.coef})
+
+    def actual(y):
+        x = np.array(y, dtype=np.int64)
+        for v, f in factor.items():
+            x[..., v] = x[..., v] * f
+        return x
+
+    ref = replace(ref, forms=[None if f is None else scaled(f) for f in ref.forms])
+    result = _check(op, net, dom, limit, ref=ref, emulate=lambda y: op.emulate(actual(y), {}))
+    cex = result.get("counterexample")
+    if cex and "input" in cex:
+        cex["input"] = [int(v) for v in actual(np.array(cex["input"]))]
+    result["scaled_inputs"] = {str(v): k for v, k in net.scale.items()}
+    return result
+
+
+def _check(op, net: Netlist, dom, limit: int, model_dom=None, ref=None, emulate=None) -> dict:
+    """The outputs of ``net`` (its inputs ranging over ``dom``) against ``ref`` (default: the op's reference;
+    ``emulate``: the same on numbers, default op.emulate), output by output."""
+    if ref is None and op.kind in PARTS:
+        return PARTS[op.kind](op, net, dom, limit)
+    ref = ref or reference(op)
+    emulate = emulate or (lambda x: op.emulate(x, {}))
+    n_in = len(dom)
     if ref.forms is None:
         return _whole(op, net, dom)
-    proved, methods, failures, candidates, classes, pending = 0, {}, [], [], {}, []
+    if net.alias:  # the reference over the elements the netlist reads
+        ref = replace(ref, forms=[None if f is None else _aliased(f, net.alias) for f in ref.forms])
+    n_out = len(ref.forms)
+    proved, methods, failures, candidates, classes, pending, wide = 0, {}, [], [], {}, [], []
     enumerated = restricted = 0
-    out_ranges = [None] * outs.n  # the exact range of each proved output (the next op's domain in a chain)
-    for j in range(outs.n):
+    out_ranges = [None] * n_out  # the exact range of each proved output (the next op's domain in a chain)
+    for j in range(n_out):
         bits, signed = net.outputs[j]
         form = ref.forms[j]
+        if form is None:
+            failures.append(f"output {j}: no reference form of one accumulator (not proved here)")
+            continue
         rlo, rhi = form.range(dom)
         read = net.read(bits, signed)
         if read is not None and read[1] is None and ref.identity[j](rlo, rhi):
@@ -719,7 +1116,11 @@ def _check(op, net: Netlist, dom, limit: int, model_dom=None) -> dict:
                 glo, ghi, space = nlo, nhi, model_dom
                 restricted += 1
         if ghi - glo + 1 > limit:
-            failures.append(f"output {j}: {ghi - glo + 1} values of its accumulator (limit {limit})")
+            if ref.post_sym is None:
+                failures.append(f"output {j}: {ghi - glo + 1} values of its accumulator (limit {limit})")
+            else:  # too wide to enumerate: the solver, on the same cone and cast
+                glo, ghi = Aff.make(0, dict(dirn)).range(dom)
+                wide.append((j, bits, signed, parts, dirn, scale, form.const, glo, ghi))
             continue
         key = (sig, tuple((s, c) for _, s, c in parts), scale, form.const, repr(_post_key(op, j)))
         hull = classes.get(key, (glo, ghi))
@@ -754,20 +1155,294 @@ def _check(op, net: Netlist, dom, limit: int, model_dom=None) -> dict:
                     for v, val in x.items():
                         row[v] = val
                     candidates.append(row)
+    solved, sat_seconds = {}, 0.0
+    for j, bits, signed, parts, dirn, scale, const, glo, ghi in wide:
+        # outputs with the same cone, words and cast over the same range are one question to the solver
+        key = (net.cone(bits)[2], tuple((s, c) for _, s, c in parts), scale, const, repr(_post_key(op, j)), glo, ghi)
+        if key not in solved:
+            t_solve = time.perf_counter()
+            solved[key] = _solve(net, bits, signed, parts, ref.post_sym[j], scale, const, glo, ghi, SAT_SECONDS)
+            sat_seconds += time.perf_counter() - t_solve
+        verdict, g = solved[key]
+        if verdict == "proved":
+            proved += 1
+            methods["sat"] = methods.get("sat", 0) + 1
+            ends = sorted((scale * glo + const, scale * ghi + const))
+            out_ranges[j] = ref.post_range[j](*ends)
+        elif verdict == "counterexample":
+            failures.append(f"output {j}: differs from the reference at accumulator value {g * scale + const} (z3)")
+            x = _witness(dirn, dom, int(g))
+            if x is not None:
+                row = np.array([min(max(0, lo), hi) for lo, hi in dom], dtype=np.int64)
+                for v, val in x.items():
+                    row[v] = val
+                candidates.append(row)
+        else:
+            failures.append(f"output {j}: {ghi - glo + 1} values of its accumulator, and the solver gave no "
+                            f"answer within {SAT_SECONDS} s")
     method = "+".join(f"{k} ({v} outputs)" for k, v in sorted(methods.items()))
     widths = adder_widths(net)
-    out = {"outputs": outs.n, "proved_outputs": proved, "method": method or "none",
+    out = {"outputs": n_out, "proved_outputs": proved, "method": method or "none",
            "enumerated_values": enumerated, "enumeration_classes": len(classes), "adders": widths,
+           "solver_questions": len(solved), "solver_seconds": round(sat_seconds, 3),
            "out_ranges": None if None in out_ranges else [[int(a), int(b)] for a, b in out_ranges],
            "domain": "input format" if not restricted else
            f"input format; {restricted} outputs over the model's range of their input (range analysis)"}
     if not failures:
         return dict(out, status="proved")
-    cex = _counterexample(op, net, candidates, n_in, dom)
+    cex = _counterexample(emulate, net, candidates, n_in, dom)
     out["reason"] = failures[0] + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
     if cex is not None:
         return dict(out, status="counterexample", counterexample=cex)
     return dict(out, status="not proved")
+
+
+def _aff_z3(aff: Aff, xs):
+    import z3
+
+    out = z3.BitVecVal(aff.const, 64)
+    for v, c in aff.coef:
+        out = out + xs[v] * c
+    return out
+
+
+def _tree_z3(op, node: int, k: int, xs):
+    """The leaf value of class k the tree from ``node`` picks (op.leaves_of: left when raw <= threshold)."""
+    import z3
+
+    if op.feature[node] < 0:
+        return z3.BitVecVal(int(op.value[node, k]), 64)
+    return z3.If(xs[int(op.feature[node])] <= int(op.threshold[node]), _tree_z3(op, int(op.left[node]), k, xs),
+                 _tree_z3(op, int(op.right[node]), k, xs))
+
+
+def _check_trees(op, net: Netlist, dom, limit: int) -> dict:
+    """tree_ensemble, part by part (2^41 inputs cannot be enumerated, and a solver does not see through the sum
+    of 100 trees added in another order): (1) each tree's leaf register (``t<t>_c<k>_q``) against the tree's
+    leaf selection, by z3 over the op's inputs (comparators and multiplexers only); (2) the adder tree, the
+    output cast and the decision over the leaf registers as free inputs: bias + the sum of the leaves is an
+    exact affine form (as a dense op's), the cast after it enumerated or solved like a dense op's."""
+    import z3
+
+    t0 = time.perf_counter()
+    names = {}
+    for name, info in (net.mod.get("netnames") or {}).items():
+        names.setdefault(name.split(".")[-1], []).append(info["bits"])
+    xs = [z3.BitVec(f"x{v}", 64) for v in range(len(dom))]
+    sym = Symbolic(net, lambda wid: _aff_z3(net.words[wid].aff, xs))
+    inside = [z3.And(x >= lo, x <= hi) for x, (lo, hi) in zip(xs, dom)]
+    leaf_bits, leaf_dom, coefs, failures, cex = [], [], [{} for _ in range(op.n_classes)], [], None
+    owners = []  # the (tree, class) of each leaf register
+    leaves = op.tree_leaves()
+    for t, root in enumerate(op.roots):
+        for k in range(op.n_classes):
+            want = _tree_z3(op, int(root), k, xs)
+            found = names.get(f"t{t}_c{k}_q")
+            if found is not None and len(found) > 1:
+                raise ProofError(f"several signals named t{t}_c{k}_q in the netlist")
+            solver = z3.SolverFor("QF_BV")
+            solver.set("timeout", int(SAT_SECONDS * 1000))
+            solver.add(*inside)
+            # the builder leaves out a tree that adds nothing to class k: then the tree must pick 0 everywhere
+            solver.add(want != 0 if found is None else sym.bits(found[0], True) != want)
+            answer = solver.check()
+            if answer == z3.sat:
+                model = solver.model()
+                failures.append(f"tree {t} class {k}: its leaf register differs from the tree's leaf selection")
+                cex = cex or [model.eval(x, model_completion=True).as_signed_long() for x in xs]
+            elif answer != z3.unsat:
+                failures.append(f"tree {t} class {k}: the solver gave no answer within {SAT_SECONDS} s")
+            if found is not None:
+                coefs[k][len(leaf_bits)] = 1
+                owners.append((t, k))
+                leaf_bits.append(found[0])
+                values = op.value[leaves[t], k]
+                leaf_dom.append((int(values.min()), int(values.max())))
+    n_trees = op.n_trees * op.n_classes
+    head = {"trees": n_trees, "trees_seconds": round(time.perf_counter() - t0, 3)}
+    if failures:
+        out = dict(head, outputs=op.output.n, proved_outputs=0, method=f"sat per tree ({n_trees} trees)",
+                   reason=failures[0] + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""))
+        found = _counterexample(lambda x: op.emulate(x, {}), net, [np.array(cex, dtype=np.int64)] if cex else [],
+                                len(dom), dom)
+        return dict(out, status="counterexample", counterexample=found) if found else dict(out, status="not proved")
+    # (2) the sums over the leaf registers, as free inputs over their leaves' range
+    acc = op.accum_fmt
+    forms = [Aff.make(int(op.bias[k]), coefs[k]) for k in range(op.n_classes)]
+    outs = op.output.formats
+    post = [_cast(outs[k], acc, False) for k in range(op.n_classes)]
+    ident = [lambda lo, hi, out=outs[k]: (out.fractional == acc.fractional and out.min_raw
+                                          + (out.overflow == "SAT_SYM") <= lo and hi <= out.max_raw)
+             for k in range(op.n_classes)]
+    sym_post = [lambda a, out=outs[k]: z3_cast(out, a, acc) for k in range(op.n_classes)]
+    span = [lambda lo, hi, out=outs[k]: _cast_span(out, acc, lo, hi) for k in range(op.n_classes)]
+    text = [f"y{k} = ({outs[k].cpp}) ({acc.cpp}) ({forms[k].text()}) over the leaf registers"
+            for k in range(op.n_classes)]
+    thr = int(op.decision_threshold)
+    if op.decision == "threshold":  # class 1 when the sum is above the threshold: a function of that sum
+        forms.append(forms[0])
+        post.append(lambda a: (np.asarray(a, dtype=np.int64) > thr).astype(np.int64))
+        ident.append(lambda lo, hi: False)
+        sym_post.append(lambda a: z3.If(a > thr, z3.BitVecVal(1, 64), z3.BitVecVal(0, 64)))
+        span.append(lambda lo, hi: (int(lo > thr), int(hi > thr)))
+        text.append(f"cls = ({forms[0].text()}) > {thr}")
+    ref = Reference(forms, post, ident, text, sym_post, span)
+    n_checked = len(forms)  # an argmax decision reads several sums: proved after them, by z3
+
+    def emulate(leaf):
+        sums = [f.eval(leaf) for f in forms[:op.n_classes]]
+        cols = [p(s) for p, s in zip(post, sums)]
+        if op.decision == "threshold":
+            cols.append((sums[0] > thr).astype(np.int64))
+        return np.stack(cols, axis=1)
+
+
+    sums = Netlist(net.mod, leaf_bits, leaf_dom, driver=net.driver)
+    sums.outputs = net.outputs[:n_checked]
+    result = _check(op, sums, leaf_dom, limit, ref=ref, emulate=emulate)
+    method = f"sat per tree ({n_trees} trees); sums: {result['method']}"
+    if result.get("counterexample"):  # leaf values: an input of the op where every tree picks them, if any
+        leaf = result["counterexample"]["input"]
+        solver = z3.SolverFor("QF_BV")
+        solver.set("timeout", int(SAT_SECONDS * 1000))
+        solver.add(*inside, *[_tree_z3(op, int(op.roots[t]), k, xs) == v for (t, k), v in zip(owners, leaf)])
+        found = None
+        if solver.check() == z3.sat:
+            row = np.array([solver.model().eval(x, model_completion=True).as_signed_long() for x in xs])
+            found = _counterexample(lambda x: op.emulate(x, {}), net, [row], len(dom), dom)
+        if found is not None:
+            result["counterexample"] = dict(found, leaf_registers=leaf)
+        else:  # no input reaches those leaves together: the leaf-register step over-approximates
+            del result["counterexample"]
+            result["status"] = "not proved"
+            result["reason"] += "; no input of the op reaches the differing leaf values (not proved)"
+    if op.decision == "argmax":
+        # the class: the first largest sum, exactly: the leaf registers are tied to the op's inputs by the trees
+        # (proved above), the sums are the exact forms above, so z3 compares comparisons of the same forms
+        leaf = [z3.BitVec(f"leaf{v}", 64) for v in range(len(leaf_dom))]
+        sym = Symbolic(sums, lambda wid: _aff_z3(sums.words[wid].aff, leaf))
+        solver = z3.SolverFor("QF_BV")
+        solver.set("timeout", int(SAT_SECONDS * 1000))
+        solver.add(*inside, *[v == _tree_z3(op, int(op.roots[t]), k, xs) for v, (t, k) in zip(leaf, owners)])
+        solver.add(sym.bits(*net.outputs[-1]) != _argmax_z3(op, [_aff_z3(f, leaf) for f in forms])[0])
+        answer = solver.check()
+        result["outputs"], method = op.output.n, method + "; class: sat over the inputs"
+        if answer == z3.unsat:
+            result["proved_outputs"] += 1
+            if result.get("out_ranges"):
+                result["out_ranges"].append([0, op.n_classes - 1])
+        else:
+            result["out_ranges"] = None
+            result["reason"] = result.get("reason") or (
+                "the class differs from the first largest sum (z3)" if answer == z3.sat else
+                f"the class: the solver gave no answer within {SAT_SECONDS} s")
+            if answer == z3.sat and not result.get("counterexample"):
+                row = np.array([solver.model().eval(x, model_completion=True).as_signed_long() for x in xs])
+                found = _counterexample(lambda x: op.emulate(x, {}), net, [row], len(dom), dom)
+                if found is not None:
+                    result["counterexample"] = found
+            result["status"] = "counterexample" if result.get("counterexample") else "not proved"
+    result.update(head, method=method, domain="input format; the sums over every leaf value of each tree")
+    return result
+
+
+def _cone_multipliers(net: Netlist, bits: list) -> list[str]:
+    """The $mul cells an output's cone reads (not looking through them), in netlist order."""
+    found, seen, stack = set(), set(), [b for b in bits if not isinstance(b, str)]
+    while stack:
+        b = stack.pop()
+        if b in seen or b in net.input_bit or b not in net.driver:
+            continue
+        seen.add(b)
+        name = net.driver[b][0]
+        cell = net.cells[name]
+        if cell["type"] == "$mul":
+            found.add(name)
+            continue
+        for port, direction in cell["port_directions"].items():
+            if direction == "input":
+                stack += [x for x in cell["connections"][port] if not isinstance(x, str)]
+    return sorted(found)
+
+
+def _check_dot(op, net: Netlist, dom, limit: int) -> dict:
+    """dot, part by part (39 products summed in another order are beyond a solver): (1) each multiplier of the
+    output's cone multiplies two input elements, read as exact words, into a result wide enough for every
+    product (then, by the cell's semantics, it is their exact product): matched one to one with the dot's
+    pairs (x_i, x_{n+i}); (2) the products become free inputs over their ranges, and the sum of their casts
+    to accum_t (exact: same LSB, no overflow) and the output cast after it are proved as a dense op's sum.
+    Step (2) over-approximates (a square cannot be negative), so a failure there is 'not proved'."""
+    n, acc = op.n, op.accum_fmt
+    if op.product != "mult":
+        raise ProofError(f"dot with {op.product} products: not proved by trigger prove yet")
+    (bits, signed), = net.outputs
+    pairs = {}
+    for i in range(n):
+        key = tuple(sorted((i, net.alias.get(n + i, n + i))))
+        pairs.setdefault(key, []).append(i)
+    leaves, leaf_dom, coef = [], [], {}
+    for name in _cone_multipliers(net, bits):
+        cell = net.cells[name]
+        par = cell.get("parameters", {})
+        ops_ = []
+        for port in ("A", "B"):
+            s = bool(int(str(par.get(f"{port}_SIGNED", "0")), 2))
+            read = net.read(list(cell["connections"][port]), s)
+            if read is None or read[1] is not None or read[0].const or len(read[0].coef) != 1 \
+                    or read[0].coef[0][1] != 1:
+                raise ProofError(f"multiplier {name} does not read two input elements as they are")
+            ops_.append(read[0].coef[0][0])
+        key = tuple(sorted(ops_))
+        if not pairs.get(key):
+            raise ProofError(f"multiplier {name} multiplies x{key[0]} and x{key[1]}, not a pair of the dot")
+        i = pairs[key].pop()
+        a_lo, a_hi = dom[ops_[0]]
+        b_lo, b_hi = dom[ops_[1]]
+        corners = [a_lo * b_lo, a_lo * b_hi, a_hi * b_lo, a_hi * b_hi]
+        lo, hi = min(corners), max(corners)
+        if ops_[0] == ops_[1]:  # a square
+            lo = 0 if a_lo <= 0 <= a_hi else min(a_lo * a_lo, a_hi * a_hi)
+            hi = max(a_lo * a_lo, a_hi * a_hi)
+        y = list(cell["connections"]["Y"])
+        y_signed = lo < 0
+        if not (fits_signed(lo, hi, len(y)) if y_signed else fits_unsigned(lo, hi, len(y))):
+            raise ProofError(f"multiplier {name}: {len(y)} result bits do not hold every product {lo}..{hi}")
+        pf = op.product_format(i)
+        if acc.fractional < pf.fractional or not (acc.min_raw <= lo << (acc.fractional - pf.fractional)
+                                                  and hi << (acc.fractional - pf.fractional) <= acc.max_raw):
+            raise ProofError(f"product {i}'s cast to {acc.cpp} is not exact: not proved by trigger prove yet")
+        coef[len(leaves)] = 1 << (acc.fractional - pf.fractional)
+        leaves.append(y if y_signed else y + ["0"])
+        leaf_dom.append((lo, hi))
+    if any(pairs.values()):
+        raise ProofError("the output's cone has fewer multipliers than the dot has products")
+    # (2) the sum over the products
+    lo = sum(min(c * a, c * b) for (v, c), (a, b) in zip(sorted(coef.items()), leaf_dom))
+    hi = sum(max(c * a, c * b) for (v, c), (a, b) in zip(sorted(coef.items()), leaf_dom))
+    wraps = lo < acc.min_raw or hi > acc.max_raw
+    if wraps and acc.overflow != "WRAP":
+        raise ProofError(f"the sum can leave {acc.cpp}, which saturates")
+    out = op.output.formats[0]
+    form = Aff.make(0, coef)
+    ref = Reference([form], [_cast(out, acc, wraps)],
+                    [lambda lo, hi: (not wraps and out.fractional == acc.fractional
+                                     and out.min_raw + (out.overflow == "SAT_SYM") <= lo and hi <= out.max_raw)],
+                    [f"y0 = ({out.cpp}) ({acc.cpp}) ({form.text()}) over the products"],
+                    [lambda a: z3_cast(out, z3_cast(acc, a, acc) if wraps else a, acc)],
+                    [lambda lo, hi: _cast_span(out, acc, lo, hi, wraps)])
+    sums = Netlist(net.mod, leaves, leaf_dom, driver=net.driver)
+    sums.outputs = net.outputs
+    result = _check(op, sums, leaf_dom, limit, ref=ref, emulate=lambda p: ref.post[0](form.eval(p))[:, None])
+    result["method"] = f"products ({len(leaves)} multipliers) + {result.get('method', '')}"
+    result["products"] = len(leaves)
+    if result["status"] == "counterexample":  # in product values, which may not all be reachable
+        result.pop("counterexample", None)
+        result["status"] = "not proved"
+        result["reason"] = "the sum over the products differs for some product values (not realised as an input)"
+    return result
+
+
+PARTS = {"tree_ensemble": _check_trees, "dot": _check_dot}  # op kinds proved part by part (the rest: reference() and _check)
 
 
 def adder_widths(net: Netlist) -> dict:
@@ -842,15 +1517,17 @@ def evaluate(net: Netlist, x: np.ndarray, outs) -> np.ndarray:
     return np.stack(cols, axis=1)
 
 
-def _counterexample(op, net, candidates, n_in, dom) -> dict | None:
-    """The first candidate input where the netlist and op.emulate differ (random inputs added)."""
+def _counterexample(emulate, net, candidates, n_in, dom) -> dict | None:
+    """The first candidate input where the netlist and ``emulate`` differ (random inputs added)."""
     rng = np.random.default_rng(0)
     lo = np.array([d[0] for d in dom], dtype=np.int64)
     hi = np.array([d[1] for d in dom], dtype=np.int64)
     rows = list(candidates) + list(rng.integers(lo, hi + 1, size=(256, n_in)))
     x = np.stack(rows).astype(np.int64)
-    got = evaluate(net, x, op.output)
-    want = op.emulate(x, {})
+    for v, u in net.alias.items():  # inputs the op reads twice hold the same value
+        x[:, v] = x[:, u]
+    got = evaluate(net, x, None)
+    want = emulate(x)
     bad = np.flatnonzero(np.any(got != want, axis=1))
     if not bad.size:
         return None
@@ -860,17 +1537,129 @@ def _counterexample(op, net, candidates, n_in, dom) -> dict | None:
             "emulator": [int(v) for v in want[i]], "outputs_differing": [int(e) for e in elems[:16]]}
 
 
+def _argmax_z3(op, xs):
+    """argmax: the first index of the largest input (np.argmax)."""
+    import z3
+
+    best, index = xs[0], z3.BitVecVal(0, 64)
+    for i, x in enumerate(xs[1:], start=1):
+        index = z3.If(x > best, z3.BitVecVal(i, 64), index)
+        best = z3.If(x > best, x, best)
+    return [index]
+
+
+def _max_pool_z3(op, xs):
+    """max_pool: the largest cell of each window (the pad value in the padding), cast to accum_t, then out."""
+    import z3
+
+    outs = []
+    for k, cells in enumerate(op.windows()):
+        vals = [xs[int(i)] if i >= 0 else z3.BitVecVal(int(op.pad_raw), 64) for i in cells]
+        best = vals[0]
+        for v in vals[1:]:
+            best = z3.If(v > best, v, best)
+        y = z3_cast(op.accum_fmt, best, op.input.format)
+        outs.append(z3_cast(op.output.formats[k], y, op.accum_fmt))
+    return outs
+
+
+def _merge_z3(op, xs):
+    """merge: per output, the exact result of its two operands (aligned to the finer LSB; multiply: the
+    product; maximum / minimum: the larger / smaller aligned value), cast to the output."""
+    import z3
+
+    from trigger.ir.ops.merge import _widths, exact_format
+
+    outs = []
+    for i in range(op.output.n):
+        ia, ib = op.sources(i)
+        fa, fb = op.operands(i)
+        sa, sb = _widths(fa, fb)
+        a, b = xs[ia], xs[ib]
+        if op.operation == "multiply":
+            r = a * b
+        else:
+            a, b = a << sa, b << sb
+            r = {"add": lambda: a + b, "average": lambda: a + b, "subtract": lambda: a - b,
+                 "maximum": lambda: z3.If(a > b, a, b), "minimum": lambda: z3.If(a < b, a, b)}[op.operation]()
+        outs.append(z3_cast(op.output.formats[i], r, exact_format(op.operation, fa, fb)))
+    return outs
+
+
+def _dot_z3(op, xs):
+    """dot: each product cast to accum_t, summed in input order (each partial sum cast to accum_t), then the
+    output cast."""
+    import z3
+
+    acc_fmt, n = op.accum_fmt, op.n
+    acc = z3.BitVecVal(0, 64)
+    for i in range(n):
+        a, b = xs[i], xs[n + i]
+        if op.product == "ternary":
+            p = z3.If(b == 0, z3.BitVecVal(0, 64), z3.If(b == -1, -a, a))
+        else:
+            p = a * b
+        acc = z3_cast(acc_fmt, acc + z3_cast(acc_fmt, p, op.product_format(i)), acc_fmt)
+    return [z3_cast(op.output.formats[0], acc, acc_fmt)]
+
+
+# op kinds whose semantics are also written for the solver (per output, over all inputs), where the inputs
+# are too wide to enumerate; each is compared with op.emulate in tests/test_prove.py
+WHOLE_Z3 = {"argmax": _argmax_z3, "max_pool": _max_pool_z3, "merge": _merge_z3, "dot": _dot_z3,
+            "global_pool": _global_max_z3}
+
+
+def _whole_sat(op, net, dom) -> dict:
+    """Each output of the netlist against the op's semantics written for z3 (WHOLE_Z3), over every input."""
+    import z3
+
+    xs = [z3.BitVec(f"x{v}", 64) for v in range(len(dom))]
+    sym = Symbolic(net, lambda wid: _aff_z3(net.words[wid].aff, xs))
+    want = WHOLE_Z3[op.kind](op, xs)
+    inside = [z3.And(x >= lo, x <= hi) for x, (lo, hi) in zip(xs, dom)]
+    inside += [xs[v] == xs[u] for v, u in net.alias.items()]
+    proved, failures, candidates, t0 = 0, [], [], time.perf_counter()
+    for j, (bits, signed) in enumerate(net.outputs):
+        solver = z3.SolverFor("QF_BV")
+        solver.set("timeout", int(SAT_SECONDS * 1000))
+        solver.add(*inside, sym.bits(bits, signed) != want[j])
+        answer = solver.check()
+        if answer == z3.unsat:
+            proved += 1
+        elif answer == z3.sat:
+            model = solver.model()
+            failures.append(f"output {j}: differs from the reference (z3)")
+            candidates.append(np.array([model.eval(x, model_completion=True).as_signed_long() for x in xs]))
+        else:
+            failures.append(f"output {j}: the solver gave no answer within {SAT_SECONDS} s")
+    out = {"outputs": op.output.n, "proved_outputs": proved, "method": f"sat per output ({op.output.n} outputs)",
+           "solver_questions": op.output.n, "solver_seconds": round(time.perf_counter() - t0, 3)}
+    if not failures:
+        return dict(out, status="proved")
+    out["reason"] = failures[0] + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
+    cex = _counterexample(lambda x: op.emulate(x, {}), net, candidates, len(dom), dom)
+    return dict(out, status="counterexample", counterexample=cex) if cex else dict(out, status="not proved")
+
+
 def _whole(op, net, dom) -> dict:
-    """An op without a reference form: every input of a narrow input space, netlist against op.emulate."""
+    """An op without a reference form: every input of a narrow input space, netlist against op.emulate;
+    wider ones per output by z3 where the op's semantics are written for it (WHOLE_Z3)."""
+    if any(v not in net.alias for v in range(len(dom))) and \
+            sum(math.log2(hi - lo + 1) for v, (lo, hi) in enumerate(dom) if v not in net.alias) > WHOLE_BITS \
+            and op.kind in WHOLE_Z3:
+        return _whole_sat(op, net, dom)
+    dom = [(lo, lo) if v in net.alias else (lo, hi) for v, (lo, hi) in enumerate(dom)]
     sizes = [hi - lo + 1 for lo, hi in dom]
     bits = sum(math.log2(s) for s in sizes)
     if bits > WHOLE_BITS:
-        cex = _counterexample(op, net, [], op.input.n, dom)
+        cex = _counterexample(lambda x: op.emulate(x, {}), net, [], op.input.n, dom)
         out = {"outputs": op.output.n, "proved_outputs": 0, "method": "none",
                "reason": f"no reference form for {op.kind} and 2^{bits:.0f} inputs (limit 2^{WHOLE_BITS})"}
         return dict(out, status="counterexample", counterexample=cex) if cex else dict(out, status="not proved")
     grids = np.meshgrid(*[np.arange(lo, hi + 1, dtype=np.int64) for lo, hi in dom], indexing="ij")
     x = np.stack([g.ravel() for g in grids], axis=1)
+    for v, u in net.alias.items():
+        x[:, v] = x[:, u]
     got = evaluate(net, x, op.output)
     want = op.emulate(x, {})
     bad = np.flatnonzero(np.any(got != want, axis=1))
@@ -885,9 +1674,10 @@ def _whole(op, net, dom) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- confirmation
-def confirm(op, sources: list[Path], module: str, latency: int, x: np.ndarray, work: Path) -> np.ndarray:
-    """The op module's outputs on raw inputs x (n, n_in), simulated by Verilator behind the standard top
-    (the bundle's own harness, trigger.rtlsim)."""
+def confirm(op, sources: list[Path], module: str, latency: int, x: np.ndarray, work: Path,
+            simulator: str = "verilator") -> np.ndarray:
+    """The op module's outputs on raw inputs x (n, n_in), simulated (Verilator by default) behind the standard
+    top (the bundle's own harness, trigger.rtlsim); ROM images ($readmemh) beside the module go with it."""
     from trigger.backends.rtl import standard_top
     from trigger.rtlsim import simulate
 
@@ -900,7 +1690,8 @@ def confirm(op, sources: list[Path], module: str, latency: int, x: np.ndarray, w
                                     op.output.elements(), [stage], latency + 1))
     x = np.atleast_2d(np.asarray(x, dtype=np.int64))
     sim = simulate([*sources, wrapper], top, op.input.to_bits(x), op.input.widths, op.output.widths,
-                   simulator="verilator", build_dir=work / "sim", max_latency=latency + 8)
+                   simulator=simulator, build_dir=work / "sim", max_latency=latency + 8,
+                   data_files=sorted(Path(sources[0]).parent.glob(f"{module}_*.mem")))
     return op.output.from_bits(sim.outputs)
 
 
@@ -1044,9 +1835,10 @@ def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
                 raise ProofError(chain_error)
             if missing:
                 raise ProofError(f"signal {missing} of the chain not found in the netlist")
-            net = Netlist(mod, prev_bits, dom, driver=probe.driver)
-            net.outputs = outs
-            result.update(_check(op, net, dom, limit))
+            op_bits, dom, scale = _strip_low_zeros(prev_bits, dom)
+            net = Netlist(mod, op_bits, dom, driver=probe.driver)
+            net.outputs, net.scale = outs, scale
+            result.update(_check_scaled(op, net, dom, limit))
             result["domain"] = domain
             if result.get("counterexample"):
                 result["counterexample"]["confirmed"] = None
@@ -1063,6 +1855,140 @@ def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
             progress(result)
         prev_bits = [b for b, _ in outs]
         proven = result.get("out_ranges") if result.get("status") == "proved" else None
+    return results
+
+
+def graph_signals(model, rtl: dict) -> tuple[dict, int]:
+    """A graph model (one module ``<top>_ops``, cut into pieces): each tensor's signals (name, width, constant,
+    lo, hi) in it, found by running the graph builder again with the bundle's settings (names only, as for a
+    chain), and the module's latency."""
+    from trigger.backends.rtl import build_graph_module, parse_pipeline
+    from trigger.backends.rtl.builder import parse_multiplier
+
+    _, dsp = parse_multiplier(rtl.get("multiplier", "shift_add"))
+    every = parse_pipeline(rtl.get("pipeline"))
+    max_delay = float(rtl["max_delay_ns_per_stage"]) if every == "auto" else None
+    tensors: dict = {}
+    m, _ = build_graph_module(model, f"{rtl['top']}_ops", None if every == "auto" else every, max_delay, dsp,
+                              tensors=tensors)
+    return {t: [(y.name, y.width, y.const, y.lo, y.hi) for y in ys] for t, ys in tensors.items()}, m.latency
+
+
+def _confirm_in_graph(cex: dict, op, model, sources, files, module, latency, work, confirm_sim) -> None:
+    """A counterexample of an op that reads the model's inputs as they come and writes its only output is an
+    input of the graph module: simulated (Verilator) to confirm; any other op's is not simulated alone."""
+    whole = (sources == [p for p, _ in model.input_ports] and model.output_names == [op.name]
+             and sum(Path(f).stem.startswith(module) for f in files) == 1 and "space" not in cex)
+    if not (whole and confirm_sim):
+        cex["confirmed"] = None
+        cex["confirm_note"] = "an op inside a graph module is not simulated alone"
+        return
+    x = np.array([cex["input"]], dtype=np.int64)
+    try:
+        sim = confirm(op, files, module, latency, x, work / "confirm")[0]
+        cex["simulation"] = [int(v) for v in sim]
+        cex["confirmed"] = bool(np.any(sim != op.emulate(x, {})[0]))
+    except Exception as err:  # noqa: BLE001 - a failed confirmation is reported, not fatal
+        cex["confirmed"] = None
+        cex["confirm_error"] = str(err).splitlines()[0][:300]
+
+
+def prove_graph(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None, progress=None,
+                confirm_sim: bool = True) -> list[dict]:
+    """A graph model (several inputs, outputs or branches: one module, cut into pieces at registers): flattened
+    once, every cell checked to read signals of one register depth (a branch the builder delayed to meet its
+    merge included), and each op proved between its source tensors' signals (free variables over their
+    proved ranges) and its own."""
+    pieces = [bundle / s for s in rtl["sources"] if Path(s).stem.startswith(f"{rtl['top']}_ops")]
+    rest = [bundle / s for s in rtl["sources"]
+            if Path(s).suffix == ".v" and Path(s).stem != rtl["top"] and bundle / s not in pieces]
+    results = []
+    t0 = time.perf_counter()
+    try:
+        wrapper, top = _chain_wrapper(bundle, pieces, work)
+        mod = yosys_json([*pieces, *rest, wrapper], top, work)
+        signals, latency = graph_signals(model, rtl)
+    except (ProofError, KeyError, ValueError, AttributeError) as err:
+        return [{"op": op.name, "kind": op.kind, "module": None, "status": "not proved", "method": "none",
+                 "reason": f"graph module: {err}"} for op in model.ops if not ops or op.name in ops]
+    netnames = {}
+    for name, info in mod["netnames"].items():
+        netnames.setdefault(name.split(".")[-1], info["bits"])
+    setup = time.perf_counter() - t0
+    probe = Netlist(mod, [], [])
+    graph_error = None
+    try:
+        for b in probe.out_bits:
+            d = probe.depth(b)
+            if d is not None and d != latency:
+                raise ProofError(f"out_data bit is {d} registers deep, the graph's latency is {latency}")
+    except ProofError as err:
+        graph_error = str(err)
+    # each tensor: its bits per element and the values they can hold (a port: its format; an op's output: the
+    # range proved for it, else the builder's)
+    bits, dom, how = {}, {}, {}
+    in_bits, at = mod["ports"]["in_data"]["bits"], 0
+    for port, n in model.input_ports:
+        fmts = model.input.formats[at:at + n]
+        offsets = model.input.offsets[at:at + n]
+        bits[port] = [in_bits[lsb:lsb + f.width] for lsb, f in zip(offsets, fmts)]
+        dom[port] = [(int(f.min_raw), int(f.max_raw)) for f in fmts]
+        how[port] = "input format"
+        at += n
+    for k, op in enumerate(model.ops):
+        outs, missing = [], None
+        for name, width, const, _, _ in signals[op.name]:
+            found = netnames.get(name)
+            if found is None and const is None:
+                missing = name
+            outs.append((list(found)[:width] if found is not None else
+                         [str((const >> i) & 1) for i in range(width)], True))
+        sources = model.sources(k)
+        t1, cpu0 = time.perf_counter(), _cpu()
+        result = {"op": op.name, "kind": op.kind, "module": f"{rtl['top']}_ops (graph)",
+                  "latency": int(rtl.get("op_latency", {}).get(op.name, 0)), "reads": sources}
+        op_dom = [v for s in sources for v in dom[s]]
+        domain = ", ".join(sorted({how[s] for s in sources}))
+        proved_range = None
+        if not ops or op.name in ops:
+            try:
+                if graph_error:
+                    raise ProofError(graph_error)
+                if missing:
+                    raise ProofError(f"signal {missing} of the graph not found in the netlist")
+                op_bits, op_dom, scale = _strip_low_zeros([b for s in sources for b in bits[s]], op_dom)
+                net = Netlist(mod, op_bits, op_dom, driver=probe.driver)
+                net.outputs, net.scale = outs, scale
+                first, at = {}, 0
+                for s in sources:  # a tensor read twice: its second copy's elements are the first's
+                    n = len(bits[s])
+                    if s in first:
+                        net.alias.update({at + i: first[s] + i for i in range(n)})
+                    first.setdefault(s, at)
+                    at += n
+                result.update(_check_scaled(op, net, op_dom, limit))
+                result["domain"] = domain
+                if result.get("counterexample"):
+                    _confirm_in_graph(result["counterexample"], op, model, sources, [*pieces, *rest],
+                                      f"{rtl['top']}_ops", latency, work, confirm_sim)
+            except ProofError as err:
+                result.update(status="not proved", method="none", reason=str(err))
+            result["seconds"] = round(time.perf_counter() - t1 + (setup if not results else 0), 3)
+            if not results:
+                result["graph_setup_seconds"] = round(setup, 3)  # Yosys on the whole graph, its signal names
+            result["cpu_seconds"] = round(_cpu() - cpu0, 3)
+            result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+            results.append(result)
+            if progress:
+                progress(result)
+            if result.get("status") == "proved" and result.get("out_ranges"):
+                proved_range = result["out_ranges"]
+        bits[op.name] = [b for b, _ in outs]
+        if proved_range is not None and all(r is not None for r in proved_range):
+            dom[op.name], how[op.name] = [tuple(r) for r in proved_range], "proved range of the ops before"
+        else:
+            dom[op.name] = [(int(lo), int(hi)) for _, _, _, lo, hi in signals[op.name]]
+            how[op.name] = "the builder's ranges of an op before (not proved)"
     return results
 
 
@@ -1111,17 +2037,21 @@ def prove_design(model, root: Path, rtl: dict, ops: list[str] | None = None, lim
     cache = _cache_dir()
     results = []
     ranges = model.ranges() if model.is_chain else None
-    if rtl.get("pipeline") == "auto" and model.is_chain and not rtl.get("stream") and rtl.get("ii", 1) == 1:
+    graph = not model.is_chain and not rtl.get("stream") and rtl.get("ii", 1) == 1
+    if graph or (rtl.get("pipeline") == "auto" and model.is_chain and not rtl.get("stream")
+                 and rtl.get("ii", 1) == 1):
         rels = [s for s in rtl["sources"] if Path(s).stem != rtl["top"]]
         key = _cache_key(model.ops[0], [bundle / r for r in rels], json.dumps(rtl, sort_keys=True), limit,
-                         [op.to_dict() for op in model.ops])
-        hit = cache / f"{key}-chain.json" if cache else None
+                         [[op.to_dict() for op in model.ops], model.input_ports, model.output_names,
+                          [model.sources(k) for k in range(len(model.ops))]])
+        hit = cache / f"{key}-{'graph' if graph else 'chain'}.json" if cache else None
         if hit is not None and hit.exists():
             results = [dict(r, cached=True) for r in json.loads(hit.read_text())]
             results = [r for r in results if not ops or r["op"] in ops]
         else:
             with tempfile.TemporaryDirectory(prefix="trigger-prove-") as tmp:
-                results = prove_chain(bundle, rtl, model, Path(tmp), limit, ops)
+                results = (prove_graph(bundle, rtl, model, Path(tmp), limit, ops, confirm_sim=confirm_sim) if graph
+                           else prove_chain(bundle, rtl, model, Path(tmp), limit, ops))
             if hit is not None and not ops:
                 hit.parent.mkdir(parents=True, exist_ok=True)
                 hit.with_name(hit.name + ".partial").write_text(json.dumps(results, default=str))
@@ -1156,7 +2086,7 @@ def prove_design(model, root: Path, rtl: dict, ops: list[str] | None = None, lim
                 work.mkdir()
                 result = prove_op(op, sources, module, latency, work, limit, model_dom=model_dom)
                 cex = result.get("counterexample")
-                if cex is not None and confirm_sim:
+                if cex is not None and confirm_sim and "space" not in cex:  # op inputs only
                     x = np.array([cex["input"]], dtype=np.int64)
                     try:
                         sim = confirm(op, sources, module, latency, x, work)[0]
@@ -1184,7 +2114,10 @@ def _finish(bundle, manifest, results, edited, limit, write) -> dict:
     from trigger.bundle import write_json
 
     counts = {s: sum(r["status"] == s for r in results) for s in ("proved", "counterexample", "not proved")}
-    report = {"bundle": manifest.get("name"), "ops": results, "summary": counts,
+    from trigger.bundle import MANIFEST, sha256
+
+    report = {"bundle": manifest.get("name"), "manifest_sha256": sha256(bundle / MANIFEST), "ops": results,
+              "summary": counts,
               "edited_files": sorted(edited),
               "rests_on": ["Yosys 'read_verilog; proc; flatten' reads the Verilog as the simulators do",
                            "the reference forms equal op.emulate (tests/test_prove.py checks them on random vectors)",

@@ -48,6 +48,11 @@ def judge(report: dict, budget: dict, part: str) -> dict:
         elif key == "bit_exact":
             if limit and not report["bit_exact"]:
                 violations.append({"metric": "bit_exact", "limit": True, "value": False})
+        elif key == "proved":  # every op proved for all inputs by `trigger prove` (proof_section)
+            proof = report.get("proof") or {}
+            if limit and (proof.get("status") != "run" or proof.get("unproved")):
+                violations.append({"metric": "proved", "limit": True, "value": False,
+                                   "message": proof.get("budget_message", "proved: trigger prove not run")})
         else:
             if isinstance(limit, dict):
                 pct = res.get("percent", {}).get(key)
@@ -176,6 +181,7 @@ def build_report(bundle: Path, budget_source=None, synth: bool = True, vendor: b
         "vendor": _vendor_status(),
         "source_model": verify.get("source_model"),  # the user's model vs the firmware (trigger.source_model)
         "layers": verify.get("layers"),  # the same, layer by layer (trigger.frontends.layer_compare)
+        "proof": proof_section(bundle, manifest, verify),  # per op: proved for all inputs or simulated only
     }
     if physics is not None:
         report["physics"] = physics_section
@@ -247,6 +253,46 @@ def _path_cell(point: dict) -> str:
     if point.get("critical_path_ns") is None:
         return "-"
     return f"{point['critical_path_ns']}{'' if point.get('fits_clock') else ' (> clock)'}"
+
+
+def proof_section(bundle: Path, manifest: dict, verify: dict) -> dict:
+    """Per op: "proved for all inputs" (reports/prove.json of this build, `trigger prove`) or "simulated on N
+    vectors" (verify.json), so that a reader sees which parts rest on a proof and which on samples."""
+    from trigger.bundle import MANIFEST, sha256
+
+    path = bundle / "reports" / "prove.json"
+    vectors = verify.get("vectors")
+    simulated = f"simulated on {vectors} vectors" + (" (every input)" if verify.get("exhaustive") else "")
+    status, proofs, edited = "not run", {}, []
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())
+            valid = data.get("manifest_sha256") == sha256(bundle / MANIFEST)
+        except (ValueError, AttributeError):
+            data, valid = {}, False
+        status = "run" if valid else "stale (another build's reports/prove.json)"
+        if valid:
+            proofs = {r["op"]: r for r in data.get("ops", [])}
+            edited = data.get("edited_files", [])
+    rows = []
+    for op in manifest.get("ops", []):
+        proof = proofs.get(op["name"])
+        if proof is None:
+            result, method, note = simulated, "-", "not run" if status == "run" else status
+        elif proof["status"] == "proved":
+            result, method, note = "proved for all inputs", proof.get("method", "-"), ""
+        else:
+            result, method = simulated, proof.get("method", "-")
+            note = proof["status"] + (f": {proof['reason']}" if proof.get("reason") else "")
+        if proof and proof.get("edited_after_build"):
+            note = (note + "; " if note else "") + "its RTL was edited after the build"
+        rows.append({"op": op["name"], "kind": op["kind"], "result": result, "method": method, "note": note,
+                     "counterexample": bool(proof and proof["status"] == "counterexample")})
+    unproved = [r["op"] for r in rows if r["result"] != "proved for all inputs"]
+    message = ("proved: trigger prove not run for this build (trigger prove BUNDLE, or trigger ci --prove)"
+               if status != "run" else f"proved: not proved for all inputs: {', '.join(unproved)}")
+    return {"status": status, "vectors": vectors, "ops": rows, "unproved": unproved, "budget_message": message,
+            "proved": len(rows) - len(unproved), "edited_files": edited}
 
 
 def overflow_rows(overflows: dict) -> list[dict]:

@@ -130,7 +130,7 @@ def build_chain_module(model: FirmwareModel, name: str, max_delay: float, dsp_ab
 
 
 def build_graph_module(model: FirmwareModel, name: str, every: int | None, max_delay: float | None,
-                       dsp_above_bits: int | None = None) -> tuple[ModuleBuilder, dict[str, int]]:
+                       dsp_above_bits: int | None = None, tensors: dict | None = None) -> tuple[ModuleBuilder, dict[str, int]]:
     """A graph (several inputs, outputs, or ops reading other tensors than the op before) as one module.
 
     Each tensor's signals are kept by name; an op reads the signals of its source tensors one after
@@ -140,7 +140,8 @@ def build_graph_module(model: FirmwareModel, name: str, every: int | None, max_d
     (``pipeline: layer``, or N, which also registers every N adder levels) unless every reader of
     its output follows without one (``absorbs_previous``), or wherever the estimated delay would
     exceed ``max_delay`` (pipeline auto); the outputs end in a register. Returns the module and each
-    op's share of the latency (its outputs' stage minus its inputs')."""
+    op's share of the latency (its outputs' stage minus its inputs'). ``tensors``, when given, receives
+    each tensor's signals by name (trigger prove cuts the flattened module at them)."""
     m = ModuleBuilder(name, max_delay=max_delay, dsp_above_bits=dsp_above_bits)
     signals, at = {}, 0
     offsets, formats = model.input.offsets, model.input.formats
@@ -165,6 +166,8 @@ def build_graph_module(model: FirmwareModel, name: str, every: int | None, max_d
             stage += 1
         latencies[op.name] = stage - before
         signals[op.name] = ys
+    if tensors is not None:
+        tensors.update(signals)
     ys = [y for t in model.output_names for y in signals[t]]
     last = max((y.stage for y in ys if y.const is None), default=0)
     if max_delay is not None:  # pipeline auto: the outputs end in a register, as a chain's do
