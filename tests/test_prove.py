@@ -192,9 +192,9 @@ def test_edited_bundle_names_the_op(tagger, tmp_path, capsys):
     no_budget = tmp_path / "none.yml"
     no_budget.write_text("budget:\n  proved: false\n")
     assert main(["report", str(bundle), "--no-synth", "--budget", str(no_budget)]) == 0
-    # a report.json of another build (the manifest changed) is not read: "stale", and the budget fails
-    manifest = bundle / "manifest.json"
-    manifest.write_text(manifest.read_text().replace("\n", "\n ", 1))
+    # a prove.json of another build (another manifest's hash) is not read: "stale", and the budget fails
+    proofs = bundle / "reports" / "prove.json"
+    proofs.write_text(proofs.read_text().replace(report["manifest_sha256"], "0" * 64))
     assert main(["report", str(bundle), "--no-synth", "--budget", str(budget)]) == 1
     assert "trigger prove not run for this build" in capsys.readouterr().err
     assert json.loads((bundle / "reports" / "report.json").read_text())["proof"]["status"].startswith("stale")
