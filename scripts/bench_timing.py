@@ -134,6 +134,9 @@ def write_outputs(result: dict, out: Path) -> None:
                f"Conditions: {result['cpus']} CPUs shared with other work; load average {result['load_start']} at the "
                f"start and {result['load_end']} at the end; {result['wall_s']} s in all. "
                f"Wall-clock times are under that load."), "",
+              *([f"Re-measured later with `--only {' '.join(result['rerun']['designs'])}` (load average "
+                 f"{result['rerun']['load_start']} at its start): {result['rerun']['why']}.", ""]
+                if result.get("rerun") else []),
               "Regenerate: `.venv/bin/python scripts/bench_timing.py`."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 

@@ -75,6 +75,20 @@ def thermo_ns(n: int) -> float:
     return levels * LUT_NS
 
 
+def shared_front_levels(n: int) -> int:
+    """LUT levels in front of the carry chains of ``n`` comparators of one signal whose thermometer code feeds an
+    encoder in the same stage: ABC then computes one comparator's carry inputs from another's, chains that grow
+    with n (measured with Yosys sta: 1 level up to 15 comparators, 2 at 31, 3 at 63, 3-4 at 127; 13- and 16-bit
+    inputs; tests/test_timing.py). One level when they stand alone (their code registered)."""
+    return max(1, (n + 1).bit_length() - 4)
+
+
+def lut_function_ns(bits: int) -> float:
+    """Any function of ``bits`` <= 8 input bits: a LUT6, then MUXF7/MUXF8 for the 7th and 8th bit (what ABC makes of
+    a comparator bank and its encoder on a narrow signal: a table, not carry chains)."""
+    return LUT_NS + max(bits - 6, 0) * MUXF_NS
+
+
 def _or_tree(name: str, terms: list[str], wires: list) -> str:
     """The OR of ``terms`` (each of at most two signals) as a balanced tree of kept wires, three terms and then six
     wires per LUT6, appended to ``wires`` as (name, expression): kept, so that ABC's fast mapping cannot turn the
@@ -159,6 +173,11 @@ class Sig:
     @property
     def interval(self) -> Interval:
         return Interval(self.lo, self.hi)
+
+
+def _live_bits(sig: "Sig") -> int:
+    """The bits of a signal that can change (a non-negative signal's sign bit is a constant 0)."""
+    return sig.width - (sig.lo >= 0)
 
 
 def fmt_sig_width(fmt: FixedFormat) -> int:
@@ -488,9 +507,16 @@ class ModuleBuilder:
         code = self.thermometer(f"{name}_t" if len(thresholds) > 1 else name, a, thresholds)
         if len(thresholds) <= 1:
             return code
-        [code] = self._ready([code], thermo_ns(len(thresholds)))
-        out = Sig(self._new(name), width + 1, 0, len(thresholds), **self._after([code], 0, False))
-        out.delay = out.lsb_delay = round(code.delay + thermo_ns(len(thresholds)), 3)
+        n, compared = len(thresholds), self.statements[-1]["a"]  # the signal the comparators read
+        [code] = self._ready([code], thermo_ns(n) + (shared_front_levels(n) - 1) * LUT_NS)
+        out = Sig(self._new(name), width + 1, 0, n, **self._after([code], 0, False))
+        if code.stage == compared.stage:  # comparators and encoder in one stage: ABC maps them together
+            bits = _live_bits(compared)
+            extra = (lut_function_ns(bits) if bits <= 8
+                     else adder_ns(compared.width) + (shared_front_levels(n) - 1) * LUT_NS + thermo_ns(n))
+            out.delay = out.lsb_delay = round(compared.delay + extra, 3)
+        else:
+            out.delay = out.lsb_delay = round(code.delay + thermo_ns(n), 3)
         n, bits, wires = len(thresholds), [], []
         t = f"{code.name}[{{}}]"
         for b in range(width):  # bit b of the length: t[m 2^b - 1] & ~t[(m + 1) 2^b - 1] for odd m
@@ -505,6 +531,8 @@ class ModuleBuilder:
     def thermometer(self, name: str, a: Sig, thresholds: list[int]) -> Sig:
         """Bit i: a >= thresholds[i] (increasing thresholds: a monotone code), as an unsigned word."""
         extra = adder_ns(a.width)  # the comparators, side by side
+        if _live_bits(a) <= 8:  # a narrow signal: ABC makes the comparators LUTs
+            extra = min(extra, lut_function_ns(_live_bits(a)))
         [a] = self._ready([a], extra)
         n = len(thresholds)
         out = Sig(self._new(name), n + 1, 0, (1 << n) - 1, **self._after([a], 0, False))
