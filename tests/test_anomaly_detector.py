@@ -123,7 +123,7 @@ def test_autoencoder_outputs_its_reconstruction_error(tmp_path):
 def test_example_builds_and_verifies_bit_exact(tmp_path):
     if not Path("/tmp/graph_ready").exists():
         pytest.skip("the graph firmware model has not landed")
-    from helpers import assert_certified, build_and_verify
+    from tests.helpers import assert_certified, build_and_verify
 
     cfg = yaml.safe_load((EXAMPLE / "trigger.yml").read_text())
     cfg["dataset"].update(n_train=20000, n_test=5000, zero_bias_events=100_000, signal_events=2000)

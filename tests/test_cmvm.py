@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_cases import F, ROUNDING_CHAIN, T, case_inputs, mlp, random_dense, relu
+from tests.firmware_cases import F, ROUNDING_CHAIN, T, case_inputs, mlp, random_dense, relu
 from trigger.backends.rtl import finish_module, stage_of, standard_top, write_module, write_rtl
 from trigger.backends.rtl.builder import ModuleBuilder
 from trigger.backends.rtl import cmvm

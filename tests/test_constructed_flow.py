@@ -16,7 +16,7 @@ import shutil
 
 import pytest
 
-from helpers import CONSTRUCTED_VECTORS, assert_certified
+from tests.helpers import CONSTRUCTED_VECTORS, assert_certified
 from trigger.cli import main
 from trigger.ir import FirmwareModel
 

@@ -13,8 +13,8 @@ import jinja2
 import numpy as np
 import pytest
 
-from firmware_cases import case_inputs, mlp, requant_chain, small_models
-from helpers import CONFORMANCE, CPP_VECTORS, assert_same
+from tests.firmware_cases import case_inputs, mlp, requant_chain, small_models
+from tests.helpers import CONFORMANCE, CPP_VECTORS, assert_same
 from trigger.errors import FirmwareModelError
 from trigger.ir import FirmwareModel, TensorType, emulate
 from trigger.ir.ops.activation import Relu

@@ -14,7 +14,7 @@ import jinja2
 import numpy as np
 import pytest
 
-from helpers import CONFORMANCE, SEED
+from tests.helpers import CONFORMANCE, SEED
 from trigger.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedFormat
 from trigger.toolchain import ap_types_include, find_tool
 

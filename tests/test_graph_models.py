@@ -9,14 +9,12 @@ of IR ops checks the graph emulator, storage, the bus map and the delay-balanced
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from firmware_cases import F, T, random_dense, relu
-from helpers import assert_certified, build_and_verify
+from tests.firmware_cases import F, T, random_dense, relu
+from tests.helpers import assert_certified, build_and_verify
 from trigger.errors import FirmwareModelError
 from trigger.ir import FirmwareModel, emulate
 from trigger.ir.model import CHAIN_FORMAT_VERSION, FORMAT_VERSION, join
@@ -99,8 +97,7 @@ def test_graph_rtl_is_delay_balanced_and_exact(pipeline, tmp_path):
 @pytest.fixture(scope="module")
 def graph_bundles(tmp_path_factory):
     """Each graph case saved as JSON + H5, built and verified once through the CLI."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from graph_cases import GRAPH_CASES, save
+    from tests.graph_cases import GRAPH_CASES, save
 
     root = tmp_path_factory.mktemp("graphs")
     bundles = {}
@@ -150,7 +147,7 @@ def test_residual_add_and_anomaly_score_use_merge_ops(graph_bundles):
 @pytest.mark.slow
 def test_each_input_port_gets_its_own_format(tmp_path):
     """hls.input_precision as a mapping: muon energies as unsigned 10-bit integers, jets in fixed<12,5>."""
-    from graph_cases import multi_collection_tagger, save
+    from tests.graph_cases import multi_collection_tagger, save
 
     source = save(multi_collection_tagger(), tmp_path / "model")
     (tmp_path / "model" / "trigger.yml").write_text(
@@ -171,7 +168,7 @@ def test_an_input_format_for_an_unknown_port_is_refused(tmp_path):
     from trigger.errors import ConfigError
     from trigger.frontends.network import input_formats
 
-    from graph_cases import multi_collection_tagger
+    from tests.graph_cases import multi_collection_tagger
 
     model = multi_collection_tagger()
     inputs = [layer.name for layer in model.layers if type(layer).__name__ == "InputLayer"]

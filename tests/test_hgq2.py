@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import TESTS, assert_certified, build_and_verify
+from tests.helpers import TESTS, assert_certified, build_and_verify
 from trigger.errors import ModelError
 
 DATA = TESTS / "data" / "hgq2"

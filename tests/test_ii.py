@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from firmware_cases import mlp
-from helpers import SEED, assert_same, build_and_verify
+from tests.firmware_cases import mlp
+from tests.helpers import SEED, assert_same, build_and_verify
 from trigger.errors import ConfigError
 from trigger.ir.ii import auto_ii, parse_ii, resolve_ii
 
@@ -114,7 +114,7 @@ def test_shared_rtl_is_exact_at_ii_spacing_and_refuses_early_inputs(tmp_path, ii
 def test_shared_rtl_corner_cases(tmp_path, name, ii, pipeline):
     """A wrapping accumulator at one input bit per cycle, all-zero columns (constant outputs), a batch
     norm and a leaky ReLU between shared layers: exact at ii spacing, early inputs refused."""
-    from firmware_cases import F, case_inputs, random_dense, small_models
+    from tests.firmware_cases import F, case_inputs, random_dense, small_models
     from trigger.ir import FirmwareModel, TensorType
     from trigger.ir.ops.item_dense import ItemDense
     from trigger.backends.rtl import write_rtl
@@ -147,7 +147,7 @@ def test_shared_rtl_corner_cases(tmp_path, name, ii, pipeline):
 
 def conv_model():
     """Conv2D (padding, stride) -> ReLU -> Conv2D -> dense: shared by positions, then digit-serial."""
-    from firmware_cases import F, random_dense, relu
+    from tests.firmware_cases import F, random_dense, relu
     from trigger.ir import FirmwareModel, TensorType
     from trigger.ir.ops.conv2d import Conv2D
 

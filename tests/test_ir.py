@@ -10,8 +10,8 @@ from math import ceil, floor
 import numpy as np
 import pytest
 
-from firmware_cases import F, T, case_inputs, mlp, random_dense, relu, requant_chain, small_models
-from helpers import SEED
+from tests.firmware_cases import F, T, case_inputs, mlp, random_dense, relu, requant_chain, small_models
+from tests.helpers import SEED
 from trigger.errors import FirmwareModelError
 from trigger.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedFormat
 from trigger.ir import FORMAT_VERSION, OPS, FirmwareModel, Interval, TensorType, emulate

@@ -14,7 +14,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import assert_certified, build_and_verify
+from tests.helpers import assert_certified, build_and_verify
 
 VECTORS = 2000
 

@@ -14,7 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from helpers import BUNDLE_VECTORS, REPO, assert_certified, build_and_verify
+from tests.helpers import BUNDLE_VECTORS, REPO, assert_certified, build_and_verify
 from trigger.errors import BundleError
 
 VECTORS = 2000

@@ -175,7 +175,7 @@ def test_edited_bundle_names_the_op(tagger, tmp_path, capsys):
 def conv_model():
     """A Conv2D (padding, stride, rounding and saturating cast) -> ReLU -> Conv1D-like Conv2D -> dense, built
     directly (no hls4ml): convolutions and casts that are not the identity, so outputs go by enumeration."""
-    from firmware_cases import F, random_dense, relu
+    from tests.firmware_cases import F, random_dense, relu
     from trigger.ir import FirmwareModel, TensorType
     from trigger.ir.ops.conv2d import Conv2D
 

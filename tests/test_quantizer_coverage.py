@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import assert_certified, build_and_verify
+from tests.helpers import assert_certified, build_and_verify
 
 VECTORS = 2000
 
@@ -180,7 +180,7 @@ def test_hard_tanh_and_sign_thresholds_on_every_input(src, dst, tmp_path):
     """The new ops against the C++ formulas on every input of a small format, and their RTL (Icarus) against the
     emulator on the same inputs: hard_tanh is clip(x, -1, 1), hard_sigmoid clip(x / 2 + 1 / 2, 0, 1), cast to res_T
     (slope = shift = 1/2 exact); the thresholds compare raw integers."""
-    from firmware_cases import F, T
+    from tests.firmware_cases import F, T
     from trigger.backends.rtl import write_rtl
     from trigger.ir import FirmwareModel, emulate
     from trigger.ir.ops.hard_tanh import HardTanh

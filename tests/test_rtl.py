@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_cases import F, case_inputs, mlp, random_dense, requant_chain, small_models
-from helpers import assert_same
+from tests.firmware_cases import F, case_inputs, mlp, random_dense, requant_chain, small_models
+from tests.helpers import assert_same
 from trigger.backends.rtl import write_rtl
 from trigger.errors import ConfigError, FirmwareModelError
 from trigger.ir import FirmwareModel, emulate

@@ -5,7 +5,7 @@ import uuid
 import numpy as np
 import pytest
 
-from helpers import PLUS_ONE_RTL
+from tests.helpers import PLUS_ONE_RTL
 from trigger.errors import ConfigError
 from trigger.rtlsim import _read_bulk_outputs, simulate
 from trigger.verify import mismatching_rows

@@ -23,7 +23,7 @@ from trigger.cli import main
 from trigger.errors import ConfigError, ToolError
 from trigger.scale import check_address, scale_settings, write_atomically, write_part
 
-from helpers import CLEAN
+from tests.helpers import CLEAN
 
 TABLE = {
     "kind": "lut", "name": "scale_table", "seed": 3,

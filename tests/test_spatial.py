@@ -17,7 +17,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import CLEAN, SEED
+from tests.helpers import CLEAN, SEED
 from trigger.errors import FirmwareModelError, ModelError
 from trigger.fixed import FixedFormat
 from trigger.ir import FirmwareModel, TensorType, emulate
@@ -251,7 +251,7 @@ CONV1D_VECTORS = 600  # Icarus runs this network at about 35 vectors per second;
 @pytest.mark.slow  # an hls4ml C simulation and an Icarus run of a three-convolution network
 def test_reference_conv1d_model_is_bit_exact(reference_models, tmp_path):
     """KERAS_conv1d_small (float Keras, post-training quantized): 'same' padding with an even kernel (pad 1/2)."""
-    from helpers import assert_certified, build_and_verify
+    from tests.helpers import assert_certified, build_and_verify
 
     bundle = build_and_verify(reference_models / "KERAS_conv1d_small.json", tmp_path / "conv1d",
                               "--vectors", str(CONV1D_VECTORS), verify_args=("--sim", "icarus"))

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import REPO
+from tests.helpers import REPO
 from trigger.errors import ModelError
 from trigger.fixed import FixedFormat
 from trigger.ir import FirmwareModel, TensorType, emulate

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from helpers import DEFAULT_PART, PLUS_ONE_RTL
+from tests.helpers import DEFAULT_PART, PLUS_ONE_RTL
 from trigger import synth
 from trigger.backends.rtl import write_rtl
 from trigger.fixed import FixedFormat

@@ -6,8 +6,8 @@ import re
 
 import numpy as np
 
-from firmware_cases import case_inputs, mlp
-from helpers import DEFAULT_PART
+from tests.firmware_cases import case_inputs, mlp
+from tests.helpers import DEFAULT_PART
 from trigger.backends import rtl
 from trigger.backends.rtl import split_chain, write_rtl
 from trigger.fixed import FixedFormat

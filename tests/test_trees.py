@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import yaml
-from helpers import CLEAN, REPO, assert_certified, build_and_verify
+from tests.helpers import CLEAN, REPO, assert_certified, build_and_verify
 
 from trigger.errors import ConfigError, FirmwareModelError, ModelError
 from trigger.fixed import FixedFormat
