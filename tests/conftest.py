@@ -56,6 +56,27 @@ def pytest_unconfigure(config):
 
 TOOL_LOG = pytest.StashKey[Path]()
 LOG_AT = pytest.StashKey[int]()
+FIXTURE_TOOLS = pytest.StashKey[dict]()  # fixture name -> the first tool its setup started (this process)
+
+
+def _started(config, since: int) -> list[list[str]]:
+    """[tool, pid, command] of each tool started since this offset of the process's log."""
+    with open(config.stash[TOOL_LOG], "rb") as log:
+        log.seek(since)
+        return [line.split("\t", 2) for line in log.read().decode(errors="replace").splitlines() if line]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """A fixture whose setup started a tool makes every test using it slow, whichever test built it first."""
+    config = request.config
+    before = config.stash[TOOL_LOG].stat().st_size
+    try:
+        return (yield)
+    finally:
+        started = _started(config, before)
+        if started:
+            config.stash.setdefault(FIXTURE_TOOLS, {}).setdefault(fixturedef.argname, started[0])
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -65,16 +86,21 @@ def pytest_runtest_setup(item):
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item):
-    """After the fixtures' teardown: a test not marked slow that started a tool fails here."""
+    """After the fixtures' teardown: a test not marked slow that started a tool, or uses a fixture that
+    did, fails here."""
     if item.get_closest_marker("slow") is not None or LOG_AT not in item.stash:
         return
-    with open(item.config.stash[TOOL_LOG], "rb") as log:
-        log.seek(item.stash[LOG_AT])
-        started = [line.split("\t", 2) for line in log.read().decode(errors="replace").splitlines() if line]
+    started = _started(item.config, item.stash[LOG_AT])
     if started:
         tools = sorted({tool for tool, *_ in started})
         pytest.fail(f"{item.nodeid} is not marked @pytest.mark.slow but started {', '.join(tools)} "
                     f"({len(started)} run(s); first: {started[0][-1][:200]})", pytrace=False)
+    built = item.config.stash.get(FIXTURE_TOOLS, {})
+    used = [name for name in getattr(item, "fixturenames", ()) if name in built]
+    if used:
+        tool, _, command = built[used[0]]
+        pytest.fail(f"{item.nodeid} is not marked @pytest.mark.slow but uses the fixture {used[0]}, whose set-up "
+                    f"started {tool} ({command[:200]})", pytrace=False)
 
 
 @pytest.fixture(scope="session")

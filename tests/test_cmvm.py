@@ -113,6 +113,7 @@ def test_shift_add_rtl_has_no_multiplier_and_dsp_option_keeps_them(tmp_path):
 
 # test_rtl.py simulates pipeline 'layer' and N with the default shift-and-add
 @pytest.mark.parametrize("pipeline,multiplier", [("auto", "shift_add"), (1, 4)])
+@pytest.mark.slow
 def test_rtl_equals_emulator(pipeline, multiplier, tmp_path):
     rng = np.random.default_rng(3)
     model = mlp((8, 12, 4), seed=5)
@@ -142,6 +143,7 @@ def test_pipeline_auto_meets_the_clock(tmp_path):
     print(f"latency: layer {layer.latency_cycles} ({max(layer.stage_delay_ns)} ns), auto {latency}")
 
 
+@pytest.mark.slow
 def test_a_flipped_bit_in_a_generated_adder_is_caught(tmp_path):
     rng = np.random.default_rng(8)
     model = _dense_model(rng)
@@ -162,6 +164,7 @@ def test_a_flipped_bit_in_a_generated_adder_is_caught(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["relu", "linear"])
+@pytest.mark.slow
 def test_every_cast_is_exact_on_every_input(kind, tmp_path):
     """builder.requant reads overflow from the floor beside a short incrementer and folds a preceding
     relu into its output bits: every rounding x overflow mode x signedness, shifted right (rounding

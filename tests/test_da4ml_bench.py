@@ -67,6 +67,7 @@ def test_jet_tagger_has_hls4ml_formats_and_exact_accumulators():
     assert np.array_equal(bench.jet_tagger().ops[0].weight, dense[0].weight)  # seeded
 
 
+@pytest.mark.slow
 def test_align_stage_behind_the_standard_top_puts_padded_elements_in_the_output_format(tmp_path):
     """The stage after da4ml's core: elements padded to a wider, finer format come out in the model's format."""
     model = mlp()

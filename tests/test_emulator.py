@@ -85,6 +85,7 @@ def cpp_reference(harness, name: str, raw: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_emulator_equals_hls4ml_cpp(name, harness):
     model = CASES[name]
     raw = case_inputs(model, CPP_VECTORS)

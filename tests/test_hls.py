@@ -155,6 +155,7 @@ def test_accumulators_never_overflow(constructed, qkeras_reference, keras_refere
                 assert bound * op.accum_fmt.lsb <= op.accum_fmt.max_value + op.accum_fmt.lsb
 
 
+@pytest.mark.slow
 def test_user_accumulator_too_narrow_is_widened(tmp_path, monkeypatch):
     import tensorflow as tf
 

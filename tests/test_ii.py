@@ -82,6 +82,7 @@ def test_a_bad_ii_in_trigger_yml_is_refused_before_any_work(capsys, tmp_path):
 
 # ------------------------------------------------------------------ the RTL, simulated
 @pytest.mark.parametrize("ii,pipeline", [(3, "layer"), (5, "auto")])
+@pytest.mark.slow
 def test_shared_rtl_is_exact_at_ii_spacing_and_refuses_early_inputs(tmp_path, ii, pipeline):
     """Digit-serial dense layers (and ReLUs between them) against the emulator, driven exactly ii clocks
     apart by cocotb and by the bulk harness; an input one clock after another is refused and flagged."""
@@ -197,6 +198,7 @@ def test_pipeline_auto_times_the_shared_path_as_yosys_does(tmp_path, ii, clock_n
 
 
 @pytest.mark.parametrize("ii,pipeline", [(4, "layer"), pytest.param(7, "auto", marks=pytest.mark.slow)])
+@pytest.mark.slow
 def test_shared_convolutions_are_exact(tmp_path, ii, pipeline):
     """Convolutions share one kernel network per ceil(positions / ii) positions (a multiplexed window
     each cycle), the dense after them is digit-serial: exact against the emulator at ii spacing."""

@@ -148,12 +148,14 @@ def ops(bundle):
     return {op["name"]: op for op in bundle.manifest["ops"]}
 
 
+@pytest.mark.slow
 def test_every_layer_kind_is_bit_exact(bundle):
     """Emulator == hls4ml C simulation == RTL on every vector, for the whole model."""
     assert bundle.build_status == 0 and bundle.verify_status == 0, bundle.verify.get("first_mismatch")
     assert_certified(bundle.verify, VECTORS)
 
 
+@pytest.mark.slow
 def test_activations(ops):
     """ELU (layer and activation), PReLU, ThresholdedReLU, softsign and selu, in two sets of formats."""
     for tag in ACTIVATION_FORMATS:
@@ -166,16 +168,19 @@ def test_activations(ops):
     assert "table 1024 x ap_fixed<18,8," in ops["softsign_a"]["description"]  # hls4ml's default
 
 
+@pytest.mark.slow
 def test_embedding(ops):
     assert ops["embed"]["kind"] == "embedding"
     assert "table 8 x ap_fixed<10,4,AP_RND_CONV" in ops["embed"]["description"]
 
 
+@pytest.mark.slow
 def test_layer_normalization(ops):
     assert "layer_norm 2 x 5, accum ap_fixed<12,3,AP_TRN,AP_WRAP>" in ops["ln_a"]["description"]
     assert "layer_norm 3 x 4, accum ap_fixed<14,4,AP_RND_CONV,AP_SAT>" in ops["ln_b"]["description"]
 
 
+@pytest.mark.slow
 def test_lstm_and_gru_unrolled(ops):
     """hls4ml's static LSTM and GRU over 3 steps as dense, table and gate ops; the GRU outputs every state."""
     assert [ops[f"lstm_t{t}_h"]["kind"] for t in range(3)] == ["merge"] * 3
@@ -184,6 +189,7 @@ def test_lstm_and_gru_unrolled(ops):
     assert ops["gru_t2_h"]["kind"] == "merge" and ops["gru_seq2"]["kind"] == "concatenate"
 
 
+@pytest.mark.slow
 def test_qkeras_qlstm_unrolled(ops):
     """QLSTM: the weight formats are the quantizers' (quantized_bits(6, 1) -> ap_fixed<6,2>)."""
     assert ops["qlstm_t3_h"]["kind"] == "merge"
@@ -345,6 +351,7 @@ def _emulated(case) -> np.ndarray:
     return emulate(FirmwareModel("m", op.input, [op]), raw.reshape(-1, 1)).outputs[:, 0]
 
 
+@pytest.mark.slow
 def test_elementwise_ops_equal_hls4ml_cpp_on_every_input(tmp_path):
     import shutil
     import subprocess

@@ -473,6 +473,7 @@ def test_keras_merges_build_and_verify(tmp_path):
 
 
 @pytest.mark.parametrize("family", RTL_FAMILIES, ids=[f[0] for f in RTL_FAMILIES])
+@pytest.mark.slow
 def test_rtl_is_lint_clean(family, tmp_path):
     """Verilator -Wall finds nothing in the merge ops' Verilog (every width exact)."""
     from trigger.backends.rtl import write_rtl

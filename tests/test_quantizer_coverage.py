@@ -176,6 +176,7 @@ def _reference_sign(x_real: np.ndarray, upper: float | None, hi: float, lo: floa
 
 @pytest.mark.parametrize("src, dst", [("fixed<6,2>", "fixed<5,1,RND_CONV,SAT>"), ("ufixed<5,3>", "fixed<4,2>"),
                                       ("fixed<7,4,RND,SAT>", "fixed<3,1,RND,WRAP>")])
+@pytest.mark.slow
 def test_hard_tanh_and_sign_thresholds_on_every_input(src, dst, tmp_path):
     """The new ops against the C++ formulas on every input of a small format, and their RTL (Icarus) against the
     emulator on the same inputs: hard_tanh is clip(x, -1, 1), hard_sigmoid clip(x / 2 + 1 / 2, 0, 1), cast to res_T

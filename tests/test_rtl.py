@@ -53,6 +53,7 @@ def test_mlp_rtl_equals_emulator_verilator(tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(small_models()))
+@pytest.mark.slow
 def test_small_model_rtl_equals_emulator(name, tmp_path):
     model = small_models()[name]
     pipeline = "layer" if len(name) % 2 else 1
@@ -65,6 +66,7 @@ def test_small_model_rtl_verilator(tmp_path):
 
 
 @pytest.mark.parametrize("overflow", ["SAT", "WRAP", "SAT_SYM", "SAT_ZERO"])
+@pytest.mark.slow
 def test_requantization_chain(overflow, tmp_path):
     """Every rounding mode (ties included) with each overflow mode, overflowing at every step."""
     model = requant_chain(overflow)
@@ -83,6 +85,7 @@ def lint_models():
 
 
 @pytest.mark.parametrize("name", sorted(lint_models()))
+@pytest.mark.slow
 def test_verilator_lint_clean(name, tmp_path):
     model, pipeline = lint_models()[name]
     design = write_rtl(model, tmp_path, top="lint_top", pipeline=pipeline)

@@ -63,8 +63,16 @@ def test_an_edited_synthesis_weight_fails_verification(reference_bundle, tmp_pat
     print(f"w2[{k}] -> 0: {counts['emulator_vs_csim']}/{result['vectors']} vectors differ")
 
 
-def test_a_project_loading_text_weights_is_refused(reference_bundle, tmp_path, capsys):
-    """A C simulation that would read weights/*.txt (hls4ml's default) is refused in one line naming the file."""
+def test_a_project_loading_text_weights_is_refused(reference_bundle, tmp_path):
+    """A C simulation that would read weights/*.txt (hls4ml's default) is refused, naming the file, before
+    anything is compiled (verify runs this same C simulation)."""
+    import numpy as np
+
+    from trigger.backends.hls import run_csim
+    from trigger.bundle import load_manifest
+    from trigger.errors import BundleError
+    from trigger.ir.model import FirmwareModel
+
     bundle = _copy(reference_bundle, tmp_path)
     top = bundle / "hls" / "firmware" / "myproject.cpp"
     top.write_text(top.read_text().replace(
@@ -73,7 +81,7 @@ def test_a_project_loading_text_weights_is_refused(reference_bundle, tmp_path, c
         "    nnet::load_weights_from_txt<weight2_t, 1>(w2, \"w2.txt\");\n#endif"))
     assert "load_weights_from_txt" in top.read_text()
     _rehash(bundle)
-    capsys.readouterr()
-    assert main(["verify", str(bundle)]) != 0
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "myproject.cpp" in err[0] and "weights/*.txt" in err[0], err
+    raw = np.load(bundle / "vectors" / "inputs.npy")[:200]
+    (tmp_path / "work").mkdir()
+    with pytest.raises(BundleError, match=r"myproject\.cpp: loads weights/\*\.txt in the C simulation"):
+        run_csim(bundle, load_manifest(bundle), FirmwareModel.load(bundle), raw, tmp_path / "work")

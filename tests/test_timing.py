@@ -103,6 +103,7 @@ def test_ci_fails_a_design_that_misses_its_clock_and_passes_the_default(tmp_path
 
 
 @pytest.mark.parametrize("case,clock_ns", [("chain_sat", 2.8), ("chain_sat_zero", 2.8), ("mlp", 2.0)])
+@pytest.mark.slow
 def test_a_cast_deeper_than_the_clock_is_split_and_stays_exact(case, clock_ns, tmp_path):
     """pipeline auto at a clock shorter than a whole rounding + saturating cast: the rounding bit comes first
     (``round_prep``), the increment and saturation after it, every stage within the clock by the builder's

@@ -600,10 +600,10 @@ def main(argv: list[str] | None = None) -> int:
                 return args.func(args)
             except KeyboardInterrupt:  # cleaned up like a failure on the way here; no traceback
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
-                print(f"trigger {args.command}: interrupted (SIGINT); nothing left behind", file=sys.stderr)
+                print(f"trigger {args.command}: interrupted", file=sys.stderr)
                 return 130
             except Terminated:
-                print(f"trigger {args.command}: terminated (SIGTERM); nothing left behind", file=sys.stderr)
+                print(f"trigger {args.command}: terminated (SIGTERM)", file=sys.stderr)
                 return 143
     except TriggerError as err:  # an expected failure: one line naming the culprit
         print(f"trigger {args.command}: error: {_one_line(err)}", file=sys.stderr)

@@ -171,8 +171,8 @@ def _from_model_file(model: Path, weights: Path | None, estimate: Estimate) -> N
                     _from_hdf5(io.BytesIO(archive.read("model.weights.h5")), estimate)
                 if "config.json" in names:
                     estimate.input_width = _input_width_of_keras_config(json.loads(archive.read("config.json")))
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, AttributeError):
-        pass  # not readable here: the frontend reports it
+    except Exception:  # noqa: BLE001 - any file not readable here (truncated, not HDF5/ONNX): the frontend says why
+        pass
 
 
 def _from_hdf5(file, estimate: Estimate) -> None:
