@@ -61,7 +61,7 @@ def _run(args, timeout=60, **env) -> tuple[subprocess.CompletedProcess, float]:
 
 
 @pytest.mark.parametrize("case", ["dense_4096x4096", "table_30_bits_in_bram", "vectors_1e14"])
-def test_oversized_jobs_are_refused_in_one_line_within_5_seconds(case, tmp_path, reference_models):
+def test_oversized_jobs_are_refused_in_one_line_within_5_seconds(case, tmp_path, request):
     if case == "dense_4096x4096":
         source, extra, setting, limit = _float_dense_4096(tmp_path / "model"), [], "TRIGGER_MAX_PRODUCTS", "1,048,576"
         said = "16,777,216 constant products"
@@ -69,6 +69,7 @@ def test_oversized_jobs_are_refused_in_one_line_within_5_seconds(case, tmp_path,
         source, extra, setting, limit = _table_in_bram(tmp_path / "lut"), [], "TRIGGER_MAX_TABLE_BITS", "268,435,456"
         said = "1,073,741,824 words"
     else:
+        reference_models = request.getfixturevalue("reference_models")
         source, extra, setting, limit = reference_models / "qkeras_3layer.json", ["--vectors", "99999999999999"], \
             "TRIGGER_MAX_VECTOR_VALUES", "134,217,728"
         said = "99,999,999,999,999 test vectors"
