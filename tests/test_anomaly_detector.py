@@ -83,6 +83,7 @@ def test_threshold_gives_the_target_rate():
     assert numbers["firmware_vs_qkeras"]["toy"]["equal"] == 19999 and not numbers["firmware_equals_qkeras"]
 
 
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_autoencoder_refuses_a_difference_float32_cannot_square_and_sum_exactly():
     from trigger.errors import ConfigError
     from trigger.train import build_autoencoder

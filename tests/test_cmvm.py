@@ -33,6 +33,7 @@ def test_csd_digits_are_canonical():
 
 @pytest.mark.parametrize("shape,bits,zeros", [((16, 64), 6, 0.0), ((64, 32), 6, 0.3), ((5, 3), 17, 0.0),
                                               ((1, 1), 9, 0.0), ((7, 1), 4, 0.5), ((1, 9), 8, 0.0), ((4, 4), 3, 1.0)])
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_plan_equals_the_matrix_product_and_saves_adders(shape, bits, zeros):
     rng = np.random.default_rng(sum(shape) + bits)
     matrix = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), shape, dtype=np.int64)
@@ -125,6 +126,7 @@ def test_rtl_equals_emulator(pipeline, multiplier, tmp_path):
           f"ns per stage {design.stage_delay_ns}")
 
 
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_pipeline_auto_meets_the_clock(tmp_path):
     """Every stage's estimated longest path within the clock period (a single statement slower than the
     clock, such as a rounding and saturating cast at 1.5 ns, would get a stage of its own), fewer stages at a

@@ -332,6 +332,7 @@ def test_rounded_matches_brute_force(rounding):
 
 
 @pytest.mark.parametrize("overflow", OVERFLOW_MODES)
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_cast_interval_matches_brute_force(overflow):
     """Every sub-interval of every small source format (the rounding mode cycling through all of
     them): the bounds hold every cast value, are exact when nothing overflows (and under SAT and

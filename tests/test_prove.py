@@ -87,6 +87,7 @@ def change_rounding(text: str) -> str:
     return text.replace(m.group(0), f"wire y0_half = y0_x[{int(m.group(1)) - 1}];")
 
 
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_reference_forms_equal_emulator(tagger):
     """What a proof rests on: each op's printed reference (affine accumulator, then the cast) equals emulate."""
     model = FirmwareModel.load(tagger)

@@ -368,6 +368,7 @@ def test_a_nested_model_inside_a_graph_is_rewired_to_its_layers():
     assert plan.graph["sources"]["inner_a"] == ["first"] and plan.graph["outputs"] == ["skip"]
 
 
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_folded_and_separable_layers_load_from_a_keras_archive(tmp_path):
     """QConv2DBatchnorm (its batch norm's variables in a group of their own in a .keras archive), depthwise and
     separable layers: loaded as data, the weights in Keras 2's order, the same outputs as the saved model (the
