@@ -6,7 +6,7 @@
 - ``reference_bundle``: a bundle of qkeras_3layer built and verified once through the CLI (the
   compiled Verilator model is cached by a hash of the RTL, so later verifications reuse it).
 - ``constructed_networks``: the QKeras networks of keras_cases.py, saved once as model folders
-  (JSON + weights + trigger.yml); ``constructed_bundles``: each built and verified once.
+  (JSON + weights + trigger.yml); ``constructed_bundles``: each built and verified once, on first use.
 
 Numbers and paths shared by several files are in helpers.py.
 
@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import BUNDLE_VECTORS, CONSTRUCTED_VECTORS, REFERENCE_MODELS, Bundle, build_and_verify
+from tests.helpers import BUNDLE_VECTORS, CONSTRUCTED_VECTORS, REFERENCE_MODELS, Bundle, OnFirstUse, build_and_verify
 from tests.tool_watch import sitecustomize as tool_watch
 
 TOOL_WATCH = Path(tool_watch.__file__).parent
@@ -176,10 +176,10 @@ def constructed_networks(tmp_path_factory) -> dict[str, Network]:
 
 @pytest.fixture(scope="session")
 def constructed_bundles(constructed_networks, tmp_path_factory) -> dict[str, Bundle]:
-    """Every constructed network built from its folder (trigger.yml) and verified with Verilator, once."""
+    """Each constructed network built from its folder (trigger.yml) and verified with Verilator, once, when
+    a test first asks for it."""
     root = tmp_path_factory.mktemp("constructed_bundles")
-    return {name: build_and_verify(net.folder, root / name)
-            for name, net in constructed_networks.items()}
+    return OnFirstUse(lambda name: build_and_verify(constructed_networks[name].folder, root / name))
 
 
 @pytest.fixture(scope="session")

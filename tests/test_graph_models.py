@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.firmware_cases import F, T, random_dense, relu
-from tests.helpers import assert_certified, build_and_verify
+from tests.helpers import OnFirstUse, assert_certified, build_and_verify
 from trigger.errors import FirmwareModelError
 from trigger.ir import FirmwareModel, emulate
 from trigger.ir.model import CHAIN_FORMAT_VERSION, FORMAT_VERSION, join
@@ -96,15 +96,12 @@ def test_graph_rtl_is_delay_balanced_and_exact(pipeline, tmp_path):
 # ------------------------------------------------------------------ Keras functional models, end to end
 @pytest.fixture(scope="module")
 def graph_bundles(tmp_path_factory):
-    """Each graph case saved as JSON + H5, built and verified once through the CLI."""
+    """Each graph case saved as JSON + H5, built and verified once through the CLI, when a test first asks for it."""
     from tests.graph_cases import GRAPH_CASES, save
 
     root = tmp_path_factory.mktemp("graphs")
-    bundles = {}
-    for name, make in GRAPH_CASES.items():
-        source = save(make(), root / "models" / name)
-        bundles[name] = build_and_verify(source, root / name, "--vectors", str(GRAPH_VECTORS))
-    return bundles
+    return OnFirstUse(lambda name: build_and_verify(save(GRAPH_CASES[name](), root / "models" / name), root / name,
+                                                    "--vectors", str(GRAPH_VECTORS)))
 
 
 @pytest.mark.slow
