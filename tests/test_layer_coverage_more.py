@@ -248,6 +248,7 @@ def test_embedding_ids_outside_the_vocabulary_are_refused(tmp_path):
         convert(_folder(model, tmp_path, hls) / "embedding.json", {"input_precision": "uint<4>"})
 
 
+@pytest.mark.slow  # hls4ml's activation tables are computed by its own C++ (g++)
 def test_a_recurrent_layer_hls4ml_cannot_compile_is_refused(tmp_path):
     """hls4ml 1.3's lstm() needs input, accum and result of one C++ type: a given result that differs is refused."""
     from trigger.errors import ModelError
@@ -398,6 +399,7 @@ def _onnx_activations(path, elu_alpha: float | None = 0.7):
     return path
 
 
+@pytest.mark.slow  # hls4ml's activation tables are computed by its own C++ (g++)
 def test_onnx_activation_nodes_map_to_the_same_ops(tmp_path):
     from trigger.frontends import BuildOptions
     from trigger.frontends.onnx import design_from_file

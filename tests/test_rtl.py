@@ -96,6 +96,7 @@ def test_verilator_lint_clean(name, tmp_path):
     assert run.returncode == 0 and "%Warning" not in run.stderr, run.stderr[:4000]
 
 
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_latency_follows_the_pipeline_setting(tmp_path):
     model = mlp()
     n_dense = sum(op.kind == "dense" for op in model.ops)
