@@ -14,7 +14,8 @@ Tests that start a compiler, simulator or synthesis tool must be marked ``slow``
 skips them): ``pytest_runtest_teardown`` below fails a test that is not marked and started one, naming
 the tool. Every Python process of the session records the tools it starts (tests/tool_watch), so the
 CLI run as a subprocess, pytest-xdist workers and Dask workers are watched as well as the test itself.
-Fixtures count for the first test that uses them (with ``-m "not slow"`` that test would build them).
+A fixture that started a tool makes every test using it slow. (A child given an environment of its own,
+without PYTHONPATH and TRIGGER_TEST_TOOL_LOG, is not watched.)
 """
 
 from __future__ import annotations
