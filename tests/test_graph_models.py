@@ -87,7 +87,7 @@ def test_bad_wiring_is_a_one_line_error(change, message):
 @pytest.mark.slow
 @pytest.mark.parametrize("pipeline", ["layer", "auto", 2])
 def test_graph_rtl_is_delay_balanced_and_exact(pipeline, tmp_path):
-    from test_rtl import check_rtl
+    from tests.test_rtl import check_rtl
 
     design = check_rtl(two_branch_graph(), pipeline, "verilator", 2000, tmp_path)
     assert design.latency_cycles >= 3  # the deep branch sets it; the short one waits in delay registers

@@ -334,7 +334,7 @@ def test_brevitas_qonnx_equals_qonnx_execution(unsw_bundle):
     """FINN's UNSW-NB15 MLP (Brevitas): bipolar input and output, float batch norms, non-power-of-two
     scales. Every layer is requantized to qonnx's float32 decisions: 3-way bit exact, and every output
     equals qonnx's own execution."""
-    from conftest import UNSW_VECTORS
+    from tests.conftest import UNSW_VECTORS
 
     bundle = unsw_bundle
     assert bundle.build_status == 0 and bundle.verify_status == 0
