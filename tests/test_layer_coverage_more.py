@@ -261,6 +261,7 @@ def test_a_recurrent_layer_hls4ml_cannot_compile_is_refused(tmp_path):
         convert(_folder(model, tmp_path, hls) / "recurrent.json", {"hls": {**hls, "input_precision": "fixed<8,3>"}})
 
 
+@pytest.mark.slow  # hls4ml's activation tables are computed by its own C++ (g++)
 def test_a_float_lstm_gets_one_format_by_default(tmp_path):
     """Without given precisions, trigger types a recurrent layer's accum and result as its input (an input port
     here: fixed<16,6>, which wraps), so hls4ml's C++ compiles it."""
