@@ -1,6 +1,8 @@
 # make demo: the main job (the whole flow on the built-in examples)
 # make test: the test suite
-# make test-fast: the test suite without the tests marked slow (training, simulation, synthesis, wheel)
+#   (pytest-xdist's worksteal: idle workers take tests from busy ones, so no file order is kept by hand;
+#   the comparisons with da4ml, marked bench, run under make bench)
+# make test-fast: the test suite without the tests marked slow (any that compiles or runs a tool, training, wheel)
 # make check-wheel: build the wheel, install it in a fresh venv and run the CLI from outside the checkout
 # make setup: only the set-up (.venv with the pinned stack, system tools); quick when done
 VENV := .venv
@@ -17,11 +19,10 @@ demo: setup
 	$(VENV)/bin/trigger demo
 
 test: setup
-	scripts/setup_da4ml.sh
-	$(VENV)/bin/python -m pytest -n auto --dist loadfile
+	$(VENV)/bin/python -m pytest -n auto --dist worksteal -m "not bench"
 
 test-fast: setup
-	$(VENV)/bin/python -m pytest -n auto --dist loadfile -m "not slow"
+	$(VENV)/bin/python -m pytest -n auto --dist worksteal -m "not slow and not bench"
 
 check-wheel: setup
 	scripts/check_wheel.sh
@@ -34,6 +35,7 @@ bench: setup bench-da4ml
 
 bench-da4ml: setup
 	scripts/setup_da4ml.sh
+	$(VENV)/bin/python -m pytest -m bench tests/test_da4ml_bench.py
 	$(VENV)/bin/python scripts/bench_da4ml.py
 
 lock: setup

@@ -6,17 +6,21 @@
 - ``reference_bundle``: a bundle of qkeras_3layer built and verified once through the CLI (the
   compiled Verilator model is cached by a hash of the RTL, so later verifications reuse it).
 - ``constructed_networks``: the QKeras networks of keras_cases.py, saved once as model folders
-  (JSON + weights + trigger.yml); ``constructed_bundles``: each built and verified once.
+  (JSON + weights + trigger.yml); ``constructed_bundles``: each built and verified once, on first use.
 
 Numbers and paths shared by several files are in helpers.py.
 
-Order: ``make test`` runs the files on every CPU with ``--dist loadfile`` (a whole file on one worker).
-pytest-xdist hands the files out in collection order, so the longest files go first (``LONGEST_FIRST``)
-and the short ones fill the gaps at the end: the workers finish together.
+Tests that start a compiler, simulator or synthesis tool must be marked ``slow`` (``make test-fast``
+skips them): ``pytest_runtest_teardown`` below fails a test that is not marked and started one, naming
+the tool. Every Python process of the session records the tools it starts (tests/tool_watch), so the
+CLI run as a subprocess, pytest-xdist workers and Dask workers are watched as well as the test itself.
+A fixture that started a tool makes every test using it slow. (A child given an environment of its own,
+without PYTHONPATH and TRIGGER_TEST_TOOL_LOG, is not watched.)
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,27 +28,80 @@ from pathlib import Path
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # helpers, keras_cases, firmware_cases
+from tests.helpers import BUNDLE_VECTORS, CONSTRUCTED_VECTORS, REFERENCE_MODELS, Bundle, OnFirstUse, build_and_verify
+from tests.tool_watch import sitecustomize as tool_watch
 
-from helpers import BUNDLE_VECTORS, CONSTRUCTED_VECTORS, REFERENCE_MODELS, Bundle, build_and_verify  # noqa: E402
-
-# The files that take longest (pytest --durations, summed per file), longest first; the others follow
-# in their usual order. A rough order is enough: it only has to keep the long files from coming last.
-LONGEST_FIRST = ["test_rtl.py", "test_ii.py", "test_network_flow.py", "test_softmax_sets.py", "test_scan.py",
-                 "test_model_formats.py", "test_constructed_flow.py", "test_spatial.py", "test_jet_tagger.py",
-                 "test_calo_conv2d.py", "test_da4ml_bench.py", "test_lut_flow.py", "test_cmvm.py", "test_scale.py",
-                 "test_csim_cache.py", "test_train.py", "test_fixed_conformance.py", "test_trees.py", "test_hls.py"]
+TOOL_WATCH = Path(tool_watch.__file__).parent
 
 
 def pytest_configure(config):
-    # xdist would otherwise hand out the files with the most tests first, whatever they cost
-    if hasattr(config.option, "loadscopereorder"):
-        config.option.loadscopereorder = False
+    """Each process of the session (controller, every xdist worker) logs the tools it and its children
+    start to a file of its own; the folder of sitecustomize.py goes first on PYTHONPATH for the children."""
+    import tempfile
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    fd, log = tempfile.mkstemp(prefix=f"trigger-tools-{worker}-", suffix=".log")
+    os.close(fd)
+    config.stash[TOOL_LOG] = Path(log)
+    os.environ[tool_watch.LOG] = log
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if str(TOOL_WATCH) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(TOOL_WATCH), *filter(None, paths)])
+    tool_watch.install()
 
 
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: tests keep their order in a file
+def pytest_unconfigure(config):
+    if TOOL_LOG in config.stash:
+        config.stash[TOOL_LOG].unlink(missing_ok=True)
+
+
+TOOL_LOG = pytest.StashKey[Path]()
+LOG_AT = pytest.StashKey[int]()
+FIXTURE_TOOLS = pytest.StashKey[dict]()  # fixture name -> the first tool its setup started (this process)
+
+
+def _started(config, since: int) -> list[list[str]]:
+    """[tool, pid, command] of each tool started since this offset of the process's log."""
+    with open(config.stash[TOOL_LOG], "rb") as log:
+        log.seek(since)
+        return [line.split("\t", 2) for line in log.read().decode(errors="replace").splitlines() if line]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """A fixture whose setup started a tool makes every test using it slow, whichever test built it first."""
+    config = request.config
+    before = config.stash[TOOL_LOG].stat().st_size
+    try:
+        return (yield)
+    finally:
+        started = _started(config, before)
+        if started:
+            config.stash.setdefault(FIXTURE_TOOLS, {}).setdefault(fixturedef.argname, started[0])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item.stash[LOG_AT] = item.config.stash[TOOL_LOG].stat().st_size
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item):
+    """After the fixtures' teardown: a test not marked slow that started a tool, or uses a fixture that
+    did, fails here."""
+    if item.get_closest_marker("slow") is not None or LOG_AT not in item.stash:
+        return
+    started = _started(item.config, item.stash[LOG_AT])
+    if started:
+        tools = sorted({tool for tool, *_ in started})
+        pytest.fail(f"{item.nodeid} is not marked @pytest.mark.slow but started {', '.join(tools)} "
+                    f"({len(started)} run(s); first: {started[0][-1][:200]})", pytrace=False)
+    built = item.config.stash.get(FIXTURE_TOOLS, {})
+    used = [name for name in getattr(item, "fixturenames", ()) if name in built]
+    if used:
+        tool, _, command = built[used[0]]
+        pytest.fail(f"{item.nodeid} is not marked @pytest.mark.slow but uses the fixture {used[0]}, whose set-up "
+                    f"started {tool} ({command[:200]})", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +159,7 @@ class Network:
 @pytest.fixture(scope="session")
 def constructed_networks(tmp_path_factory) -> dict[str, Network]:
     """keras_cases.build_networks() saved once: one model folder (JSON, weights, trigger.yml) each."""
-    from keras_cases import build_networks, save_model
+    from tests.keras_cases import build_networks, save_model
 
     root = tmp_path_factory.mktemp("constructed")
     nets = {}
@@ -120,10 +177,10 @@ def constructed_networks(tmp_path_factory) -> dict[str, Network]:
 
 @pytest.fixture(scope="session")
 def constructed_bundles(constructed_networks, tmp_path_factory) -> dict[str, Bundle]:
-    """Every constructed network built from its folder (trigger.yml) and verified with Verilator, once."""
+    """Each constructed network built from its folder (trigger.yml) and verified with Verilator, once, when
+    a test first asks for it."""
     root = tmp_path_factory.mktemp("constructed_bundles")
-    return {name: build_and_verify(net.folder, root / name)
-            for name, net in constructed_networks.items()}
+    return OnFirstUse(lambda name: build_and_verify(constructed_networks[name].folder, root / name))
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,19 @@ class Bundle:
         return json.loads((self.path / "manifest.json").read_text())
 
 
+class OnFirstUse(dict):
+    """Expensive things by name (bundles), each made when a test first asks for it: under pytest-xdist's
+    worksteal, a worker that takes one parametrised test from another builds that one only, not the set."""
+
+    def __init__(self, make):
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, name):
+        self[name] = self._make(name)
+        return self[name]
+
+
 def build_and_verify(source: Path, out: Path, *build_args: str, verify_args=()) -> Bundle:
     """``trigger build`` then ``trigger verify`` (in process); the bundle with both exit codes."""
     from trigger.cli import main

@@ -83,6 +83,7 @@ def test_threshold_gives_the_target_rate():
     assert numbers["firmware_vs_qkeras"]["toy"]["equal"] == 19999 and not numbers["firmware_equals_qkeras"]
 
 
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_autoencoder_refuses_a_difference_float32_cannot_square_and_sum_exactly():
     from trigger.errors import ConfigError
     from trigger.train import build_autoencoder
@@ -123,7 +124,7 @@ def test_autoencoder_outputs_its_reconstruction_error(tmp_path):
 def test_example_builds_and_verifies_bit_exact(tmp_path):
     if not Path("/tmp/graph_ready").exists():
         pytest.skip("the graph firmware model has not landed")
-    from helpers import assert_certified, build_and_verify
+    from tests.helpers import assert_certified, build_and_verify
 
     cfg = yaml.safe_load((EXAMPLE / "trigger.yml").read_text())
     cfg["dataset"].update(n_train=20000, n_test=5000, zero_bias_events=100_000, signal_events=2000)

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import REFERENCE_MODELS, REPO
+from tests.helpers import REFERENCE_MODELS, REPO
 
 SEED = 20261207
 

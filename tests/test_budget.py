@@ -2,7 +2,7 @@
 
 import pytest
 
-from helpers import DEFAULT_PART
+from tests.helpers import DEFAULT_PART
 from trigger.report import BudgetError, judge, load_budget
 
 REPORT = {

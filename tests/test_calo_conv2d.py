@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import REPO, assert_certified
+from tests.helpers import REPO, assert_certified
 from trigger.data import calo
 
 CALO = REPO / "models" / "calo_conv2d"

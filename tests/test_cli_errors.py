@@ -199,6 +199,7 @@ def _python(code: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=300)
 
 
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_tensorflow_start_up_is_silent():
     run = _python("import trigger.quiet\nimport tensorflow, qkeras, hls4ml\nprint('ok')")
     assert run.returncode == 0, run.stderr
@@ -206,6 +207,7 @@ def test_tensorflow_start_up_is_silent():
     assert run.stdout == "ok\n"
 
 
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_keras_and_tensorflow_warnings_are_silent(tmp_path):
     code = f"""
 import trigger

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_cases import F, ROUNDING_CHAIN, T, case_inputs, mlp, random_dense, relu
+from tests.firmware_cases import F, ROUNDING_CHAIN, T, case_inputs, mlp, random_dense, relu
 from trigger.backends.rtl import finish_module, stage_of, standard_top, write_module, write_rtl
 from trigger.backends.rtl.builder import ModuleBuilder
 from trigger.backends.rtl import cmvm
@@ -33,6 +33,7 @@ def test_csd_digits_are_canonical():
 
 @pytest.mark.parametrize("shape,bits,zeros", [((16, 64), 6, 0.0), ((64, 32), 6, 0.3), ((5, 3), 17, 0.0),
                                               ((1, 1), 9, 0.0), ((7, 1), 4, 0.5), ((1, 9), 8, 0.0), ((4, 4), 3, 1.0)])
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_plan_equals_the_matrix_product_and_saves_adders(shape, bits, zeros):
     rng = np.random.default_rng(sum(shape) + bits)
     matrix = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), shape, dtype=np.int64)
@@ -113,6 +114,7 @@ def test_shift_add_rtl_has_no_multiplier_and_dsp_option_keeps_them(tmp_path):
 
 # test_rtl.py simulates pipeline 'layer' and N with the default shift-and-add
 @pytest.mark.parametrize("pipeline,multiplier", [("auto", "shift_add"), (1, 4)])
+@pytest.mark.slow
 def test_rtl_equals_emulator(pipeline, multiplier, tmp_path):
     rng = np.random.default_rng(3)
     model = mlp((8, 12, 4), seed=5)
@@ -124,6 +126,7 @@ def test_rtl_equals_emulator(pipeline, multiplier, tmp_path):
           f"ns per stage {design.stage_delay_ns}")
 
 
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_pipeline_auto_meets_the_clock(tmp_path):
     """Every stage's estimated longest path within the clock period (a single statement slower than the
     clock, such as a rounding and saturating cast at 1.5 ns, would get a stage of its own), fewer stages at a
@@ -142,6 +145,7 @@ def test_pipeline_auto_meets_the_clock(tmp_path):
     print(f"latency: layer {layer.latency_cycles} ({max(layer.stage_delay_ns)} ns), auto {latency}")
 
 
+@pytest.mark.slow
 def test_a_flipped_bit_in_a_generated_adder_is_caught(tmp_path):
     rng = np.random.default_rng(8)
     model = _dense_model(rng)
@@ -162,6 +166,7 @@ def test_a_flipped_bit_in_a_generated_adder_is_caught(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["relu", "linear"])
+@pytest.mark.slow
 def test_every_cast_is_exact_on_every_input(kind, tmp_path):
     """builder.requant reads overflow from the floor beside a short incrementer and folds a preceding
     relu into its output bits: every rounding x overflow mode x signedness, shifted right (rounding

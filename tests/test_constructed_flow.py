@@ -3,10 +3,9 @@
 Each network (4-bit, quantized_bits with integer bits, batch norm; non-power-of-two widths) is
 built from a model folder with its own trigger.yml and verified through the emulator, hls4ml's
 C simulation and the RTL under Verilator (conftest.py: ``constructed_bundles``, once per
-session). The 4-bit one must fail verification once a bit of its RTL is flipped, then goes through
+session and worker, on first use). The 4-bit one must fail verification once a bit of its RTL is flipped, then goes through
 `trigger ci` with a budget it meets and one it fails, and `trigger report` writes the machine- and
-people-readable reports. (Every test of ``constructed_bundles`` is in this file, so that pytest-xdist's
---dist loadfile builds them once.)
+people-readable reports.
 """
 
 import hashlib
@@ -16,7 +15,7 @@ import shutil
 
 import pytest
 
-from helpers import CONSTRUCTED_VECTORS, assert_certified
+from tests.helpers import CONSTRUCTED_VECTORS, assert_certified
 from trigger.cli import main
 from trigger.ir import FirmwareModel
 

@@ -67,6 +67,7 @@ def test_jet_tagger_has_hls4ml_formats_and_exact_accumulators():
     assert np.array_equal(bench.jet_tagger().ops[0].weight, dense[0].weight)  # seeded
 
 
+@pytest.mark.slow
 def test_align_stage_behind_the_standard_top_puts_padded_elements_in_the_output_format(tmp_path):
     """The stage after da4ml's core: elements padded to a wider, finer format come out in the model's format."""
     model = mlp()
@@ -117,6 +118,7 @@ def small(tmp_path_factory):
     return model, inputs, emitted, work
 
 
+@pytest.mark.bench
 @needs_da4ml
 def test_da4ml_interpreter_equals_emulator_including_round_half_even(small):
     model, inputs, emitted, _ = small
@@ -127,6 +129,7 @@ def test_da4ml_interpreter_equals_emulator_including_round_half_even(small):
     assert result["mismatching_vectors"] == 0, result.get("first_mismatch")
 
 
+@pytest.mark.bench
 @needs_da4ml
 def test_da4ml_rtl_behind_standard_top_is_bit_exact(small):
     model, inputs, emitted, work = small
@@ -155,6 +158,7 @@ def test_yosys_stat_json_with_hierarchy_text_is_read():
     assert _stat_json(text)["design"]["num_cells_by_type"] == {"LUT2": 3}
 
 
+@pytest.mark.bench
 @needs_da4ml
 @pytest.mark.slow
 def test_benchmark_runs_to_the_end_and_writes_the_table(tmp_path):

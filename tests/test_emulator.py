@@ -13,8 +13,8 @@ import jinja2
 import numpy as np
 import pytest
 
-from firmware_cases import case_inputs, mlp, requant_chain, small_models
-from helpers import CONFORMANCE, CPP_VECTORS, assert_same
+from tests.firmware_cases import case_inputs, mlp, requant_chain, small_models
+from tests.helpers import CONFORMANCE, CPP_VECTORS, assert_same
 from trigger.errors import FirmwareModelError
 from trigger.ir import FirmwareModel, TensorType, emulate
 from trigger.ir.ops.activation import Relu
@@ -85,6 +85,7 @@ def cpp_reference(harness, name: str, raw: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_emulator_equals_hls4ml_cpp(name, harness):
     model = CASES[name]
     raw = case_inputs(model, CPP_VECTORS)
@@ -121,6 +122,7 @@ def test_cases_exercise_overflow_and_rounding():
             assert res.overflows[op.name]["output"].overflows > 0, (overflow, op.name)
 
 
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_sequential_reference_agrees_with_fast_path():
     """The matrix-product path (proved overflow-free) equals hls4ml's loop written out literally."""
     model = small_models()["s6_scale"]
@@ -162,6 +164,7 @@ def test_trace_and_overflow_counts():
     assert emulate(model, raw[:0]).outputs.shape == (0, 3)
 
 
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_emulator_is_fast():
     """100,000 vectors through a 16-64-32-32-5 network in seconds, not minutes."""
     model = mlp()

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import REPO, Bundle, assert_same, build_and_verify
+from tests.helpers import REPO, Bundle, assert_same, build_and_verify
 
 VECTORS = 300  # stored vectors per bundle built here (the reference bundle has BUNDLE_VECTORS)
 
@@ -34,8 +33,7 @@ def _build(source, out: Path, *args) -> Path:
 def bundles(reference_bundle, reference_models, tmp_path_factory) -> dict[str, Path]:
     """The four designs of the issue and the two-input graph model, built once (the reference tagger is the
     session's verified bundle)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from graph_cases import multi_collection_tagger, save
+    from tests.graph_cases import multi_collection_tagger, save
 
     root = tmp_path_factory.mktemp("emulator_library")
     graph = save(multi_collection_tagger(), root / "sources" / "multi_collection_tagger")

@@ -14,7 +14,7 @@ import jinja2
 import numpy as np
 import pytest
 
-from helpers import CONFORMANCE, SEED
+from tests.helpers import CONFORMANCE, SEED
 from trigger.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedFormat
 from trigger.toolchain import ap_types_include, find_tool
 
@@ -124,6 +124,7 @@ def _mismatch_report(rows):
     return total, bad
 
 
+@pytest.mark.slow
 def test_quantize_matches_ap_fixed(conformance):
     work, results = conformance
     total, bad = _mismatch_report(results["quantize"])
@@ -135,6 +136,7 @@ def test_quantize_matches_ap_fixed(conformance):
     assert not bad, "first mismatches (format, input, ap_fixed, trigger, count): " + repr(bad[:5])
 
 
+@pytest.mark.slow
 def test_cast_matches_ap_fixed(conformance):
     work, results = conformance
     total, bad = _mismatch_report(results["cast"])
@@ -145,6 +147,7 @@ def test_cast_matches_ap_fixed(conformance):
     assert not bad, "first mismatches ((from, to), raw, ap_fixed, trigger, count): " + repr(bad[:5])
 
 
+@pytest.mark.slow
 def test_every_mode_is_covered(conformance):
     _, results = conformance
     seen = {(f.rounding, f.overflow) for f, *_ in results["quantize"]}

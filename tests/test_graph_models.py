@@ -9,14 +9,12 @@ of IR ops checks the graph emulator, storage, the bus map and the delay-balanced
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from firmware_cases import F, T, random_dense, relu
-from helpers import assert_certified, build_and_verify
+from tests.firmware_cases import F, T, random_dense, relu
+from tests.helpers import OnFirstUse, assert_certified, build_and_verify
 from trigger.errors import FirmwareModelError
 from trigger.ir import FirmwareModel, emulate
 from trigger.ir.model import CHAIN_FORMAT_VERSION, FORMAT_VERSION, join
@@ -89,7 +87,7 @@ def test_bad_wiring_is_a_one_line_error(change, message):
 @pytest.mark.slow
 @pytest.mark.parametrize("pipeline", ["layer", "auto", 2])
 def test_graph_rtl_is_delay_balanced_and_exact(pipeline, tmp_path):
-    from test_rtl import check_rtl
+    from tests.test_rtl import check_rtl
 
     design = check_rtl(two_branch_graph(), pipeline, "verilator", 2000, tmp_path)
     assert design.latency_cycles >= 3  # the deep branch sets it; the short one waits in delay registers
@@ -98,16 +96,12 @@ def test_graph_rtl_is_delay_balanced_and_exact(pipeline, tmp_path):
 # ------------------------------------------------------------------ Keras functional models, end to end
 @pytest.fixture(scope="module")
 def graph_bundles(tmp_path_factory):
-    """Each graph case saved as JSON + H5, built and verified once through the CLI."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from graph_cases import GRAPH_CASES, save
+    """Each graph case saved as JSON + H5, built and verified once through the CLI, when a test first asks for it."""
+    from tests.graph_cases import GRAPH_CASES, save
 
     root = tmp_path_factory.mktemp("graphs")
-    bundles = {}
-    for name, make in GRAPH_CASES.items():
-        source = save(make(), root / "models" / name)
-        bundles[name] = build_and_verify(source, root / name, "--vectors", str(GRAPH_VECTORS))
-    return bundles
+    return OnFirstUse(lambda name: build_and_verify(save(GRAPH_CASES[name](), root / "models" / name), root / name,
+                                                    "--vectors", str(GRAPH_VECTORS)))
 
 
 @pytest.mark.slow
@@ -150,7 +144,7 @@ def test_residual_add_and_anomaly_score_use_merge_ops(graph_bundles):
 @pytest.mark.slow
 def test_each_input_port_gets_its_own_format(tmp_path):
     """hls.input_precision as a mapping: muon energies as unsigned 10-bit integers, jets in fixed<12,5>."""
-    from graph_cases import multi_collection_tagger, save
+    from tests.graph_cases import multi_collection_tagger, save
 
     source = save(multi_collection_tagger(), tmp_path / "model")
     (tmp_path / "model" / "trigger.yml").write_text(
@@ -171,7 +165,7 @@ def test_an_input_format_for_an_unknown_port_is_refused(tmp_path):
     from trigger.errors import ConfigError
     from trigger.frontends.network import input_formats
 
-    from graph_cases import multi_collection_tagger
+    from tests.graph_cases import multi_collection_tagger
 
     model = multi_collection_tagger()
     inputs = [layer.name for layer in model.layers if type(layer).__name__ == "InputLayer"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import TESTS, assert_certified, build_and_verify
+from tests.helpers import TESTS, OnFirstUse, assert_certified, build_and_verify
 from trigger.errors import ModelError
 
 DATA = TESTS / "data" / "hgq2"
@@ -243,8 +243,9 @@ def test_cli_refuses_in_one_line(tmp_path, capsys):
 # ------------------------------------------------------------------ the whole flow
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
-    return {name: build_and_verify(DATA / META["models"][name]["file"], tmp_path_factory.mktemp("hgq2") / name,
-                                   "--vectors", str(VECTORS)) for name in MODELS}
+    """Each model built and verified once, when a test first asks for it."""
+    return OnFirstUse(lambda name: build_and_verify(DATA / META["models"][name]["file"],
+                                                    tmp_path_factory.mktemp("hgq2") / name, "--vectors", str(VECTORS)))
 
 
 @pytest.mark.slow

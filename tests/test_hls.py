@@ -11,9 +11,9 @@ C simulation == RTL on their vectors (test_constructed_flow.py); the reference b
 import numpy as np
 import pytest
 
-from firmware_cases import F
-from helpers import SEED, assert_same
-from keras_cases import random_weights, save_model
+from tests.firmware_cases import F
+from tests.helpers import SEED, assert_same
+from tests.keras_cases import random_weights, save_model
 from trigger.backends.hls.hls4ml_project import csim_project
 from trigger.errors import ConfigError, FirmwareModelError
 from trigger.frontends import network as frontend
@@ -155,6 +155,7 @@ def test_accumulators_never_overflow(constructed, qkeras_reference, keras_refere
                 assert bound * op.accum_fmt.lsb <= op.accum_fmt.max_value + op.accum_fmt.lsb
 
 
+@pytest.mark.slow
 def test_user_accumulator_too_narrow_is_widened(tmp_path, monkeypatch):
     import tensorflow as tf
 

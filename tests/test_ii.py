@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from firmware_cases import mlp
-from helpers import SEED, assert_same, build_and_verify
+from tests.firmware_cases import mlp
+from tests.helpers import SEED, assert_same, build_and_verify
 from trigger.errors import ConfigError
 from trigger.ir.ii import auto_ii, parse_ii, resolve_ii
 
@@ -82,6 +82,7 @@ def test_a_bad_ii_in_trigger_yml_is_refused_before_any_work(capsys, tmp_path):
 
 # ------------------------------------------------------------------ the RTL, simulated
 @pytest.mark.parametrize("ii,pipeline", [(3, "layer"), (5, "auto")])
+@pytest.mark.slow
 def test_shared_rtl_is_exact_at_ii_spacing_and_refuses_early_inputs(tmp_path, ii, pipeline):
     """Digit-serial dense layers (and ReLUs between them) against the emulator, driven exactly ii clocks
     apart by cocotb and by the bulk harness; an input one clock after another is refused and flagged."""
@@ -114,7 +115,7 @@ def test_shared_rtl_is_exact_at_ii_spacing_and_refuses_early_inputs(tmp_path, ii
 def test_shared_rtl_corner_cases(tmp_path, name, ii, pipeline):
     """A wrapping accumulator at one input bit per cycle, all-zero columns (constant outputs), a batch
     norm and a leaky ReLU between shared layers: exact at ii spacing, early inputs refused."""
-    from firmware_cases import F, case_inputs, random_dense, small_models
+    from tests.firmware_cases import F, case_inputs, random_dense, small_models
     from trigger.ir import FirmwareModel, TensorType
     from trigger.ir.ops.item_dense import ItemDense
     from trigger.backends.rtl import write_rtl
@@ -147,7 +148,7 @@ def test_shared_rtl_corner_cases(tmp_path, name, ii, pipeline):
 
 def conv_model():
     """Conv2D (padding, stride) -> ReLU -> Conv2D -> dense: shared by positions, then digit-serial."""
-    from firmware_cases import F, random_dense, relu
+    from tests.firmware_cases import F, random_dense, relu
     from trigger.ir import FirmwareModel, TensorType
     from trigger.ir.ops.conv2d import Conv2D
 
@@ -197,6 +198,7 @@ def test_pipeline_auto_times_the_shared_path_as_yosys_does(tmp_path, ii, clock_n
 
 
 @pytest.mark.parametrize("ii,pipeline", [(4, "layer"), pytest.param(7, "auto", marks=pytest.mark.slow)])
+@pytest.mark.slow
 def test_shared_convolutions_are_exact(tmp_path, ii, pipeline):
     """Convolutions share one kernel network per ceil(positions / ii) positions (a multiplexed window
     each cycle), the dense after them is digit-serial: exact against the emulator at ii spacing."""

@@ -10,8 +10,8 @@ from math import ceil, floor
 import numpy as np
 import pytest
 
-from firmware_cases import F, T, case_inputs, mlp, random_dense, relu, requant_chain, small_models
-from helpers import SEED
+from tests.firmware_cases import F, T, case_inputs, mlp, random_dense, relu, requant_chain, small_models
+from tests.helpers import SEED
 from trigger.errors import FirmwareModelError
 from trigger.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedFormat
 from trigger.ir import FORMAT_VERSION, OPS, FirmwareModel, Interval, TensorType, emulate
@@ -332,6 +332,7 @@ def test_rounded_matches_brute_force(rounding):
 
 
 @pytest.mark.parametrize("overflow", OVERFLOW_MODES)
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_cast_interval_matches_brute_force(overflow):
     """Every sub-interval of every small source format (the rounding mode cycling through all of
     them): the bounds hold every cast value, are exact when nothing overflows (and under SAT and

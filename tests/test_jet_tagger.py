@@ -6,7 +6,7 @@ import shutil
 import pytest
 import yaml
 
-from helpers import JET_TAGGER, assert_certified
+from tests.helpers import JET_TAGGER, assert_certified
 from trigger.cli import main
 
 # The example's trigger.yml stores 100,000 vectors and trains on 200,000 jets for 12 epochs; the test

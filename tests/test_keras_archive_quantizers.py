@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import TESTS, assert_certified, build_and_verify
+from tests.helpers import TESTS, assert_certified, build_and_verify
 from trigger.errors import ModelError
 
 DATA = TESTS / "data" / "keras3"
@@ -56,6 +56,7 @@ def _quantizers(config: dict):
 
 
 # ------------------------------------------------------------------ the table
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_table_lists_exactly_the_arguments_of_the_installed_qkeras():
     from qkeras import quantizers
 
@@ -157,6 +158,7 @@ def _trigger_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*argv, *args], capture_output=True, text=True, timeout=300, env=dict(os.environ))
 
 
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_cli_refuses_a_changing_argument_in_one_line(tmp_path):
     path = _edited(tmp_path / "doubled.keras", _scale_doubled)
     out = tmp_path / "out"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import assert_certified, build_and_verify
+from tests.helpers import assert_certified, build_and_verify
 
 VECTORS = 2000
 
@@ -190,9 +190,10 @@ def test_global_average_over_a_count_that_is_not_a_power_of_two(kind, tmp_path):
 
 
 @pytest.mark.parametrize("n", [3, 5, 7, 9, 10, 18 * 18])
+@pytest.mark.slow
 def test_reciprocal_division_is_exact_over_the_whole_range(n, tmp_path):
     """The mean's RTL division, simulated on every sum the accumulator can hold (Icarus)."""
-    from firmware_cases import F, T
+    from tests.firmware_cases import F, T
     from trigger.backends.rtl import write_rtl
     from trigger.ir import FirmwareModel, emulate
     from trigger.ir.ops.global_pool import GlobalPool

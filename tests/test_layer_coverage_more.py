@@ -14,7 +14,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import assert_certified, build_and_verify
+from tests.helpers import assert_certified, build_and_verify
 
 VECTORS = 2000
 
@@ -148,12 +148,14 @@ def ops(bundle):
     return {op["name"]: op for op in bundle.manifest["ops"]}
 
 
+@pytest.mark.slow
 def test_every_layer_kind_is_bit_exact(bundle):
     """Emulator == hls4ml C simulation == RTL on every vector, for the whole model."""
     assert bundle.build_status == 0 and bundle.verify_status == 0, bundle.verify.get("first_mismatch")
     assert_certified(bundle.verify, VECTORS)
 
 
+@pytest.mark.slow
 def test_activations(ops):
     """ELU (layer and activation), PReLU, ThresholdedReLU, softsign and selu, in two sets of formats."""
     for tag in ACTIVATION_FORMATS:
@@ -166,16 +168,19 @@ def test_activations(ops):
     assert "table 1024 x ap_fixed<18,8," in ops["softsign_a"]["description"]  # hls4ml's default
 
 
+@pytest.mark.slow
 def test_embedding(ops):
     assert ops["embed"]["kind"] == "embedding"
     assert "table 8 x ap_fixed<10,4,AP_RND_CONV" in ops["embed"]["description"]
 
 
+@pytest.mark.slow
 def test_layer_normalization(ops):
     assert "layer_norm 2 x 5, accum ap_fixed<12,3,AP_TRN,AP_WRAP>" in ops["ln_a"]["description"]
     assert "layer_norm 3 x 4, accum ap_fixed<14,4,AP_RND_CONV,AP_SAT>" in ops["ln_b"]["description"]
 
 
+@pytest.mark.slow
 def test_lstm_and_gru_unrolled(ops):
     """hls4ml's static LSTM and GRU over 3 steps as dense, table and gate ops; the GRU outputs every state."""
     assert [ops[f"lstm_t{t}_h"]["kind"] for t in range(3)] == ["merge"] * 3
@@ -184,6 +189,7 @@ def test_lstm_and_gru_unrolled(ops):
     assert ops["gru_t2_h"]["kind"] == "merge" and ops["gru_seq2"]["kind"] == "concatenate"
 
 
+@pytest.mark.slow
 def test_qkeras_qlstm_unrolled(ops):
     """QLSTM: the weight formats are the quantizers' (quantized_bits(6, 1) -> ap_fixed<6,2>)."""
     assert ops["qlstm_t3_h"]["kind"] == "merge"
@@ -242,6 +248,7 @@ def test_embedding_ids_outside_the_vocabulary_are_refused(tmp_path):
         convert(_folder(model, tmp_path, hls) / "embedding.json", {"input_precision": "uint<4>"})
 
 
+@pytest.mark.slow  # hls4ml's activation tables are computed by its own C++ (g++)
 def test_a_recurrent_layer_hls4ml_cannot_compile_is_refused(tmp_path):
     """hls4ml 1.3's lstm() needs input, accum and result of one C++ type: a given result that differs is refused."""
     from trigger.errors import ModelError
@@ -254,6 +261,7 @@ def test_a_recurrent_layer_hls4ml_cannot_compile_is_refused(tmp_path):
         convert(_folder(model, tmp_path, hls) / "recurrent.json", {"hls": {**hls, "input_precision": "fixed<8,3>"}})
 
 
+@pytest.mark.slow  # hls4ml's activation tables are computed by its own C++ (g++)
 def test_a_float_lstm_gets_one_format_by_default(tmp_path):
     """Without given precisions, trigger types a recurrent layer's accum and result as its input (an input port
     here: fixed<16,6>, which wraps), so hls4ml's C++ compiles it."""
@@ -345,6 +353,7 @@ def _emulated(case) -> np.ndarray:
     return emulate(FirmwareModel("m", op.input, [op]), raw.reshape(-1, 1)).outputs[:, 0]
 
 
+@pytest.mark.slow
 def test_elementwise_ops_equal_hls4ml_cpp_on_every_input(tmp_path):
     import shutil
     import subprocess
@@ -391,6 +400,7 @@ def _onnx_activations(path, elu_alpha: float | None = 0.7):
     return path
 
 
+@pytest.mark.slow  # hls4ml's activation tables are computed by its own C++ (g++)
 def test_onnx_activation_nodes_map_to_the_same_ops(tmp_path):
     from trigger.frontends import BuildOptions
     from trigger.frontends.onnx import design_from_file

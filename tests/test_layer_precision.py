@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import assert_certified, build_and_verify
-from keras_cases import save_model
+from tests.helpers import assert_certified, build_and_verify
+from tests.keras_cases import save_model
 
 VECTORS = 2000
 

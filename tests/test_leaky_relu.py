@@ -45,6 +45,7 @@ def leaky_model(tmp_path_factory):
     return folder / "leaky.json"
 
 
+@pytest.mark.slow
 def test_leaky_relu_bundle_is_bit_exact(leaky_model, tmp_path):
     from trigger.bundle import build_bundle
     from trigger.frontends import BuildOptions

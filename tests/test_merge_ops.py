@@ -22,7 +22,7 @@ import jinja2
 import numpy as np
 import pytest
 
-from helpers import CONFORMANCE, SEED
+from tests.helpers import CONFORMANCE, SEED
 from trigger.errors import FirmwareModelError
 from trigger.fixed import FixedFormat
 from trigger.ir import FirmwareModel, TensorType, emulate
@@ -337,7 +337,7 @@ def rtl_model(family) -> FirmwareModel:
 @pytest.mark.slow
 @pytest.mark.parametrize("family", RTL_FAMILIES, ids=[f[0] for f in RTL_FAMILIES])
 def test_rtl_equals_emulator(family, tmp_path):
-    from helpers import assert_same
+    from tests.helpers import assert_same
     from trigger.backends.rtl import write_rtl
     from trigger.rtlsim import simulate
 
@@ -416,7 +416,7 @@ def build_verify(tmp_path, model, name: str, hls: dict, vectors: int = 3000) -> 
     """A model folder (JSON, weights, trigger.yml), built with build_bundle and verified with Verilator."""
     import yaml
 
-    from keras_cases import save_model
+    from tests.keras_cases import save_model
     from trigger.bundle import build_bundle
     from trigger.frontends import BuildOptions
     from trigger.verify import verify_bundle
@@ -439,7 +439,7 @@ def build_verify(tmp_path, model, name: str, hls: dict, vectors: int = 3000) -> 
 def test_keras_concatenate_axes_build_and_verify(tmp_path):
     import json
 
-    from helpers import assert_certified
+    from tests.helpers import assert_certified
 
     result = build_verify(tmp_path, concatenate_network(), "concats", {"input_precision": "fixed<6,2>"})
     stored = json.loads((result["bundle"] / "firmware_model.json").read_text())
@@ -454,7 +454,7 @@ def test_keras_merges_build_and_verify(tmp_path):
     """Every merge layer through build_bundle + verify_bundle: emulator == HLS C simulation == RTL."""
     import json
 
-    from helpers import assert_certified
+    from tests.helpers import assert_certified
 
     # hls4ml types an average like a sum (no extra fractional bit: the half is floored, unlike Keras' exact
     # mean): trigger types it exactly (network.merge_results_to_type_exactly), so the firmware equals the
@@ -473,6 +473,7 @@ def test_keras_merges_build_and_verify(tmp_path):
 
 
 @pytest.mark.parametrize("family", RTL_FAMILIES, ids=[f[0] for f in RTL_FAMILIES])
+@pytest.mark.slow
 def test_rtl_is_lint_clean(family, tmp_path):
     """Verilator -Wall finds nothing in the merge ops' Verilog (every width exact)."""
     from trigger.backends.rtl import write_rtl
@@ -492,7 +493,7 @@ def test_a_broadcast_nnet_merge_gets_wrong_is_refused(tmp_path):
     import tensorflow as tf
     from qkeras import QDense, quantized_bits
 
-    from keras_cases import save_model
+    from tests.keras_cases import save_model
     from trigger.errors import ModelError
     from trigger.frontends.network import convert
 

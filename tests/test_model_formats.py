@@ -14,7 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from helpers import BUNDLE_VECTORS, REPO, assert_certified, build_and_verify
+from tests.helpers import BUNDLE_VECTORS, REPO, assert_certified, build_and_verify
 from trigger.errors import BundleError
 
 VECTORS = 2000
@@ -58,6 +58,7 @@ def two_layer_onnx(reference_models, tmp_path_factory):
                             "--precision", "fixed<16,6,RND_CONV,SAT>")
 
 
+@pytest.mark.slow
 def test_float_onnx_is_verified_with_its_source(two_layer_onnx):
     assert two_layer_onnx.build_status == 0 and two_layer_onnx.verify_status == 0
     assert_certified(two_layer_onnx.verify, VECTORS)
@@ -71,6 +72,7 @@ def test_float_onnx_is_verified_with_its_source(two_layer_onnx):
     assert any("post-training" in note for note in manifest["notes"])
 
 
+@pytest.mark.slow
 def test_report_shows_the_source_model(two_layer_onnx, tmp_path):
     import shutil
 
@@ -83,6 +85,7 @@ def test_report_shows_the_source_model(two_layer_onnx, tmp_path):
     assert "source model (onnxruntime) vs firmware on 2000 vectors" in (bundle / "reports" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_source_outputs_are_the_file_logits(two_layer_onnx, reference_models):
     """The stored source outputs are the original file's pre-sigmoid values: sigmoid of them is its output."""
     import onnxruntime as ort
@@ -150,6 +153,7 @@ def test_unsupported_node_is_named(tmp_path, capsys):
     assert f"{path}: node 'odd' of type Exp is not supported" in line, line
 
 
+@pytest.mark.slow  # hls4ml's sigmoid table is computed by its own C++ (g++)
 def test_final_sigmoid_is_dropped_unless_kept(tmp_path):
     from trigger.frontends.onnx import convert, load_onnx
 
@@ -234,6 +238,7 @@ def test_keras_archive_is_verified_with_qkeras(qkeras_archive, tmp_path_factory,
     assert mine["ops"] == same["ops"]
 
 
+@pytest.mark.slow
 def test_reference_qkeras_bundle_agrees_with_qkeras(reference_bundle):
     source = reference_bundle.verify["source_model"]
     assert source["framework"] == "qkeras" and source["exact"] is True
@@ -312,6 +317,7 @@ def _tiny_qonnx(path):
     return path
 
 
+@pytest.mark.slow
 def test_qonnx_is_verified_and_equals_qonnx_execution(tmp_path_factory):
     folder = tmp_path_factory.mktemp("qonnx")
     bundle = build_and_verify(_tiny_qonnx(folder / "tiny.onnx"), folder / "bundle", "--vectors", str(VECTORS))
@@ -328,7 +334,7 @@ def test_brevitas_qonnx_equals_qonnx_execution(unsw_bundle):
     """FINN's UNSW-NB15 MLP (Brevitas): bipolar input and output, float batch norms, non-power-of-two
     scales. Every layer is requantized to qonnx's float32 decisions: 3-way bit exact, and every output
     equals qonnx's own execution."""
-    from conftest import UNSW_VECTORS
+    from tests.conftest import UNSW_VECTORS
 
     bundle = unsw_bundle
     assert bundle.build_status == 0 and bundle.verify_status == 0

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers import BUNDLE_VECTORS, assert_certified, build_and_verify
+from tests.helpers import BUNDLE_VECTORS, assert_certified, build_and_verify
 from trigger.cli import main
 from trigger.fixed import FixedFormat
 from trigger.ir import FirmwareModel

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import TESTS, assert_certified, build_and_verify
+from tests.helpers import TESTS, assert_certified, build_and_verify
 
 DATA = TESTS / "data" / "onnx"
 VECTORS = 2000

@@ -8,16 +8,12 @@ in the file's order under the file's names, and the outputs in the order hls4ml 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import assert_certified, build_and_verify
-
-sys.path.insert(0, str(Path(__file__).parent))
-from onnx_graph_cases import two_input_merges  # noqa: E402
+from tests.helpers import assert_certified, build_and_verify
+from tests.onnx_graph_cases import two_input_merges
 
 VECTORS = 2000
 pytestmark = pytest.mark.slow

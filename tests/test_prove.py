@@ -87,6 +87,7 @@ def change_rounding(text: str) -> str:
     return text.replace(m.group(0), f"wire y0_half = y0_x[{int(m.group(1)) - 1}];")
 
 
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_reference_forms_equal_emulator(tagger):
     """What a proof rests on: each op's printed reference (affine accumulator, then the cast) equals emulate."""
     model = FirmwareModel.load(tagger)
@@ -101,6 +102,7 @@ def test_reference_forms_equal_emulator(tagger):
             assert np.array_equal(post(form.eval(x)), want[:, j]), (op.name, j)
 
 
+@pytest.mark.slow
 def test_chain_bundle_proved_and_cached(tagger, tmp_path, monkeypatch):
     monkeypatch.setenv("TRIGGER_CACHE", str(tmp_path / "cache"))
     report = prove_bundle(tagger)
@@ -127,6 +129,7 @@ def test_chain_bundle_proved_and_cached(tagger, tmp_path, monkeypatch):
     assert "<h2>Proof for all inputs</h2>" in (tagger / "reports" / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_layer_modules_proved(layer_rtl, tmp_path):
     """One module per op (pipeline layer; the chain test covers fc1 and relu1): proved with their latencies."""
     model, modules = layer_rtl
@@ -140,6 +143,7 @@ def test_layer_modules_proved(layer_rtl, tmp_path):
 @pytest.mark.parametrize("name,edit", [("output", change_shift), ("output", change_constant),
                                        ("output", narrow_root(3, 2)), ("relu3", change_rounding)],
                          ids=["shift", "constant_digit", "narrow_adder", "rounding_bit"])
+@pytest.mark.slow
 def test_mutant_caught_and_confirmed_by_simulation(layer_rtl, tmp_path, name, edit):
     op, module, sources, latency = module_of(layer_rtl, name, tmp_path / "rtl", edit)
     result = prove_op(op, sources, module, latency, tmp_path)
@@ -149,6 +153,7 @@ def test_mutant_caught_and_confirmed_by_simulation(layer_rtl, tmp_path, name, ed
     assert not np.array_equal(simulated, op.emulate(x, {}))  # Verilator shows the bug on that input
 
 
+@pytest.mark.slow
 def test_random_simulation_misses_narrow_adder(layer_rtl, tmp_path):
     """Output 3's root adder two bits too narrow: 1,500 random vectors through Verilator agree with the
     emulator (the sum rarely reaches the ends of its range), while the proof names an input where they differ.
@@ -161,6 +166,7 @@ def test_random_simulation_misses_narrow_adder(layer_rtl, tmp_path):
     assert result["status"] == "counterexample"
 
 
+@pytest.mark.slow
 def test_edited_bundle_names_the_op(tagger, tmp_path, capsys):
     """A bias constant of the chain's last piece changed after build: the op it belongs to gets a
     counterexample, the edit is reported, and the CLI exits 1."""
@@ -206,7 +212,7 @@ def test_edited_bundle_names_the_op(tagger, tmp_path, capsys):
 def conv_model():
     """A Conv2D (padding, stride, rounding and saturating cast) -> ReLU -> Conv1D-like Conv2D -> dense, built
     directly (no hls4ml): convolutions and casts that are not the identity, so outputs go by enumeration."""
-    from firmware_cases import F, random_dense, relu
+    from tests.firmware_cases import F, random_dense, relu
     from trigger.ir import FirmwareModel, TensorType
     from trigger.ir.ops.conv2d import Conv2D
 
@@ -232,6 +238,7 @@ def conv_model():
 
 
 @pytest.mark.parametrize("pipeline", ["layer", "auto"])
+@pytest.mark.slow
 def test_convolutions_with_casts_proved(tmp_path, pipeline):
     """Convolutions whose casts round and saturate: every output enumerated over its accumulator, the
     reference checked against emulate first; one module per op, and the cut chain of pipeline auto."""
@@ -254,6 +261,7 @@ def test_convolutions_with_casts_proved(tmp_path, pipeline):
     assert results[0]["method"].startswith("enumeration")
 
 
+@pytest.mark.slow
 def test_register_missing_from_one_output_is_not_proved(layer_rtl, tmp_path):
     """Element 0 of relu3 leaves without its output register: the same function, one cycle early. The
     register check refuses it (the other outputs are a cycle later), where a check of the function alone

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import assert_certified, build_and_verify
+from tests.helpers import assert_certified, build_and_verify
 
 VECTORS = 2000
 
@@ -176,11 +176,12 @@ def _reference_sign(x_real: np.ndarray, upper: float | None, hi: float, lo: floa
 
 @pytest.mark.parametrize("src, dst", [("fixed<6,2>", "fixed<5,1,RND_CONV,SAT>"), ("ufixed<5,3>", "fixed<4,2>"),
                                       ("fixed<7,4,RND,SAT>", "fixed<3,1,RND,WRAP>")])
+@pytest.mark.slow
 def test_hard_tanh_and_sign_thresholds_on_every_input(src, dst, tmp_path):
     """The new ops against the C++ formulas on every input of a small format, and their RTL (Icarus) against the
     emulator on the same inputs: hard_tanh is clip(x, -1, 1), hard_sigmoid clip(x / 2 + 1 / 2, 0, 1), cast to res_T
     (slope = shift = 1/2 exact); the thresholds compare raw integers."""
-    from firmware_cases import F, T
+    from tests.firmware_cases import F, T
     from trigger.backends.rtl import write_rtl
     from trigger.ir import FirmwareModel, emulate
     from trigger.ir.ops.hard_tanh import HardTanh
@@ -367,6 +368,7 @@ def test_a_nested_model_inside_a_graph_is_rewired_to_its_layers():
     assert plan.graph["sources"]["inner_a"] == ["first"] and plan.graph["outputs"] == ["skip"]
 
 
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_folded_and_separable_layers_load_from_a_keras_archive(tmp_path):
     """QConv2DBatchnorm (its batch norm's variables in a group of their own in a .keras archive), depthwise and
     separable layers: loaded as data, the weights in Keras 2's order, the same outputs as the saved model (the

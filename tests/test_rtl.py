@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_cases import F, case_inputs, mlp, random_dense, requant_chain, small_models
-from helpers import assert_same
+from tests.firmware_cases import F, case_inputs, mlp, random_dense, requant_chain, small_models
+from tests.helpers import assert_same
 from trigger.backends.rtl import write_rtl
 from trigger.errors import ConfigError, FirmwareModelError
 from trigger.ir import FirmwareModel, emulate
@@ -53,6 +53,7 @@ def test_mlp_rtl_equals_emulator_verilator(tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(small_models()))
+@pytest.mark.slow
 def test_small_model_rtl_equals_emulator(name, tmp_path):
     model = small_models()[name]
     pipeline = "layer" if len(name) % 2 else 1
@@ -65,6 +66,7 @@ def test_small_model_rtl_verilator(tmp_path):
 
 
 @pytest.mark.parametrize("overflow", ["SAT", "WRAP", "SAT_SYM", "SAT_ZERO"])
+@pytest.mark.slow
 def test_requantization_chain(overflow, tmp_path):
     """Every rounding mode (ties included) with each overflow mode, overflowing at every step."""
     model = requant_chain(overflow)
@@ -83,6 +85,7 @@ def lint_models():
 
 
 @pytest.mark.parametrize("name", sorted(lint_models()))
+@pytest.mark.slow
 def test_verilator_lint_clean(name, tmp_path):
     model, pipeline = lint_models()[name]
     design = write_rtl(model, tmp_path, top="lint_top", pipeline=pipeline)
@@ -93,6 +96,7 @@ def test_verilator_lint_clean(name, tmp_path):
     assert run.returncode == 0 and "%Warning" not in run.stderr, run.stderr[:4000]
 
 
+@pytest.mark.slow  # seconds of work (make test-fast stays under 90 s)
 def test_latency_follows_the_pipeline_setting(tmp_path):
     model = mlp()
     n_dense = sum(op.kind == "dense" for op in model.ops)

@@ -5,7 +5,7 @@ import uuid
 import numpy as np
 import pytest
 
-from helpers import PLUS_ONE_RTL
+from tests.helpers import PLUS_ONE_RTL
 from trigger.errors import ConfigError
 from trigger.rtlsim import _read_bulk_outputs, simulate
 from trigger.verify import mismatching_rows
@@ -23,6 +23,7 @@ def test_pack_unpack_round_trip():
 
 
 @pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+@pytest.mark.slow
 def test_simulate_measures_outputs_latency_and_ii(simulator, tmp_path):
     rng = np.random.default_rng(1)
     inputs = rng.integers(0, 256, size=(5000, 3), dtype=np.int64)
@@ -64,6 +65,7 @@ def _mismatches(outputs, expected):
 
 
 @pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+@pytest.mark.slow
 def test_harness_catches_a_wrong_rtl_in_both_phases(simulator, tmp_path):
     """Element 0 == 0x5A gives 0 instead of 0x5B: every such vector is counted, whether cocotb
     (the first protocol_vectors) or the harness (the rest) ran it; a corrupted expectation too."""
@@ -87,6 +89,7 @@ def test_harness_catches_a_wrong_rtl_in_both_phases(simulator, tmp_path):
     assert _mismatches(fixed, corrupted) == (3, int(good[3]))
 
 
+@pytest.mark.slow
 def test_harness_catches_dropped_outputs_and_a_reset_that_does_not_reset(tmp_path):
     """A design whose valid pipeline ignores reset emits the vectors in flight at reset (spurious);
     one that loses out_valid now and then leaves rows of -1 behind (mismatches)."""
@@ -107,6 +110,7 @@ def test_harness_catches_dropped_outputs_and_a_reset_that_does_not_reset(tmp_pat
 
 
 @pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+@pytest.mark.slow
 def test_compiled_simulator_is_reused_only_for_unchanged_rtl(simulator, tmp_path):
     """Same RTL: the cached build is used (no build); changed RTL (even a comment): rebuilt."""
     marker = f"// cache test {uuid.uuid4()}\n"  # a build nobody has made before

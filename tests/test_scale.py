@@ -25,7 +25,7 @@ from trigger.errors import ConfigError, ToolError
 from trigger.cluster import check_address, scale_settings
 from trigger.frontends.lut.parts import write_atomically, write_part
 
-from helpers import CLEAN
+from tests.helpers import CLEAN
 
 TABLE = {
     "kind": "lut", "name": "scale_table", "seed": 3,

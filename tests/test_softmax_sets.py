@@ -113,6 +113,7 @@ def set_network(tmp_path_factory):
                      every_value=True)
 
 
+@pytest.mark.slow
 def test_set_network_three_way(set_network):
     kinds = [op.kind for op in set_network["fw"].ops if op.kind != "linear"]  # hls4ml's dense activation
     assert kinds == ["sigmoid", "item_dense", "tanh", "global_pool", "dense", "softmax"], kinds
@@ -126,6 +127,7 @@ def test_set_network_three_way(set_network):
     assert (item.n_items, item.n_in, item.n_out) == (4, 3, 4) and (pool.mode, pool.n_items) == ("mean", 4)
 
 
+@pytest.mark.slow
 def test_every_sigmoid_entry_reaches_the_c_simulation(set_network):
     """The vectors address every sigmoid table entry, and the output (table_t itself) shows it unchanged."""
     fw, raw = set_network["fw"], set_network["raw"]

@@ -17,7 +17,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import CLEAN, SEED
+from tests.helpers import CLEAN, SEED, OnFirstUse
 from trigger.errors import FirmwareModelError, ModelError
 from trigger.fixed import FixedFormat
 from trigger.ir import FirmwareModel, TensorType, emulate
@@ -84,15 +84,17 @@ KINDS = {"spatial_1d": ["conv1d", "relu", "conv1d", "max_pool", "conv1d", "avera
 
 @pytest.fixture(scope="module")
 def spatial_bundles(tmp_path_factory):
-    """Each family model saved, built (hls4ml project, RTL, VECTORS vectors) and verified with Icarus once."""
+    """Each family model saved, built (hls4ml project, RTL, VECTORS vectors) and verified with Icarus once, on first
+    use."""
     from trigger.bundle import build_bundle
     from trigger.frontends import BuildOptions
     from trigger.frontends import network
     from trigger.verify import verify_bundle
 
-    out = {}
-    for name, make in MODELS.items():
+    def build(name):
         import tensorflow as tf
+
+        make = MODELS[name]
 
         tf.keras.utils.set_random_seed(SEED)
         model, precisions = make()
@@ -120,8 +122,9 @@ def spatial_bundles(tmp_path_factory):
                                   progress=False)
         finally:
             network._hls_config = original
-        out[name] = (bundle, verify_bundle(bundle, simulator="icarus", progress=False))
-    return out
+        return bundle, verify_bundle(bundle, simulator="icarus", progress=False)
+
+    return OnFirstUse(build)
 
 
 @pytest.mark.slow
@@ -251,7 +254,7 @@ CONV1D_VECTORS = 600  # Icarus runs this network at about 35 vectors per second;
 @pytest.mark.slow  # an hls4ml C simulation and an Icarus run of a three-convolution network
 def test_reference_conv1d_model_is_bit_exact(reference_models, tmp_path):
     """KERAS_conv1d_small (float Keras, post-training quantized): 'same' padding with an even kernel (pad 1/2)."""
-    from helpers import assert_certified, build_and_verify
+    from tests.helpers import assert_certified, build_and_verify
 
     bundle = build_and_verify(reference_models / "KERAS_conv1d_small.json", tmp_path / "conv1d",
                               "--vectors", str(CONV1D_VECTORS), verify_args=("--sim", "icarus"))

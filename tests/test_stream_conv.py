@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import REPO
+from tests.helpers import REPO
 from trigger.errors import ModelError
 from trigger.fixed import FixedFormat
 from trigger.ir import FirmwareModel, TensorType, emulate
@@ -177,6 +177,7 @@ def _hand_models():
 
 
 @pytest.mark.parametrize("name, tail_ii", [("hand2d", 1), ("hand1d", 1), ("hand2d", 3)])
+@pytest.mark.slow
 def test_stream_rtl_equals_emulator(tmp_path, name, tail_ii):
     """tail_ii > 1: the dense after the streamed layers shares its arithmetic over 3 clocks (it runs once a frame)."""
     from trigger.backends.rtl import write_rtl
@@ -202,6 +203,7 @@ def test_stream_rtl_equals_emulator(tmp_path, name, tail_ii):
     assert sim.timing["spurious"] == 0 and sim.timing["too_early"]["refused_flags"] == 1
 
 
+@pytest.mark.slow
 def test_stream_rtl_takes_pixels_with_gaps(tmp_path):
     """in_valid low inside a frame (an idle clock after every 4 pixels): the counters wait, outputs are unchanged,
     and the result still comes a fixed number of clocks after the frame's last pixel."""
@@ -291,6 +293,7 @@ def _padded_model(top=1, bottom=2, left=0, right=1):
 
 
 @pytest.mark.parametrize("pads, gap", [((1, 2, 0, 1), 0), ((1, 1, 1, 1), 0), ((2, 0, 2, 1), 3)])
+@pytest.mark.slow
 def test_stream_rtl_pads_in_front_with_valid_ready(tmp_path, pads, gap):
     """The padding stage takes pixels with valid/ready (in_ready low while it emits the padding); the frame II is
     the padded frame plus 2 clocks; outputs equal the emulator's (gap: in_valid also drops inside frames)."""

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from helpers import DEFAULT_PART, PLUS_ONE_RTL
+from tests.helpers import DEFAULT_PART, PLUS_ONE_RTL
 from trigger import synth
 from trigger.backends.rtl import write_rtl
 from trigger.fixed import FixedFormat
@@ -24,6 +24,7 @@ def plus_one(tmp_path_factory):
     return root / "work", result, root / "cache"
 
 
+@pytest.mark.slow
 def test_synthesize_counts_registers_and_depth(plus_one, tmp_path, monkeypatch):
     _, result, cache = plus_one
     # 2 pipeline stages of 3 x 8 data bits, plus 2 valid bits
@@ -100,6 +101,7 @@ def test_modules_that_repeat_or_take_parameters_run_inside_each_unit(tmp_path):
     assert synth._plan_units(files, "top") is None  # the stage repeats: one run for the whole design
 
 
+@pytest.mark.slow
 def test_unreadable_yosys_output_is_a_one_line_error_naming_the_file(plus_one, tmp_path):
     """A real run's stat -json, ltp and sta outputs, then corrupted: a SynthesisError naming Yosys and the file."""
     for name in ("plus_one_top.stat.json", "plus_one_top.ltp.txt", "plus_one_top.sta.txt"):

@@ -5,9 +5,10 @@ at register boundaries (one Yosys run each), and large ROMs counted from depth x
 import re
 
 import numpy as np
+import pytest
 
-from firmware_cases import case_inputs, mlp
-from helpers import DEFAULT_PART
+from tests.firmware_cases import case_inputs, mlp
+from tests.helpers import DEFAULT_PART
 from trigger.backends import rtl
 from trigger.backends.rtl import split_chain, write_rtl
 from trigger.fixed import FixedFormat
@@ -26,6 +27,7 @@ def _mismatches(design, model, raw, work) -> int:
     return int(np.count_nonzero(np.any(got != emulate(model, raw).outputs, axis=1)))
 
 
+@pytest.mark.slow
 def test_a_cut_chain_keeps_latency_stages_and_bit_exactness(tmp_path, monkeypatch):
     """pipeline auto cut into several modules: the same latency, per-op latency and delay per stage as
     the chain in one module, every signal between modules a register output, and 0 mismatches."""
@@ -70,6 +72,7 @@ def _rom_model(bits: int) -> FirmwareModel:
     return FirmwareModel("rom", address, [Lookup("t", address, TensorType((word,)), words)], kind="table")
 
 
+@pytest.mark.slow
 def test_a_large_rom_is_counted_not_synthesised(tmp_path, monkeypatch):
     """A 32768 x 9 table (over ROM_MODULE_BITS) is a module of its own: Yosys synthesises the rest with it as
     a black box, its block RAMs come from depth x width (8 BRAM36, as Yosys itself maps it: 4096 x 9 per

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import REPO
+from tests.helpers import REPO
 
 from trigger.budget import BudgetError, load_budget
 from trigger.errors import ToolError
@@ -84,7 +84,7 @@ def test_unreadable_timing_report_is_a_one_line_error():
 def test_ci_fails_a_design_that_misses_its_clock_and_passes_the_default(tmp_path, capsys):
     """A QKeras network with whole layers in one stage (`pipeline: layer`) at 3 ns misses the clock: `trigger ci`
     exits 1 and names the module; the default pipelining of the same model at the same clock passes."""
-    from keras_cases import build_networks, save_model
+    from tests.keras_cases import build_networks, save_model
 
     from trigger.cli import main
 
@@ -103,12 +103,13 @@ def test_ci_fails_a_design_that_misses_its_clock_and_passes_the_default(tmp_path
 
 
 @pytest.mark.parametrize("case,clock_ns", [("chain_sat", 2.8), ("chain_sat_zero", 2.8), ("mlp", 2.0)])
+@pytest.mark.slow
 def test_a_cast_deeper_than_the_clock_is_split_and_stays_exact(case, clock_ns, tmp_path):
     """pipeline auto at a clock shorter than a whole rounding + saturating cast: the rounding bit comes first
     (``round_prep``), the increment and saturation after it, every stage within the clock by the builder's
     estimate, and the RTL equals the emulator (every rounding mode, ties and overflows included)."""
     import numpy as np
-    from firmware_cases import case_inputs, mlp, requant_chain
+    from tests.firmware_cases import case_inputs, mlp, requant_chain
 
     from trigger.backends.rtl import write_rtl
     from trigger.ir import emulate

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import JET_TAGGER_CONFIG, assert_same
+from tests.helpers import JET_TAGGER_CONFIG, assert_same
 from trigger.data import jets
 
 

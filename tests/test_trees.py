@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import yaml
-from helpers import CLEAN, REPO, assert_certified, build_and_verify
+from tests.helpers import CLEAN, REPO, assert_certified, build_and_verify
 
 from trigger.errors import ConfigError, FirmwareModelError, ModelError
 from trigger.fixed import FixedFormat
@@ -54,6 +54,7 @@ def small_bundle(tmp_path_factory):
     return build_and_verify(folder, folder.parent / "bundle")
 
 
+@pytest.mark.slow
 def test_small_ensemble_verified_exhaustively(small_bundle):
     assert small_bundle.build_status == 0 and small_bundle.verify_status == 0
     v = small_bundle.verify
@@ -66,6 +67,7 @@ def test_small_ensemble_verified_exhaustively(small_bundle):
     assert [o["width"] for o in manifest["outputs"]][-1] == 2  # the class: ap_uint<2>
 
 
+@pytest.mark.slow
 def test_small_ensemble_decides_as_the_library(small_bundle):
     """On every input, the firmware's class is the library's wherever the float scores of the two best
     classes differ by more than the leaf rounding can move them (6 trees x half an LSB, per class)."""

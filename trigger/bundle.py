@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from contextlib import contextmanager
@@ -54,15 +55,46 @@ def check_output(out_dir: Path) -> Path:
     return out_dir
 
 
+def _owner() -> str:
+    """host-pid of this process, in the name of its partial folders."""
+    return f"{re.sub(r'[^A-Za-z0-9_-]', '_', socket.gethostname())}-{os.getpid()}"
+
+
+def remove_stale_partials(out_dir: Path) -> list[Path]:
+    """Removes the partial folders of ``out_dir`` left by builds on this host whose process is gone
+    (killed with SIGKILL, or the machine stopped): their name holds the host and the process id."""
+    host = _owner().rsplit("-", 1)[0]
+    removed = []
+    for folder in sorted(Path(out_dir).parent.glob(f".{Path(out_dir).name}.*.partial")):
+        match = re.fullmatch(rf"\.{re.escape(Path(out_dir).name)}\.(.+)-(\d+)\.[^.]+\.partial", folder.name)
+        if not match or match.group(1) != host or _alive(int(match.group(2))):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 @contextmanager
 def staging(out_dir: Path):
     """Yield a fresh folder to fill; it becomes ``out_dir`` only if the block succeeds.
 
-    On failure nothing is left: not the partial folder, nor parent folders made for it."""
+    On failure (SIGTERM and SIGINT included: the CLI turns them into exceptions) nothing is left: not
+    the partial folder, nor parent folders made for it. One killed outright is removed by a later build."""
     out_dir = check_output(out_dir)
     missing = [p for p in [out_dir.parent, *out_dir.parent.parents] if not p.exists()]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    remove_stale_partials(out_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{_owner()}.", suffix=".partial", dir=out_dir.parent))
     ok = False
     try:
         for sub in SUBDIRS:

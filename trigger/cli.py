@@ -11,8 +11,11 @@ its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from trigger import __version__
@@ -136,6 +139,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from trigger.bundle import build_bundle
     from trigger.frontends import BuildOptions
+    from trigger.limits import check_build
 
     from trigger.settings import check_output_folder
 
@@ -148,6 +152,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                            clock_period_ns=args.clock, vectors=args.vectors, argmax=getattr(args, "argmax", False),
                            ii=getattr(args, "ii", None), scheduler=getattr(args, "scheduler", None),
                            workers=getattr(args, "workers", None), io_type=getattr(args, "io_type", None))
+    check_build(source, options)  # the work estimated from the files, refused over a limit (trigger.limits)
     design = None
     if getattr(args, "data", None):  # the source model on the user's events, stored for `trigger report --data`
         from trigger.frontends import load_design
@@ -419,6 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "bit-exact FPGA firmware, with verification and latency/resource reports.")
     parser.add_argument("--version", action="version", version=f"trigger {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    from trigger.limits import describe
+
+    limits_text = describe()
 
     p = sub.add_parser("doctor", help="list the compilers, simulators and synthesis tools found",
                        description="Print the version of every tool the flow uses, mark each required "
@@ -429,7 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="build a firmware bundle (HLS project, RTL, test vectors) from a model",
                        description="Convert a model or a model-zoo config into a firmware bundle: manifest.json, "
                                    "hls/ (hls4ml project), rtl/ (Verilog), vectors/ (emulator inputs/outputs). "
-                                   "Written atomically: a failed build leaves nothing behind.")
+                                   "Written atomically: a failed build leaves nothing behind (SIGTERM and SIGINT "
+                                   "included). Refused before any work, in one line naming the setting, when the job "
+                                   f"is over a limit: {limits_text}.")
     _add_build_options(p)
     p.add_argument("--vectors", type=positive_int, default=None, metavar="N",
                    help="number of test vectors to store in the bundle (default from trigger.yml)")
@@ -482,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ci", help="build + verify + report in one command, for a CI pipeline",
                        description="Build the bundle, verify it and report against the budget; exit non-zero on "
-                                   "any bit mismatch or budget violation.")
+                                   f"any bit mismatch or budget violation. The build's limits: {limits_text}.")
     _add_build_options(p)
     p.add_argument("--budget", help="budget YAML (default: the model's trigger.yml budget section)")
     p.add_argument("--vectors", type=positive_int, default=None, metavar="N", help="number of test vectors to store and verify (default from trigger.yml)")
@@ -577,6 +587,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM (what `timeout` and a cancelled CI job send), raised where the command is, so that it
+    unwinds like a failure: partial bundles, temporary folders and child processes go."""
+
+
+@contextlib.contextmanager
+def _signals_as_exceptions():
+    """SIGTERM raises Terminated (SIGINT raises KeyboardInterrupt already); a second signal while the first
+    is cleaned up is ignored. Only in the main thread (signal handlers cannot be set elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise Terminated()
+
+    before = {sig: signal.signal(sig, terminate if sig == signal.SIGTERM else signal.getsignal(sig))
+              for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit code (argparse's own exits included, for in-process callers)."""
     parser = build_parser()
@@ -585,13 +622,19 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as done:  # --help, --version, or a malformed option already reported
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
     try:
-        return args.func(args)
+        with _signals_as_exceptions():
+            try:
+                return args.func(args)
+            except KeyboardInterrupt:  # cleaned up like a failure on the way here; no traceback
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                print(f"trigger {args.command}: interrupted", file=sys.stderr)
+                return 130
+            except Terminated:
+                print(f"trigger {args.command}: terminated (SIGTERM)", file=sys.stderr)
+                return 143
     except TriggerError as err:  # an expected failure: one line naming the culprit
         print(f"trigger {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"trigger {args.command}: interrupted", file=sys.stderr)
-        return 130
 
 
 def _one_line(err: Exception) -> str:

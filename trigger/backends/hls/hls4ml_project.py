@@ -3,6 +3,11 @@
 hls4ml writes the project from its converted model; this module makes it
 relocatable and byte-identical across builds, and runs the C simulation of a
 bundle's own project (recompiled in a scratch copy) on raw integers.
+
+The weights are written once, as the initialised arrays of ``firmware/weights/*.h`` that
+synthesis reads: hls4ml's default also writes ``weights/*.txt`` and loads them in the C
+simulation only (under ``#ifndef __SYNTHESIS__``), so the arithmetic verified could differ
+from the arithmetic synthesised. ``check_one_copy`` refuses a project that has two.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from trigger.backends.hls.gxx_csim import run_in_parts
-from trigger.errors import ToolError
+from trigger.errors import BundleError, ToolError
 from trigger.quiet import quiet_stdout
 
 
@@ -34,9 +39,11 @@ def write_project(model, folder: Path, *, top: str, part: str, clock_period_ns: 
         raise ValueError("the hls4ml backend writes the project of an hls4ml model: pass hls_model")
     folder = Path(folder)
     hls_model.config.config["OutputDir"] = str(folder)
+    hls_model.config.writer_config["WriteWeightsTxt"] = False  # one copy of the weights (see the module's note)
     with quiet_stdout():
         hls_model.write()
     make_relocatable(folder, stamp=stamp)
+    check_one_copy(folder)
     for path in list(folder.rglob("*.so")) + list(folder.rglob("*.o")):  # machine products
         path.unlink()
     settings = hls_model.config.config
@@ -72,6 +79,23 @@ def make_relocatable(hls_dir: Path, output_dir: str = ".", stamp: str | None = N
     if old_stamp:  # build_lib.sh may carry a stamp of its own: set both to ours
         script = hls_dir / "build_lib.sh"
         script.write_text(re.sub(r"(?m)^LIB_STAMP=\w+$", f"LIB_STAMP={stamp}", script.read_text()))
+
+
+_TEXT_WEIGHTS = re.compile(r"\bload_\w*weights_from_txt\s*<")
+
+
+def check_one_copy(project: Path) -> None:
+    """Refuses an hls4ml project whose C simulation could read other weights than synthesis: a top
+    that loads ``weights/*.txt``, or a weights header with a branch on ``__SYNTHESIS__``."""
+    firmware = Path(project) / "firmware"
+    for path in sorted(firmware.glob("*.cpp")):
+        if _TEXT_WEIGHTS.search(path.read_text(errors="replace")):
+            raise BundleError(f"{path}: loads weights/*.txt in the C simulation, which synthesis does not read; "
+                              "rebuild the bundle with this version of trigger")
+    for path in sorted((firmware / "weights").glob("*.h")):
+        if "__SYNTHESIS__" in path.read_text(errors="replace"):
+            raise BundleError(f"{path}: weights differ between C simulation and synthesis (a branch on "
+                              "__SYNTHESIS__); rebuild the bundle with this version of trigger")
 
 
 def csim_project(project: Path, model, raw: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -246,6 +270,7 @@ def csim(bundle: Path, manifest: dict, model, raw: np.ndarray, work: Path) -> tu
     """hls4ml's C simulation of the bundle's own project, compiled in a scratch copy."""
     project = Path(work) / "hls"
     shutil.copytree(Path(bundle) / manifest["hls"].get("project", "hls"), project)
+    check_one_copy(project)  # the C simulation compiles the weights synthesis reads, and no others
     make_relocatable(project, str(project))
     tail = _ops_after(model, manifest.get("hls_output_op"))
     if not tail:
