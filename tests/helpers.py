@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from trigger.parts import DEFAULT_PART  # noqa: F401  (the one default part, for the tests)
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 # The reference models live in ../shared beside the checkout (not part of the repository).
@@ -29,7 +31,6 @@ BUNDLE_VECTORS = 2000
 CONSTRUCTED_VECTORS = 10_000
 # Random vectors per hand-built model (firmware_cases.py) checked against hls4ml's C++ kernels.
 CPP_VECTORS = 3000
-DEFAULT_PART = "xcvu13p-flga2577-2-e"
 CLEAN = {"emulator_vs_csim": 0, "emulator_vs_rtl": 0, "csim_vs_rtl": 0, "emulator_vs_stored": 0,
          "latency_vs_manifest": 0, "library_vs_emulator": 0}
 

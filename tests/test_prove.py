@@ -276,7 +276,7 @@ def test_register_missing_from_one_output_is_not_proved(layer_rtl, tmp_path):
 # ---------------------------------------------------------------------------------------------- every op kind
 def kind_models() -> dict:
     """One small model per op kind the mutation tests break (built directly, no hls4ml)."""
-    from firmware_cases import F, requant_chain, small_models
+    from tests.firmware_cases import F, requant_chain, small_models
     from trigger.ir import FirmwareModel, TensorType
     from trigger.ir.ops.argmax import Argmax
     from trigger.ir.ops.lookup import Lookup
@@ -491,8 +491,8 @@ def graph_model():
     """Three ports a (6), b (6), b2 (2): a residual add (a dense on a, added to a itself: the skip branch is
     delayed to meet it), every merge on a and b (formats of different LSBs: b is aligned by a shift), a
     broadcast add, a concatenation, a dot a . b and a dot a . a (one tensor read twice); every op an output."""
-    from firmware_cases import F, exact_accum, random_dense, relu
-    from test_merge_ops import OPERATIONS, T, concatenate_op, dot_op, join, merge_op
+    from tests.firmware_cases import F, exact_accum, random_dense, relu
+    from tests.test_merge_ops import OPERATIONS, T, concatenate_op, dot_op, join, merge_op
 
     f1, f2, out = F("fixed<9,3>"), F("ufixed<7,2>"), F("fixed<6,2,RND,SAT>")
     dense = random_dense(np.random.default_rng(8), "fc", 6, 6, f1, F("fixed<6,1>"), F("fixed<6,1>"),
@@ -582,8 +582,8 @@ MERGE_MUTANTS = {
 
 
 def merge_alone(operation: str, folder: Path):
-    from firmware_cases import F
-    from test_merge_ops import merge_op, two_input_model
+    from tests.firmware_cases import F
+    from tests.test_merge_ops import merge_op, two_input_model
 
     model = two_input_model(merge_op(operation, operation, F("fixed<9,3>"), F("ufixed<7,2>"), None, 4, 4), 4, 4)
     return model, design_rtl(model, folder, "layer", top="m")
@@ -623,7 +623,7 @@ def test_maximum_tie_rule_is_proved_equivalent(tmp_path):
 
 def deepsets_models() -> list:
     """DeepSets' pieces: an item_dense (3 items of 4 features -> 3) and a global mean or max over the items."""
-    from firmware_cases import F
+    from tests.firmware_cases import F
     from trigger.ir import TensorType
     from trigger.ir.ops.global_pool import GlobalPool
     from trigger.ir.ops.item_dense import ItemDense
