@@ -18,7 +18,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from trigger.errors import ConfigError, read_yaml
+from trigger.errors import ConfigError
+from trigger.yaml_data import read_yaml
 
 
 @dataclass(frozen=True)
