@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from trigger import __version__
-from trigger.errors import BundleError, ConfigError
+from trigger.errors import BundleChanged, BundleError, ConfigError  # noqa: F401  (BundleChanged: read here)
 from trigger.vectors import DEFAULT_SEED
 
 MANIFEST = "manifest.json"
@@ -175,8 +175,6 @@ def load_manifest(bundle: Path, required: tuple = ()) -> dict:
     return manifest
 
 
-class BundleChanged(BundleError):
-    """The bundle is not what its manifest hashed: a check of the design failed (exit 1, not bad input)."""
 
 
 # Folders whose every file a simulator, compiler or loader may read: a file there that the manifest does not

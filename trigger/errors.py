@@ -30,5 +30,10 @@ class BundleError(TriggerError):
     """A bundle folder is missing, incomplete or changed since it was built."""
 
 
+class BundleChanged(BundleError):
+    """The bundle is not what its manifest hashed, or its copies disagree: a check of the design failed (exit 1,
+    not bad input)."""
+
+
 class ToolError(TriggerError):
     """An external tool (compiler, simulator, synthesis) is missing or failed."""

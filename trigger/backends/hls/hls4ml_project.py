@@ -4,10 +4,12 @@ hls4ml writes the project from its converted model; this module makes it
 relocatable and byte-identical across builds, and runs the C simulation of a
 bundle's own project (recompiled in a scratch copy) on raw integers.
 
-The weights are written once, as the initialised arrays of ``firmware/weights/*.h`` that
-synthesis reads: hls4ml's default also writes ``weights/*.txt`` and loads them in the C
-simulation only (under ``#ifndef __SYNTHESIS__``), so the arithmetic verified could differ
-from the arithmetic synthesised. ``check_one_copy`` refuses a project that has two.
+hls4ml writes every weight array twice: the initialised array of ``firmware/weights/NAME.h``
+that synthesis reads (under ``__SYNTHESIS__``) and ``weights/NAME.txt`` that the C simulation
+loads (compiling thousands of initialised ap_fixed values takes g++ minutes; loading them takes
+milliseconds). So that the verified arithmetic is the synthesised one, ``check_weight_copies``
+proves the two copies equal, value for value, before every C simulation, and fails naming the
+array and the first element that differs.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from trigger.backends.hls.gxx_csim import run_in_parts
-from trigger.errors import BundleError, ToolError
+from trigger.errors import BundleChanged, BundleError, ToolError
 from trigger.quiet import quiet_stdout
 
 
@@ -39,11 +41,10 @@ def write_project(model, folder: Path, *, top: str, part: str, clock_period_ns: 
         raise ValueError("the hls4ml backend writes the project of an hls4ml model: pass hls_model")
     folder = Path(folder)
     hls_model.config.config["OutputDir"] = str(folder)
-    hls_model.config.writer_config["WriteWeightsTxt"] = False  # one copy of the weights (see the module's note)
     with quiet_stdout():
         hls_model.write()
     make_relocatable(folder, stamp=stamp)
-    check_one_copy(folder)
+    check_weight_copies(folder)
     for path in list(folder.rglob("*.so")) + list(folder.rglob("*.o")):  # machine products
         path.unlink()
     settings = hls_model.config.config
@@ -81,21 +82,42 @@ def make_relocatable(hls_dir: Path, output_dir: str = ".", stamp: str | None = N
         script.write_text(re.sub(r"(?m)^LIB_STAMP=\w+$", f"LIB_STAMP={stamp}", script.read_text()))
 
 
-_TEXT_WEIGHTS = re.compile(r"\bload_\w*weights_from_txt\s*<")
+_SYNTHESIS_ARRAY = re.compile(r"#else\s*\n[^=;]*?(\w+)\s*\[[^=;]*=\s*\{(.*?)\};", re.S)
 
 
-def check_one_copy(project: Path) -> None:
-    """Refuses an hls4ml project whose C simulation could read other weights than synthesis: a top
-    that loads ``weights/*.txt``, or a weights header with a branch on ``__SYNTHESIS__``."""
-    firmware = Path(project) / "firmware"
-    for path in sorted(firmware.glob("*.cpp")):
-        if _TEXT_WEIGHTS.search(path.read_text(errors="replace")):
-            raise BundleError(f"{path}: loads weights/*.txt in the C simulation, which synthesis does not read; "
-                              "rebuild the bundle with this version of trigger")
-    for path in sorted((firmware / "weights").glob("*.h")):
-        if "__SYNTHESIS__" in path.read_text(errors="replace"):
-            raise BundleError(f"{path}: weights differ between C simulation and synthesis (a branch on "
-                              "__SYNTHESIS__); rebuild the bundle with this version of trigger")
+def check_weight_copies(project: Path) -> None:
+    """Prove each weight array's two copies equal, value for value (hls4ml prints both from the same
+    strings: ``vivado_writer.print_array_to_cpp``): the ``#else`` (synthesis) definition of
+    ``weights/NAME.h`` and ``weights/NAME.txt`` that the C simulation loads. A header without a
+    ``__SYNTHESIS__`` branch holds the only copy, which both read."""
+    weights = Path(project) / "firmware" / "weights"
+    for header in sorted(weights.glob("*.h")):
+        text = header.read_text(errors="replace")
+        if "__SYNTHESIS__" not in text:
+            continue
+        match = _SYNTHESIS_ARRAY.search(text)
+        if match is None:
+            raise BundleChanged(f"{header}: the array synthesis reads cannot be found (edited?); rebuild the bundle")
+        name, values = match.group(1), [v.strip() for v in match.group(2).split(",")]
+        loaded = header.with_suffix(".txt")
+        if not loaded.is_file():
+            raise BundleChanged(f"{header}: {loaded.name}, the copy the C simulation loads, is missing")
+        copy = [v.strip() for v in loaded.read_text(errors="replace").split(",")]
+        if len(copy) != len(values):
+            raise BundleChanged(f"weights of {name}: {len(values)} values for synthesis ({header.name}) but "
+                                f"{len(copy)} in the C simulation's {loaded.name}")
+        for k, (synthesised, simulated) in enumerate(zip(values, copy)):
+            if synthesised != simulated and _value(synthesised) != _value(simulated):
+                raise BundleChanged(f"weights of {name}: element {k} is {synthesised} for synthesis ({header.name}) "
+                                    f"but {simulated} in the C simulation ({loaded.name}); what is verified would "
+                                    "not be what is synthesised")
+
+
+def _value(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def csim_project(project: Path, model, raw: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -270,7 +292,7 @@ def csim(bundle: Path, manifest: dict, model, raw: np.ndarray, work: Path) -> tu
     """hls4ml's C simulation of the bundle's own project, compiled in a scratch copy."""
     project = Path(work) / "hls"
     shutil.copytree(Path(bundle) / manifest["hls"].get("project", "hls"), project)
-    check_one_copy(project)  # the C simulation compiles the weights synthesis reads, and no others
+    check_weight_copies(project)  # the C simulation loads the weights synthesis reads, value for value
     make_relocatable(project, str(project))
     tail = _ops_after(model, manifest.get("hls_output_op"))
     if not tail:
