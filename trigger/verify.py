@@ -96,6 +96,16 @@ def format_mismatch(first: dict) -> str:
     return "\n".join(lines)
 
 
+MAX_LIBRARY_WEIGHTS = 20_000  # compiled-in weights above which verify leaves the emulator library out (g++ time)
+
+
+def compiled_in_weights(bundle: Path, manifest: dict) -> int:
+    """How many weight values the emulator library compiles in as constants (hls4ml's weights/*.txt copies: g++
+    propagates them through the unrolled layers, minutes per ten thousand at -O2)."""
+    folder = Path(bundle) / (manifest.get("hls") or {}).get("project", "hls") / "firmware" / "weights"
+    return sum(path.read_text(errors="replace").count(",") + 1 for path in folder.glob("*.txt"))
+
+
 def library_outputs(bundle: Path, manifest: dict, model: FirmwareModel, inputs: np.ndarray, work: Path):
     """The emulator library (emulator/, lib<name>.so) built (cached) and loaded through dlopen by a harness
     shaped like the experiment's loader. Returns (outputs, timings, None), or (None, {}, why) when it cannot
@@ -111,6 +121,12 @@ def library_outputs(bundle: Path, manifest: dict, model: FirmwareModel, inputs: 
         return None, {}, f"no emulator library for this design: {em.get('reason')}"
     if find_tool("g++") is None:
         return None, {}, "g++ not found: the emulator library is not checked (run `trigger doctor`)"
+    weights = compiled_in_weights(bundle, manifest)
+    limit = int(os.environ.get("TRIGGER_MAX_LIBRARY_WEIGHTS", MAX_LIBRARY_WEIGHTS))
+    if weights > limit:
+        return None, {}, (f"the emulator library compiles in {weights:,} weights, over TRIGGER_MAX_LIBRARY_WEIGHTS="
+                          f"{limit:,}: g++ -O2 takes tens of minutes on it, so verify does not build it (the "
+                          "bundle's emulator/Makefile does)")
     lib, timings = emulator_lib.build_library(bundle, manifest, Path(work) / "library_build")
     t0 = time.perf_counter()
     (out,) = emulator_lib.run_libraries([(lib, inputs, model.output.n)], Path(work) / "library")
