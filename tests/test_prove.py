@@ -19,6 +19,8 @@ from trigger.cli import main
 from trigger.ir.model import FirmwareModel
 from trigger.prove import confirm, op_modules, prove_bundle, prove_op, reference
 
+pytestmark = pytest.mark.slow  # Yosys, Icarus and Verilator in most tests (the tool check flagged them)
+
 RANDOM_VECTORS = 1500
 
 
