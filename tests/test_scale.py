@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
+import trigger
 from trigger.cli import main
 from trigger.errors import ConfigError, ToolError
 from trigger.cluster import check_address, scale_settings
@@ -144,9 +145,12 @@ def test_verify_through_the_cluster_every_address(cluster_bundle, dask_scheduler
     distributed = verdict("--scheduler", dask_scheduler_address)
     with Client(dask_scheduler_address) as client:
         ranges = verify_bundle(cluster_bundle, client=client, range_words=1 << 9, progress=False)
+    from_python = trigger.verify(cluster_bundle, scheduler=dask_scheduler_address, progress=False)  # the notebook API
     assert local["timings"]["sets"] == 2 and ranges["timings"]["sets"] == 9 and ranges["timings"]["workers"] == 2
+    assert from_python["timings"]["workers"] == 2
     apart_from_timings = lambda r: {k: v for k, v in r.items() if k != "timings"}  # noqa: E731
-    assert apart_from_timings(distributed) == apart_from_timings(local) == apart_from_timings(ranges)
+    assert (apart_from_timings(distributed) == apart_from_timings(local) == apart_from_timings(ranges)
+            == apart_from_timings(from_python))
     result = local
     assert result["pass"] and result["exhaustive"]
     assert result["mismatches"] == CLEAN

@@ -364,11 +364,17 @@ class Design:
         return self.bundle
 
 
-def verify(bundle, simulator: str = "verilator", vectors: int | None = None, progress: bool = True) -> dict:
+def verify(bundle, simulator: str = "verilator", vectors: int | None = None, progress: bool = True,
+           scheduler: str | None = None, workers: int | None = None) -> dict:
     """``trigger verify``: emulator == HLS C simulation == RTL simulation (and the source model, and its layers);
-    writes and returns ``reports/verify.json``; ``result['pass']`` is the verdict."""
-    from trigger.verify import verify_bundle
+    writes and returns ``reports/verify.json``; ``result['pass']`` is the verdict. With ``scheduler`` (a Dask
+    scheduler's address) or ``workers`` (a LocalCluster of that many), the vector sets run on the cluster, as
+    ``trigger verify --scheduler/--workers``: the same ``verify.json`` apart from its timings."""
+    from trigger.verify import verify_bundle, verify_on_cluster
 
+    if scheduler is not None or workers is not None:
+        return verify_on_cluster(Path(bundle), scheduler, workers, simulator=simulator, vectors=vectors,
+                                 progress=progress)
     return verify_bundle(Path(bundle), simulator=simulator, vectors=vectors, progress=progress)
 
 
