@@ -6,8 +6,10 @@ Every number or path that more than one test file needs is defined here once.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -103,3 +105,55 @@ def assert_same(model, raw: np.ndarray, expected: np.ndarray, got: np.ndarray, n
         pytest.fail(f"{what or model.name}: {rows.size}/{len(raw)} vectors differ; first #{first['vector']} input "
                     f"{first['input']}: {names[0]} {first[names[0]]} {names[1]} {first[names[1]]}; "
                     f"emulator trace {trace}")
+
+
+@contextmanager
+def dask_cluster(logs: Path, worker_options: list[str], names: str, env: dict | None = None,
+                 what: str = "local Dask cluster") -> Iterator[str]:
+    """A real Dask cluster on localhost: a `dask scheduler` on a free port and two `dask worker` processes (one
+    thread each, named NAMES0 and NAMES1, with ``worker_options``) run from ``logs`` with ``env``; yields
+    tcp://127.0.0.1:PORT once both workers are in, and stops them on exit. Workers stop on their own a minute
+    after losing the scheduler, should a killed session leave them."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from distributed import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    procs = []
+
+    def start(args, log):
+        with open(logs / log, "w") as stderr:  # the child keeps its own copy of the file
+            procs.append(subprocess.Popen([sys.executable, "-m", "dask", *args], env=env, cwd=logs,
+                                          stdout=subprocess.DEVNULL, stderr=stderr))
+
+    try:
+        start(["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", "--no-show"], "scheduler.log")
+        for i in range(2):
+            start(["worker", address, *worker_options, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
+                   "--local-directory", str(logs / f"w{i}"), "--name", f"{names}{i}", "--death-timeout", "60"],
+                  f"worker{i}.log")
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with Client(address, timeout=5) as client:
+                    client.wait_for_workers(2, timeout=max(1, deadline - time.monotonic()))
+                break
+            except (OSError, TimeoutError):
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    raise RuntimeError(f"{what} did not start; logs in {logs}") from None
+                time.sleep(0.5)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
