@@ -36,6 +36,19 @@ CPP_VECTORS = 3000
 CLEAN = {"emulator_vs_csim": 0, "emulator_vs_rtl": 0, "csim_vs_rtl": 0, "emulator_vs_stored": 0,
          "latency_vs_manifest": 0, "library_vs_emulator": 0}
 
+# A small table in external memory (memory/part_NNNNN.bin, 2^12 addresses in 2^10-address parts): each test
+# that builds one gives it a name of its own ({**SMALL_EXTERNAL_TABLE, "name": ...}).
+SMALL_EXTERNAL_TABLE = {
+    "kind": "lut", "name": "external_table", "seed": 3,
+    "data": {"source": "muon", "n_train": 5000, "n_test": 2000},
+    "features": [{"name": "dphi12", "bits": 6, "binning": "quantile"},
+                 {"name": "dphi23", "bits": 4, "binning": "quantile"},
+                 {"name": "eta", "bits": 2, "binning": "linear"}],
+    "address": {"memory": "external", "read_latency": 3, "part_bits": 10},
+    "model": {"type": "mlp", "hidden": [8], "epochs": 1},
+    "output": {"format": "ufixed<9,8,RND_CONV,SAT>"},
+}
+
 
 @dataclass
 class Bundle:

@@ -25,18 +25,9 @@ from trigger.errors import ConfigError, ToolError
 from trigger.cluster import check_address, scale_settings
 from trigger.frontends.lut.parts import write_atomically, write_part
 
-from tests.helpers import CLEAN, dask_cluster
+from tests.helpers import CLEAN, SMALL_EXTERNAL_TABLE, dask_cluster
 
-TABLE = {
-    "kind": "lut", "name": "scale_table", "seed": 3,
-    "data": {"source": "muon", "n_train": 5000, "n_test": 2000},
-    "features": [{"name": "dphi12", "bits": 6, "binning": "quantile"},
-                 {"name": "dphi23", "bits": 4, "binning": "quantile"},
-                 {"name": "eta", "bits": 2, "binning": "linear"}],
-    "address": {"memory": "external", "read_latency": 3, "part_bits": 10},
-    "model": {"type": "mlp", "hidden": [8], "epochs": 1},
-    "output": {"format": "ufixed<9,8,RND_CONV,SAT>"},
-}
+TABLE = {**SMALL_EXTERNAL_TABLE, "name": "scale_table"}
 ADDRESS_BITS = 12
 
 
