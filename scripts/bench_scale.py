@@ -17,7 +17,6 @@ usage: scripts/bench_scale.py [--only table26 verify24 emtf] [--out benchmarks/s
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from trigger.bundle import build_bundle  # noqa: E402
 from trigger.frontends import BuildOptions  # noqa: E402
 from trigger.cluster import cluster  # noqa: E402
+from trigger.toolchain import hash_files  # noqa: E402
 from trigger.verify import verify_bundle  # noqa: E402
 
 STAGES = ("table26", "verify24", "emtf")
@@ -142,18 +142,6 @@ class MemorySampler:
                 for name, p in self.peak.items()}
 
 
-def file_digests(bundle: Path) -> dict:
-    out = {}
-    for p in sorted(bundle.rglob("*")):
-        if p.is_file():
-            h = hashlib.sha256()
-            with open(p, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 22), b""):
-                    h.update(block)
-            out[p.relative_to(bundle).as_posix()] = h.hexdigest()
-    return out
-
-
 def size_mb(folder: Path) -> float:
     return round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6, 1)
 
@@ -195,7 +183,7 @@ def stage_table26(work: Path) -> dict:
                                             "main_cpu_s": round(own_cpu() - c0, 2), **usage,
                                             "memory": memory.report(), "bundle_mb": size_mb(bundle)}
             out["table_stage"][f"{workers}w"] = dict(stage)
-            digests[workers] = file_digests(bundle)
+            digests[workers] = hash_files(bundle)
             shutil.rmtree(bundle, ignore_errors=True)
     finally:
         scale.table_in_parts = timed

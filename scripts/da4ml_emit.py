@@ -9,27 +9,16 @@ multiplication solved by da4ml's CMVM solver), pipelines it at the requested
 latency cutoffs and writes da4ml's Verilog project per cutoff, plus emit.json
 (sources, module names, stage counts, I/O bit layout, da4ml's own cost
 estimate, and da4ml's interpreter outputs on the spec's vectors as raw
-integers of the network's output format).
-
-The arithmetic is the firmware model's (hls4ml's ap_fixed semantics):
-- Dense: the exact sum of exact products plus the bias already cast to the
-  accumulator (the spec only allows accumulators where that is exact, or wrap);
-- casts: ap_fixed rounding then overflow. da4ml's quantize offers TRN and RND
-  (round half up, as AP_RND) with WRAP/SAT/SAT_SYM; AP_RND_CONV (round half to
-  even) is built from traced operations: add half-LSB minus one source LSB,
-  plus the target LSB bit scaled to one source LSB, then truncate.
+integers of the network's output format). The tracing and the arithmetic
+are shared with scripts/alkaid_emit.py (scripts/emit_spec.py).
 
 Usage: .venv-da4ml/bin/python scripts/da4ml_emit.py SPEC.json OUT_DIR
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
-
-import numpy as np
 
 import da4ml
 from da4ml.codegen import RTLModel
@@ -37,75 +26,7 @@ from da4ml.trace import FixedVariableArray, HWConfig, comb_trace, to_pipeline
 from da4ml.trace import fixed_variable as _fv
 from da4ml.types import minimal_kif
 
-
-class SpecError(ValueError):
-    pass
-
-
-def kif(fmt: dict) -> tuple[int, int, int]:
-    """da4ml's (keep_negative, integer bits without sign, fractional bits) of an ap_fixed format."""
-    signed = int(bool(fmt["signed"]))
-    return signed, int(fmt["integer"]) - signed, int(fmt["width"]) - int(fmt["integer"])
-
-
-def _round_conv_offset(x, f: int):
-    """x plus the offset that makes truncation to f fractional bits round half to even."""
-    _, _, fx = x.kif
-    if fx <= f:
-        return x  # no bits are dropped: nothing to round
-    lsb_bit = x.quantize(0, 1 - f, f, "WRAP", "TRN")  # 0 or 2**-f: the bit that becomes the new LSB
-    return x + (2.0 ** (-f - 1) - 2.0 ** -fx) + lsb_bit * 2.0 ** (f - fx)
-
-
-def cast(arr: FixedVariableArray, fmt: dict, where: str) -> FixedVariableArray:
-    """ap_fixed assignment to ``fmt``: rounding first, then the overflow mode."""
-    k, i, f = kif(fmt)
-    rounding, overflow = fmt["rounding"], fmt["overflow"]
-    if overflow not in ("WRAP", "SAT", "SAT_SYM"):
-        raise SpecError(f"{where}: overflow mode {overflow} has no da4ml equivalent (WRAP, SAT, SAT_SYM)")
-    if rounding not in ("TRN", "RND", "RND_CONV"):
-        raise SpecError(f"{where}: rounding mode {rounding} is not mapped to da4ml (TRN, RND, RND_CONV)")
-    out = []
-    for v in arr._vars.ravel():
-        if rounding == "RND_CONV":
-            v, mode = _round_conv_offset(v, f), "TRN"
-        else:
-            mode = rounding
-        # Rounding then clamping equals clamping then rounding here: the bounds are on the grid.
-        out.append(v.quantize(k, i, f, overflow, mode))
-    return FixedVariableArray(np.array(out, dtype=object).reshape(arr.shape), arr.solver_options, hwconf=arr.hwconf)
-
-
-def trace(spec: dict, hard_dc: int):
-    """(inputs, outputs) traced through the spec's steps."""
-    k, i, f = kif(spec["input"])
-    n_in = int(spec["n_inputs"])
-    inp = FixedVariableArray.from_kif(np.full(n_in, k), np.full(n_in, i), np.full(n_in, f),
-                                      hwconf=HWConfig(1, -1, -1), solver_options={"hard_dc": hard_dc})
-    x = inp
-    for step in spec["steps"]:
-        where = f"layer {step['layer']!r} ({step['op']})"
-        if step["op"] == "dense":
-            w = np.asarray(step["weight"], dtype=np.int64)
-            if w.shape != (x.shape[0], len(step["bias"])):
-                raise SpecError(f"{where}: weight shape {w.shape} does not fit {x.shape[0]} inputs")
-            if np.abs(w).max(initial=0) >= 1 << 24:
-                raise SpecError(f"{where}: weights wider than 24 bits are not exact in da4ml's float32 solver")
-            x = x @ (w.astype(np.float64) * 2.0 ** -int(step["weight_frac"]))
-            x = x + np.asarray(step["bias"], dtype=np.float64) * 2.0 ** -int(step["bias_frac"])
-            if step.get("wrap_to"):
-                x = cast(x, step["wrap_to"], where)
-        elif step["op"] == "scale":
-            s = np.asarray(step["scale"], dtype=np.float64) * 2.0 ** -int(step["scale_frac"])
-            b = np.asarray(step["bias"], dtype=np.float64) * 2.0 ** -int(step["bias_frac"])
-            x = x * s + b
-        elif step["op"] == "relu":
-            x = np.maximum(x, 0.0)
-        elif step["op"] == "cast":
-            x = cast(x, step["to"], where)
-        else:
-            raise SpecError(f"{where}: unknown step")
-    return inp, x
+from emit_spec import SpecError, Tracer, main
 
 
 def pick_cutoff(comb, target_latency: int) -> float:
@@ -125,74 +46,33 @@ def pick_cutoff(comb, target_latency: int) -> float:
     return hi
 
 
-def io_layout(qints) -> dict:
-    """Bit layout of da4ml's *_wrapper ports: every element padded to one width, element 0 lowest."""
-    kifs = [minimal_kif(q) for q in qints]
-    k = max(int(p.keep_negative) for p in kifs)
-    big_i = max(int(p.keep_negative) + int(p.integers) for p in kifs)
-    f = max(int(p.fractional) for p in kifs)
-    return {"signed": bool(k), "width": big_i + f, "frac": f}
+def emit_design(comb, design: dict, spec: dict, out_dir: Path) -> dict:
+    """One design pipelined at its latency cutoff (given, or the smallest that meets its target latency)."""
+    label = design["label"]
+    if "latency_cutoff" in design:
+        cutoff = float(design["latency_cutoff"])
+    else:
+        cutoff = pick_cutoff(comb, int(design["target_latency"]))
+    pipe = to_pipeline(comb, cutoff, retiming=True, verbose=False)
+    path = out_dir / label
+    core = design.get("core", "da4ml_core")
+    model = RTLModel(pipe, core, path, flavor="verilog", latency_cutoff=cutoff, print_latency=False,
+                     part_name=spec.get("part", "xcvu13p-flga2577-2-e"),
+                     clock_period=float(spec.get("clock_period_ns", 5.0)))
+    model.write()
+    sources = sorted(str(p.relative_to(out_dir)) for p in (path / "src").rglob("*.v"))
+    mems = sorted(str(p.relative_to(out_dir)) for p in (path / "src" / "memfiles").glob("*.mem"))
+    n_stages = len(pipe.solutions)
+    return {
+        "label": label, "latency_cutoff": cutoff, "stages": n_stages,
+        # da4ml's pipeline module registers its input and every stage output: stages + 1 clocks.
+        "latency_cycles": n_stages + 1, "wrapper": f"{core}_wrapper", "sources": sources,
+        "data_files": mems, "cost_estimate": float(pipe.cost), "reg_bits": int(pipe.reg_bits)}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("spec", type=Path)
-    ap.add_argument("out_dir", type=Path)
-    args = ap.parse_args(argv)
-    spec = json.loads(args.spec.read_text())
-    _fv.rd.seed(0)  # da4ml names variables with random ids: seed them for repeatable output
-    hard_dc = int(spec.get("hard_dc", 2))
-    try:
-        inp, out = trace(spec, hard_dc)
-    except SpecError as err:
-        print(f"da4ml_emit: {args.spec}: {err}", file=sys.stderr)
-        return 2
-    comb = comb_trace(inp, out, keep_dead_inputs=True)
-    in_layout, out_layout = io_layout(comb.inp_qint), io_layout(comb.out_qint)
-    out_fmt = spec["output"]
-    out_frac = kif(out_fmt)[2]
-
-    result = {"da4ml_version": da4ml.__version__, "hard_dc": hard_dc, "input_layout": in_layout,
-              "output_layout": out_layout, "comb_cost_estimate": float(comb.cost),
-              "comb_latency_estimate": float(max(comb.latency)), "designs": []}
-    vectors = spec.get("vectors")
-    if vectors:
-        in_frac = kif(spec["input"])[2]
-        data = np.asarray(vectors, dtype=np.float64) * 2.0 ** -in_frac
-        pred = comb.predict(data, n_threads=1)
-        raw = np.round(pred * 2.0 ** out_frac)
-        if not np.array_equal(raw, pred * 2.0 ** out_frac):
-            raise SystemExit("da4ml_emit: interpreter outputs are not on the output format's grid")
-        result["interpreter_outputs"] = raw.astype(np.int64).tolist()
-
-    for design in spec["designs"]:
-        label = design["label"]
-        if "latency_cutoff" in design:
-            cutoff = float(design["latency_cutoff"])
-        else:
-            try:
-                cutoff = pick_cutoff(comb, int(design["target_latency"]))
-            except SpecError as err:
-                print(f"da4ml_emit: design {label!r}: {err}", file=sys.stderr)
-                return 2
-        pipe = to_pipeline(comb, cutoff, retiming=True, verbose=False)
-        path = args.out_dir / label
-        core = design.get("core", "da4ml_core")
-        model = RTLModel(pipe, core, path, flavor="verilog", latency_cutoff=cutoff, print_latency=False,
-                         part_name=spec.get("part", "xcvu13p-flga2577-2-e"),
-                         clock_period=float(spec.get("clock_period_ns", 5.0)))
-        model.write()
-        sources = sorted(str(p.relative_to(args.out_dir)) for p in (path / "src").rglob("*.v"))
-        mems = sorted(str(p.relative_to(args.out_dir)) for p in (path / "src" / "memfiles").glob("*.mem"))
-        n_stages = len(pipe.solutions)
-        result["designs"].append({
-            "label": label, "latency_cutoff": cutoff, "stages": n_stages,
-            # da4ml's pipeline module registers its input and every stage output: stages + 1 clocks.
-            "latency_cycles": n_stages + 1, "wrapper": f"{core}_wrapper", "sources": sources,
-            "data_files": mems, "cost_estimate": float(pipe.cost), "reg_bits": int(pipe.reg_bits)})
-    (args.out_dir / "emit.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
-    return 0
-
+DA4ML = Tracer(name="da4ml", version=da4ml.__version__, array=FixedVariableArray, hwconf=HWConfig(1, -1, -1),
+               elements=lambda arr: arr._vars, comb_trace=comb_trace, element_kif=minimal_kif,
+               seed_ids=lambda: _fv.rd.seed(0), emit_design=emit_design)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(DA4ML, __doc__.splitlines()[0]))

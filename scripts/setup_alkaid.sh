@@ -7,36 +7,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ALKAID_VERSION=0.8.2
+NAME=setup_alkaid
 VENV=.venv-alkaid
 STAMP="$VENV/.setup-alkaid-$ALKAID_VERSION"
+source scripts/side_venv.sh
 
-installed() {
-  "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('alkaid') != '$ALKAID_VERSION')" 2>/dev/null
-}
-if [ -f "$STAMP" ] && installed; then
+if [ -f "$STAMP" ] && has_versions "alkaid==$ALKAID_VERSION"; then
   echo "setup_alkaid: $VENV has alkaid $ALKAID_VERSION"
   exit 0
 fi
 
-python=""
-for candidate in "${PYTHON:-}" python3.12 python3.11 python3.13 python3.10 python3; do
-  [ -n "$candidate" ] || continue
-  command -v "$candidate" >/dev/null 2>&1 || continue
-  if "$candidate" -c 'import sys; sys.exit(not sys.version_info[:2] >= (3, 10))'; then
-    python="$candidate"; break
-  fi
-done
-if [ -z "$python" ]; then
-  echo "setup_alkaid: error: alkaid needs Python 3.10 or newer; set PYTHON=/path/to/python3" >&2
-  exit 1
-fi
-
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "setup_alkaid: creating $VENV with $("$python" --version)"
-  "$python" -m venv "$VENV"
-fi
+find_python 3.10 "alkaid needs Python 3.10 or newer" python3.12 python3.11 python3.13 python3.10 python3
+make_venv
 echo "setup_alkaid: installing alkaid==$ALKAID_VERSION into $VENV"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "alkaid==$ALKAID_VERSION"
-installed || { echo "setup_alkaid: error: alkaid $ALKAID_VERSION did not install into $VENV" >&2; exit 1; }
+pip_install "alkaid==$ALKAID_VERSION"
+has_versions "alkaid==$ALKAID_VERSION" || { echo "setup_alkaid: error: alkaid $ALKAID_VERSION did not install into $VENV" >&2; exit 1; }
 echo "setup_alkaid: alkaid $ALKAID_VERSION ready in $VENV"
 touch "$STAMP"

@@ -6,32 +6,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DA4ML_VERSION=0.6.0
+NAME=setup_da4ml
 VENV=.venv-da4ml
 STAMP="$VENV/.setup-da4ml-$DA4ML_VERSION"
+source scripts/side_venv.sh
 
 if [ -f "$STAMP" ] && "$VENV/bin/python" -c "import da4ml, sys; sys.exit(da4ml.__version__ != '$DA4ML_VERSION')" 2>/dev/null; then
   echo "setup_da4ml: $VENV has da4ml $DA4ML_VERSION"
   exit 0
 fi
 
-python=""
-for candidate in "${PYTHON:-}" python3.11 python3.12 python3.13 python3.10 python3; do
-  [ -n "$candidate" ] || continue
-  command -v "$candidate" >/dev/null 2>&1 || continue
-  if "$candidate" -c 'import sys; sys.exit(not sys.version_info[:2] >= (3, 10))'; then
-    python="$candidate"; break
-  fi
-done
-if [ -z "$python" ]; then
-  echo "setup_da4ml: error: da4ml needs Python 3.10 or newer; set PYTHON=/path/to/python3" >&2
-  exit 1
-fi
-
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "setup_da4ml: creating $VENV with $("$python" --version)"
-  "$python" -m venv "$VENV"
-fi
+find_python 3.10 "da4ml needs Python 3.10 or newer" python3.11 python3.12 python3.13 python3.10 python3
+make_venv
 echo "setup_da4ml: installing da4ml==$DA4ML_VERSION into $VENV"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "da4ml==$DA4ML_VERSION"
+pip_install "da4ml==$DA4ML_VERSION"
 "$VENV/bin/python" -c "import da4ml; print('setup_da4ml: da4ml', da4ml.__version__, 'ready in $VENV')"
 touch "$STAMP"

@@ -13,30 +13,17 @@ KERAS_VERSION=3.15.1
 JAX_VERSION=0.10.2
 NUMPY_VERSION=2.3.5
 H5PY_VERSION=3.16.0
+NAME=setup_hgq2
 VENV=.venv-hgq2
 PY=$VENV/bin/python
+source scripts/side_venv.sh
 
-python=""
-for candidate in "${PYTHON:-}" python3.11 python3.12 python3.13 python3.10 python3; do
-  [ -n "$candidate" ] || continue
-  command -v "$candidate" >/dev/null 2>&1 || continue
-  if "$candidate" -c 'import sys; sys.exit(not sys.version_info[:2] >= (3, 11))'; then
-    python="$candidate"; break
-  fi
-done
-if [ -z "$python" ]; then
-  echo "setup_hgq2: error: Keras $KERAS_VERSION / jax $JAX_VERSION need Python 3.11 or newer; set PYTHON=/path/to/python3" >&2
-  exit 1
-fi
-if [ ! -x "$PY" ]; then
-  echo "setup_hgq2: creating $VENV with $("$python" --version)"
-  "$python" -m venv "$VENV"
-fi
-want="import importlib.metadata as m, sys; sys.exit(m.version('hgq2') != '$HGQ2_VERSION' \
-or m.version('keras') != '$KERAS_VERSION' or m.version('jax') != '$JAX_VERSION')"
-if ! "$PY" -c "$want" 2>/dev/null; then
+find_python 3.11 "Keras $KERAS_VERSION / jax $JAX_VERSION need Python 3.11 or newer" \
+  python3.11 python3.12 python3.13 python3.10 python3
+make_venv
+if ! has_versions "hgq2==$HGQ2_VERSION" "keras==$KERAS_VERSION" "jax==$JAX_VERSION"; then
   echo "setup_hgq2: installing hgq2==$HGQ2_VERSION keras==$KERAS_VERSION jax==$JAX_VERSION into $VENV"
-  "$PY" -m pip install --quiet --disable-pip-version-check "hgq2==$HGQ2_VERSION" "quantizers==$QUANTIZERS_VERSION" \
+  pip_install "hgq2==$HGQ2_VERSION" "quantizers==$QUANTIZERS_VERSION" \
     "keras==$KERAS_VERSION" "jax[cpu]==$JAX_VERSION" "numpy==$NUMPY_VERSION" "h5py==$H5PY_VERSION" tqdm
 fi
 KERAS_BACKEND=jax "$PY" -c "import keras, hgq, jax, importlib.metadata as m; print(f'setup_hgq2: keras {keras.__version__} ({keras.backend.backend()}), hgq2 {m.version(\"hgq2\")}, quantizers {m.version(\"quantizers\")}, jax {jax.__version__}')"

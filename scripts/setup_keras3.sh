@@ -17,31 +17,18 @@ QKERAS_V3_VERSION=1.2.1
 JAX_VERSION=0.10.2
 NUMPY_VERSION=2.3.5
 H5PY_VERSION=3.16.0
+NAME=setup_keras3
 VENV=.venv-keras3
 PY=$VENV/bin/python
+source scripts/side_venv.sh
 
-python=""
-for candidate in "${PYTHON:-}" python3.11 python3.12 python3.13 python3.10 python3; do
-  [ -n "$candidate" ] || continue
-  command -v "$candidate" >/dev/null 2>&1 || continue
-  if "$candidate" -c 'import sys; sys.exit(not sys.version_info[:2] >= (3, 11))'; then
-    python="$candidate"; break
-  fi
-done
-if [ -z "$python" ]; then
-  echo "setup_keras3: error: Keras $KERAS_VERSION / jax $JAX_VERSION need Python 3.11 or newer (jax 0.11+ needs 3.12: 0.10.2 is the newest for 3.11); set PYTHON=/path/to/python3" >&2
-  exit 1
-fi
-if [ ! -x "$PY" ]; then
-  echo "setup_keras3: creating $VENV with $("$python" --version)"
-  "$python" -m venv "$VENV"
-fi
-want="import importlib.metadata as m, sys; sys.exit(m.version('keras') != '$KERAS_VERSION' \
-or m.version('qkeras-v3') != '$QKERAS_V3_VERSION' or m.version('jax') != '$JAX_VERSION')"
-if ! "$PY" -c "$want" 2>/dev/null; then
+find_python 3.11 "Keras $KERAS_VERSION / jax $JAX_VERSION need Python 3.11 or newer (jax 0.11+ needs 3.12: 0.10.2 is the newest for 3.11)" \
+  python3.11 python3.12 python3.13 python3.10 python3
+make_venv
+if ! has_versions "keras==$KERAS_VERSION" "qkeras-v3==$QKERAS_V3_VERSION" "jax==$JAX_VERSION"; then
   echo "setup_keras3: installing keras==$KERAS_VERSION qkeras-v3==$QKERAS_V3_VERSION jax==$JAX_VERSION into $VENV"
-  "$PY" -m pip install --quiet --disable-pip-version-check "keras==$KERAS_VERSION" "jax[cpu]==$JAX_VERSION" \
+  pip_install "keras==$KERAS_VERSION" "jax[cpu]==$JAX_VERSION" \
     "numpy==$NUMPY_VERSION" "h5py==$H5PY_VERSION" six scipy networkx scikit-learn pyparsing tqdm
-  "$PY" -m pip install --quiet --disable-pip-version-check --no-deps "qkeras-v3==$QKERAS_V3_VERSION"
+  pip_install --no-deps "qkeras-v3==$QKERAS_V3_VERSION"
 fi
 KERAS_BACKEND=jax "$PY" -c "import keras, qkeras, jax; print(f'setup_keras3: keras {keras.__version__} ({keras.backend.backend()}), qkeras-v3 {qkeras.__version__}, jax {jax.__version__}')"

@@ -21,7 +21,6 @@ without PYTHONPATH and TRIGGER_TEST_TOOL_LOG, is not watched.)
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,48 +193,8 @@ def constructed_bundles(constructed_networks, tmp_path_factory) -> dict[str, Bun
 @pytest.fixture(scope="session")
 def dask_scheduler_address(tmp_path_factory):
     """A real Dask cluster on localhost: a `dask scheduler` and two `dask worker` processes (one thread
-    each) on free ports, started once per session and stopped at the end; yields tcp://127.0.0.1:PORT.
-    Workers stop on their own a minute after losing the scheduler, should a killed session leave them."""
-    import socket
-    import subprocess
-    import time
+    each) on free ports, started once per session and stopped at the end; yields tcp://127.0.0.1:PORT."""
+    from tests.helpers import dask_cluster
 
-    from distributed import Client
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    address = f"tcp://127.0.0.1:{port}"
-    logs = tmp_path_factory.mktemp("dask")
-    dask = [sys.executable, "-m", "dask"]
-    procs = []
-
-    def start(args, log):
-        procs.append(subprocess.Popen(dask + args, stdout=subprocess.DEVNULL, stderr=open(logs / log, "w"),
-                                      cwd=logs))
-
-    try:
-        start(["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", "--no-show"], "scheduler.log")
-        for i in range(2):
-            start(["worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
-                   "--local-directory", str(logs / f"w{i}"), "--name", f"w{i}",
-                   "--death-timeout", "60"], f"worker{i}.log")
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with Client(address, timeout=5) as client:
-                    client.wait_for_workers(2, timeout=max(1, deadline - time.monotonic()))
-                break
-            except (OSError, TimeoutError):
-                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                    raise RuntimeError(f"local Dask cluster did not start; logs in {logs}") from None
-                time.sleep(0.5)
+    with dask_cluster(tmp_path_factory.mktemp("dask"), ["--nworkers", "1"], "w") as address:
         yield address
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()

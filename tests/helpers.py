@@ -6,8 +6,10 @@ Every number or path that more than one test file needs is defined here once.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -33,6 +35,19 @@ CONSTRUCTED_VECTORS = 10_000
 CPP_VECTORS = 3000
 CLEAN = {"emulator_vs_csim": 0, "emulator_vs_rtl": 0, "csim_vs_rtl": 0, "emulator_vs_stored": 0,
          "latency_vs_manifest": 0, "library_vs_emulator": 0}
+
+# A small table in external memory (memory/part_NNNNN.bin, 2^12 addresses in 2^10-address parts): each test
+# that builds one gives it a name of its own ({**SMALL_EXTERNAL_TABLE, "name": ...}).
+SMALL_EXTERNAL_TABLE = {
+    "kind": "lut", "name": "external_table", "seed": 3,
+    "data": {"source": "muon", "n_train": 5000, "n_test": 2000},
+    "features": [{"name": "dphi12", "bits": 6, "binning": "quantile"},
+                 {"name": "dphi23", "bits": 4, "binning": "quantile"},
+                 {"name": "eta", "bits": 2, "binning": "linear"}],
+    "address": {"memory": "external", "read_latency": 3, "part_bits": 10},
+    "model": {"type": "mlp", "hidden": [8], "epochs": 1},
+    "output": {"format": "ufixed<9,8,RND_CONV,SAT>"},
+}
 
 
 @dataclass
@@ -103,3 +118,55 @@ def assert_same(model, raw: np.ndarray, expected: np.ndarray, got: np.ndarray, n
         pytest.fail(f"{what or model.name}: {rows.size}/{len(raw)} vectors differ; first #{first['vector']} input "
                     f"{first['input']}: {names[0]} {first[names[0]]} {names[1]} {first[names[1]]}; "
                     f"emulator trace {trace}")
+
+
+@contextmanager
+def dask_cluster(logs: Path, worker_options: list[str], names: str, env: dict | None = None,
+                 what: str = "local Dask cluster") -> Iterator[str]:
+    """A real Dask cluster on localhost: a `dask scheduler` on a free port and two `dask worker` processes (one
+    thread each, named NAMES0 and NAMES1, with ``worker_options``) run from ``logs`` with ``env``; yields
+    tcp://127.0.0.1:PORT once both workers are in, and stops them on exit. Workers stop on their own a minute
+    after losing the scheduler, should a killed session leave them."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from distributed import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    procs = []
+
+    def start(args, log):
+        with open(logs / log, "w") as stderr:  # the child keeps its own copy of the file
+            procs.append(subprocess.Popen([sys.executable, "-m", "dask", *args], env=env, cwd=logs,
+                                          stdout=subprocess.DEVNULL, stderr=stderr))
+
+    try:
+        start(["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", "--no-show"], "scheduler.log")
+        for i in range(2):
+            start(["worker", address, *worker_options, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
+                   "--local-directory", str(logs / f"w{i}"), "--name", f"{names}{i}", "--death-timeout", "60"],
+                  f"worker{i}.log")
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with Client(address, timeout=5) as client:
+                    client.wait_for_workers(2, timeout=max(1, deadline - time.monotonic()))
+                break
+            except (OSError, TimeoutError):
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    raise RuntimeError(f"{what} did not start; logs in {logs}") from None
+                time.sleep(0.5)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()

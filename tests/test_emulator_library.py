@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, Bundle, assert_same, build_and_verify
+from tests.helpers import REPO, SMALL_EXTERNAL_TABLE, Bundle, assert_same, build_and_verify
 
 VECTORS = 300  # stored vectors per bundle built here (the reference bundle has BUNDLE_VECTORS)
 
@@ -201,16 +201,7 @@ def test_trigger_emulator_command_writes_and_checks_the_library(bundles, librari
     assert 'ModelLoader("libmuon_pt_bdt")' in text
 
 
-EXTERNAL_TABLE = {  # a small table in external memory (memory/part_NNNNN.bin), as tests/test_scale.py builds
-    "kind": "lut", "name": "external_table", "seed": 3,
-    "data": {"source": "muon", "n_train": 5000, "n_test": 2000},
-    "features": [{"name": "dphi12", "bits": 6, "binning": "quantile"},
-                 {"name": "dphi23", "bits": 4, "binning": "quantile"},
-                 {"name": "eta", "bits": 2, "binning": "linear"}],
-    "address": {"memory": "external", "read_latency": 3, "part_bits": 10},
-    "model": {"type": "mlp", "hidden": [8], "epochs": 1},
-    "output": {"format": "ufixed<9,8,RND_CONV,SAT>"},
-}
+EXTERNAL_TABLE = {**SMALL_EXTERNAL_TABLE, "name": "external_table"}  # EXTERNAL_TABLE_MEMORY below: from the name
 
 
 @pytest.mark.slow

@@ -118,9 +118,6 @@ def test_shared_rtl_corner_cases(tmp_path, name, ii, pipeline):
     from tests.firmware_cases import F, case_inputs, random_dense, small_models
     from trigger.ir import FirmwareModel, TensorType
     from trigger.ir.ops.item_dense import ItemDense
-    from trigger.backends.rtl import write_rtl
-    from trigger.ir.model import emulate
-    from trigger.rtlsim import simulate
 
     models = small_models()
     rng = np.random.default_rng(5)  # exact products into an accumulator that wraps (10 inputs of 8 bits)
@@ -135,10 +132,19 @@ def test_shared_rtl_corner_cases(tmp_path, name, ii, pipeline):
     model = models[name]
     ii, per_op = resolve_ii(model, ii)
     assert max(per_op.values()) == ii
-    design = write_rtl(model, tmp_path / "rtl", top="corner", pipeline=pipeline, clock_period_ns=3.0, ii=ii,
+    assert_exact_at_ii(model, case_inputs(model, 1500), "corner", tmp_path, pipeline, ii, per_op)
+
+
+def assert_exact_at_ii(model, inputs, top: str, tmp_path, pipeline, ii: int, per_op: dict) -> None:
+    """The model's RTL shared over ``ii`` clocks (``per_op``), simulated: equal to the emulator on every input,
+    at the measured II and latency, and an input sent too early refused."""
+    from trigger.backends.rtl import write_rtl
+    from trigger.ir.model import emulate
+    from trigger.rtlsim import simulate
+
+    design = write_rtl(model, tmp_path / "rtl", top=top, pipeline=pipeline, clock_period_ns=3.0, ii=ii,
                        op_ii=per_op)
-    inputs = case_inputs(model, 1500)
-    sim = simulate(design.sources, "corner", model.input.to_bits(inputs), model.input.widths, model.output.widths,
+    sim = simulate(design.sources, top, model.input.to_bits(inputs), model.input.widths, model.output.widths,
                    build_dir=tmp_path / "sim", max_latency=design.latency_cycles + 8, ii=ii, protocol_vectors=300)
     assert_same(model, inputs, emulate(model, inputs).outputs, model.output.from_bits(sim.outputs),
                 ("emulator", "rtl"))
@@ -202,24 +208,13 @@ def test_pipeline_auto_times_the_shared_path_as_yosys_does(tmp_path, ii, clock_n
 def test_shared_convolutions_are_exact(tmp_path, ii, pipeline):
     """Convolutions share one kernel network per ceil(positions / ii) positions (a multiplexed window
     each cycle), the dense after them is digit-serial: exact against the emulator at ii spacing."""
-    from trigger.backends.rtl import write_rtl
-    from trigger.ir.model import emulate
-    from trigger.rtlsim import simulate
     from trigger.vectors import test_vectors
 
     model = conv_model()
     ii, per_op = resolve_ii(model, ii)
     assert per_op == {"c0": ii, "r0": 1, "c1": ii, "d": ii}
     assert {op.name: op.max_ii() for op in model.ops} == {"c0": 15, "r0": 1, "c1": 8, "d": 10}
-    design = write_rtl(model, tmp_path / "rtl", top="convs", pipeline=pipeline, clock_period_ns=3.0, ii=ii,
-                       op_ii=per_op)
-    inputs = test_vectors(model, 1500, SEED)
-    sim = simulate(design.sources, "convs", model.input.to_bits(inputs), model.input.widths, model.output.widths,
-                   build_dir=tmp_path / "sim", max_latency=design.latency_cycles + 8, ii=ii, protocol_vectors=300)
-    assert_same(model, inputs, emulate(model, inputs).outputs, model.output.from_bits(sim.outputs),
-                ("emulator", "rtl"))
-    assert (sim.ii, sim.latency_cycles) == (ii, design.latency_cycles)
-    assert sim.timing["too_early"] == {"refused_flags": 1, "outputs": 1, "output_matches_first": True}
+    assert_exact_at_ii(model, test_vectors(model, 1500, SEED), "convs", tmp_path, pipeline, ii, per_op)
 
 
 def test_an_ii_one_design_keeps_the_plain_top(tmp_path):

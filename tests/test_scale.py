@@ -26,18 +26,9 @@ from trigger.errors import ConfigError, ToolError
 from trigger.cluster import check_address, scale_settings
 from trigger.frontends.lut.parts import write_atomically, write_part
 
-from tests.helpers import CLEAN
+from tests.helpers import CLEAN, SMALL_EXTERNAL_TABLE, dask_cluster
 
-TABLE = {
-    "kind": "lut", "name": "scale_table", "seed": 3,
-    "data": {"source": "muon", "n_train": 5000, "n_test": 2000},
-    "features": [{"name": "dphi12", "bits": 6, "binning": "quantile"},
-                 {"name": "dphi23", "bits": 4, "binning": "quantile"},
-                 {"name": "eta", "bits": 2, "binning": "linear"}],
-    "address": {"memory": "external", "read_latency": 3, "part_bits": 10},
-    "model": {"type": "mlp", "hidden": [8], "epochs": 1},
-    "output": {"format": "ufixed<9,8,RND_CONV,SAT>"},
-}
+TABLE = {**SMALL_EXTERNAL_TABLE, "name": "scale_table"}
 ADDRESS_BITS = 12
 
 
@@ -264,49 +255,9 @@ def foreign_env() -> dict:
 @pytest.fixture(scope="module")
 def foreign_scheduler(tmp_path_factory):
     """A scheduler and two `dask worker` processes started by hand (subprocess, no nanny) with FOREIGN_ENV."""
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    from distributed import Client
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    address = f"tcp://127.0.0.1:{port}"
-    logs = tmp_path_factory.mktemp("foreign_dask")
-    env = foreign_env()
-    procs = []
-    try:
-        procs.append(subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port",
-                                       str(port), "--no-dashboard", "--no-show"], env=env, cwd=logs,
-                                      stdout=subprocess.DEVNULL, stderr=open(logs / "scheduler.log", "w")))
-        for i in range(2):
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                 "--host", "127.0.0.1", "--local-directory", str(logs / f"w{i}"), "--name", f"foreign{i}",
-                 "--death-timeout", "60"], env=env, cwd=logs, stdout=subprocess.DEVNULL,
-                stderr=open(logs / f"worker{i}.log", "w")))
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with Client(address, timeout=5) as client:
-                    client.wait_for_workers(2, timeout=max(1, deadline - time.monotonic()))
-                break
-            except (OSError, TimeoutError):
-                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                    raise RuntimeError(f"the hand-started Dask cluster did not start; logs in {logs}") from None
-                time.sleep(0.5)
+    with dask_cluster(tmp_path_factory.mktemp("foreign_dask"), ["--no-nanny"], "foreign", env=foreign_env(),
+                      what="the hand-started Dask cluster") as address:
         yield address
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
 
 
 @pytest.mark.slow

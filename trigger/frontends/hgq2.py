@@ -24,7 +24,6 @@ layout other than HGQ2 0.2's) is a one-line ``ModelError`` naming the layer and 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import zipfile
@@ -36,7 +35,7 @@ import numpy as np
 
 from trigger.errors import ConfigError, ModelError
 from trigger.fixed import FixedFormat
-from trigger.frontends.keras_archive import CONFIG, WEIGHTS, snake_case
+from trigger.frontends.keras_archive import CONFIG, WEIGHTS, open_weights, read_members, snake_case
 from trigger.frontends.layers import Context, fixed_format, maps
 from trigger.ir.ops.element_quantize import ElementQuantize
 from trigger.ir.tensor import TensorType
@@ -642,27 +641,9 @@ def iq_name(layer: Hgq2Layer, j: int) -> str:
 
 def read_model(path) -> Hgq2Model:
     """An HGQ2 ``.keras`` archive, read as data."""
-    import h5py
-
     path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            for needed in (CONFIG, WEIGHTS):
-                if needed not in names:
-                    raise ModelError(f"{path}: not a Keras .keras archive: the zip has no {needed}")
-            config_text, weights_bytes = archive.read(CONFIG), archive.read(WEIGHTS)
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise ModelError(f"{path}: not a readable .keras archive ({str(err).splitlines()[0][:120]})") from None
-    try:
-        config = json.loads(config_text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelError(f"{path}: {CONFIG} is not valid JSON ({err})") from None
-    try:
-        h5 = h5py.File(io.BytesIO(weights_bytes), "r")
-    except OSError as err:
-        raise ModelError(f"{path}: {WEIGHTS} is not a readable HDF5 file ({str(err).splitlines()[0][:120]})") from None
-    with h5:
+    config, weights_bytes = read_members(path)
+    with open_weights(weights_bytes, path) as h5:
         model = _read(config, h5, path)
     model.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     return model

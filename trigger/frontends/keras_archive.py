@@ -39,15 +39,8 @@ WEIGHT_ROOTS = ("layers", "_layer_checkpoint_dependencies")  # Keras 3, tf.keras
 KERAS3_ONLY_KEYS = ("quantization_config", "lora_rank", "lora_alpha", "synchronized", "optional")
 
 
-def read_archive(path: Path) -> tuple[dict, "object"]:
-    """(Keras 2 architecture config, in-memory Keras 2 weights file) of a ``.keras`` archive.
-
-    The weights file is an ``h5py.File`` in memory with ``layer_names`` and one group per
-    weighted layer, as ``Model.save_weights`` in Keras 2 writes it; the caller closes it.
-    """
-    import h5py
-
-    path = Path(path)
+def read_members(path: Path) -> tuple[dict, bytes]:
+    """(the parsed config.json, the bytes of model.weights.h5) of a ``.keras`` archive (Keras 3's zip)."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
@@ -59,15 +52,31 @@ def read_archive(path: Path) -> tuple[dict, "object"]:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as err:
         raise ModelError(f"{path}: not a readable .keras archive, truncated or corrupt ({_one_line(err)})") from None
     try:
-        config = json.loads(config_text)
+        return json.loads(config_text), weights_bytes
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelError(f"{path}: {CONFIG} is not valid JSON ({err})") from None
-    config = to_keras2_config(config, str(path))
+
+
+def open_weights(weights_bytes: bytes, path: Path):
+    """The archive's model.weights.h5 as an ``h5py.File`` in memory (the caller closes it)."""
+    import h5py
+
     try:
-        source = h5py.File(io.BytesIO(weights_bytes), "r")
+        return h5py.File(io.BytesIO(weights_bytes), "r")
     except OSError as err:
         raise ModelError(f"{path}: {WEIGHTS} is not a readable HDF5 file ({_one_line(err)})") from None
-    with source:
+
+
+def read_archive(path: Path) -> tuple[dict, "object"]:
+    """(Keras 2 architecture config, in-memory Keras 2 weights file) of a ``.keras`` archive.
+
+    The weights file is an ``h5py.File`` in memory with ``layer_names`` and one group per
+    weighted layer, as ``Model.save_weights`` in Keras 2 writes it; the caller closes it.
+    """
+    path = Path(path)
+    config, weights_bytes = read_members(path)
+    config = to_keras2_config(config, str(path))
+    with open_weights(weights_bytes, path) as source:
         weights = _keras2_weights(config, source, path)
     try:
         resolve_quantizers(config, weights, path)

@@ -340,7 +340,6 @@ def _power_of_two_scale(layer, ctx: Context):
     by the exponent and negates it for a negative sign. When x * 2**e fits r_T (checked
     here for every exponent) that is exactly x * (+-2**e): a scale holding +-2**e.
     """
-    in_fmt = ctx.previous.format
     var = layer.get_weights("scale")
     data = np.asarray(var.data, dtype=np.float64).reshape(-1)
     if np.any(data == 0):
@@ -348,9 +347,18 @@ def _power_of_two_scale(layer, ctx: Context):
     exps = np.round(np.log2(np.abs(data))).astype(np.int64)
     if not np.array_equal(np.ldexp(np.sign(data), exps), data):
         ctx.fail(layer, "has a scale that is not a power of two")
+    return _signed_powers_of_two(data, exps, var, layer, ctx, "exponents")
+
+
+def _signed_powers_of_two(data: np.ndarray, exps: np.ndarray, var, layer, ctx: Context, what: str
+                          ) -> tuple[np.ndarray, FixedFormat]:
+    """sign(data) * 2**exps as fixed-point (raw values, format), once hls4ml's exponent weights (int<We>, the
+    width of ``var``'s type) are checked to hold ``exps`` (``what`` names them in the error) and
+    weight_exponential's product type r_T to hold the previous layer's output shifted by each of them."""
     we = int(var.type.precision.width)
     if exps.min() < -(1 << (we - 1)) or exps.max() > (1 << (we - 1)) - 1:
-        ctx.fail(layer, f"exponents {exps.min()}..{exps.max()} do not fit int<{we}>")
+        ctx.fail(layer, f"{what} {exps.min()}..{exps.max()} do not fit int<{we}>")
+    in_fmt = ctx.previous.format
     r_bits = we + in_fmt.width  # r_T = ap_fixed<2 r_bits, r_bits>
     if in_fmt.integer + int(exps.max()) >= r_bits or in_fmt.fractional - int(exps.min()) > r_bits:
         ctx.fail(layer, f"shifting {in_fmt} by 2**{exps.min()}..2**{exps.max()} loses bits in hls4ml's product type")
@@ -873,17 +881,8 @@ def _power_of_two_weights(var, layer, ctx: Context) -> tuple[np.ndarray, FixedFo
     exps = np.round(np.log2(np.abs(flat))).astype(np.int64)
     if not np.array_equal(np.ldexp(np.sign(flat), exps), flat):
         ctx.fail(layer, "has a quantized_po2 weight that is not a power of two")
-    we = int(var.type.precision.width)
-    if exps.min() < -(1 << (we - 1)) or exps.max() > (1 << (we - 1)) - 1:
-        ctx.fail(layer, f"weight exponents {exps.min()}..{exps.max()} do not fit int<{we}>")
-    in_fmt = ctx.previous.format
-    r_bits = we + in_fmt.width
-    if in_fmt.integer + int(exps.max()) >= r_bits or in_fmt.fractional - int(exps.min()) > r_bits:
-        ctx.fail(layer, f"shifting {in_fmt} by 2**{exps.min()}..2**{exps.max()} loses bits in hls4ml's product type")
-    frac = max(0, -int(exps.min()))
-    integer = max(0, int(exps.max())) + 2
-    raw = np.where(flat < 0, -1, 1).astype(np.int64) << (exps + frac)
-    return raw.reshape(data.shape), FixedFormat(integer + frac, integer, True)
+    raw, fmt = _signed_powers_of_two(flat, exps, var, layer, ctx, "weight exponents")
+    return raw.reshape(data.shape), fmt
 
 
 # ------------------------------------------------------------------ QKeras binary / ternary / leaky activations (issue 23)

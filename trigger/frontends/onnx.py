@@ -400,8 +400,6 @@ def _absorb_input_flatten(wrapper, k: int = 0) -> bool:
     (batch, k), or Flatten(axis=1)) takes the flat input instead: the firmware's inputs are that C-order
     flattening already (``LoadedOnnx._layout`` reshapes them back for the source graph), and hls4ml gets
     no reshape of its input (and, for an image-shaped input, no channels-last conversion)."""
-    from onnx import TensorProto, helper
-
     inp = wrapper.graph.input[k]
     shape = wrapper.get_tensor_shape(inp.name)
     users = wrapper.find_consumers(inp.name) or []
@@ -418,17 +416,7 @@ def _absorb_input_flatten(wrapper, k: int = 0) -> bool:
         ok = False
     if not ok or out_shape is None or list(out_shape) != flat or node.output[0] in [o.name for o in wrapper.graph.output]:
         return False
-    for user in wrapper.find_consumers(node.output[0]) or []:
-        for i, name in enumerate(user.input):
-            if name == node.output[0]:
-                user.input[i] = inp.name
-    dtype = wrapper.get_tensor_datatype(inp.name)
-    wrapper.graph.node.remove(node)
-    wrapper.graph.input.remove(inp)
-    wrapper.graph.input.insert(k, helper.make_tensor_value_info(inp.name, TensorProto.FLOAT, flat))
-    wrapper.set_tensor_datatype(inp.name, dtype)
-    for value in [v for v in wrapper.graph.value_info if v.name == node.output[0]]:
-        wrapper.graph.value_info.remove(value)
+    _input_takes_place_of(wrapper, k, node, flat, stale=(node.output[0],))
     return True
 
 
@@ -436,8 +424,6 @@ def _absorb_input_transpose(wrapper, k: int = 0) -> bool:
     """The Transpose qonnx's channels-last conversion leaves on a channels-first input (a torch image, or the
     (N, C, L) input of a BatchNorm1d) becomes the input's own layout: the firmware takes its inputs channels
     last (``LoadedOnnx._layout`` moves the channel axis back for the source graph); hls4ml has no such layer."""
-    from onnx import TensorProto, helper
-
     inp = wrapper.graph.input[k]
     shape = wrapper.get_tensor_shape(inp.name)
     users = wrapper.find_consumers(inp.name) or []
@@ -448,6 +434,16 @@ def _absorb_input_transpose(wrapper, k: int = 0) -> bool:
     if perm != [[0, *range(2, len(shape)), 1]] or node.output[0] in [o.name for o in wrapper.graph.output]:
         return False
     last = [shape[0], *shape[2:], shape[1]]
+    _input_takes_place_of(wrapper, k, node, last, stale=(inp.name, node.output[0]))
+    return True
+
+
+def _input_takes_place_of(wrapper, k: int, node, shape: list, stale: tuple[str, ...]) -> None:
+    """Graph input k, now of ``shape``, takes the place of ``node`` (its only user, gone): ``node``'s users read
+    the input itself; the shape information of the names in ``stale`` goes (shape inference redoes it)."""
+    from onnx import TensorProto, helper
+
+    inp = wrapper.graph.input[k]
     for user in wrapper.find_consumers(node.output[0]) or []:
         for i, name in enumerate(user.input):
             if name == node.output[0]:
@@ -455,11 +451,10 @@ def _absorb_input_transpose(wrapper, k: int = 0) -> bool:
     dtype = wrapper.get_tensor_datatype(inp.name)
     wrapper.graph.node.remove(node)
     wrapper.graph.input.remove(inp)
-    wrapper.graph.input.insert(k, helper.make_tensor_value_info(inp.name, TensorProto.FLOAT, last))
+    wrapper.graph.input.insert(k, helper.make_tensor_value_info(inp.name, TensorProto.FLOAT, shape))
     wrapper.set_tensor_datatype(inp.name, dtype)
-    for value in [v for v in wrapper.graph.value_info if v.name in (inp.name, node.output[0])]:
+    for value in [v for v in wrapper.graph.value_info if v.name in stale]:
         wrapper.graph.value_info.remove(value)
-    return True
 
 
 def _absorb_scalings(wrapper) -> bool:

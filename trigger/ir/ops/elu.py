@@ -28,7 +28,8 @@ from typing import ClassVar
 import numpy as np
 
 from trigger.fixed import FixedFormat
-from trigger.ir.op import Op, counter, register
+from trigger.ir.op import counter, register
+from trigger.ir.ops.tabulated import Tabulated
 from trigger.ir.ranges import Interval
 
 SELU_LAMBDA = 1.0507009873554805  # nnet_activation.h's selu: ``static const ap_ufixed<16, 1> lambda``
@@ -36,40 +37,14 @@ SELU_LAMBDA_FMT = FixedFormat(16, 1, False)
 
 
 @dataclass
-class NegativeTable(Op):
-    table: np.ndarray = None  # raw int64 (table_size,) in table_fmt, as hls4ml's C++ fills it
-    table_fmt: FixedFormat = None
-
-    arrays = ("table",)
-    absorbs_previous = True
+class NegativeTable(Tabulated):
     input_range: ClassVar[int] = 8  # the table spans [-8, 0)
-
-    @property
-    def table_size(self) -> int:
-        return int(np.asarray(self.table).size)
-
-    def validate(self) -> None:
-        self.table = np.asarray(self.table, dtype=np.int64).reshape(-1)
-        if self.output.n != self.input.n:
-            self.fail(f"{self.input.n} inputs but {self.output.n} outputs")
-        size = self.table_size
-        if size < 2 or size & (size - 1):
-            self.fail(f"table size {size} is not a power of two (>= 2): set the layer's table_size to one")
-        self.check_raw("table", self.table, self.table_fmt)
-        if self.input.format.integer + size.bit_length() > 31:  # the index is a C++ int
-            self.fail(f"input {self.input.format.cpp} times the table size {size} overflows the C++ int index")
 
     # ------------------------------------------------------------ the two branches
     def index(self, x: np.ndarray) -> np.ndarray:
         """min(floor(-x * T / 8), T - 1) for x < 0 (0 elsewhere): exact integer arithmetic on raw x."""
-        src, size = self.input.format, self.table_size
-        num = -np.asarray(x, dtype=np.int64) * size
-        den = self.input_range
-        if src.fractional >= 0:
-            den = den << src.fractional
-        else:
-            num = num << -src.fractional
-        return np.clip(num // den, 0, size - 1)
+        num, den = self.scaled(-np.asarray(x, dtype=np.int64))
+        return np.clip(num // den, 0, self.table_size - 1)
 
     def words(self) -> np.ndarray:
         """The negative branch per table entry, cast to the output format (what each element's ROM holds)."""
@@ -129,8 +104,7 @@ class NegativeTable(Op):
 
     def boundary_values(self) -> list[np.ndarray]:
         """Zero, where the index changes near zero and where the clamp starts, per element."""
-        src = self.input.format
-        step = max(1, (self.input_range << max(src.fractional, 0)) // self.table_size)
+        src, step = self.input.format, self.index_step()
         edge = self.input_range << max(src.fractional, 0)
         values = np.array([0, 1, -1, -step, 1 - step, -step - 1, -edge, 1 - edge, -edge - 1, src.min_raw,
                            src.max_raw], dtype=np.int64)

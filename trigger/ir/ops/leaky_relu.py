@@ -15,6 +15,20 @@ from trigger.ir.op import Op, counter, register
 from trigger.ir.ranges import Interval
 
 
+def slope_range(iv: Interval, alpha: int, src: FixedFormat, dst: FixedFormat, prod: FixedFormat) -> Interval:
+    """The range of ``x > 0 ? x : alpha * x`` cast to ``dst`` for x in ``iv`` (x in ``src``, alpha * x in ``prod``):
+    leaky_relu's, and prelu's per element."""
+    parts = []
+    if iv.hi > 0:
+        lo, hi, _ = dst.cast_interval(max(iv.lo, 1), iv.hi, src)
+        parts.append(Interval(lo, hi))
+    if iv.lo <= 0:
+        neg = Interval(iv.lo, min(iv.hi, 0)).scale(alpha)
+        lo, hi, _ = dst.cast_interval(neg.lo, neg.hi, prod)
+        parts.append(Interval(lo, hi))
+    return parts[0] if len(parts) == 1 else parts[0].hull(parts[1])
+
+
 @register
 @dataclass
 class LeakyRelu(Op):
@@ -34,18 +48,7 @@ class LeakyRelu(Op):
 
     def output_ranges(self, x: list[Interval]) -> list[Interval]:
         src, dst, prod = self.input.format, self.output.format, self._product_fmt()
-        out = []
-        for iv in x:
-            parts = []
-            if iv.hi > 0:
-                lo, hi, _ = dst.cast_interval(max(iv.lo, 1), iv.hi, src)
-                parts.append(Interval(lo, hi))
-            if iv.lo <= 0:
-                neg = Interval(iv.lo, min(iv.hi, 0)).scale(self.alpha)
-                lo, hi, _ = dst.cast_interval(neg.lo, neg.hi, prod)
-                parts.append(Interval(lo, hi))
-            out.append(parts[0] if len(parts) == 1 else parts[0].hull(parts[1]))
-        return out
+        return [slope_range(iv, self.alpha, src, dst, prod) for iv in x]
 
     def emulate(self, x: np.ndarray, counts: dict) -> np.ndarray:
         count = counter(counts, "output")

@@ -13,6 +13,7 @@ import numpy as np
 
 from trigger.fixed import FixedFormat
 from trigger.ir.op import Op, counter, register
+from trigger.ir.ops.leaky_relu import slope_range
 from trigger.ir.ranges import Interval
 
 
@@ -37,18 +38,7 @@ class PRelu(Op):
 
     def output_ranges(self, x: list[Interval]) -> list[Interval]:
         src, dst, prod = self.input.format, self.output.format, self._product_fmt()
-        out = []
-        for iv, a in zip(x, self.alpha.tolist()):
-            parts = []
-            if iv.hi > 0:
-                lo, hi, _ = dst.cast_interval(max(iv.lo, 1), iv.hi, src)
-                parts.append(Interval(lo, hi))
-            if iv.lo <= 0:
-                neg = Interval(iv.lo, min(iv.hi, 0)).scale(a)
-                lo, hi, _ = dst.cast_interval(neg.lo, neg.hi, prod)
-                parts.append(Interval(lo, hi))
-            out.append(parts[0] if len(parts) == 1 else parts[0].hull(parts[1]))
-        return out
+        return [slope_range(iv, a, src, dst, prod) for iv, a in zip(x, self.alpha.tolist())]
 
     def emulate(self, x: np.ndarray, counts: dict) -> np.ndarray:
         count = counter(counts, "output")

@@ -9,10 +9,10 @@ nnet_activation.h's ``sigmoid``::
 
 The ap_fixed division truncates toward zero and so does the conversion to int,
 so ``index = trunc(x * T / 16) + T / 2`` clamped (``tanh``: ``/ 8`` and ``+ T / 2``).
-The table itself (``table``, raw in ``table_fmt``) is filled by hls4ml's own C++
-at conversion time (``trigger.frontends.hls4ml_tables``), so it is the table of
-the C simulation by construction. For a power-of-two table the index is an
-ap_fixed cast: ``ap_fixed<t,t,TRN_ZERO,SAT>`` of ``x * 2**t / range`` (the
+The table itself (``table``, raw in ``table_fmt``; ``trigger.ir.ops.tabulated``) is
+filled by hls4ml's own C++ at conversion time (``trigger.frontends.hls4ml_tables``),
+so it is the table of the C simulation by construction. For a power-of-two table
+the index is an ap_fixed cast: ``ap_fixed<t,t,TRN_ZERO,SAT>`` of ``x * 2**t / range`` (the
 saturation is the clamp), plus ``T / 2``: one shift, one clamp and one ROM per
 element in the RTL (the ROM holds the table already cast to the output format).
 """
@@ -25,46 +25,21 @@ from typing import ClassVar
 import numpy as np
 
 from trigger.fixed import FixedFormat
-from trigger.ir.op import Op, counter, register
+from trigger.ir.op import counter, register
+from trigger.ir.ops.tabulated import Tabulated
 from trigger.ir.ranges import Interval
 
 
 @dataclass
-class TableActivation(Op):
-    table: np.ndarray = None  # raw int64 (table_size,) in table_fmt, as hls4ml's C++ fills it
-    table_fmt: FixedFormat = None
-
-    arrays = ("table",)
-    absorbs_previous = True  # the index logic is a shift and a clamp in front of the ROM
+class TableActivation(Tabulated):
     ends_in_register = True  # the ROM read is the register
     input_range: ClassVar[int] = 16  # the table spans [-range/2, range/2): 16 for sigmoid, 8 for tanh
-
-    @property
-    def table_size(self) -> int:
-        return int(np.asarray(self.table).size)
-
-    def validate(self) -> None:
-        self.table = np.asarray(self.table, dtype=np.int64).reshape(-1)
-        if self.output.n != self.input.n:
-            self.fail(f"{self.input.n} inputs but {self.output.n} outputs")
-        size = self.table_size
-        if size < 2 or size & (size - 1):
-            self.fail(f"table size {size} is not a power of two (>= 2): set the layer's table_size to one")
-        self.check_raw("table", self.table, self.table_fmt)
-        src = self.input.format
-        if src.integer + size.bit_length() > 31:  # nnet_activation.h computes the index in a 32-bit int
-            self.fail(f"input {src.cpp} times the table size {size} overflows the C++ int index")
 
     # ------------------------------------------------------------ the index
     def index(self, x: np.ndarray) -> np.ndarray:
         """trunc(x * T / range) + T / 2, clamped to the table: exact integer arithmetic on raw x."""
-        size, src = self.table_size, self.input.format
-        num = np.asarray(x, dtype=np.int64) * size
-        den = self.input_range
-        if src.fractional >= 0:
-            den = den << src.fractional
-        else:
-            num = num << -src.fractional
+        size = self.table_size
+        num, den = self.scaled(x)
         q = np.abs(num) // den * np.sign(num)  # toward zero, as the ap_fixed division and int conversion
         return np.clip(q + size // 2, 0, size - 1)  # 8 * T / 16 (tanh: 4 * T / 8)
 
@@ -105,8 +80,7 @@ class TableActivation(Op):
 
     def boundary_values(self) -> list[np.ndarray]:
         """Where the index changes near zero and where the clamp starts, per element."""
-        src = self.input.format
-        step = max(1, (self.input_range << max(src.fractional, 0)) // self.table_size)
+        src, step = self.input.format, self.index_step()
         edge = (self.input_range // 2) << max(src.fractional, 0)
         values = np.array([0, 1, -1, step, -step, step - 1, 1 - step, edge, -edge, edge - 1, 1 - edge,
                            src.min_raw, src.max_raw], dtype=np.int64)
