@@ -27,7 +27,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ import numpy as np
 from trigger.errors import ConfigError, ToolError
 from trigger.resources import sim_dir
 from trigger.templates import render
-from trigger.toolchain import (VERILATOR_MAKE_VARIABLES, VERILATOR_RUNTIME_O0, find_tool, seal_entry, sim_cache_dir,
+from trigger.toolchain import (VERILATOR_MAKE_VARIABLES, VERILATOR_RUNTIME_O0, find_tool, sim_cache_dir, store_entry,
                                usable_entry, use_bundled_verilator, verilator_env)
 from trigger.vectors import pack_bytes, unpack_bytes
 
@@ -108,15 +107,13 @@ def _make_verilator(build: Path, log: Path, cache_root: Path) -> None:
         raise SimulationError(f"the C++ compiler failed on Verilator's model (make exit {run.returncode}); "
                               f"see {log}")
     if not (runtime / "complete").exists():
-        tmp = Path(tempfile.mkdtemp(prefix=f".{runtime.name}-", dir=cache_root))
-        for name in names:
-            if (build / name).exists():
-                shutil.copyfile(build / name, tmp / name)
-        seal_entry(tmp, digest)
-        try:
-            os.rename(tmp, runtime)
-        except OSError:  # another process stored it first
-            shutil.rmtree(tmp, ignore_errors=True)
+
+        def copy_runtime(tmp: Path) -> None:
+            for name in names:
+                if (build / name).exists():
+                    shutil.copyfile(build / name, tmp / name)
+
+        store_entry(runtime, digest, copy_runtime, SimulationError)
 
 
 def _make_list(makefile: str, name: str) -> list[str]:
@@ -353,44 +350,39 @@ def _compiled(sim: Simulator, simulator: str, key: str, root: Path, harness: str
     if usable_entry(final, key):
         _touch(final / "complete")
         return final, True, 0.0, 0.0
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{simulator}-{key[:24]}-", dir=root))
     log = build_dir / f"{simulator}.log"
     runner = sim.make_runner()
     runner.log.setLevel(logging.WARNING)
-    harness_file = tmp / "harness.v"
-    harness_file.write_text(harness)
     cpu0 = _children_cpu()
     t0 = time.perf_counter()
-    try:
-        runner.build(sources=[*sources, harness_file], hdl_toplevel=HARNESS, build_dir=tmp,
-                     build_args=list(sim.build_args), timescale=("1ns", "1ps"), log_file=log)
-        if sim.compile is not None:
-            sim.compile(tmp, log, root)
-    except SimulationError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    except (SystemExit, Exception) as err:  # the runner exits on a failed build
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise SimulationError(f"{simulator} failed to build {HARNESS} around {sources[-1].stem if sources else '?'}: "
-                              f"{err}; see {log}") from None
-    seconds, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
-    missing = [p for p in sim.products if not (tmp / p).exists()]
-    if missing:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise SimulationError(f"{simulator} build produced no {missing[0]}; see {log}")
-    for entry in tmp.iterdir():  # keep what the run needs: object files of big designs are large
-        if entry.name not in sim.products and entry.name != harness_file.name:
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    (tmp / "build.json").write_text(json.dumps({"key": key, "seconds": round(seconds, 3),
-                                                "cpu_seconds": round(cpu, 3), "sources": [str(s) for s in sources]}))
-    seal_entry(tmp, key)
-    try:
-        os.rename(tmp, final)
-    except OSError:  # another process finished the same build first: use theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (final / "complete").exists():
-            raise SimulationError(f"could not store the compiled simulator in {final}") from None
+    timing = {}
+
+    def build_into(tmp: Path) -> None:
+        harness_file = tmp / "harness.v"
+        harness_file.write_text(harness)
+        try:
+            runner.build(sources=[*sources, harness_file], hdl_toplevel=HARNESS, build_dir=tmp,
+                         build_args=list(sim.build_args), timescale=("1ns", "1ps"), log_file=log)
+            if sim.compile is not None:
+                sim.compile(tmp, log, root)
+        except SimulationError:
+            raise
+        except (SystemExit, Exception) as err:  # the runner exits on a failed build
+            raise SimulationError(f"{simulator} failed to build {HARNESS} around "
+                                  f"{sources[-1].stem if sources else '?'}: {err}; see {log}") from None
+        timing["seconds"], timing["cpu"] = time.perf_counter() - t0, _children_cpu() - cpu0
+        missing = [p for p in sim.products if not (tmp / p).exists()]
+        if missing:
+            raise SimulationError(f"{simulator} build produced no {missing[0]}; see {log}")
+        for entry in tmp.iterdir():  # keep what the run needs: object files of big designs are large
+            if entry.name not in sim.products and entry.name != harness_file.name:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        (tmp / "build.json").write_text(json.dumps({"key": key, "seconds": round(timing["seconds"], 3),
+                                                    "cpu_seconds": round(timing["cpu"], 3),
+                                                    "sources": [str(s) for s in sources]}))
+
+    store_entry(final, key, build_into, SimulationError)
+    seconds, cpu = timing["seconds"], timing["cpu"]
     _prune(root)
     return final, False, seconds, cpu
 

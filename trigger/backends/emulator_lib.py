@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -306,23 +305,10 @@ def _cache_dir() -> Path | None:
 
 
 def _store(final: Path, fill) -> Path:
-    """``fill(tmp)`` into a fresh folder renamed to ``final`` (atomic; a concurrent writer's copy wins), its
-    content recorded for ``toolchain.usable_entry`` (the entry's name is its key)."""
-    from trigger.toolchain import seal_entry
+    """``fill(tmp)`` stored as the cache entry ``final`` (``toolchain.store_entry``; the entry's name is its key)."""
+    from trigger.toolchain import store_entry
 
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
-        fill(tmp)
-        seal_entry(tmp, final.name)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / "complete").exists():
-                raise ToolError(f"could not store {final}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return store_entry(final, final.name, fill)
 
 
 def section(bundle: Path, manifest: dict) -> dict:

@@ -17,11 +17,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -225,7 +223,7 @@ def _cached_driver(project: Path, ports: tuple[list[int], list[int]] = ([0], [0]
 
     hls4ml's own compile takes seconds of g++ on every verification, and its predict calls the
     bridge from Python row by row; the driver makes the same call on every row, in C++."""
-    from trigger.toolchain import csim_cache_dir, find_tool, seal_entry, usable_entry
+    from trigger.toolchain import csim_cache_dir, find_tool, store_entry, usable_entry
 
     name = _config_value(project, "ProjectName") or "myproject"
     bridge = project / f"{name}_bridge.cpp"
@@ -246,9 +244,8 @@ def _cached_driver(project: Path, ports: tuple[list[int], list[int]] = ([0], [0]
             digest.update(path.read_bytes())
     final = root / digest.hexdigest()[:32]
     if not usable_entry(final, digest.hexdigest()):  # missing, or not what was built: (re)built
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
-        try:
+
+        def compile_into(tmp: Path) -> None:
             shutil.copytree(project / "firmware" / "weights", tmp / "weights", dirs_exist_ok=True) \
                 if (project / "firmware" / "weights").is_dir() else (tmp / "weights").mkdir()
             (tmp / "driver.cpp").write_text(driver)
@@ -266,13 +263,8 @@ def _cached_driver(project: Path, ports: tuple[list[int], list[int]] = ([0], [0]
                 raise ToolError(f"g++ failed to link the C simulation of {project}: {link.stderr.strip()[:200]}")
             for _, obj in units:
                 (tmp / obj).unlink()
-            seal_entry(tmp, digest.hexdigest())
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / "complete").exists():
-                raise ToolError(f"could not store the compiled C simulation in {final}") from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+        store_entry(final, digest.hexdigest(), compile_into)
     return final / "csim"
 
 
