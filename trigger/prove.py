@@ -207,6 +207,7 @@ class Netlist:
         self.memories = _memories(self.cells)
         self.alias = {}  # input element -> the element it equals (a tensor an op reads twice, as x . x)
         self.scale = {}  # input element -> k: the variable is the element >> k (its k low bits are constant 0)
+        self.legal = None  # variables other than the op's inputs (digits): rows -> which rows are inputs
 
     def _word(self, aff: Aff, m: int) -> int:
         lo, hi = aff.range(self.dom)
@@ -253,7 +254,8 @@ class Netlist:
         if bit in self._sym:
             return self._sym[bit]
         if bit not in self.driver:
-            raise ProofError("the op's logic reads a signal outside its inputs")
+            why = self.mod.get("unknown", {}).get(bit)  # an unrolled schedule: a value outside the event
+            raise ProofError(f"the op's logic reads {why}" if why else "the op's logic reads a signal outside its inputs")
         name, port, i = self.driver[bit]
         cell = self.cells[name]
         if cell["type"] == "$dff":
@@ -559,6 +561,162 @@ class Concrete:
         r = np.asarray(r, dtype=np.int64) & np.int64((1 << y) - 1)
         self._cells[name] = r
         return r
+
+
+# ---------------------------------------------------------------------------------------------- schedules (II > 1)
+@dataclass(frozen=True)
+class Schedule:
+    """What the protocol says around one event of a shared design (trigger/backends/rtl/serial.py): ``start`` is
+    high in cycle 0 and low in the ii - 1 cycles before and after it (events are ii clocks apart); ``in_data``
+    holds the event's input in cycles 0 .. held - 1; out_data must hold the result in cycles latency .. latency
+    + need - 1 (the next op reads it that long). Everything else (earlier and later inputs, the next event's
+    start, register contents before the event) is unknown, and a result that reads it is not proved."""
+
+    ii: int
+    held: int
+    need: int = 1
+
+
+class _Constants:
+    """One cell whose inputs are all constant, as ``Concrete`` reads a netlist (folding a schedule's control)."""
+
+    memories: dict = {}
+    _port = Netlist._port
+
+    def __init__(self, cell: dict):
+        self.cells = {"c": cell}
+
+    def sym(self, b):
+        return 1 if b == "1" else 0
+
+
+class Unrolled:
+    """Time-frame expansion of a flattened netlist over one event's cycles: bit b in cycle t is a new netlist
+    bit (a copy of its cell in frame t), a register in cycle t is its D input in cycle t - 1, and the control
+    the schedule fixes (start, rst, the phase counters and the multiplexers they drive) folds to constants,
+    so the shared arithmetic reads the input bits themselves and is affine again. Copies are made lazily,
+    from the bits asked for; the result (``module``) has no registers, and is read by ``Netlist`` as an op
+    module's combinational equivalent."""
+
+    def __init__(self, mod: dict, schedule: Schedule):
+        self.mod, self.cells, self.schedule = mod, mod["cells"], schedule
+        ports = mod["ports"]
+        self.in_bits = ports["in_data"]["bits"]
+        self.in_data = set(self.in_bits)
+        self.start = ports["start"]["bits"][0] if "start" in ports else None
+        self.rst = ports["rst"]["bits"][0] if "rst" in ports else None
+        clk = ports["clk"]["bits"][0] if "clk" in ports else None
+        self.first = -(schedule.ii - 1)  # the strobes of the ii - 1 cycles before the event are known (low)
+        self.driver = {}
+        for name, cell in self.cells.items():
+            kind = cell["type"]
+            if kind not in OPAQUE_KINDS | {"$dff", "$memrd", "$meminit_v2"}:
+                raise ProofError(f"cells this prover does not read: {kind} ({name})")
+            if kind == "$dff" and (cell["connections"]["CLK"] != [clk]
+                                   or not int(str(cell["parameters"].get("CLK_POLARITY", "1")), 2)):
+                raise ProofError(f"register {name} is not clocked on the rising edge of clk")
+            for port, direction in cell["port_directions"].items():
+                if direction == "output":
+                    for i, b in enumerate(cell["connections"][port]):
+                        self.driver[b] = (name, i)
+        self.next_id = 1 + max([b for c in self.cells.values() for bits in c["connections"].values()
+                                for b in bits if isinstance(b, int)] + [b for p in ports.values() for b in p["bits"]
+                                                                        if isinstance(b, int)])
+        self.values: dict = {}  # (bit, cycle) -> "0"/"1"/"x" or a bit of the unrolled netlist
+        self.copies: dict = {}  # (cell, cycle) -> its output values
+        self.new_cells: dict = {}
+        self.unknown: dict = {}  # unrolled bit -> what it stands for (read: not proved)
+
+    def _fresh(self, why: str | None = None) -> int:
+        self.next_id += 1
+        if why is not None:
+            self.unknown[self.next_id] = why
+        return self.next_id
+
+    def bit(self, b, t: int):
+        """Bit ``b`` of the netlist in cycle ``t`` of the event."""
+        if isinstance(b, str):
+            return b
+        key = (b, t)
+        if key in self.values:
+            return self.values[key]
+        s = self.schedule
+        if b in self.in_data:
+            value = b if 0 <= t < s.held else self._fresh(f"in_data in cycle {t} (held in cycles 0..{s.held - 1})")
+        elif b == self.start:
+            value = "1" if t == 0 else "0" if abs(t) < s.ii else self._fresh(f"start in cycle {t} (another event)")
+        elif b == self.rst:
+            value = "0"
+        elif b not in self.driver:
+            raise ProofError(f"netlist bit {b} has no driver")
+        else:
+            name, i = self.driver[b]
+            cell = self.cells[name]
+            if cell["type"] == "$dff":
+                d = cell["connections"]["D"][i]
+                value = self.bit(d, t - 1) if t > self.first else self._fresh(
+                    f"register {name.split('$')[-1] if name.startswith('$') else name} before the event")
+            else:
+                value = self._cell(name, t)[i]
+        self.values[key] = value
+        return value
+
+    def _cell(self, name: str, t: int) -> list:
+        key = (name, t)
+        if key in self.copies:
+            return self.copies[key]
+        cell = self.cells[name]
+        kind, conn = cell["type"], cell["connections"]
+        out = None
+        if kind == "$mux":  # a select the schedule fixes picks its input; the other is never read
+            s = self.bit(conn["S"][0], t)
+            if s in ("0", "1"):
+                out = [self.bit(x, t) for x in conn["B" if s == "1" else "A"]]
+        elif kind == "$pmux":
+            ss = [self.bit(x, t) for x in conn["S"]]
+            if all(v in ("0", "1") for v in ss):
+                y = len(conn["Y"])
+                first = ss.index("1") if "1" in ss else None  # the first set select wins
+                out = [self.bit(x, t) for x in (conn["A"] if first is None else conn["B"][first * y:(first + 1) * y])]
+        if out is None:
+            mapped = {p: ([self.bit(x, t) for x in bits] if cell["port_directions"][p] == "input" else None)
+                      for p, bits in conn.items()}
+            ins = [v for p, v in mapped.items() if v is not None]
+            if kind == "$mux" and mapped["A"] == mapped["B"]:
+                out = mapped["A"]
+            elif kind not in ("$memrd",) and all(v in ("0", "1") for bits in ins for v in bits):
+                folded = dict(cell, connections={p: (v if v is not None else conn[p]) for p, v in mapped.items()})
+                y = conn["Y"]
+                value = int(Concrete(_Constants(folded), None).cell("c"))
+                out = [str((value >> k) & 1) for k in range(len(y))]
+            else:
+                for p, v in mapped.items():
+                    if v is None:
+                        mapped[p] = [self._fresh() for _ in conn[p]]
+                self.new_cells[f"{name}@{t}"] = dict(cell, connections=mapped)
+                out = mapped["DATA" if kind == "$memrd" else "Y"]
+        self.copies[key] = out
+        return out
+
+    def module(self, out_bits: list) -> dict:
+        """The unrolled netlist as a Yosys module: in_data (the event's input), ``out_bits`` as out_data."""
+        cells = dict(self.new_cells)
+        cells.update({n: c for n, c in self.cells.items() if c["type"] == "$meminit_v2"})
+        return {"ports": {"in_data": {"direction": "input", "bits": self.in_bits},
+                          "out_data": {"direction": "output", "bits": out_bits}},
+                "cells": cells, "netnames": {}, "unknown": dict(self.unknown)}
+
+
+def unroll(mod: dict, latency: int, schedule: Schedule) -> dict:
+    """An op module over one event (``Unrolled``): out_data in cycle ``latency``, checked to stay the same
+    signal for the ``schedule.need`` cycles the next op reads it."""
+    frames = Unrolled(mod, schedule)
+    out = [frames.bit(b, latency) for b in mod["ports"]["out_data"]["bits"]]
+    for k in range(1, schedule.need):
+        if [frames.bit(b, latency + k) for b in mod["ports"]["out_data"]["bits"]] != out:
+            raise ProofError(f"out_data changes in cycle {latency + k} of the event; the next op reads it in "
+                             f"cycles {latency}..{latency + schedule.need - 1}")
+    return frames.module(out)
 
 
 # ---------------------------------------------------------------------------------------------- SAT per element
@@ -967,25 +1125,37 @@ def _corners(aff: Aff, dom, n: int) -> list[np.ndarray]:
 
 
 def prove_op(op, sources: list[Path], module: str, latency: int, work: Path,
-             limit: int = ENUM_LIMIT, dom=None, model_dom=None) -> dict:
-    """Proves one op module against the op's reference; returns the result dict (see the module docstring)."""
+             limit: int = ENUM_LIMIT, dom=None, model_dom=None, schedule: Schedule | None = None) -> dict:
+    """Proves one op module against the op's reference; returns the result dict (see the module docstring).
+    ``schedule``: a module of a shared design (ii > 1), proved over one event unrolled (``unroll``)."""
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
     t0, cpu0 = time.perf_counter(), _cpu()
     dom = dom or [(int(f.min_raw), int(f.max_raw)) for f in op.input.formats]
     widths = [f.width for f in op.input.formats]
     result = {"op": op.name, "kind": op.kind, "module": module, "latency": latency}
+    if schedule is not None:
+        result["schedule"] = {"ii": schedule.ii, "input_held_cycles": schedule.held,
+                              "output_held_cycles": schedule.need}
     try:
         Path(work).mkdir(parents=True, exist_ok=True)
         mod = yosys_json(sources, module, work)
+        if schedule is not None:
+            mod = unroll(mod, latency, schedule)
+            result["schedule"]["unrolled_cells"] = len(mod["cells"])
         bits = mod["ports"]["in_data"]["bits"]
-        net = Netlist(mod, [bits[lsb:lsb + w] for lsb, w in zip(op.input.offsets, widths)], dom)
+        in_bits = [bits[lsb:lsb + w] for lsb, w in zip(op.input.offsets, widths)]
+        split = _digit_split(mod, in_bits, dom) if schedule is not None and schedule.held > 1 else None
+        net = Netlist(mod, split[0] if split else in_bits, split[1] if split else dom)
         net.outputs = [(net.out_bits[lsb:lsb + f.width], f.signed) for lsb, f in zip(op.output.offsets,
                                                                                     op.output.formats)]
         for b in net.out_bits:
             d = net.depth(b)
-            if d is not None and d != latency:
+            if d is not None and d != (0 if schedule else latency):
                 raise ProofError(f"out_data bit is {d} registers deep, the op's latency is {latency}")
-        result.update(_check(op, net, dom, limit, model_dom))
+        if split:
+            result.update(_check_digits(op, net, split[1], dom, split[2], limit))
+        else:
+            result.update(_check(op, net, dom, limit, model_dom))
     except ProofError as err:
         result.update(status="not proved", method="none", reason=str(err))
     result["seconds"] = round(time.perf_counter() - t0, 3)
@@ -1026,14 +1196,7 @@ def _check_scaled(op, net: Netlist, dom, limit: int) -> dict:
     and every input row is scaled back for the emulator and the report."""
     if not net.scale:
         return _check(op, net, dom, limit)
-    ref = reference(op)
-    if op.kind in PARTS or ref.forms is None:
-        raise ProofError(f"input elements {sorted(net.scale)} have constant low bits their range does not prove, "
-                         f"and {op.kind} has no reference form to rewrite over them")
     factor = {v: 1 << k for v, k in net.scale.items()}
-
-    def scaled(form):
-        return Aff.make(form.const, {v: c * factor.get(v, 1) for v, c in form.coef})
 
     def actual(y):
         x = np.array(y, dtype=np.int64)
@@ -1041,12 +1204,94 @@ def _check_scaled(op, net: Netlist, dom, limit: int) -> dict:
             x[..., v] = x[..., v] * f
         return x
 
-    ref = replace(ref, forms=[None if f is None else scaled(f) for f in ref.forms])
+    result = _check_rewritten(
+        op, net, dom, limit, lambda form: Aff.make(form.const, {v: c * factor.get(v, 1) for v, c in form.coef}),
+        actual, f"input elements {sorted(net.scale)} have constant low bits their range does not prove")
+    result["scaled_inputs"] = {str(v): k for v, k in net.scale.items()}
+    return result
+
+
+def _check_rewritten(op, net: Netlist, dom, limit: int, rewrite, actual, why: str) -> dict:
+    """_check over variables other than the op's input elements: ``rewrite`` turns a reference form over the
+    elements into one over the variables, ``actual`` a row of variables into the elements (for the emulator
+    and the report)."""
+    ref = reference(op)
+    if op.kind in PARTS or ref.forms is None:
+        raise ProofError(f"{why}, and {op.kind} has no reference form to rewrite over them")
+    ref = replace(ref, forms=[None if f is None else rewrite(f) for f in ref.forms])
     result = _check(op, net, dom, limit, ref=ref, emulate=lambda y: op.emulate(actual(y), {}))
     cex = result.get("counterexample")
     if cex and "input" in cex:
-        cex["input"] = [int(v) for v in actual(np.array(cex["input"]))]
-    result["scaled_inputs"] = {str(v): k for v, k in net.scale.items()}
+        cex["input"] = [int(v) for v in actual(np.array([cex["input"]]))[0]]
+    return result
+
+
+def _digit_split(mod: dict, bits: list[list], dom: list) -> tuple[list, list, list] | None:
+    """Digit-serial inputs (a shared dense reads each input slice by slice, serial.py): every element whose bits
+    the arithmetic reads in pieces becomes one variable per piece, the top one signed as the element, the others
+    unsigned, element = sum(piece << its lowest bit). Returns (bits, domain, (element, shift)) per variable, or
+    None when every element is read whole. The pieces' box holds every value of the element's domain, and
+    more when the domain is narrower than its bits (``_digit_legal`` drops such rows from counterexamples)."""
+    where = {}
+    for v, b in enumerate(bits):
+        for k, x in enumerate(b):
+            if isinstance(x, int):
+                where.setdefault(x, (v, k))
+    cuts = [set() for _ in bits]
+    for cell in mod["cells"].values():
+        if cell["type"] not in ("$add", "$sub", "$neg", "$pos", "$mul", "$shl", "$sshl"):
+            continue
+        for port, direction in cell["port_directions"].items():
+            if direction != "input":
+                continue
+            prev = None
+            for x in cell["connections"][port] + ["0"]:
+                at = where.get(x) if isinstance(x, int) else None
+                if prev is not None and at is not None and at[0] == prev[0] and (
+                        at[1] == prev[1] + 1 or (at == prev and at[1] == len(bits[at[0]]) - 1)):
+                    prev = at  # the next bit of the run, or the element's sign bit repeated (an extension)
+                    continue
+                if prev is not None:
+                    cuts[prev[0]].add(prev[1] + 1)
+                if at is not None:
+                    cuts[at[0]].add(at[1])
+                prev = at
+    if not any(0 < c < len(b) for cs, b in zip(cuts, bits) for c in cs):
+        return None
+    out_bits, out_dom, parts = [], [], []
+    for v, (b, (lo, hi)) in enumerate(zip(bits, dom)):
+        edges = sorted({0, len(b)} | {c for c in cuts[v] if 0 < c < len(b)})
+        for s, e in zip(edges, edges[1:]):
+            out_bits.append(b[s:e])
+            out_dom.append((lo >> s, hi >> s) if e == len(b) else (0, (1 << (e - s)) - 1))
+            parts.append((v, s))
+    return out_bits, out_dom, parts
+
+
+def _check_digits(op, net: Netlist, dom, x_dom, parts: list, limit: int) -> dict:
+    """_check over digit variables (``_digit_split``): the reference forms rewritten over the pieces."""
+    n_x = len(x_dom)
+
+    def rewrite(form):
+        coef = {}
+        for j, (v, s) in enumerate(parts):
+            c = dict(form.coef).get(v, 0)
+            if c:
+                coef[j] = c << s
+        return Aff.make(form.const, coef)
+
+    def actual(y):
+        y = np.asarray(y, dtype=np.int64)
+        x = np.zeros(y.shape[:-1] + (n_x,), dtype=np.int64)
+        for j, (v, s) in enumerate(parts):
+            x[..., v] += y[..., j] << s
+        return x
+
+    lo = np.array([a for a, _ in x_dom], dtype=np.int64)
+    hi = np.array([b for _, b in x_dom], dtype=np.int64)
+    net.legal = lambda y: np.all((actual(y) >= lo) & (actual(y) <= hi), axis=-1)
+    result = _check_rewritten(op, net, dom, limit, rewrite, actual, "the inputs are read in digits")
+    result["digit_inputs"] = [[int(v), int(s)] for v, s in parts]
     return result
 
 
@@ -1526,6 +1771,10 @@ def _counterexample(emulate, net, candidates, n_in, dom) -> dict | None:
     x = np.stack(rows).astype(np.int64)
     for v, u in net.alias.items():  # inputs the op reads twice hold the same value
         x[:, v] = x[:, u]
+    if net.legal is not None:  # variables that are not the op's inputs: only rows that are its inputs
+        x = x[net.legal(x)]
+        if not len(x):
+            return None
     got = evaluate(net, x, None)
     want = emulate(x)
     bad = np.flatnonzero(np.any(got != want, axis=1))
