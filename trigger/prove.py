@@ -1256,16 +1256,17 @@ def _digit_split(mod: dict, bits: list[list], dom: list) -> tuple[list, list, li
                 if at is not None:
                     cuts[at[0]].add(at[1])
                 prev = at
-    if not any(0 < c < len(b) for cs, b in zip(cuts, bits) for c in cs):
-        return None
     out_bits, out_dom, parts = [], [], []
     for v, (b, (lo, hi)) in enumerate(zip(bits, dom)):
         edges = sorted({0, len(b)} | {c for c in cuts[v] if 0 < c < len(b)})
+        for k in range(len(edges) - 2, 0, -1):  # a piece of constant bits only (a sign bit known 0) joins the one below
+            if all(isinstance(x, str) for x in b[edges[k]:edges[k + 1]]):
+                del edges[k]
         for s, e in zip(edges, edges[1:]):
             out_bits.append(b[s:e])
             out_dom.append((lo >> s, hi >> s) if e == len(b) else (0, (1 << (e - s)) - 1))
             parts.append((v, s))
-    return out_bits, out_dom, parts
+    return (out_bits, out_dom, parts) if len(parts) > len(bits) else None
 
 
 def _check_digits(op, net: Netlist, dom, x_dom, parts: list, limit: int) -> dict:
@@ -1924,30 +1925,60 @@ def _whole(op, net, dom) -> dict:
 
 # ---------------------------------------------------------------------------------------------- confirmation
 def confirm(op, sources: list[Path], module: str, latency: int, x: np.ndarray, work: Path,
-            simulator: str = "verilator") -> np.ndarray:
+            simulator: str = "verilator", ii: int = 1) -> np.ndarray:
     """The op module's outputs on raw inputs x (n, n_in), simulated (Verilator by default) behind the standard
-    top (the bundle's own harness, trigger.rtlsim); ROM images ($readmemh) beside the module go with it."""
+    top (the bundle's own harness, trigger.rtlsim); ROM images ($readmemh) beside the module go with it.
+    ``ii`` > 1: a shared op's module, its ``start`` driven by the top as in the bundle, an input every ii clocks."""
     from trigger.backends.rtl import standard_top
     from trigger.rtlsim import simulate
 
     top = f"prove_{module}"
-    stage = {"module": module, "has_clock": latency > 0 or _has_clock(sources[0]), "clock_port": "clk",
-             "in_port": "in_data", "out_port": "out_data", "w_out": op.output.bus_width, "start_at": None}
+    head = _module_head(sources[0])
+    stage = {"module": module, "has_clock": latency > 0 or "input  wire clk" in head, "clock_port": "clk",
+             "in_port": "in_data", "out_port": "out_data", "w_out": op.output.bus_width,
+             "start_at": 0 if "input  wire start" in head else None}
     work.mkdir(parents=True, exist_ok=True)
     wrapper = work / f"{top}.v"
     wrapper.write_text(standard_top(top, f"op '{op.name}' alone (trigger prove)", op.input.elements(),
-                                    op.output.elements(), [stage], latency + 1))
+                                    op.output.elements(), [stage], latency + 1, ii=ii))
     x = np.atleast_2d(np.asarray(x, dtype=np.int64))
     sim = simulate([*sources, wrapper], top, op.input.to_bits(x), op.input.widths, op.output.widths,
                    simulator=simulator, build_dir=work / "sim", max_latency=latency + 8,
-                   data_files=sorted(Path(sources[0]).parent.glob(f"{module}_*.mem")))
+                   data_files=sorted(Path(sources[0]).parent.glob(f"{module}_*.mem")), ii=ii)
     return op.output.from_bits(sim.outputs)
 
 
-def _has_clock(source: Path) -> bool:
+def _confirm_counterexample(cex: dict, op, sources: list[Path], module: str, latency: int, work: Path,
+                            ii: int = 1) -> None:
+    """Replays a counterexample through the simulator: ``confirmed`` when the simulated module differs from
+    ``op.emulate`` on it (a failed simulation is reported, not fatal)."""
+    x = np.array([cex["input"]], dtype=np.int64)
+    try:
+        sim = confirm(op, sources, module, latency, x, work, ii=ii)[0]
+        cex["simulation"] = [int(v) for v in sim]
+        cex["confirmed"] = bool(np.any(sim != op.emulate(x, {})[0]))
+    except Exception as err:  # noqa: BLE001 - a failed confirmation is reported, not fatal
+        cex["confirmed"] = None
+        cex["confirm_error"] = str(err).splitlines()[0][:300]
+
+
+def _module_head(source: Path) -> str:
+    """A Verilog module's port list."""
     head = Path(source).read_text()
     head = head[head.find("\nmodule "):]
-    return "input  wire clk" in head[:head.find(");")]
+    return head[:head.find(");")]
+
+
+def _schedule(model, rtl: dict, k: int) -> Schedule | None:
+    """Op k's schedule in a shared design (rtl ii > 1), None at ii 1: it reads its input for its own ii cycles
+    (the op before, or the top's input register, holds it that long), and its output must stay for the
+    cycles the next op reads it (its ii; the top reads the last op's once)."""
+    ii = int(rtl.get("ii", 1))
+    if ii == 1:
+        return None
+    op_ii = rtl.get("op_ii") or {}
+    after = model.ops[k + 1].name if k + 1 < len(model.ops) else None
+    return Schedule(ii, int(op_ii.get(model.ops[k].name, 1)), int(op_ii.get(after, 1)) if after else 1)
 
 
 # ---------------------------------------------------------------------------------------------- a bundle
@@ -1973,7 +2004,7 @@ def op_modules(model, rtl_dir: Path, top: str, op_latency: dict) -> list[tuple]:
 
 
 def chain_signals(model, rtl: dict) -> list[list[tuple]]:
-    """pipeline auto: each op's output signals (name, width, constant) in the chain module, found by running
+    """pipeline auto: each op's output signals (name, width, constant, lo, hi, stage) in the chain module, found by running
     the op emitters again with the bundle's settings (names only: the proof reads the bundle's netlist, and a
     name that is not there makes the op 'not proved')."""
     from trigger.backends.rtl import holds_for_previous
@@ -1990,7 +2021,7 @@ def chain_signals(model, rtl: dict) -> list[list[tuple]]:
                                  "hold": not holds_for_previous(model, k + 1, op_ii)})
         if holds_for_previous(model, k, op_ii):
             ys = m.hold(ys)
-        out.append([(y.name, y.width, y.const, y.lo, y.hi) for y in ys])
+        out.append([(y.name, y.width, y.const, y.lo, y.hi, y.stage) for y in ys])
         xs = ys
     return out
 
@@ -2023,14 +2054,23 @@ def _chain_wrapper(bundle: Path, pieces: list[Path], work: Path) -> tuple[Path, 
 def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None, progress=None) -> list[dict]:
     """pipeline auto (the ops in one chain module, cut into pieces at registers): the chain is flattened
     once, every cell checked to read signals of one register depth (so registers become wires), and each
-    op proved between cut points: its input signals are free variables, its output signals are compared."""
+    op proved between cut points: its input signals are free variables, its output signals are compared.
+    A shared chain (ii > 1: one piece) is unrolled over one event instead (``Unrolled``), each op's signals
+    taken in the cycle they hold its values."""
     pieces = [bundle / s for s in rtl["sources"] if Path(s).stem.startswith(f"{rtl['top']}_ops")]
     adder = [bundle / s for s in rtl["sources"] if Path(s).stem == f"{rtl['top']}_sa"]
+    ii, op_ii = int(rtl.get("ii", 1)), rtl.get("op_ii") or {}
     results = []
     t0 = time.perf_counter()
     try:
-        wrapper, top = _chain_wrapper(bundle, pieces, work)
-        mod = yosys_json([*pieces, *adder, wrapper], top, work)
+        if ii > 1 and len(pieces) != 1:
+            raise ProofError(f"a shared chain (ii {ii}) in {len(pieces)} pieces (written as one module)")
+        if ii > 1:
+            top = f"{rtl['top']}_ops"
+            mod = yosys_json([*pieces, *adder], top, work)
+        else:
+            wrapper, top = _chain_wrapper(bundle, pieces, work)
+            mod = yosys_json([*pieces, *adder, wrapper], top, work)
         signals = chain_signals(model, rtl)
     except (ProofError, KeyError, ValueError, AttributeError) as err:
         return [{"op": op.name, "kind": op.kind, "module": None, "status": "not proved", "method": "none",
@@ -2038,14 +2078,39 @@ def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
     netnames = {}
     for name, info in mod["netnames"].items():
         netnames.setdefault(name.split(".")[-1], info["bits"])
+    total = sum(int(v) for v in rtl["op_latency"].values())
+    frames = Unrolled(mod, Schedule(ii, ii)) if ii > 1 else None
+    chain_error = None
+
+    def signal_bits(bits, stage):  # a signal's bits in the cycle it holds its value (unrolled), else as they are
+        return [frames.bit(b, stage) for b in bits] if frames else list(bits)
+
+    try:
+        op_outs = []
+        for k, op in enumerate(model.ops):
+            outs, missing = [], None
+            for name, width, const, _, _, stage in signals[k]:
+                bits = netnames.get(name)
+                if bits is None and const is None:
+                    missing = name
+                outs.append((signal_bits(list(bits)[:width], stage) if bits is not None else
+                             [str((const >> i) & 1) for i in range(width)], True))
+            if k == len(model.ops) - 1:  # the last op: what the chain puts on out_data
+                out_bits = signal_bits(mod["ports"]["out_data"]["bits"], total)
+                outs = [(out_bits[lsb:lsb + f.width], f.signed) for lsb, f in zip(op.output.offsets,
+                                                                                  op.output.formats)]
+            op_outs.append((outs, missing))
+        if frames:
+            mod = frames.module(out_bits)
+    except ProofError as err:
+        chain_error = str(err)
+        op_outs = [([], None)] * len(model.ops)
     setup = time.perf_counter() - t0
     probe = Netlist(mod, [], [])
-    total = sum(int(v) for v in rtl["op_latency"].values())
-    chain_error = None
     try:
         for b in probe.out_bits:
             d = probe.depth(b)
-            if d is not None and d != total:
+            if chain_error is None and d is not None and d != (0 if frames else total):
                 raise ProofError(f"out_data bit is {d} registers deep, the ops' latencies add up to {total}")
     except ProofError as err:
         chain_error = str(err)
@@ -2053,23 +2118,15 @@ def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
     prev_bits = [[b for b in mod["ports"]["in_data"]["bits"][lsb:lsb + f.width]]
                  for lsb, f in zip(model.ops[0].input.offsets, model.ops[0].input.formats)]
     for k, op in enumerate(model.ops):
-        outs = []
-        missing = None
-        for name, width, const, _, _ in signals[k]:
-            bits = netnames.get(name)
-            if bits is None and const is None:
-                missing = name
-            outs.append((list(bits)[:width] if bits is not None else
-                         [str((const >> i) & 1) for i in range(width)], True))
-        if k == len(model.ops) - 1:  # the last op: what the chain puts on out_data
-            outs = [(probe.out_bits[lsb:lsb + f.width], f.signed)
-                    for lsb, f in zip(op.output.offsets, op.output.formats)]
+        outs, missing = op_outs[k]
         if ops and op.name not in ops:
             prev_bits, proven = [b for b, _ in outs], None
             continue
         t1, cpu0 = time.perf_counter(), _cpu()
         result = {"op": op.name, "kind": op.kind, "module": f"{rtl['top']}_ops (chain)",
                   "latency": int(rtl["op_latency"].get(op.name, 0))}
+        if frames:
+            result["schedule"] = {"ii": ii, "op_ii": int(op_ii.get(op.name, 1))}
         # the chain's signals are only as wide as the values they carry: an op's inputs range over the exact
         # output range proved for the op before (else the builder's ranges, and the result says so)
         if k == 0:
@@ -2077,34 +2134,51 @@ def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
         elif proven is not None:
             dom, domain = [tuple(r) for r in proven], "the proved output range of the op before"
         else:
-            dom = [(int(lo), int(hi)) for _, _, _, lo, hi in signals[k - 1]]
+            dom = [(int(lo), int(hi)) for _, _, _, lo, hi, _ in signals[k - 1]]
             domain = "the builder's ranges of its inputs (the op before is not proved)"
         try:
             if chain_error:
                 raise ProofError(chain_error)
             if missing:
                 raise ProofError(f"signal {missing} of the chain not found in the netlist")
-            op_bits, dom, scale = _strip_low_zeros(prev_bits, dom)
-            net = Netlist(mod, op_bits, dom, driver=probe.driver)
-            net.outputs, net.scale = outs, scale
-            result.update(_check_scaled(op, net, dom, limit))
+            result.update(_check_between(op, mod, prev_bits, dom, outs, limit, probe.driver,
+                                         digits=op_ii.get(op.name, 1) > 1))
             result["domain"] = domain
             if result.get("counterexample"):
                 result["counterexample"]["confirmed"] = None
                 result["counterexample"]["confirm_note"] = "an op inside a chain module is not simulated alone"
         except ProofError as err:
             result.update(status="not proved", method="none", reason=str(err))
-        result["seconds"] = round(time.perf_counter() - t1 + (setup if not results else 0), 3)
-        if not results:
-            result["chain_setup_seconds"] = round(setup, 3)  # Yosys on the whole chain, its signal names
-        result["cpu_seconds"] = round(_cpu() - cpu0, 3)
-        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-        results.append(result)
-        if progress:
-            progress(result)
+        _close(result, results, t1, cpu0, setup, "chain_setup_seconds", progress)
         prev_bits = [b for b, _ in outs]
         proven = result.get("out_ranges") if result.get("status") == "proved" else None
     return results
+
+
+def _check_between(op, mod: dict, in_bits: list, dom: list, outs: list, limit: int, driver,
+                   digits: bool = False) -> dict:
+    """One op of a chain or graph module between its input signals (free over ``dom``) and its output signals;
+    ``digits``: a shared op, whose arithmetic may read its inputs slice by slice (``_digit_split``)."""
+    op_bits, dom, scale = _strip_low_zeros(in_bits, dom)
+    split = _digit_split(mod, op_bits, dom) if digits else None
+    if split and scale:
+        raise ProofError(f"input elements {sorted(scale)} have constant low bits and are read in digits")
+    net = Netlist(mod, split[0] if split else op_bits, split[1] if split else dom, driver=driver)
+    net.outputs, net.scale = outs, scale
+    return _check_digits(op, net, split[1], dom, split[2], limit) if split else _check_scaled(op, net, dom, limit)
+
+
+def _close(result: dict, results: list, t1: float, cpu0: float, setup: float, setup_key: str, progress) -> None:
+    """An op's result inside a chain or graph module: times (the first op carries the module's set-up: Yosys on
+    the whole module, its signal names), peak memory; appended and reported."""
+    result["seconds"] = round(time.perf_counter() - t1 + (setup if not results else 0), 3)
+    if not results:
+        result[setup_key] = round(setup, 3)
+    result["cpu_seconds"] = round(_cpu() - cpu0, 3)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    results.append(result)
+    if progress:
+        progress(result)
 
 
 def graph_signals(model, rtl: dict) -> tuple[dict, int]:
@@ -2132,14 +2206,7 @@ def _confirm_in_graph(cex: dict, op, model, sources, files, module, latency, wor
         cex["confirmed"] = None
         cex["confirm_note"] = "an op inside a graph module is not simulated alone"
         return
-    x = np.array([cex["input"]], dtype=np.int64)
-    try:
-        sim = confirm(op, files, module, latency, x, work / "confirm")[0]
-        cex["simulation"] = [int(v) for v in sim]
-        cex["confirmed"] = bool(np.any(sim != op.emulate(x, {})[0]))
-    except Exception as err:  # noqa: BLE001 - a failed confirmation is reported, not fatal
-        cex["confirmed"] = None
-        cex["confirm_error"] = str(err).splitlines()[0][:300]
+    _confirm_counterexample(cex, op, files, module, latency, work / "confirm")
 
 
 def prove_graph(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None, progress=None,
@@ -2222,14 +2289,7 @@ def prove_graph(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
                                       f"{rtl['top']}_ops", latency, work, confirm_sim)
             except ProofError as err:
                 result.update(status="not proved", method="none", reason=str(err))
-            result["seconds"] = round(time.perf_counter() - t1 + (setup if not results else 0), 3)
-            if not results:
-                result["graph_setup_seconds"] = round(setup, 3)  # Yosys on the whole graph, its signal names
-            result["cpu_seconds"] = round(_cpu() - cpu0, 3)
-            result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-            results.append(result)
-            if progress:
-                progress(result)
+            _close(result, results, t1, cpu0, setup, "graph_setup_seconds", progress)
             if result.get("status") == "proved" and result.get("out_ranges"):
                 proved_range = result["out_ranges"]
         bits[op.name] = [b for b, _ in outs]
@@ -2287,8 +2347,7 @@ def prove_design(model, root: Path, rtl: dict, ops: list[str] | None = None, lim
     results = []
     ranges = model.ranges() if model.is_chain else None
     graph = not model.is_chain and not rtl.get("stream") and rtl.get("ii", 1) == 1
-    if graph or (rtl.get("pipeline") == "auto" and model.is_chain and not rtl.get("stream")
-                 and rtl.get("ii", 1) == 1):
+    if graph or (rtl.get("pipeline") == "auto" and model.is_chain and not rtl.get("stream")):
         rels = [s for s in rtl["sources"] if Path(s).stem != rtl["top"]]
         key = _cache_key(model.ops[0], [bundle / r for r in rels], json.dumps(rtl, sort_keys=True), limit,
                          [[op.to_dict() for op in model.ops], model.input_ports, model.output_names,
@@ -2317,6 +2376,7 @@ def prove_design(model, root: Path, rtl: dict, ops: list[str] | None = None, lim
                                                        rtl.get("op_latency", {})):
             if ops and op.name not in ops:
                 continue
+            schedule = _schedule(model, rtl, names.index(op.name))
             if sources is None:
                 results.append({"op": op.name, "kind": op.kind, "module": None, "status": "not proved",
                                 "method": "none", "reason": "no module of its own (pipeline auto, graph or "
@@ -2325,7 +2385,7 @@ def prove_design(model, root: Path, rtl: dict, ops: list[str] | None = None, lim
             rels = [s.relative_to(bundle).as_posix() for s in sources]
             k = names.index(op.name)
             model_dom = [(int(iv.lo), int(iv.hi)) for iv in ranges[k - 1]] if (ranges and k > 0) else None
-            key = _cache_key(op, sources, latency, limit, model_dom)
+            key = _cache_key(op, sources, f"{latency} {schedule}", limit, model_dom)
             hit = cache / f"{key}.json" if cache else None
             if hit is not None and hit.exists():
                 result = json.loads(hit.read_text())
@@ -2333,18 +2393,11 @@ def prove_design(model, root: Path, rtl: dict, ops: list[str] | None = None, lim
             else:
                 work = Path(tmp) / module
                 work.mkdir()
-                result = prove_op(op, sources, module, latency, work, limit, model_dom=model_dom)
+                result = prove_op(op, sources, module, latency, work, limit, model_dom=model_dom, schedule=schedule)
                 cex = result.get("counterexample")
                 if cex is not None and confirm_sim and "space" not in cex:  # op inputs only
-                    x = np.array([cex["input"]], dtype=np.int64)
-                    try:
-                        sim = confirm(op, sources, module, latency, x, work)[0]
-                        emu = op.emulate(x, {})[0]
-                        cex["simulation"] = [int(v) for v in sim]
-                        cex["confirmed"] = bool(np.any(sim != emu))
-                    except Exception as err:  # noqa: BLE001 - a failed confirmation is reported, not fatal
-                        cex["confirmed"] = None
-                        cex["confirm_error"] = str(err).splitlines()[0][:300]
+                    _confirm_counterexample(cex, op, sources, module, latency, work,
+                                            schedule.ii if schedule else 1)
                 if hit is not None:
                     hit.parent.mkdir(parents=True, exist_ok=True)
                     tmp_file = hit.with_name(hit.name + ".partial")
