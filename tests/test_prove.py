@@ -520,9 +520,12 @@ def graph_model():
     return model
 
 
-def design_rtl(model, folder: Path, pipeline: str, top: str = "g") -> dict:
-    """write_rtl, and the manifest's rtl section for it."""
-    design = write_rtl(model, folder / "rtl", top=top, pipeline=pipeline)
+def design_rtl(model, folder: Path, pipeline: str, top: str = "g", ii: int = 1) -> dict:
+    """write_rtl (ii > 1: resource sharing, each op at the ii it can use), and the manifest's rtl section for it."""
+    from trigger.ir.ii import resolve_ii
+
+    design = write_rtl(model, folder / "rtl", top=top, pipeline=pipeline, ii=ii,
+                       op_ii=resolve_ii(model, ii)[1] if ii > 1 else None)
     return {"top": design.top, "sources": [Path(s).relative_to(folder).as_posix() for s in design.sources],
             "op_latency": design.op_latency, "pipeline": design.pipeline, "multiplier": design.multiplier,
             "max_delay_ns_per_stage": design.max_delay_ns, "op_ii": design.op_ii, "ii": design.ii}
@@ -674,3 +677,103 @@ def test_item_dense_and_global_pool_proved(tmp_path, pipeline):
         folder = tmp_path / model.name
         results = prove_design(model, folder, design_rtl(model, folder, pipeline, top="d"))
         assert [r["status"] for r in results] == ["proved", "proved"], results
+
+
+# ---------------------------------------------------------------------------------------------- shared designs (ii > 1)
+def shared_mlp():
+    """A small dense network (4 -> 5 -> 3, fixed<16,6> inputs, ReLU between): its dense layers digit-serial."""
+    from tests.firmware_cases import mlp
+
+    return mlp(sizes=(4, 5, 3))
+
+
+@pytest.mark.slow  # Yosys
+@pytest.mark.parametrize("pipeline,ii", [("layer", 2), ("auto", 4)])
+def test_shared_design_proved_op_by_op(tmp_path, pipeline, ii):
+    """Resource sharing: every op of the shared design proved over one event unrolled (the phase counters and
+    operand multiplexers folded), the dense layers over their input slices (digit variables)."""
+    from trigger.prove import prove_design
+
+    model = shared_mlp()
+    rtl = design_rtl(model, tmp_path, pipeline, top="s", ii=ii)
+    assert rtl["ii"] == ii and rtl["op_ii"]["dense0"] == ii
+    results = prove_design(model, tmp_path, rtl)
+    assert [r["status"] for r in results] == ["proved"] * 3, results
+    by_op = {r["op"]: r for r in results}
+    assert by_op["dense0"]["digit_inputs"] and by_op["dense1"]["digit_inputs"]  # read slice by slice
+    assert by_op["dense1"]["method"] == "affine (3 outputs)"
+    if pipeline == "layer":  # relu0 holds dense0's sums for the ii cycles dense1 reads them
+        assert by_op["relu0"]["schedule"]["output_held_cycles"] == ii
+        assert by_op["dense0"]["schedule"]["input_held_cycles"] == ii
+
+
+def shared_module(folder: Path, name: str, edit=None):
+    """(op, module, sources, latency, schedule) of one op of shared_mlp at ii 2, one module per op, its module
+    edited by ``edit``."""
+    from trigger.prove import _schedule
+
+    model = shared_mlp()
+    rtl = design_rtl(model, folder, "layer", top="s", ii=2)
+    k = [op.name for op in model.ops].index(name)
+    op, module, sources, latency = op_modules(model, folder / "rtl", "s", rtl["op_latency"])[k]
+    if edit is not None:
+        text = sources[0].read_text()
+        assert edit(text) != text, "the mutation did not apply"
+        sources[0].write_text(edit(text))
+    return op, module, sources, latency, _schedule(model, rtl, k)
+
+
+SHARED_MUTANTS = {
+    # cycle 1 selects the top slice again: the counter value for slot 1 replaced by one that never occurs
+    "operand_slot": lambda text: text.replace("            1: sl0 = ", "            2: sl0 = ", 1),
+    # the bias's top part, added in the first time slot only, one LSB off
+    "slot_constant": lambda text: re.sub(r"acc0 <= \(start \? (\d+)'sh([0-9a-f]+)",
+                                         lambda m: f"acc0 <= (start ? {m.group(1)}'sh{int(m.group(2), 16) ^ 1:x}",
+                                         text, count=1),
+}
+
+
+@pytest.mark.slow  # Yosys and Verilator
+@pytest.mark.parametrize("mutant", sorted(SHARED_MUTANTS))
+def test_shared_mutant_caught_and_confirmed_by_simulation(tmp_path, mutant):
+    """A shared dense with a wrong operand selection in one cycle, or a wrong constant in one time slot: a
+    counterexample that Verilator, driving the module at ii 2 behind the standard top, confirms."""
+    op, module, sources, latency, schedule = shared_module(tmp_path, "dense0", SHARED_MUTANTS[mutant])
+    result = prove_op(op, sources, module, latency, tmp_path / "proof", schedule=schedule)
+    assert result["status"] == "counterexample", result
+    x = np.array([result["counterexample"]["input"]])
+    assert np.all((x >= op.input.min_raw) & (x <= op.input.max_raw))  # an input of the op, not of the digits
+    simulated = confirm(op, sources, module, latency, x, tmp_path / "sim", ii=2)
+    assert not np.array_equal(simulated, op.emulate(x, {}))
+    assert simulated.tolist() == [result["counterexample"]["netlist"]]  # the unrolled netlist computes what runs
+
+
+@pytest.mark.slow  # Yosys and Verilator
+def test_unrolled_netlist_equals_simulation(tmp_path):
+    """What a shared op's proof rests on: the unrolled netlist (``Unrolled``), evaluated on random inputs,
+    computes what Verilator computes for the module at ii 2 behind the standard top."""
+    from trigger.prove import Netlist, evaluate, unroll, yosys_json
+
+    op, module, sources, latency, schedule = shared_module(tmp_path, "dense0")
+    mod = unroll(yosys_json(sources, module, tmp_path), latency, schedule)
+    bits = mod["ports"]["in_data"]["bits"]
+    net = Netlist(mod, [bits[lsb:lsb + f.width] for lsb, f in zip(op.input.offsets, op.input.formats)],
+                  [(int(f.min_raw), int(f.max_raw)) for f in op.input.formats])
+    net.outputs = [(net.out_bits[lsb:lsb + f.width], f.signed) for lsb, f in zip(op.output.offsets,
+                                                                                op.output.formats)]
+    x = np.random.default_rng(4).integers(op.input.min_raw, op.input.max_raw + 1, size=(300, op.input.n))
+    x[:2] = op.input.min_raw, op.input.max_raw
+    got = evaluate(net, x, None)
+    assert np.array_equal(got, confirm(op, sources, module, latency, x, tmp_path / "sim", ii=2))
+    assert np.array_equal(got, op.emulate(x, {}))
+
+
+@pytest.mark.slow  # Yosys
+def test_shared_output_not_held_is_not_proved(tmp_path):
+    """relu0 writes its hold register every cycle instead of once per event: the same function in the cycle it
+    is read first, but the next op (shared, ii 2) reads it a cycle longer, when it holds the next input's."""
+    op, module, sources, latency, schedule = shared_module(
+        tmp_path, "relu0", lambda text: text.replace("always @(posedge clk) if (start) y0_held", "always @(posedge clk) y0_held"))
+    assert schedule.need == 2
+    result = prove_op(op, sources, module, latency, tmp_path / "proof", schedule=schedule)
+    assert result["status"] == "not proved" and "out_data changes in cycle 2" in result["reason"], result
