@@ -2343,6 +2343,8 @@ def prove_design(model, root: Path, rtl: dict, ops: list[str] | None = None, lim
     for name in ops or []:
         if name not in names:
             raise ConfigError(f"{bundle}: no op named {name!r} (ops: {', '.join(names)})")
+    if rtl.get("stream"):
+        return _prove_stream(model, bundle, rtl, ops, limit, confirm_sim, progress, edited)
     cache = _cache_dir()
     results = []
     ranges = model.ranges() if model.is_chain else None
@@ -2409,6 +2411,37 @@ def prove_design(model, root: Path, rtl: dict, ops: list[str] | None = None, lim
             results.append(result)
             if progress:
                 progress(result)
+    return results
+
+
+def _prove_stream(model, bundle: Path, rtl: dict, ops, limit: int, confirm_sim: bool, progress, edited) -> list[dict]:
+    """A streamed design (trigger/backends/rtl/stream.py): the tail after the streamed layers is an RTL design
+    of its own (``<top>_tail``, the tail model written by write_rtl, shared at the tail's ii), proved as any;
+    the streamed layers are "not proved" (docs/prove.md, "Not covered yet")."""
+    from trigger.ir.model import FirmwareModel
+
+    stream = rtl["stream"]
+    tail_names = list(stream.get("tail_ops") or [])
+    at = len(model.ops) - len(tail_names)
+    results = []
+    for op in model.ops[:at]:
+        if ops and op.name not in ops:
+            continue
+        results.append({"op": op.name, "kind": op.kind, "module": None, "status": "not proved", "method": "none",
+                        "reason": "a streamed layer (a frame of pixels through a line buffer and one kernel datapath): "
+                                  "not supported by trigger prove yet"})
+        if progress:
+            progress(results[-1])
+    wanted = [name for name in tail_names if not ops or name in ops]
+    if not wanted:
+        return results
+    tail = FirmwareModel(f"{model.name}_tail", model.ops[at - 1].output, model.ops[at:], kind=model.kind)
+    top = f"{rtl['top']}_tail"
+    tail_rtl = dict(rtl, top=top, ii=int(stream.get("tail_ii", 1)),
+                    sources=[x for x in rtl["sources"] if Path(x).stem.startswith(top)])
+    tail_rtl.pop("stream")
+    for r in prove_design(tail, bundle, tail_rtl, wanted, limit, confirm_sim, progress, edited):
+        results.append(dict(r, stream_tail=top))
     return results
 
 
