@@ -367,7 +367,7 @@ class Netlist:
             if aff is not None:
                 wid = self._word(aff, m)
                 if kind in ("$add", "$sub"):
-                    self.adders.append((y, wid))
+                    self.adders.append((y, wid, name))
                 result = [("w", wid, k) if k < m else ("o", name, k) for k in range(y)]
         elif kind in ("$shr", "$sshr"):
             s = self._const(list(cell["connections"]["B"]), False)
@@ -1693,20 +1693,21 @@ PARTS = {"tree_ensemble": _check_trees, "dot": _check_dot}  # op kinds proved pa
 
 def adder_widths(net: Netlist) -> dict:
     """Adders whose result bits exceed what the exact range of their value needs (a result of one sign
-    drops its constant top bit, as the builder writes it): the bits, about LUTs, tighter widths would save."""
-    spare, wider, total = 0, 0, 0
-    for y, wid in net.adders:
+    drops its constant top bit, as the builder writes it): the bits, about LUTs, tighter widths would save.
+    An unrolled netlist (ii > 1) has a copy of a shared adder per cycle (``name@cycle``): it needs the widest."""
+    needs: dict = {}
+    for y, wid, name in net.adders:
         word = net.words[wid]
-        if word.m < y:
-            continue  # only known modulo 2^m: not an exact value
         lo, hi = word.lo, word.hi
-        need = hi.bit_length() if lo >= 0 else (-lo - 1).bit_length() if hi < 0 else \
-            max(hi.bit_length(), (-lo - 1).bit_length()) + 1
-        total += y
-        if y > max(need, 1):
-            spare += y - max(need, 1)
-            wider += 1
-    return {"count": len(net.adders), "bits": total, "wider_than_needed": wider, "spare_bits": spare}
+        need = None if word.m < y else max(1, hi.bit_length() if lo >= 0 else (-lo - 1).bit_length() if hi < 0
+                                           else max(hi.bit_length(), (-lo - 1).bit_length()) + 1)
+        cell = name.split("@")[0]
+        before = needs.get(cell, (y, 0))
+        needs[cell] = (y, None if need is None or before[1] is None else max(before[1], need))
+    exact = [(y, need) for y, need in needs.values() if need is not None]  # else only known modulo 2^m
+    spare = [y - need for y, need in exact if y > need]
+    return {"count": len(needs), "bits": sum(y for y, _ in exact), "wider_than_needed": len(spare),
+            "spare_bits": sum(spare)}
 
 
 def _post_key(op, j):
@@ -2051,13 +2052,17 @@ def _chain_wrapper(bundle: Path, pieces: list[Path], work: Path) -> tuple[Path, 
     return path, top
 
 
-def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None, progress=None) -> list[dict]:
+def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None, progress=None,
+                kernel: tuple | None = None) -> list[dict]:
     """pipeline auto (the ops in one chain module, cut into pieces at registers): the chain is flattened
     once, every cell checked to read signals of one register depth (so registers become wires), and each
     op proved between cut points: its input signals are free variables, its output signals are compared.
     A shared chain (ii > 1: one piece) is unrolled over one event instead (``Unrolled``), each op's signals
-    taken in the cycle they hold its values."""
-    pieces = [bundle / s for s in rtl["sources"] if Path(s).stem.startswith(f"{rtl['top']}_ops")]
+    taken in the cycle they hold its values. ``kernel``: (module, its ops' signals, latency) of a streamed
+    stage's kernel datapath (``_kernel_signals``), proved the same way."""
+    chain = f"{rtl['top']}_ops"
+    pieces = [bundle / s for s in rtl["sources"] if (Path(s).stem == kernel[0] if kernel else
+                                                     Path(s).stem.startswith(chain))]
     adder = [bundle / s for s in rtl["sources"] if Path(s).stem == f"{rtl['top']}_sa"]
     ii, op_ii = int(rtl.get("ii", 1)), rtl.get("op_ii") or {}
     results = []
@@ -2071,14 +2076,14 @@ def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
         else:
             wrapper, top = _chain_wrapper(bundle, pieces, work)
             mod = yosys_json([*pieces, *adder, wrapper], top, work)
-        signals = chain_signals(model, rtl)
+        signals = kernel[1]() if kernel else chain_signals(model, rtl)
     except (ProofError, KeyError, ValueError, AttributeError) as err:
         return [{"op": op.name, "kind": op.kind, "module": None, "status": "not proved", "method": "none",
                  "reason": f"chain module: {err}"} for op in model.ops if not ops or op.name in ops]
     netnames = {}
     for name, info in mod["netnames"].items():
         netnames.setdefault(name.split(".")[-1], info["bits"])
-    total = sum(int(v) for v in rtl["op_latency"].values())
+    total = kernel[2] if kernel else sum(int(v) for v in rtl["op_latency"].values())
     frames = Unrolled(mod, Schedule(ii, ii)) if ii > 1 else None
     chain_error = None
 
@@ -2092,7 +2097,7 @@ def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
             for name, width, const, _, _, stage in signals[k]:
                 bits = netnames.get(name)
                 if bits is None and const is None:
-                    missing = name
+                    missing, bits = name, ["x"] * width
                 outs.append((signal_bits(list(bits)[:width], stage) if bits is not None else
                              [str((const >> i) & 1) for i in range(width)], True))
             if k == len(model.ops) - 1:  # the last op: what the chain puts on out_data
@@ -2123,7 +2128,8 @@ def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
             prev_bits, proven = [b for b, _ in outs], None
             continue
         t1, cpu0 = time.perf_counter(), _cpu()
-        result = {"op": op.name, "kind": op.kind, "module": f"{rtl['top']}_ops (chain)",
+        result = {"op": op.name, "kind": op.kind, "module": f"{kernel[0]} (kernel datapath)" if kernel else
+                  f"{chain} (chain)",
                   "latency": int(rtl["op_latency"].get(op.name, 0))}
         if frames:
             result["schedule"] = {"ii": ii, "op_ii": int(op_ii.get(op.name, 1))}
@@ -2420,18 +2426,36 @@ def _prove_stream(model, bundle: Path, rtl: dict, ops, limit: int, confirm_sim: 
     the streamed layers are "not proved" (docs/prove.md, "Not covered yet")."""
     from trigger.ir.model import FirmwareModel
 
+    from trigger.backends.rtl.stream import plan_stages
+
     stream = rtl["stream"]
     tail_names = list(stream.get("tail_ops") or [])
     at = len(model.ops) - len(tail_names)
     results = []
-    for op in model.ops[:at]:
-        if ops and op.name not in ops:
+    stages, _, _ = plan_stages(model)
+    for s, (stage, info) in enumerate(zip(stages, stream["stages"])):
+        if ops and not any(op.name in ops for op in stage.ops):
             continue
-        results.append({"op": op.name, "kind": op.kind, "module": None, "status": "not proved", "method": "none",
-                        "reason": "a streamed layer (a frame of pixels through a line buffer and one kernel datapath): "
-                                  "not supported by trigger prove yet"})
-        if progress:
-            progress(results[-1])
+        kernel = FirmwareModel(f"{model.name}_k{s}", stage.kernel_ops[0].input, stage.kernel_ops)
+        module = f"{rtl['top']}_k{s}"
+        with tempfile.TemporaryDirectory(prefix="trigger-prove-") as tmp:
+            proofs = prove_chain(bundle, dict(rtl, ii=1), kernel, Path(tmp), limit, progress=None,  # one pixel a clock
+                                 kernel=(module, lambda: _kernel_signals(kernel, rtl, module),
+                                         int(info["kernel_latency"])))
+        for op, proof in zip(stage.ops, proofs):
+            if ops and op.name not in ops:
+                continue
+            done = proof["status"] == "proved"
+            reason = ("its kernel datapath is proved for every window; the line buffer that feeds it windows and "
+                      "the collector are not (a streamed layer)" if done else
+                      f"kernel datapath: {proof.get('reason', proof['status'])}")
+            kept = {k: proof[k] for k in ("method", "seconds", "cpu_seconds", "peak_rss_mb", "adders", "domain",
+                                         "counterexample") if k in proof}
+            results.append(dict(kept, op=op.name, kind=op.kind, module=proof["module"],
+                                status="counterexample" if proof["status"] == "counterexample" else "not proved",
+                                reason=reason, kernel_datapath=proof["status"]))
+            if progress:
+                progress(results[-1])
     wanted = [name for name in tail_names if not ops or name in ops]
     if not wanted:
         return results
@@ -2443,6 +2467,25 @@ def _prove_stream(model, bundle: Path, rtl: dict, ops, limit: int, confirm_sim: 
     for r in prove_design(tail, bundle, tail_rtl, wanted, limit, confirm_sim, progress, edited):
         results.append(dict(r, stream_tail=top))
     return results
+
+
+def _kernel_signals(kernel, rtl: dict, module: str) -> list[list[tuple]]:
+    """A streamed stage's kernel datapath (stream.kernel_module: the window op, then the pixel ops, in one module):
+    each op's output signals, found by running the op emitters again with the bundle's settings (names only)."""
+    from trigger.backends.rtl import parse_pipeline
+    from trigger.backends.rtl.builder import ModuleBuilder, parse_multiplier
+
+    _, dsp = parse_multiplier(rtl.get("multiplier", "shift_add"))
+    every = parse_pipeline(rtl.get("pipeline"))
+    max_delay = float(rtl["max_delay_ns_per_stage"]) if every == "auto" else None
+    m = ModuleBuilder(module, max_delay=max_delay, dsp_above_bits=dsp)
+    first = kernel.ops[0]
+    xs = [m.unpack(f"x{i}", lsb, fmt) for i, (lsb, fmt) in enumerate(zip(first.input.offsets, first.input.formats))]
+    out = []
+    for op in kernel.ops:
+        xs = op.emit_rtl(m, xs, {"pipeline_every": None if every == "auto" else every, "ii": 1, "hold": True})
+        out.append([(y.name, y.width, y.const, y.lo, y.hi, y.stage) for y in xs])
+    return out
 
 
 def _finish(bundle, manifest, results, edited, limit, write) -> dict:
