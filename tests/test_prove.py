@@ -777,3 +777,28 @@ def test_shared_output_not_held_is_not_proved(tmp_path):
     assert schedule.need == 2
     result = prove_op(op, sources, module, latency, tmp_path / "proof", schedule=schedule)
     assert result["status"] == "not proved" and "out_data changes in cycle 2" in result["reason"], result
+
+
+@pytest.mark.slow  # Yosys
+def test_streamed_design_tail_and_kernel_datapaths(tmp_path):
+    """A streamed CNN (tests/test_stream_conv.py's 2D model; the dense tail shared over 3 clocks): the tail's dense
+    is proved at its ii; a stage's kernel datapath is proved op by op where it can be (relu after the scale), but
+    a streamed op stays "not proved" (the line buffer and collector are not), saying which part failed."""
+    from tests.test_stream_conv import _hand_models
+    from trigger.ir.ii import resolve_ii
+    from trigger.prove import prove_design
+
+    model = _hand_models()["hand2d"]
+    ii, op_ii = resolve_ii(model, 3)
+    design = write_rtl(model, tmp_path / "rtl", top="h", ii=ii, op_ii=op_ii)
+    rtl = {"top": design.top, "sources": [Path(s).relative_to(tmp_path).as_posix() for s in design.sources],
+           "op_latency": design.op_latency, "pipeline": design.pipeline, "multiplier": design.multiplier,
+           "max_delay_ns_per_stage": design.max_delay_ns, "op_ii": design.op_ii, "ii": design.ii,
+           "stream": design.stream}
+    by_op = {r["op"]: r for r in prove_design(model, tmp_path, rtl)}
+    assert list(by_op) == [op.name for op in model.ops]
+    assert by_op["d"]["status"] == "proved" and by_op["d"]["schedule"]["ii"] == 3, by_op["d"]
+    assert by_op["r"]["status"] == "not proved" and by_op["r"]["kernel_datapath"] == "proved", by_op["r"]
+    assert "line buffer" in by_op["r"]["reason"] and by_op["r"]["module"] == "h_k0 (kernel datapath)"
+    for name in ("c", "bn", "avg"):
+        assert by_op[name]["status"] == "not proved" and by_op[name]["reason"].startswith("kernel datapath: ")

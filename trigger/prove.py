@@ -36,6 +36,12 @@ like any others):
    scalar, inputs where the forms differ) go through the netlist and ``op.emulate``; a mismatch is a
    counterexample, replayed through Verilator on the module itself (``confirm``).
 
+Resource sharing (ii > 1): a shared module or chain has loops through registers (the accumulators, the phase
+counters); it is unrolled over one event instead (``Unrolled``: each cycle a copy of the cells, registers the
+previous cycle's values, the schedule's start/rst and everything they decide folded to constants), which
+leaves a netlist without registers for the steps above; a digit-serial dense's input slices are variables of
+their own (``_digit_split``). Streamed designs: the tail and each stage's kernel datapath (``_prove_stream``).
+
 Results per op: ``proved`` / ``counterexample`` / ``not proved`` (with the reason), the method, time and
 peak memory. They are cached by a hash of the module's sources, the op and this file
 (``$TRIGGER_CACHE/prove``). What a proof rests on: Yosys' reading of the Verilog, the reference's
