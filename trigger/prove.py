@@ -324,7 +324,8 @@ class Netlist:
             p = q
         return total, mod
 
-    def _port(self, cell, port: str, width: int, signed: bool) -> list:
+    @staticmethod
+    def _port(cell, port: str, width: int, signed: bool) -> list:
         bits = list(cell["connections"][port])
         if len(bits) < width:
             bits += [bits[-1] if (signed and bits) else "0"] * (width - len(bits))
@@ -493,80 +494,89 @@ class Concrete:
     def cell(self, name: str) -> np.ndarray:
         if name in self._cells:
             return self._cells[name]
-        net = self.net
-        cell = net.cells[name]
+        cell = self.net.cells[name]
         kind, par = cell["type"], cell.get("parameters", {})
         y = len(cell["connections"]["DATA" if kind == "$memrd" else "Y"])
         if y > 62:
             raise ProofError(f"cell {name} is {y} bits wide: beyond the numeric evaluator")
-        a_signed = bool(int(str(par.get("A_SIGNED", "0")), 2))
-        b_signed = bool(int(str(par.get("B_SIGNED", "0")), 2))
-        both = a_signed and ("B_SIGNED" not in par or b_signed)
-
-        def port(p, width=None, signed=None):
-            bits = list(cell["connections"][p])
-            s = both if signed is None else signed
-            if width is not None:
-                bits = net._port(cell, p, width, s)
-            return self.bits(bits, s)
-
-        if kind in ("$add", "$sub", "$mul", "$and", "$or", "$xor", "$xnor"):
-            a, b = port("A", y), port("B", y)
-            r = {"$add": lambda: a + b, "$sub": lambda: a - b, "$mul": lambda: a * b, "$and": lambda: a & b,
-                 "$or": lambda: a | b, "$xor": lambda: a ^ b, "$xnor": lambda: ~(a ^ b)}[kind]()
-        elif kind in ("$neg", "$pos", "$not"):
-            a = port("A", y)
-            r = -a if kind == "$neg" else a if kind == "$pos" else ~a
-        elif kind in ("$eq", "$ne", "$eqx", "$nex", "$lt", "$le", "$gt", "$ge"):
-            w = max(len(cell["connections"]["A"]), len(cell["connections"]["B"]))
-            a, b = port("A", w), port("B", w)
-            r = {"$eq": a == b, "$eqx": a == b, "$ne": a != b, "$nex": a != b, "$lt": a < b, "$le": a <= b,
-                 "$gt": a > b, "$ge": a >= b}[kind].astype(np.int64)
-        elif kind in ("$reduce_and", "$reduce_or", "$reduce_xor", "$reduce_xnor", "$reduce_bool", "$logic_not"):
-            bits = list(cell["connections"]["A"])
-            a = self.bits(bits, False)
-            if kind == "$reduce_and":
-                r = (a == (1 << len(bits)) - 1).astype(np.int64)
-            elif kind in ("$reduce_or", "$reduce_bool"):
-                r = (a != 0).astype(np.int64)
-            elif kind == "$logic_not":
-                r = (a == 0).astype(np.int64)
-            else:
-                r = np.zeros_like(a)
-                for k in range(len(bits)):
-                    r ^= (a >> k) & 1
-                r = r if kind == "$reduce_xor" else 1 - r
-        elif kind in ("$logic_and", "$logic_or"):
-            a = port("A", signed=False) != 0
-            b = port("B", signed=False) != 0
-            r = (a & b if kind == "$logic_and" else a | b).astype(np.int64)
-        elif kind == "$mux":
-            a, b = port("A", y, False), port("B", y, False)
-            s = np.asarray(self.bit(cell["connections"]["S"][0]))
-            r = np.where(s != 0, b, a)
-        elif kind == "$pmux":
-            r = port("A", y, False)
-            bb, ss = cell["connections"]["B"], cell["connections"]["S"]
-            for i in reversed(range(len(ss))):  # the first set select wins
-                r = np.where(np.asarray(self.bit(ss[i])) != 0, self.bits(bb[i * y:(i + 1) * y], False), r)
-        elif kind in ("$shl", "$sshl", "$shr", "$sshr"):
-            s = port("B", signed=False)
-            if kind in ("$shl", "$sshl"):
-                r = port("A", y) << s
-            else:
-                a = port("A", signed=a_signed and kind == "$sshr")
-                r = a >> s
-        elif kind == "$memrd":  # an asynchronous read of a ROM (a registered one reads it through a $dff)
-            words = net.memories.get(str(par["MEMID"]))
-            addr = port("ADDR", signed=False)
+        if kind == "$memrd":  # an asynchronous read of a ROM (a registered one reads it through a $dff)
+            words = self.net.memories.get(str(par["MEMID"]))
+            addr = self.bits(list(cell["connections"]["ADDR"]), False)
             if words is None or np.any(addr >= len(words)):
                 raise ProofError(f"cell {name}: a read outside the memory's initialised words")
             r = words[addr]
         else:
-            raise ProofError(f"no numeric evaluation of {kind}")
+            r = cell_word(self, cell, y, flag=lambda c: np.asarray(c).astype(np.int64),
+                          select=lambda s, b, a: np.where(np.asarray(s) != 0, b, a), parity=_parity)
         r = np.asarray(r, dtype=np.int64) & np.int64((1 << y) - 1)
         self._cells[name] = r
         return r
+
+
+def _parity(a, n: int):
+    r = np.zeros_like(a)
+    for k in range(n):
+        r ^= (a >> k) & 1
+    return r
+
+
+def cell_word(reader, cell: dict, y: int, flag, select, parity):
+    """A cell's output word as Yosys defines the cell, over numbers (``Concrete``) or z3 terms (``Symbolic``):
+    ``reader.bits``/``reader.bit`` read operands, ``flag(cond)`` is 1 or 0, ``select(s, b, a)`` is b where bit s
+    is 1, else a, ``parity(a, n)`` the xor of a's n low bits. Values are integers (64-bit terms), not yet cut
+    to the cell's y bits."""
+    kind, par = cell["type"], cell.get("parameters", {})
+    a_signed = bool(int(str(par.get("A_SIGNED", "0")), 2))
+    b_signed = bool(int(str(par.get("B_SIGNED", "0")), 2))
+    both = a_signed and ("B_SIGNED" not in par or b_signed)
+    conn = cell["connections"]
+
+    def port(p, width=None, signed=None):
+        bits = list(conn[p])
+        s = both if signed is None else signed
+        if width is not None:
+            bits = Netlist._port(cell, p, width, s)
+        return reader.bits(bits, s)
+
+    if kind in ("$add", "$sub", "$mul", "$and", "$or", "$xor", "$xnor"):
+        a, b = port("A", y), port("B", y)
+        return {"$add": lambda: a + b, "$sub": lambda: a - b, "$mul": lambda: a * b, "$and": lambda: a & b,
+                "$or": lambda: a | b, "$xor": lambda: a ^ b, "$xnor": lambda: ~(a ^ b)}[kind]()
+    if kind in ("$neg", "$pos", "$not"):
+        a = port("A", y)
+        return -a if kind == "$neg" else a if kind == "$pos" else ~a
+    if kind in ("$eq", "$ne", "$eqx", "$nex", "$lt", "$le", "$gt", "$ge"):
+        w = max(len(conn["A"]), len(conn["B"]))
+        a, b = port("A", w), port("B", w)  # values in 64 bits: a signed comparison is the integers'
+        return flag({"$eq": a == b, "$eqx": a == b, "$ne": a != b, "$nex": a != b, "$lt": a < b, "$le": a <= b,
+                     "$gt": a > b, "$ge": a >= b}[kind])
+    if kind in ("$reduce_and", "$reduce_or", "$reduce_xor", "$reduce_xnor", "$reduce_bool", "$logic_not"):
+        n = len(conn["A"])
+        a = reader.bits(list(conn["A"]), False)
+        if kind == "$reduce_and":
+            return flag(a == (1 << n) - 1)
+        if kind in ("$reduce_or", "$reduce_bool"):
+            return flag(a != 0)
+        if kind == "$logic_not":
+            return flag(a == 0)
+        odd = parity(a, n)
+        return odd if kind == "$reduce_xor" else 1 - odd
+    if kind in ("$logic_and", "$logic_or"):
+        a, b = flag(port("A", signed=False) != 0), flag(port("B", signed=False) != 0)
+        return a & b if kind == "$logic_and" else a | b
+    if kind == "$mux":
+        return select(reader.bit(conn["S"][0]), port("B", y, False), port("A", y, False))
+    if kind == "$pmux":
+        r = port("A", y, False)
+        for i in reversed(range(len(conn["S"]))):  # the first set select wins
+            r = select(reader.bit(conn["S"][i]), reader.bits(conn["B"][i * y:(i + 1) * y], False), r)
+        return r
+    if kind in ("$shl", "$sshl", "$shr", "$sshr"):
+        s = port("B", signed=False)
+        if kind in ("$shl", "$sshl"):
+            return port("A", y) << s
+        return port("A", signed=a_signed and kind == "$sshr") >> s
+    raise ProofError(f"no evaluation of {kind}")
 
 
 # ---------------------------------------------------------------------------------------------- schedules (II > 1)
@@ -587,7 +597,6 @@ class _Constants:
     """One cell whose inputs are all constant, as ``Concrete`` reads a netlist (folding a schedule's control)."""
 
     memories: dict = {}
-    _port = Netlist._port
 
     def __init__(self, cell: dict):
         self.cells = {"c": cell}
@@ -810,73 +819,22 @@ class Symbolic:
 
         if name in self._cells:
             return self._cells[name]
-        net = self.net
-        cell = net.cells[name]
-        kind, par = cell["type"], cell.get("parameters", {})
-        if kind not in OPAQUE_KINDS:
-            raise ProofError(f"no solver translation of {kind}")
+        cell = self.net.cells[name]
+        if cell["type"] not in OPAQUE_KINDS:
+            raise ProofError(f"no solver translation of {cell['type']}")
         y = len(cell["connections"]["Y"])
         if y > 62:
             raise ProofError(f"cell {name} is {y} bits wide: beyond the 64-bit terms")
-        a_signed = bool(int(str(par.get("A_SIGNED", "0")), 2))
-        b_signed = bool(int(str(par.get("B_SIGNED", "0")), 2))
-        both = a_signed and ("B_SIGNED" not in par or b_signed)
         one, zero = z3.BitVecVal(1, 64), z3.BitVecVal(0, 64)
 
-        def port(p, width=None, signed=None):
-            bits = list(cell["connections"][p])
-            s = both if signed is None else signed
-            if width is not None:
-                bits = net._port(cell, p, width, s)
-            return self.bits(bits, s)
+        def parity(a, n):
+            r = z3.ZeroExt(63, z3.Extract(0, 0, a))
+            for k in range(1, n):
+                r = r ^ z3.ZeroExt(63, z3.Extract(k, k, a))
+            return r
 
-        def flag(cond):
-            return z3.If(cond, one, zero)
-
-        if kind in ("$add", "$sub", "$mul", "$and", "$or", "$xor", "$xnor"):
-            a, b = port("A", y), port("B", y)
-            r = {"$add": lambda: a + b, "$sub": lambda: a - b, "$mul": lambda: a * b, "$and": lambda: a & b,
-                 "$or": lambda: a | b, "$xor": lambda: a ^ b, "$xnor": lambda: ~(a ^ b)}[kind]()
-        elif kind in ("$neg", "$pos", "$not"):
-            a = port("A", y)
-            r = -a if kind == "$neg" else a if kind == "$pos" else ~a
-        elif kind in ("$eq", "$ne", "$eqx", "$nex", "$lt", "$le", "$gt", "$ge"):
-            w = max(len(cell["connections"]["A"]), len(cell["connections"]["B"]))
-            a, b = port("A", w), port("B", w)  # values in 64 bits: a signed comparison is the integers'
-            r = flag({"$eq": a == b, "$eqx": a == b, "$ne": a != b, "$nex": a != b, "$lt": a < b, "$le": a <= b,
-                      "$gt": a > b, "$ge": a >= b}[kind])
-        elif kind in ("$reduce_and", "$reduce_or", "$reduce_xor", "$reduce_xnor", "$reduce_bool", "$logic_not"):
-            bits = list(cell["connections"]["A"])
-            a = self.bits(bits, False)
-            if kind == "$reduce_and":
-                r = flag(a == (1 << len(bits)) - 1)
-            elif kind in ("$reduce_or", "$reduce_bool"):
-                r = flag(a != 0)
-            elif kind == "$logic_not":
-                r = flag(a == 0)
-            else:
-                r = z3.ZeroExt(63, z3.Extract(0, 0, a))
-                for k in range(1, len(bits)):
-                    r = r ^ z3.ZeroExt(63, z3.Extract(k, k, a))
-                r = r if kind == "$reduce_xor" else r ^ 1
-        elif kind in ("$logic_and", "$logic_or"):
-            a, b = port("A", signed=False) != 0, port("B", signed=False) != 0
-            r = flag(z3.And(a, b) if kind == "$logic_and" else z3.Or(a, b))
-        elif kind == "$mux":
-            r = z3.If(self.bit(cell["connections"]["S"][0]) == 1, port("B", y, False), port("A", y, False))
-        elif kind == "$pmux":
-            r = port("A", y, False)
-            bb, ss = cell["connections"]["B"], cell["connections"]["S"]
-            for i in reversed(range(len(ss))):  # the first set select wins
-                r = z3.If(self.bit(ss[i]) == 1, self.bits(bb[i * y:(i + 1) * y], False), r)
-        elif kind in ("$shl", "$sshl", "$shr", "$sshr"):
-            s = port("B", signed=False)
-            if kind in ("$shl", "$sshl"):
-                r = port("A", y) << s
-            else:
-                r = port("A", signed=a_signed and kind == "$sshr") >> s
-        else:
-            raise ProofError(f"no solver translation of {kind}")
+        r = cell_word(self, cell, y, flag=lambda c: z3.If(c, one, zero),
+                      select=lambda s, b, a: z3.If(s == 1, b, a), parity=parity)
         r = r & ((1 << y) - 1)
         self._cells[name] = r
         return r
@@ -1117,6 +1075,17 @@ def _witness(dirn, dom, target: int) -> dict | None:
         x[v] += step if d > 0 else -step
         rest -= step * abs(d)
     return x if rest == 0 else None
+
+
+def _witness_row(dirn, dom, target: int) -> np.ndarray | None:
+    """An input row where the accumulator direction ``dirn`` takes ``target`` (the other inputs near 0)."""
+    x = _witness(dirn, dom, target)
+    if x is None:
+        return None
+    row = np.array([min(max(0, lo), hi) for lo, hi in dom], dtype=np.int64)
+    for v, val in x.items():
+        row[v] = val
+    return row
 
 
 def _corners(aff: Aff, dom, n: int) -> list[np.ndarray]:
@@ -1400,13 +1369,8 @@ def _check(op, net: Netlist, dom, limit: int, model_dom=None, ref=None, emulate=
         else:
             failures.append(f"output {j}: differs from the reference at accumulator value(s) "
                             f"{[int(b) * scale + const for b in bad[:3]]}")
-            for g in bad[[0, bad.size // 2, -1]]:
-                x = _witness(dirn, space, int(g))
-                if x is not None:
-                    row = np.array([min(max(0, lo), hi) for lo, hi in space], dtype=np.int64)
-                    for v, val in x.items():
-                        row[v] = val
-                    candidates.append(row)
+            candidates += [row for g in bad[[0, bad.size // 2, -1]]
+                           if (row := _witness_row(dirn, space, int(g))) is not None]
     solved, sat_seconds = {}, 0.0
     for j, bits, signed, parts, dirn, scale, const, glo, ghi in wide:
         # outputs with the same cone, words and cast over the same range are one question to the solver
@@ -1423,11 +1387,8 @@ def _check(op, net: Netlist, dom, limit: int, model_dom=None, ref=None, emulate=
             out_ranges[j] = ref.post_range[j](*ends)
         elif verdict == "counterexample":
             failures.append(f"output {j}: differs from the reference at accumulator value {g * scale + const} (z3)")
-            x = _witness(dirn, dom, int(g))
-            if x is not None:
-                row = np.array([min(max(0, lo), hi) for lo, hi in dom], dtype=np.int64)
-                for v, val in x.items():
-                    row[v] = val
+            row = _witness_row(dirn, dom, int(g))
+            if row is not None:
                 candidates.append(row)
         else:
             failures.append(f"output {j}: {ghi - glo + 1} values of its accumulator, and the solver gave no "
@@ -2086,9 +2047,7 @@ def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
     except (ProofError, KeyError, ValueError, AttributeError) as err:
         return [{"op": op.name, "kind": op.kind, "module": None, "status": "not proved", "method": "none",
                  "reason": f"chain module: {err}"} for op in model.ops if not ops or op.name in ops]
-    netnames = {}
-    for name, info in mod["netnames"].items():
-        netnames.setdefault(name.split(".")[-1], info["bits"])
+    netnames = _netnames(mod)
     total = kernel[2] if kernel else sum(int(v) for v in rtl["op_latency"].values())
     frames = Unrolled(mod, Schedule(ii, ii)) if ii > 1 else None
     chain_error = None
@@ -2167,6 +2126,14 @@ def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
     return results
 
 
+def _netnames(mod: dict) -> dict:
+    """A flattened netlist's signals by their own name (the last part of a hierarchical one), first one kept."""
+    out = {}
+    for name, info in mod["netnames"].items():
+        out.setdefault(name.split(".")[-1], info["bits"])
+    return out
+
+
 def _check_between(op, mod: dict, in_bits: list, dom: list, outs: list, limit: int, driver,
                    digits: bool = False) -> dict:
     """One op of a chain or graph module between its input signals (free over ``dom``) and its output signals;
@@ -2239,9 +2206,7 @@ def prove_graph(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
     except (ProofError, KeyError, ValueError, AttributeError) as err:
         return [{"op": op.name, "kind": op.kind, "module": None, "status": "not proved", "method": "none",
                  "reason": f"graph module: {err}"} for op in model.ops if not ops or op.name in ops]
-    netnames = {}
-    for name, info in mod["netnames"].items():
-        netnames.setdefault(name.split(".")[-1], info["bits"])
+    netnames = _netnames(mod)
     setup = time.perf_counter() - t0
     probe = Netlist(mod, [], [])
     graph_error = None
