@@ -158,8 +158,9 @@ class Word:
 
 
 # ---------------------------------------------------------------------------------------------- the netlist
-def yosys_json(sources: list[Path], module: str, work: Path) -> dict:
-    """The flattened netlist of ``module`` (Yosys JSON): processes, hierarchy and unused wires removed."""
+def yosys_json(sources: list[Path], module: str, work: Path, keep: bool = False) -> dict:
+    """The flattened netlist of ``module`` (Yosys JSON): processes, hierarchy and unused wires removed (with
+    ``keep``, every wire and what drives it stays: an op's output that nothing reads has signals to prove)."""
     from trigger.toolchain import find_tool
 
     yosys = find_tool("yosys")
@@ -167,7 +168,8 @@ def yosys_json(sources: list[Path], module: str, work: Path) -> dict:
         raise ConfigError("yosys not found: run `make setup` (scripts/install_system_tools.sh installs it)")
     out = work / f"{module}.json"
     files = " ".join(str(s) for s in sources)
-    script = f"read_verilog -sv {files}; hierarchy -top {module}; proc; flatten; opt_clean; write_json {out}"
+    script = (f"read_verilog -sv {files}; hierarchy -top {module}; proc; flatten; "
+              f"{'setattr -set keep 1 w:*; ' if keep else ''}opt_clean; write_json {out}")
     run = subprocess.run([yosys, "-q", "-p", script], capture_output=True, text=True, timeout=600)
     if run.returncode != 0:
         raise ProofError(f"yosys could not read {module}: {(run.stderr or run.stdout).strip().splitlines()[-1:]}")
@@ -1016,7 +1018,11 @@ def reference(op) -> Reference:
         forms = [Aff.make(0, {j: 1}) for j in range(op.input.n)]
         base = np.clip(np.zeros(op.input.n, dtype=np.int64), op.input.min_raw, op.input.max_raw)
 
-        same = op.input.is_uniform and op.output.is_uniform and op.kind != "prelu"
+        # every element computes the same function: uniform formats and no per-element array (a scale's or
+        # prelu's factors) that differs between elements
+        same = op.input.is_uniform and op.output.is_uniform and all(
+            np.all(np.asarray(getattr(op, name)) == np.asarray(getattr(op, name)).flat[0])
+            for name in getattr(op, "arrays", ()) if np.asarray(getattr(op, name)).size)
 
         def elem(j):
             def post(g):
@@ -2038,12 +2044,12 @@ def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
         if ii > 1 and len(pieces) != 1:
             raise ProofError(f"a shared chain (ii {ii}) in {len(pieces)} pieces (written as one module)")
         if ii > 1:
-            top = f"{rtl['top']}_ops"
-            mod = yosys_json([*pieces, *adder], top, work)
+            files, top = [*pieces, *adder], f"{rtl['top']}_ops"
         else:
             wrapper, top = _chain_wrapper(bundle, pieces, work)
-            mod = yosys_json([*pieces, *adder, wrapper], top, work)
+            files = [*pieces, *adder, wrapper]
         signals = kernel[1]() if kernel else chain_signals(model, rtl)
+        mod = _netlist_with(files, top, work, [y for ys in signals for y in ys])
     except (ProofError, KeyError, ValueError, AttributeError) as err:
         return [{"op": op.name, "kind": op.kind, "module": None, "status": "not proved", "method": "none",
                  "reason": f"chain module: {err}"} for op in model.ops if not ops or op.name in ops]
@@ -2126,6 +2132,17 @@ def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
     return results
 
 
+def _netlist_with(files: list[Path], top: str, work: Path, signals: list[tuple]) -> dict:
+    """The flattened netlist, with every signal (name, width, constant, ...) the op boundaries need: Yosys removes
+    a signal nothing reads (an op output no later op uses), so a missing one is asked for again with every wire
+    kept."""
+    mod = yosys_json(files, top, work)
+    names = _netnames(mod)
+    if all(y[0] in names or y[2] is not None for y in signals):
+        return mod
+    return yosys_json(files, top, work, keep=True)
+
+
 def _netnames(mod: dict) -> dict:
     """A flattened netlist's signals by their own name (the last part of a hierarchical one), first one kept."""
     out = {}
@@ -2201,8 +2218,8 @@ def prove_graph(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
     t0 = time.perf_counter()
     try:
         wrapper, top = _chain_wrapper(bundle, pieces, work)
-        mod = yosys_json([*pieces, *rest, wrapper], top, work)
         signals, latency = graph_signals(model, rtl)
+        mod = _netlist_with([*pieces, *rest, wrapper], top, work, [y for ys in signals.values() for y in ys])
     except (ProofError, KeyError, ValueError, AttributeError) as err:
         return [{"op": op.name, "kind": op.kind, "module": None, "status": "not proved", "method": "none",
                  "reason": f"graph module: {err}"} for op in model.ops if not ops or op.name in ops]
