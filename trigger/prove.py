@@ -2488,6 +2488,8 @@ def _finish(bundle, manifest, results, edited, limit, write) -> dict:
               "rests_on": ["Yosys 'read_verilog; proc; flatten' reads the Verilog as the simulators do",
                            "the reference forms equal op.emulate (tests/test_prove.py checks them on random vectors)",
                            "every in_data-to-out_data path crosses the op's latency in registers (checked per bit)",
+                           "a shared design (ii > 1): the unrolled event (start in cycle 0, events ii clocks apart, "
+                           "rst low; anything else unknown and, if read, not proved)",
                            "trigger/prove.py's affine evaluation and enumeration"],
               "limits": {"enumeration_values": limit, "whole_op_input_bits": WHOLE_BITS}}
     if write:
