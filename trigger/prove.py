@@ -615,19 +615,24 @@ class Unrolled:
     from the bits asked for; the result (``module``) has no registers, and is read by ``Netlist`` as an op
     module's combinational equivalent."""
 
-    def __init__(self, mod: dict, schedule: Schedule):
-        self.mod, self.cells, self.schedule = mod, mod["cells"], schedule
+    def __init__(self, mod: dict, schedule: Schedule | None, drive: dict | None = None, first: int | None = None):
+        """``drive`` (instead of a schedule): port name -> f(bit, cycle) giving "0"/"1", a key (the same key, the
+        same free bit: an input variable) or None (unknown); ``first``: the earliest cycle unrolled."""
+        self.mod, self.cells, self.schedule, self.drive = mod, mod["cells"], schedule, drive or {}
+        self.variables: dict = {}
+        self.port_bit = {b: (name, k) for name, port in mod["ports"].items() for k, b in enumerate(port["bits"])
+                         if name in self.drive}
         ports = mod["ports"]
         self.in_bits = ports["in_data"]["bits"]
         self.in_data = set(self.in_bits)
         self.start = ports["start"]["bits"][0] if "start" in ports else None
         self.rst = ports["rst"]["bits"][0] if "rst" in ports else None
         clk = ports["clk"]["bits"][0] if "clk" in ports else None
-        self.first = -(schedule.ii - 1)  # the strobes of the ii - 1 cycles before the event are known (low)
+        self.first = first if first is not None else -(schedule.ii - 1)  # strobes of the ii - 1 cycles before known
         self.driver = {}
         for name, cell in self.cells.items():
             kind = cell["type"]
-            if kind not in OPAQUE_KINDS | {"$dff", "$memrd", "$meminit_v2"}:
+            if kind not in OPAQUE_KINDS | {"$dff", "$memrd", "$meminit_v2", "$shiftx"}:
                 raise ProofError(f"cells this prover does not read: {kind} ({name})")
             if kind == "$dff" and (cell["connections"]["CLK"] != [clk]
                                    or not int(str(cell["parameters"].get("CLK_POLARITY", "1")), 2)):
@@ -658,7 +663,16 @@ class Unrolled:
         if key in self.values:
             return self.values[key]
         s = self.schedule
-        if b in self.in_data:
+        if b in self.port_bit:
+            name, k = self.port_bit[b]
+            got = self.drive[name](k, t)
+            if got is None:
+                value = self._fresh(f"{name} in cycle {t}")
+            elif got in ("0", "1"):
+                value = got
+            else:
+                value = self.variables.setdefault(got, self._fresh())
+        elif b in self.in_data:
             value = b if 0 <= t < s.held else self._fresh(f"in_data in cycle {t} (held in cycles 0..{s.held - 1})")
         elif b == self.start:
             value = "1" if t == 0 else "0" if abs(t) < s.ii else self._fresh(f"start in cycle {t} (another event)")
@@ -701,7 +715,15 @@ class Unrolled:
             ins = [v for p, v in mapped.items() if v is not None]
             if kind == "$mux" and mapped["A"] == mapped["B"]:
                 out = mapped["A"]
-            elif kind not in ("$memrd",) and all(v in ("0", "1") for bits in ins for v in bits):
+            elif kind in ("$and", "$or", "$logic_and", "$logic_or") and _absorbed(kind, mapped, len(conn["Y"])):
+                out = _absorbed(kind, mapped, len(conn["Y"]))  # a known 0 (and) or 1 (or) decides it
+            elif kind == "$shiftx" and all(v in ("0", "1") for bits in ins for v in bits):  # a constant bit select
+                a, sel = mapped["A"], mapped["B"]
+                at = int("".join(reversed(sel)), 2)
+                if int(str(cell["parameters"].get("B_SIGNED", "0")), 2) and sel[-1] == "1":
+                    at -= 1 << len(sel)
+                out = [a[at + k] if 0 <= at + k < len(a) else "x" for k in range(len(conn["Y"]))]
+            elif kind not in ("$memrd", "$shiftx") and all(v in ("0", "1") for bits in ins for v in bits):
                 folded = dict(cell, connections={p: (v if v is not None else conn[p]) for p, v in mapped.items()})
                 y = conn["Y"]
                 value = int(Concrete(_Constants(folded), None).cell("c"))
@@ -722,6 +744,32 @@ class Unrolled:
         return {"ports": {"in_data": {"direction": "input", "bits": self.in_bits},
                           "out_data": {"direction": "output", "bits": out_bits}},
                 "cells": cells, "netnames": {}, "unknown": dict(self.unknown)}
+
+
+def _absorbed(kind: str, mapped: dict, y: int) -> list | None:
+    """The output of an and/or whose known operand decides it whatever the other (a valid flag that is low gates
+    a counter's unknown value), else None."""
+    a, b = mapped["A"], mapped["B"]
+    if kind in ("$logic_and", "$logic_or"):
+        zero = [all(v == "0" for v in x) for x in (a, b)]
+        one = [any(v == "1" for v in x) for x in (a, b)]
+        if kind == "$logic_and" and any(zero):
+            return ["0"] * y
+        if kind == "$logic_or" and any(one):
+            return ["1"] + ["0"] * (y - 1)
+        return None
+    if not len(a) == len(b) == y:
+        return None
+    stop = "0" if kind == "$and" else "1"
+    out = []
+    for u, v in zip(a, b):
+        if stop in (u, v):
+            out.append(stop)
+        elif u in ("0", "1") and v in ("0", "1"):
+            out.append(str(int(u) & int(v)) if kind == "$and" else str(int(u) | int(v)))
+        else:
+            return None
+    return out
 
 
 def unroll(mod: dict, latency: int, schedule: Schedule) -> dict:
@@ -2421,6 +2469,10 @@ def _prove_stream(model, bundle: Path, rtl: dict, ops, limit: int, confirm_sim: 
     at = len(model.ops) - len(tail_names)
     results = []
     stages, _, _ = plan_stages(model)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="trigger-prove-") as tmp:
+        why_stage, why_collector = stream_frame(bundle, rtl, stages, Path(tmp))
+    frame_seconds = round(time.perf_counter() - t0, 3)
     for s, (stage, info) in enumerate(zip(stages, stream["stages"])):
         if ops and not any(op.name in ops for op in stage.ops):
             continue
@@ -2430,18 +2482,23 @@ def _prove_stream(model, bundle: Path, rtl: dict, ops, limit: int, confirm_sim: 
             proofs = prove_chain(bundle, dict(rtl, ii=1), kernel, Path(tmp), limit, progress=None,  # one pixel a clock
                                  kernel=(module, lambda: _kernel_signals(kernel, rtl, module),
                                          int(info["kernel_latency"])))
+        # the stage's windows feed the datapath; the next stage's windows (or the collector) take its output
+        frame = why_stage[s] or (why_stage[s + 1] if s + 1 < len(stages) else why_collector)
         for op, proof in zip(stage.ops, proofs):
             if ops and op.name not in ops:
                 continue
             done = proof["status"] == "proved"
-            reason = ("its kernel datapath is proved for every window; the line buffer that feeds it windows and "
-                      "the collector are not (a streamed layer)" if done else
-                      f"kernel datapath: {proof.get('reason', proof['status'])}")
-            kept = {k: proof[k] for k in ("method", "seconds", "cpu_seconds", "peak_rss_mb", "adders", "domain",
+            reason = (f"kernel datapath: {proof.get('reason', proof['status'])}" if not done else
+                      f"its kernel datapath is proved for every window, but the frame check failed: {frame}" if frame
+                      else None)
+            kept = {k: proof[k] for k in ("seconds", "cpu_seconds", "peak_rss_mb", "adders", "domain",
                                          "counterexample") if k in proof}
-            results.append(dict(kept, op=op.name, kind=op.kind, module=proof["module"],
-                                status="counterexample" if proof["status"] == "counterexample" else "not proved",
-                                reason=reason, kernel_datapath=proof["status"]))
+            status = "counterexample" if proof["status"] == "counterexample" else \
+                "proved" if done and not frame else "not proved"
+            results.append(dict(kept, op=op.name, kind=op.kind, module=proof["module"], status=status,
+                                method=f"{proof.get('method')} (kernel datapath); line buffer and collector: frame "
+                                       "unrolled", kernel_datapath=proof["status"], frame_check=frame or "passed",
+                                frame_seconds=frame_seconds, **({"reason": reason} if reason else {})))
             if progress:
                 progress(results[-1])
     wanted = [name for name in tail_names if not ops or name in ops]
@@ -2455,6 +2512,121 @@ def _prove_stream(model, bundle: Path, rtl: dict, ops, limit: int, confirm_sim: 
     for r in prove_design(tail, bundle, tail_rtl, wanted, limit, confirm_sim, progress, edited):
         results.append(dict(r, stream_tail=top))
     return results
+
+
+def stream_frame(bundle: Path, rtl: dict, stages: list, work: Path) -> tuple[list, str | None]:
+    """The line buffers and the collector of a streamed design, over one frame unrolled (``Unrolled`` driven by the
+    frame protocol: pixel t of the frame on in_data in cycle t, in_first with pixel 0, in_valid high for the
+    frame's pixels; checked twice, the frame before it idle, and back to back): for each stage, None when the
+    j-th output pixel its kernel datapath computes was given window j of the stage's input (every element, bit
+    for bit: the frame's pixels, or the pixels the stage before put out), else why; and the same for the
+    collector (the flat tensor it hands on holds the last stage's output pixels in order). With the datapath
+    proved for every window, that proves the streamed op for every frame."""
+    stream = rtl["stream"]
+    n = len(stages)
+    if stream.get("padding"):
+        return ["a padding stage in front (valid/ready input): its frame is not unrolled yet"] * n, "not checked"
+    pixels, latency = int(stream["pixels_per_frame"]), int(stream["latency_after_last_pixel"])
+    files = [bundle / x for x in rtl["sources"] if Path(x).suffix == ".v"]
+    try:
+        mod = yosys_json(files, rtl["top"], work)
+        names = {name: info["bits"] for name, info in mod["netnames"].items()}
+        wanted = ["held", "frame_release"] + [f"s{k}_{w}" for k in range(n) for w in ("valid", "first")] + \
+            [f"u_s{k}.u_kernel.{w}" for k in range(n) for w in ("in_data", "out_data")]
+        missing = [w for w in wanted if w not in names]
+        if missing:
+            raise ProofError(f"signals {missing[:3]} not found in the streamed top")
+    except ProofError as err:
+        return [str(err)] * n, str(err)
+    why_stage: list = [None] * n
+    why_collector = None
+    end = pixels + latency + 4
+    for before in ("idle", "back to back"):
+        start = -pixels if before == "back to back" else 0
+        first = start - latency - 8  # registers before that are unknown; the valid chains are flushed by then
+
+        def valid(k, t):
+            return "1" if (0 <= t < pixels or start <= t < 0) else "0" if t < pixels else None
+
+        drive = {"in_valid": valid, "rst": lambda k, t: "0",
+                 "in_first": lambda k, t: "1" if t in (0, start) else "0" if t < pixels else None,
+                 "in_data": lambda k, t: ("pixel", t, k) if 0 <= t < pixels else None}
+        frames = Unrolled(mod, None, drive=drive, first=first)
+        try:
+            outs = []  # per stage, the cycles its output pixels of this frame come out
+            for k, (stage, info) in enumerate(zip(stages, stream["stages"])):
+                cycles = _frame_pixels(frames, names, k, start, end, stage.out_height * stage.out_width,
+                                       1 if before == "back to back" else 0)
+                outs.append(cycles)
+                why = _windows_differ(frames, names, stage, k, cycles, int(info["kernel_latency"]),
+                                      outs[k - 1] if k else None, stages[k - 1] if k else None)
+                if why and why_stage[k] is None:
+                    why_stage[k] = f"{why} (frame before {before})"
+            last, cycles = stages[-1], outs[-1]
+            release = [t for t in range(cycles[-1], end + pixels) if frames.bit(names["frame_release"][0], t) == "1"]
+            if not release:
+                raise ProofError("no frame_release after the frame's last output pixel")
+            held = [frames.bit(b, release[0]) for b in names["held"]]
+            width = len(names[f"u_s{n - 1}.u_kernel.out_data"])
+            want = [frames.bit(b, t) for t in cycles for b in names[f"u_s{n - 1}.u_kernel.out_data"]]
+            if held[:len(want)] != want:
+                bad = next(i for i, (a, b) in enumerate(zip(held, want)) if a != b)
+                why_collector = why_collector or (f"output pixel {bad // width}, bit {bad % width}: the collected tensor "
+                                                  f"does not hold it (frame before {before})")
+        except ProofError as err:
+            text = f"{err} (frame before {before})"
+            why_stage = [w or text for w in why_stage]
+            why_collector = why_collector or text
+    return why_stage, why_collector
+
+
+def _frame_pixels(frames: Unrolled, names: dict, k: int, start: int, end: int, count: int, group: int) -> list:
+    """The cycles stage k puts out the output pixels of frame ``group`` (0: the first frame from cycle ``start``),
+    from its out_valid and out_first flags unrolled: ``count`` of them, the first flagged first."""
+    groups: list = []
+    t = start
+    while not (len(groups) > group and len(groups[group]) == count):
+        if t >= end + count:
+            raise ProofError(f"stage {k}: {len(groups[group]) if len(groups) > group else 0} output pixels in a "
+                             f"frame, {count} expected")
+        v = frames.bit(names[f"s{k}_valid"][0], t)
+        f = frames.bit(names[f"s{k}_first"][0], t) if v == "1" else "0"
+        if v not in ("0", "1") or f not in ("0", "1"):
+            why = frames.unknown.get(v if v not in ("0", "1") else f, "a value outside the frame")
+            raise ProofError(f"stage {k}: out_valid/out_first in cycle {t} depend on {why}")
+        if v == "1":
+            if f == "1":
+                groups.append([])
+            elif not groups:
+                raise ProofError(f"stage {k}: an output pixel in cycle {t} before any flagged first")
+            groups[-1].append(t)
+        t += 1
+    return groups[group]
+
+
+def _windows_differ(frames: Unrolled, names: dict, stage, k: int, cycles: list, latency: int, source_cycles,
+                    source_stage) -> str | None:
+    """The first window element of stage k's kernel datapath that is not the input element window j should read
+    (None: every one is): j-th output pixel in cycle cycles[j], its window in cycle cycles[j] - latency."""
+    geo = stage.ops[0].geometry
+    ins = names[f"u_s{k}.u_kernel.in_data"]
+    w = stage.kernel_ops[0].input.widths[0]
+    if source_stage is not None:
+        src = names[f"u_s{k - 1}.u_kernel.out_data"]
+        if source_stage.kernel_ops[-1].output.widths[0] != w:
+            return f"stage {k}: its input elements are {w} bits, the stage before puts out " \
+                   f"{source_stage.kernel_ops[-1].output.widths[0]}"
+    for j, row in enumerate(geo.im2col()):
+        got = [frames.bit(b, cycles[j] - latency) for b in ins]
+        for e, flat in enumerate(row):
+            pixel, ch = divmod(int(flat), geo.channels)
+            if source_stage is None:  # the frame's pixel, as the top's in_data carried it
+                want = [frames.bit(b, pixel) for b in frames.mod["ports"]["in_data"]["bits"][ch * w:(ch + 1) * w]]
+            else:
+                want = [frames.bit(b, source_cycles[pixel]) for b in src[ch * w:(ch + 1) * w]]
+            if got[e * w:(e + 1) * w] != want:
+                return f"stage {k}: window {j}, element {e} is not input pixel {pixel} channel {ch}"
+    return None
 
 
 def _kernel_signals(kernel, rtl: dict, module: str) -> list[list[tuple]]:
