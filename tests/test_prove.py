@@ -782,8 +782,9 @@ def test_shared_output_not_held_is_not_proved(tmp_path):
 @pytest.mark.slow  # Yosys
 def test_streamed_design_tail_and_kernel_datapaths(tmp_path):
     """A streamed CNN (tests/test_stream_conv.py's 2D model; the dense tail shared over 3 clocks): the tail's dense
-    is proved at its ii; a stage's kernel datapath is proved op by op where it can be (relu after the scale), but
-    a streamed op stays "not proved" (the line buffer and collector are not), saying which part failed."""
+    is proved at its ii; stage 0's ops (convolution, scale, relu) are proved: their kernel datapath for every
+    window, the line buffers and the collector over a frame unrolled. A broken line buffer leaves them "not
+    proved", naming the window element or the missing output pixels."""
     from tests.test_stream_conv import _hand_models
     from trigger.ir.ii import resolve_ii
     from trigger.prove import prove_design
@@ -799,11 +800,22 @@ def test_streamed_design_tail_and_kernel_datapaths(tmp_path):
     assert list(by_op) == [op.name for op in model.ops]
     assert by_op["d"]["status"] == "proved" and by_op["d"]["schedule"]["ii"] == 3, by_op["d"]
     for name in ("c", "bn", "r"):  # stage 0's datapath: the window convolution, the per-channel scale, relu
-        assert by_op[name]["status"] == "not proved" and by_op[name]["kernel_datapath"] == "proved", by_op[name]
-        assert "line buffer" in by_op[name]["reason"] and by_op[name]["module"] == "h_k0 (kernel datapath)"
+        assert by_op[name]["status"] == "proved" and by_op[name]["kernel_datapath"] == "proved", by_op[name]
+        assert by_op[name]["frame_check"] == "passed" and by_op[name]["module"] == "h_k0 (kernel datapath)"
     # the scale's channel 2 never reads the convolution's output 2 (its factor is 0): Yosys keeps it when asked
-    assert by_op["c"]["method"] == "enumeration (3 outputs)"
+    assert by_op["c"]["method"].startswith("enumeration (3 outputs) (kernel datapath)")
     assert by_op["avg"]["status"] == "not proved" and by_op["avg"]["reason"].startswith("kernel datapath: no reference")
+    # the line buffer broken: a window with two channels of a pixel swapped, a column mask that fires once too few
+    text = (tmp_path / "rtl" / "h_s0.v").read_text()
+    swapped = re.sub(r"(lb\[\d+:\d+\]),\n(\s+)(lb\[\d+:\d+\]),", r"\3,\n\2\1,", text, count=1)
+    masked = re.sub(r"COLS = (\d+)'b(\d*)1(0*);", lambda m: f"COLS = {m.group(1)}'b{m.group(2)}0{m.group(3)};", text)
+    for edited, why in ((swapped, "frame check failed: stage 0: window 0, element "), (masked, "frame check failed: stage 0: ")):
+        assert edited != text
+        (tmp_path / "rtl" / "h_s0.v").write_text(edited)
+        by_op = {r["op"]: r for r in prove_design(model, tmp_path, rtl)}
+        for name in ("c", "bn", "r"):
+            assert by_op[name]["status"] == "not proved" and why in by_op[name]["reason"], by_op[name]
+        assert by_op["d"]["status"] == "proved"
 
 
 def test_per_element_reference_equals_emulator():
