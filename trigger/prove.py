@@ -2496,8 +2496,9 @@ def _prove_stream(model, bundle: Path, rtl: dict, ops, limit: int, confirm_sim: 
             status = "counterexample" if proof["status"] == "counterexample" else \
                 "proved" if done and not frame else "not proved"
             results.append(dict(kept, op=op.name, kind=op.kind, module=proof["module"], status=status,
-                                method=f"{proof.get('method')} (kernel datapath); line buffer and collector: frame "
-                                       "unrolled", kernel_datapath=proof["status"], frame_check=frame or "passed",
+                                method=f"{proof.get('method')} (kernel datapath)" + (
+                                    "; line buffer and collector: frame unrolled" if done else ""),
+                                kernel_datapath=proof["status"], frame_check=frame or "passed",
                                 frame_seconds=frame_seconds, **({"reason": reason} if reason else {})))
             if progress:
                 progress(results[-1])
