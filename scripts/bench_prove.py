@@ -38,6 +38,9 @@ DESIGNS = {  # name -> (how it is made, source, pipeline[, ii: resource sharing,
     "network 16-64-32-32-5 (layer ii 4)": ("network", None, "layer", 4),
     "network 16-64-32-32-5 (auto ii 4)": ("network", None, "auto", 4),
     "conv1d_small": ("bundle", REFERENCE / "KERAS_conv1d_small.json", None),
+    # a streamed CNN (tests/test_stream_conv.py's 2D model: conv 3x2 stride 2x1, scale, relu, average pool streamed;
+    # its dense tail shared over 3 clocks)
+    "streamed hand2d (tail ii 3)": ("stream_case", "hand2d", "layer", 3),
     "muon_pt_bdt": ("bundle", ROOT / "models" / "muon_pt_bdt", None),
     # graph models: the anomaly example (trained as tests/test_anomaly_detector.py does, on 20,000 events for 2
     # epochs: the proof does not depend on the weights' quality) and two of tests/graph_cases.py's functional
@@ -96,6 +99,11 @@ def prove_one(kind: str, source: str, pipeline: str | None, work: Path, ii: int 
             from bench_da4ml import jet_tagger
 
             model = jet_tagger()
+        elif kind == "stream_case":
+            sys.path.insert(0, str(ROOT / "tests"))
+            from test_stream_conv import _hand_models
+
+            model = _hand_models()[source]
         else:
             model = FirmwareModel.load(Path(source))
         rtl_dir = work / "rtl"
@@ -281,7 +289,7 @@ def main() -> int:
             target, pipe = bundles[source], pipeline
             folder.mkdir(exist_ok=True)
         else:
-            target, pipe = "-", pipeline
+            target, pipe = (source if kind == "stream_case" else "-"), pipeline
             folder.mkdir(exist_ok=True)
         print(f"proving {name} ...", flush=True)
         run = subprocess.run([sys.executable, __file__, "--one", "bundle" if kind == "bundle" else kind,
@@ -352,7 +360,9 @@ def markdown(result: dict) -> str:
         spare = sum(r.get("adders", {}).get("spare_bits", 0) for r in d["ops"])
         bits = sum(r.get("adders", {}).get("bits", 0) for r in d["ops"])
         wider = sum(r.get("adders", {}).get("wider_than_needed", 0) for r in d["ops"])
-        shared = (f" at ii {d['ii']} (resource sharing: each op proved over one event unrolled, the operand "
+        shared = (" (streamed: each stage's ops proved for every window of its kernel datapath, the line buffers and "
+                  f"collector checked over one frame unrolled; the tail shared at ii {d['ii']})" if d["kind"] == "stream_case"
+                  else f" at ii {d['ii']} (resource sharing: each op proved over one event unrolled, the operand "
                   "multiplexers folded by the cycle counters; a dense's input read as one variable per slice)"
                   if d.get("ii", 1) > 1 else "")
         lines += [f"## {name}", "",
