@@ -2663,6 +2663,8 @@ def _finish(bundle, manifest, results, edited, limit, write) -> dict:
                            "every in_data-to-out_data path crosses the op's latency in registers (checked per bit)",
                            "a shared design (ii > 1): the unrolled event (start in cycle 0, events ii clocks apart, "
                            "rst low; anything else unknown and, if read, not proved)",
+                           "a streamed design: its frame unrolled with the pixels on consecutive clocks, the frame "
+                           "before idle or back to back",
                            "trigger/prove.py's affine evaluation and enumeration"],
               "limits": {"enumeration_values": limit, "whole_op_input_bits": WHOLE_BITS}}
     if write:
