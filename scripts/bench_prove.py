@@ -30,12 +30,17 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 REFERENCE = ROOT.parent / "shared" / "reference_models"
 
-DESIGNS = {  # name -> (how it is made, source, pipeline)
+DESIGNS = {  # name -> (how it is made, source, pipeline[, ii: resource sharing, each op at the ii it can use])
     "qkeras_3layer (auto)": ("bundle", REFERENCE / "qkeras_3layer.json", None),
     "qkeras_3layer (layer)": ("rtl_of", "qkeras_3layer (auto)", "layer"),
     "network 16-64-32-32-5 (auto)": ("network", None, "auto"),
     "network 16-64-32-32-5 (layer)": ("network", None, "layer"),
+    "network 16-64-32-32-5 (layer ii 4)": ("network", None, "layer", 4),
+    "network 16-64-32-32-5 (auto ii 4)": ("network", None, "auto", 4),
     "conv1d_small": ("bundle", REFERENCE / "KERAS_conv1d_small.json", None),
+    # a streamed CNN (tests/test_stream_conv.py's 2D model: conv 3x2 stride 2x1, scale, relu, average pool streamed;
+    # its dense tail shared over 3 clocks)
+    "streamed hand2d (tail ii 3)": ("stream_case", "hand2d", "layer", 3),
     "muon_pt_bdt": ("bundle", ROOT / "models" / "muon_pt_bdt", None),
     # graph models: the anomaly example (trained as tests/test_anomaly_detector.py does, on 20,000 events for 2
     # epochs: the proof does not depend on the weights' quality) and two of tests/graph_cases.py's functional
@@ -78,9 +83,10 @@ def build(source: Path, out: Path) -> float:
 
 LIMIT = 1 << 25  # values per enumeration (trigger prove's default); wider accumulators go to z3
 
-def prove_one(kind: str, source: str, pipeline: str | None, work: Path) -> dict:
+def prove_one(kind: str, source: str, pipeline: str | None, work: Path, ii: int = 1) -> dict:
     """Runs in a child process (``--one``): proves one design, returns its ops' results."""
     from trigger.backends.rtl import write_rtl
+    from trigger.ir.ii import resolve_ii
     from trigger.ir.model import FirmwareModel
     from trigger.prove import prove_bundle, prove_design
 
@@ -93,10 +99,16 @@ def prove_one(kind: str, source: str, pipeline: str | None, work: Path) -> dict:
             from bench_da4ml import jet_tagger
 
             model = jet_tagger()
+        elif kind == "stream_case":
+            sys.path.insert(0, str(ROOT / "tests"))
+            from test_stream_conv import _hand_models
+
+            model = _hand_models()[source]
         else:
             model = FirmwareModel.load(Path(source))
         rtl_dir = work / "rtl"
-        design = write_rtl(model, rtl_dir, top="bench", pipeline=pipeline)
+        design = write_rtl(model, rtl_dir, top="bench", pipeline=pipeline, ii=ii,
+                           op_ii=resolve_ii(model, ii)[1] if ii > 1 else None)
         rtl = {"top": design.top, "sources": [Path(s).relative_to(work).as_posix() for s in design.sources],
                "op_latency": design.op_latency, "pipeline": design.pipeline, "multiplier": design.multiplier,
                "max_delay_ns_per_stage": design.max_delay_ns, "op_ii": design.op_ii, "ii": design.ii,
@@ -134,16 +146,33 @@ def _narrow_root(text: str, j: int, cut: int) -> str:
     return text.replace(f"$signed({root}_y)", f"$signed({{{{{cut}{{{root}_y[{n - 1}]}}}}, {root}_y}})")
 
 
+def simulated(row: dict, result: dict, op, sources: list[Path], module: str, latency: int, folder: Path) -> dict:
+    """A mutant's row, with its counterexample replayed through Verilator and what 1,500 uniformly random vectors
+    through Verilator find against the emulator."""
+    import numpy as np
+
+    from trigger.prove import confirm
+
+    if result.get("counterexample"):
+        x = np.array([result["counterexample"]["input"]])
+        sim = confirm(op, sources, module, latency, x, folder / "sim")
+        row["confirmed_by_verilator"] = bool(np.any(sim != op.emulate(x, {})))
+    rng = np.random.default_rng(2)
+    x = rng.integers(op.input.min_raw, op.input.max_raw + 1, size=(RANDOM_VECTORS, op.input.n))
+    sim = confirm(op, sources, module, latency, x, folder / "random")
+    row["random_vectors"] = RANDOM_VECTORS
+    row["random_mismatches"] = int(np.any(sim != op.emulate(x, {}), axis=1).sum())
+    return row
+
+
 def mutations(bundle: Path, work: Path) -> list[dict]:
     """Each bug in the tagger's op module (pipeline layer): the proof's verdict and time, its counterexample
     replayed through Verilator, and what 1,500 random vectors through Verilator find."""
     import shutil
 
-    import numpy as np
-
     from trigger.backends.rtl import write_rtl
     from trigger.ir.model import FirmwareModel
-    from trigger.prove import confirm, op_modules, prove_op
+    from trigger.prove import op_modules, prove_op
 
     model = FirmwareModel.load(bundle)
     design = write_rtl(model, work / "rtl", top="tagger", pipeline="layer")
@@ -158,16 +187,7 @@ def mutations(bundle: Path, work: Path) -> list[dict]:
         result = prove_op(op, copies, module, latency, folder)
         row = {"mutation": name, "op": op_name, "status": result["status"], "method": result.get("method"),
                "seconds": result["seconds"], "reason": result.get("reason")}
-        if result.get("counterexample"):
-            x = np.array([result["counterexample"]["input"]])
-            sim = confirm(op, copies, module, latency, x, folder / "sim")
-            row["confirmed_by_verilator"] = bool(np.any(sim != op.emulate(x, {})))
-        rng = np.random.default_rng(2)
-        x = rng.integers(op.input.min_raw, op.input.max_raw + 1, size=(RANDOM_VECTORS, op.input.n))
-        sim = confirm(op, copies, module, latency, x, folder / "random")
-        row["random_vectors"] = RANDOM_VECTORS
-        row["random_mismatches"] = int(np.any(sim != op.emulate(x, {}), axis=1).sum())
-        rows.append(row)
+        rows.append(simulated(row, result, op, copies, module, latency, folder))
         print(f"  {name}: {row['status']} in {row['seconds']} s, random mismatches {row['random_mismatches']}",
               flush=True)
     return rows
@@ -178,13 +198,11 @@ def kind_mutations(work: Path) -> list[dict]:
     module's proof, the broken one's, its counterexample through Verilator, and 1,500 random vectors."""
     import shutil
 
-    import numpy as np
-
     sys.path.insert(0, str(ROOT / "tests"))
     from test_prove import MUTANTS, kind_models
 
     from trigger.backends.rtl import write_rtl
-    from trigger.prove import confirm, op_modules, prove_op
+    from trigger.prove import op_modules, prove_op
 
     models, rows = kind_models(), []
     for k, (name, (kind, op_name, edit, edited_file, limit)) in enumerate(sorted(MUTANTS.items())):
@@ -202,16 +220,7 @@ def kind_mutations(work: Path) -> list[dict]:
         row = {"mutant": name, "kind": op.kind, "op": op_name, "clean": clean["status"],
                "clean_method": clean.get("method"), "clean_seconds": clean["seconds"], "status": result["status"],
                "method": result.get("method"), "seconds": result["seconds"], "input_bits": sum(op.input.widths)}
-        if result.get("counterexample"):
-            x = np.array([result["counterexample"]["input"]])
-            sim = confirm(op, copies, module, latency, x, folder / "sim")
-            row["confirmed_by_verilator"] = bool(np.any(sim != op.emulate(x, {})))
-        rng = np.random.default_rng(2)
-        x = rng.integers(op.input.min_raw, op.input.max_raw + 1, size=(RANDOM_VECTORS, op.input.n))
-        sim = confirm(op, copies, module, latency, x, folder / "random")
-        row["random_vectors"] = RANDOM_VECTORS
-        row["random_mismatches"] = int(np.any(sim != op.emulate(x, {}), axis=1).sum())
-        rows.append(row)
+        rows.append(simulated(row, result, op, copies, module, latency, folder))
         print(f"  {name}: clean {row['clean']}, broken {row['status']} in {row['seconds']} s, random mismatches "
               f"{row['random_mismatches']}", flush=True)
     return rows
@@ -227,7 +236,7 @@ def main() -> int:
                         help="only (re)run the per-kind mutation section, into benchmarks/prove.json")
     parser.add_argument("--designs", default=None,
                         help="comma-separated design names: prove only these, into benchmarks/prove.json's designs")
-    parser.add_argument("--one", nargs=4, metavar=("KIND", "SOURCE", "PIPELINE", "WORK"), help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=5, metavar=("KIND", "SOURCE", "PIPELINE", "WORK", "II"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.mutations_only:
         out = ROOT / "benchmarks"
@@ -248,8 +257,8 @@ def main() -> int:
         (out / "prove.md").write_text(markdown(json.loads((out / "prove.json").read_text())))
         return 0
     if args.one:
-        kind, source, pipeline, work = args.one
-        result = prove_one(kind, source, None if pipeline == "-" else pipeline, Path(work))
+        kind, source, pipeline, work, ii = args.one
+        result = prove_one(kind, source, None if pipeline == "-" else pipeline, Path(work), int(ii))
         print("RESULT " + json.dumps(result, default=str))
         return 0
 
@@ -262,11 +271,12 @@ def main() -> int:
     for name in chosen:
         if name not in DESIGNS:
             raise SystemExit(f"bench_prove: no design {name!r} (designs: {', '.join(DESIGNS)})")
-    for name, (kind, source, pipeline) in DESIGNS.items():
+    for name, (kind, source, pipeline, *sharing) in DESIGNS.items():
         if name not in chosen:
             continue
-        folder = work / name.replace(" ", "_").replace("(", "").replace(")", "")
-        entry = {"kind": kind, "pipeline": pipeline}
+        ii = sharing[0] if sharing else 1
+        folder = work / name.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
+        entry = {"kind": kind, "pipeline": pipeline, "ii": ii}
         if kind in ("example", "keras_graph"):
             kind, source = "bundle", model_source(kind, source, folder / "source")
             folder = folder / "bundle"
@@ -279,11 +289,11 @@ def main() -> int:
             target, pipe = bundles[source], pipeline
             folder.mkdir(exist_ok=True)
         else:
-            target, pipe = "-", pipeline
+            target, pipe = (source if kind == "stream_case" else "-"), pipeline
             folder.mkdir(exist_ok=True)
         print(f"proving {name} ...", flush=True)
         run = subprocess.run([sys.executable, __file__, "--one", "bundle" if kind == "bundle" else kind,
-                              str(target), pipe, str(folder)], cwd=ROOT, capture_output=True, text=True,
+                              str(target), pipe, str(folder), str(ii)], cwd=ROOT, capture_output=True, text=True,
                              env={**os.environ, "TRIGGER_CACHE": str(cache / name.replace(" ", "_"))})
         lines = [x for x in run.stdout.splitlines() if x.startswith("RESULT ")]
         if run.returncode != 0 or not lines:
@@ -350,8 +360,13 @@ def markdown(result: dict) -> str:
         spare = sum(r.get("adders", {}).get("spare_bits", 0) for r in d["ops"])
         bits = sum(r.get("adders", {}).get("bits", 0) for r in d["ops"])
         wider = sum(r.get("adders", {}).get("wider_than_needed", 0) for r in d["ops"])
+        shared = (" (streamed: each stage's ops proved for every window of its kernel datapath, the line buffers and "
+                  f"collector checked over one frame unrolled; the tail shared at ii {d['ii']})" if d["kind"] == "stream_case"
+                  else f" at ii {d['ii']} (resource sharing: each op proved over one event unrolled, the operand "
+                  "multiplexers folded by the cycle counters; a dense's input read as one variable per slice)"
+                  if d.get("ii", 1) > 1 else "")
         lines += [f"## {name}", "",
-                  f"RTL pipeline {d.get('pipeline')}; {counts['proved']} of {len(d['ops'])} ops proved, "
+                  f"RTL pipeline {d.get('pipeline')}{shared}; {counts['proved']} of {len(d['ops'])} ops proved, "
                   f"{counts['counterexample']} counterexamples; proof wall time {d['wall_s']} s in all"
                   + (f" (the build took {d['build_s']} s)" if d.get("build_s") else "") + "."
                   + (f" The first op's time includes {d['ops'][0]['chain_setup_seconds']} s of chain set-up (Yosys "

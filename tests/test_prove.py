@@ -520,9 +520,12 @@ def graph_model():
     return model
 
 
-def design_rtl(model, folder: Path, pipeline: str, top: str = "g") -> dict:
-    """write_rtl, and the manifest's rtl section for it."""
-    design = write_rtl(model, folder / "rtl", top=top, pipeline=pipeline)
+def design_rtl(model, folder: Path, pipeline: str, top: str = "g", ii: int = 1) -> dict:
+    """write_rtl (ii > 1: resource sharing, each op at the ii it can use), and the manifest's rtl section for it."""
+    from trigger.ir.ii import resolve_ii
+
+    design = write_rtl(model, folder / "rtl", top=top, pipeline=pipeline, ii=ii,
+                       op_ii=resolve_ii(model, ii)[1] if ii > 1 else None)
     return {"top": design.top, "sources": [Path(s).relative_to(folder).as_posix() for s in design.sources],
             "op_latency": design.op_latency, "pipeline": design.pipeline, "multiplier": design.multiplier,
             "max_delay_ns_per_stage": design.max_delay_ns, "op_ii": design.op_ii, "ii": design.ii}
@@ -674,3 +677,159 @@ def test_item_dense_and_global_pool_proved(tmp_path, pipeline):
         folder = tmp_path / model.name
         results = prove_design(model, folder, design_rtl(model, folder, pipeline, top="d"))
         assert [r["status"] for r in results] == ["proved", "proved"], results
+
+
+# ---------------------------------------------------------------------------------------------- shared designs (ii > 1)
+def shared_mlp():
+    """A small dense network (4 -> 5 -> 3, fixed<16,6> inputs, ReLU between): its dense layers digit-serial."""
+    from tests.firmware_cases import mlp
+
+    return mlp(sizes=(4, 5, 3))
+
+
+@pytest.mark.slow  # Yosys
+@pytest.mark.parametrize("pipeline,ii", [("layer", 2), ("auto", 4)])
+def test_shared_design_proved_op_by_op(tmp_path, pipeline, ii):
+    """Resource sharing: every op of the shared design proved over one event unrolled (the phase counters and
+    operand multiplexers folded), the dense layers over their input slices (digit variables)."""
+    from trigger.prove import prove_design
+
+    model = shared_mlp()
+    rtl = design_rtl(model, tmp_path, pipeline, top="s", ii=ii)
+    assert rtl["ii"] == ii and rtl["op_ii"]["dense0"] == ii
+    results = prove_design(model, tmp_path, rtl)
+    assert [r["status"] for r in results] == ["proved"] * 3, results
+    by_op = {r["op"]: r for r in results}
+    assert by_op["dense0"]["digit_inputs"] and by_op["dense1"]["digit_inputs"]  # read slice by slice
+    assert by_op["dense1"]["method"] == "affine (3 outputs)"
+    if pipeline == "layer":  # relu0 holds dense0's sums for the ii cycles dense1 reads them
+        assert by_op["relu0"]["schedule"]["output_held_cycles"] == ii
+        assert by_op["dense0"]["schedule"]["input_held_cycles"] == ii
+
+
+def shared_module(folder: Path, name: str, edit=None):
+    """(op, module, sources, latency, schedule) of one op of shared_mlp at ii 2, one module per op, its module
+    edited by ``edit``."""
+    from trigger.prove import _schedule
+
+    model = shared_mlp()
+    rtl = design_rtl(model, folder, "layer", top="s", ii=2)
+    k = [op.name for op in model.ops].index(name)
+    op, module, sources, latency = op_modules(model, folder / "rtl", "s", rtl["op_latency"])[k]
+    if edit is not None:
+        text = sources[0].read_text()
+        assert edit(text) != text, "the mutation did not apply"
+        sources[0].write_text(edit(text))
+    return op, module, sources, latency, _schedule(model, rtl, k)
+
+
+SHARED_MUTANTS = {
+    # cycle 1 selects the top slice again: the counter value for slot 1 replaced by one that never occurs
+    "operand_slot": lambda text: text.replace("            1: sl0 = ", "            2: sl0 = ", 1),
+    # the bias's top part, added in the first time slot only, one LSB off
+    "slot_constant": lambda text: re.sub(r"acc0 <= \(start \? (\d+)'sh([0-9a-f]+)",
+                                         lambda m: f"acc0 <= (start ? {m.group(1)}'sh{int(m.group(2), 16) ^ 1:x}",
+                                         text, count=1),
+}
+
+
+@pytest.mark.slow  # Yosys and Verilator
+@pytest.mark.parametrize("mutant", sorted(SHARED_MUTANTS))
+def test_shared_mutant_caught_and_confirmed_by_simulation(tmp_path, mutant):
+    """A shared dense with a wrong operand selection in one cycle, or a wrong constant in one time slot: a
+    counterexample that Verilator, driving the module at ii 2 behind the standard top, confirms."""
+    op, module, sources, latency, schedule = shared_module(tmp_path, "dense0", SHARED_MUTANTS[mutant])
+    result = prove_op(op, sources, module, latency, tmp_path / "proof", schedule=schedule)
+    assert result["status"] == "counterexample", result
+    x = np.array([result["counterexample"]["input"]])
+    assert np.all((x >= op.input.min_raw) & (x <= op.input.max_raw))  # an input of the op, not of the digits
+    simulated = confirm(op, sources, module, latency, x, tmp_path / "sim", ii=2)
+    assert not np.array_equal(simulated, op.emulate(x, {}))
+    assert simulated.tolist() == [result["counterexample"]["netlist"]]  # the unrolled netlist computes what runs
+
+
+@pytest.mark.slow  # Yosys and Verilator
+def test_unrolled_netlist_equals_simulation(tmp_path):
+    """What a shared op's proof rests on: the unrolled netlist (``Unrolled``), evaluated on random inputs,
+    computes what Verilator computes for the module at ii 2 behind the standard top."""
+    from trigger.prove import Netlist, evaluate, unroll, yosys_json
+
+    op, module, sources, latency, schedule = shared_module(tmp_path, "dense0")
+    mod = unroll(yosys_json(sources, module, tmp_path), latency, schedule)
+    bits = mod["ports"]["in_data"]["bits"]
+    net = Netlist(mod, [bits[lsb:lsb + f.width] for lsb, f in zip(op.input.offsets, op.input.formats)],
+                  [(int(f.min_raw), int(f.max_raw)) for f in op.input.formats])
+    net.outputs = [(net.out_bits[lsb:lsb + f.width], f.signed) for lsb, f in zip(op.output.offsets,
+                                                                                op.output.formats)]
+    x = np.random.default_rng(4).integers(op.input.min_raw, op.input.max_raw + 1, size=(300, op.input.n))
+    x[:2] = op.input.min_raw, op.input.max_raw
+    got = evaluate(net, x, None)
+    assert np.array_equal(got, confirm(op, sources, module, latency, x, tmp_path / "sim", ii=2))
+    assert np.array_equal(got, op.emulate(x, {}))
+
+
+@pytest.mark.slow  # Yosys
+def test_shared_output_not_held_is_not_proved(tmp_path):
+    """relu0 writes its hold register every cycle instead of once per event: the same function in the cycle it
+    is read first, but the next op (shared, ii 2) reads it a cycle longer, when it holds the next input's."""
+    op, module, sources, latency, schedule = shared_module(
+        tmp_path, "relu0", lambda text: text.replace("always @(posedge clk) if (start) y0_held", "always @(posedge clk) y0_held"))
+    assert schedule.need == 2
+    result = prove_op(op, sources, module, latency, tmp_path / "proof", schedule=schedule)
+    assert result["status"] == "not proved" and "out_data changes in cycle 2" in result["reason"], result
+
+
+@pytest.mark.slow  # Yosys
+def test_streamed_design_tail_and_kernel_datapaths(tmp_path):
+    """A streamed CNN (tests/test_stream_conv.py's 2D model; the dense tail shared over 3 clocks): the tail's dense
+    is proved at its ii; stage 0's ops (convolution, scale, relu) are proved: their kernel datapath for every
+    window, the line buffers and the collector over a frame unrolled. A broken line buffer leaves them "not
+    proved", naming the window element or the missing output pixels."""
+    from tests.test_stream_conv import _hand_models
+    from trigger.ir.ii import resolve_ii
+    from trigger.prove import prove_design
+
+    model = _hand_models()["hand2d"]
+    ii, op_ii = resolve_ii(model, 3)
+    design = write_rtl(model, tmp_path / "rtl", top="h", ii=ii, op_ii=op_ii)
+    rtl = {"top": design.top, "sources": [Path(s).relative_to(tmp_path).as_posix() for s in design.sources],
+           "op_latency": design.op_latency, "pipeline": design.pipeline, "multiplier": design.multiplier,
+           "max_delay_ns_per_stage": design.max_delay_ns, "op_ii": design.op_ii, "ii": design.ii,
+           "stream": design.stream}
+    by_op = {r["op"]: r for r in prove_design(model, tmp_path, rtl)}
+    assert list(by_op) == [op.name for op in model.ops]
+    assert by_op["d"]["status"] == "proved" and by_op["d"]["schedule"]["ii"] == 3, by_op["d"]
+    for name in ("c", "bn", "r"):  # stage 0's datapath: the window convolution, the per-channel scale, relu
+        assert by_op[name]["status"] == "proved" and by_op[name]["kernel_datapath"] == "proved", by_op[name]
+        assert by_op[name]["frame_check"] == "passed" and by_op[name]["module"] == "h_k0 (kernel datapath)"
+    # the scale's channel 2 never reads the convolution's output 2 (its factor is 0): Yosys keeps it when asked
+    assert by_op["c"]["method"].startswith("enumeration (3 outputs) (kernel datapath)")
+    assert by_op["avg"]["status"] == "not proved" and by_op["avg"]["reason"].startswith("kernel datapath: no reference")
+    # the line buffer broken: a window with two channels of a pixel swapped, a column mask that fires once too few
+    text = (tmp_path / "rtl" / "h_s0.v").read_text()
+    swapped = re.sub(r"(lb\[\d+:\d+\]),\n(\s+)(lb\[\d+:\d+\]),", r"\3,\n\2\1,", text, count=1)
+    masked = re.sub(r"COLS = (\d+)'b(\d*)1(0*);", lambda m: f"COLS = {m.group(1)}'b{m.group(2)}0{m.group(3)};", text)
+    for edited, why in ((swapped, "frame check failed: stage 0: window 0, element "), (masked, "frame check failed: stage 0: ")):
+        assert edited != text
+        (tmp_path / "rtl" / "h_s0.v").write_text(edited)
+        by_op = {r["op"]: r for r in prove_design(model, tmp_path, rtl)}
+        for name in ("c", "bn", "r"):
+            assert by_op[name]["status"] == "not proved" and why in by_op[name]["reason"], by_op[name]
+        assert by_op["d"]["status"] == "proved"
+
+
+def test_per_element_reference_equals_emulator():
+    """A scale with a factor per element: the element-wise reference evaluates each element with its own factor
+    (it had evaluated rows of every element's factors, which only holds when they are all the same), equal to
+    emulate."""
+    from tests.firmware_cases import small_models
+
+    scales = [op for m in small_models().values() for op in m.ops if op.kind in ("scale", "prelu")]
+    assert scales
+    rng = np.random.default_rng(8)
+    for op in scales:
+        x = rng.integers(op.input.min_raw, op.input.max_raw + 1, size=(500, op.input.n))
+        want = op.emulate(x, {})
+        ref = reference(op)
+        assert all(np.array_equal(post(form.eval(x)), want[:, j])
+                   for j, (form, post) in enumerate(zip(ref.forms, ref.post))), op.name

@@ -36,6 +36,12 @@ like any others):
    scalar, inputs where the forms differ) go through the netlist and ``op.emulate``; a mismatch is a
    counterexample, replayed through Verilator on the module itself (``confirm``).
 
+Resource sharing (ii > 1): a shared module or chain has loops through registers (the accumulators, the phase
+counters); it is unrolled over one event instead (``Unrolled``: each cycle a copy of the cells, registers the
+previous cycle's values, the schedule's start/rst and everything they decide folded to constants), which
+leaves a netlist without registers for the steps above; a digit-serial dense's input slices are variables of
+their own (``_digit_split``). Streamed designs: the tail and each stage's kernel datapath (``_prove_stream``).
+
 Results per op: ``proved`` / ``counterexample`` / ``not proved`` (with the reason), the method, time and
 peak memory. They are cached by a hash of the module's sources, the op and this file
 (``$TRIGGER_CACHE/prove``). What a proof rests on: Yosys' reading of the Verilog, the reference's
@@ -152,8 +158,9 @@ class Word:
 
 
 # ---------------------------------------------------------------------------------------------- the netlist
-def yosys_json(sources: list[Path], module: str, work: Path) -> dict:
-    """The flattened netlist of ``module`` (Yosys JSON): processes, hierarchy and unused wires removed."""
+def yosys_json(sources: list[Path], module: str, work: Path, keep: bool = False) -> dict:
+    """The flattened netlist of ``module`` (Yosys JSON): processes, hierarchy and unused wires removed (with
+    ``keep``, every wire and what drives it stays: an op's output that nothing reads has signals to prove)."""
     from trigger.toolchain import find_tool
 
     yosys = find_tool("yosys")
@@ -161,7 +168,8 @@ def yosys_json(sources: list[Path], module: str, work: Path) -> dict:
         raise ConfigError("yosys not found: run `make setup` (scripts/install_system_tools.sh installs it)")
     out = work / f"{module}.json"
     files = " ".join(str(s) for s in sources)
-    script = f"read_verilog -sv {files}; hierarchy -top {module}; proc; flatten; opt_clean; write_json {out}"
+    script = (f"read_verilog -sv {files}; hierarchy -top {module}; proc; flatten; "
+              f"{'setattr -set keep 1 w:*; ' if keep else ''}opt_clean; write_json {out}")
     run = subprocess.run([yosys, "-q", "-p", script], capture_output=True, text=True, timeout=600)
     if run.returncode != 0:
         raise ProofError(f"yosys could not read {module}: {(run.stderr or run.stdout).strip().splitlines()[-1:]}")
@@ -207,6 +215,7 @@ class Netlist:
         self.memories = _memories(self.cells)
         self.alias = {}  # input element -> the element it equals (a tensor an op reads twice, as x . x)
         self.scale = {}  # input element -> k: the variable is the element >> k (its k low bits are constant 0)
+        self.legal = None  # variables other than the op's inputs (digits): rows -> which rows are inputs
 
     def _word(self, aff: Aff, m: int) -> int:
         lo, hi = aff.range(self.dom)
@@ -253,7 +262,8 @@ class Netlist:
         if bit in self._sym:
             return self._sym[bit]
         if bit not in self.driver:
-            raise ProofError("the op's logic reads a signal outside its inputs")
+            why = self.mod.get("unknown", {}).get(bit)  # an unrolled schedule: a value outside the event
+            raise ProofError(f"the op's logic reads {why}" if why else "the op's logic reads a signal outside its inputs")
         name, port, i = self.driver[bit]
         cell = self.cells[name]
         if cell["type"] == "$dff":
@@ -316,7 +326,8 @@ class Netlist:
             p = q
         return total, mod
 
-    def _port(self, cell, port: str, width: int, signed: bool) -> list:
+    @staticmethod
+    def _port(cell, port: str, width: int, signed: bool) -> list:
         bits = list(cell["connections"][port])
         if len(bits) < width:
             bits += [bits[-1] if (signed and bits) else "0"] * (width - len(bits))
@@ -365,7 +376,7 @@ class Netlist:
             if aff is not None:
                 wid = self._word(aff, m)
                 if kind in ("$add", "$sub"):
-                    self.adders.append((y, wid))
+                    self.adders.append((y, wid, name))
                 result = [("w", wid, k) if k < m else ("o", name, k) for k in range(y)]
         elif kind in ("$shr", "$sshr"):
             s = self._const(list(cell["connections"]["B"]), False)
@@ -485,80 +496,292 @@ class Concrete:
     def cell(self, name: str) -> np.ndarray:
         if name in self._cells:
             return self._cells[name]
-        net = self.net
-        cell = net.cells[name]
+        cell = self.net.cells[name]
         kind, par = cell["type"], cell.get("parameters", {})
         y = len(cell["connections"]["DATA" if kind == "$memrd" else "Y"])
         if y > 62:
             raise ProofError(f"cell {name} is {y} bits wide: beyond the numeric evaluator")
-        a_signed = bool(int(str(par.get("A_SIGNED", "0")), 2))
-        b_signed = bool(int(str(par.get("B_SIGNED", "0")), 2))
-        both = a_signed and ("B_SIGNED" not in par or b_signed)
-
-        def port(p, width=None, signed=None):
-            bits = list(cell["connections"][p])
-            s = both if signed is None else signed
-            if width is not None:
-                bits = net._port(cell, p, width, s)
-            return self.bits(bits, s)
-
-        if kind in ("$add", "$sub", "$mul", "$and", "$or", "$xor", "$xnor"):
-            a, b = port("A", y), port("B", y)
-            r = {"$add": lambda: a + b, "$sub": lambda: a - b, "$mul": lambda: a * b, "$and": lambda: a & b,
-                 "$or": lambda: a | b, "$xor": lambda: a ^ b, "$xnor": lambda: ~(a ^ b)}[kind]()
-        elif kind in ("$neg", "$pos", "$not"):
-            a = port("A", y)
-            r = -a if kind == "$neg" else a if kind == "$pos" else ~a
-        elif kind in ("$eq", "$ne", "$eqx", "$nex", "$lt", "$le", "$gt", "$ge"):
-            w = max(len(cell["connections"]["A"]), len(cell["connections"]["B"]))
-            a, b = port("A", w), port("B", w)
-            r = {"$eq": a == b, "$eqx": a == b, "$ne": a != b, "$nex": a != b, "$lt": a < b, "$le": a <= b,
-                 "$gt": a > b, "$ge": a >= b}[kind].astype(np.int64)
-        elif kind in ("$reduce_and", "$reduce_or", "$reduce_xor", "$reduce_xnor", "$reduce_bool", "$logic_not"):
-            bits = list(cell["connections"]["A"])
-            a = self.bits(bits, False)
-            if kind == "$reduce_and":
-                r = (a == (1 << len(bits)) - 1).astype(np.int64)
-            elif kind in ("$reduce_or", "$reduce_bool"):
-                r = (a != 0).astype(np.int64)
-            elif kind == "$logic_not":
-                r = (a == 0).astype(np.int64)
-            else:
-                r = np.zeros_like(a)
-                for k in range(len(bits)):
-                    r ^= (a >> k) & 1
-                r = r if kind == "$reduce_xor" else 1 - r
-        elif kind in ("$logic_and", "$logic_or"):
-            a = port("A", signed=False) != 0
-            b = port("B", signed=False) != 0
-            r = (a & b if kind == "$logic_and" else a | b).astype(np.int64)
-        elif kind == "$mux":
-            a, b = port("A", y, False), port("B", y, False)
-            s = np.asarray(self.bit(cell["connections"]["S"][0]))
-            r = np.where(s != 0, b, a)
-        elif kind == "$pmux":
-            r = port("A", y, False)
-            bb, ss = cell["connections"]["B"], cell["connections"]["S"]
-            for i in reversed(range(len(ss))):  # the first set select wins
-                r = np.where(np.asarray(self.bit(ss[i])) != 0, self.bits(bb[i * y:(i + 1) * y], False), r)
-        elif kind in ("$shl", "$sshl", "$shr", "$sshr"):
-            s = port("B", signed=False)
-            if kind in ("$shl", "$sshl"):
-                r = port("A", y) << s
-            else:
-                a = port("A", signed=a_signed and kind == "$sshr")
-                r = a >> s
-        elif kind == "$memrd":  # an asynchronous read of a ROM (a registered one reads it through a $dff)
-            words = net.memories.get(str(par["MEMID"]))
-            addr = port("ADDR", signed=False)
+        if kind == "$memrd":  # an asynchronous read of a ROM (a registered one reads it through a $dff)
+            words = self.net.memories.get(str(par["MEMID"]))
+            addr = self.bits(list(cell["connections"]["ADDR"]), False)
             if words is None or np.any(addr >= len(words)):
                 raise ProofError(f"cell {name}: a read outside the memory's initialised words")
             r = words[addr]
         else:
-            raise ProofError(f"no numeric evaluation of {kind}")
+            r = cell_word(self, cell, y, flag=lambda c: np.asarray(c).astype(np.int64),
+                          select=lambda s, b, a: np.where(np.asarray(s) != 0, b, a), parity=_parity)
         r = np.asarray(r, dtype=np.int64) & np.int64((1 << y) - 1)
         self._cells[name] = r
         return r
+
+
+def _parity(a, n: int):
+    r = np.zeros_like(a)
+    for k in range(n):
+        r ^= (a >> k) & 1
+    return r
+
+
+def cell_word(reader, cell: dict, y: int, flag, select, parity):
+    """A cell's output word as Yosys defines the cell, over numbers (``Concrete``) or z3 terms (``Symbolic``):
+    ``reader.bits``/``reader.bit`` read operands, ``flag(cond)`` is 1 or 0, ``select(s, b, a)`` is b where bit s
+    is 1, else a, ``parity(a, n)`` the xor of a's n low bits. Values are integers (64-bit terms), not yet cut
+    to the cell's y bits."""
+    kind, par = cell["type"], cell.get("parameters", {})
+    a_signed = bool(int(str(par.get("A_SIGNED", "0")), 2))
+    b_signed = bool(int(str(par.get("B_SIGNED", "0")), 2))
+    both = a_signed and ("B_SIGNED" not in par or b_signed)
+    conn = cell["connections"]
+
+    def port(p, width=None, signed=None):
+        bits = list(conn[p])
+        s = both if signed is None else signed
+        if width is not None:
+            bits = Netlist._port(cell, p, width, s)
+        return reader.bits(bits, s)
+
+    if kind in ("$add", "$sub", "$mul", "$and", "$or", "$xor", "$xnor"):
+        a, b = port("A", y), port("B", y)
+        return {"$add": lambda: a + b, "$sub": lambda: a - b, "$mul": lambda: a * b, "$and": lambda: a & b,
+                "$or": lambda: a | b, "$xor": lambda: a ^ b, "$xnor": lambda: ~(a ^ b)}[kind]()
+    if kind in ("$neg", "$pos", "$not"):
+        a = port("A", y)
+        return -a if kind == "$neg" else a if kind == "$pos" else ~a
+    if kind in ("$eq", "$ne", "$eqx", "$nex", "$lt", "$le", "$gt", "$ge"):
+        w = max(len(conn["A"]), len(conn["B"]))
+        a, b = port("A", w), port("B", w)  # values in 64 bits: a signed comparison is the integers'
+        return flag({"$eq": a == b, "$eqx": a == b, "$ne": a != b, "$nex": a != b, "$lt": a < b, "$le": a <= b,
+                     "$gt": a > b, "$ge": a >= b}[kind])
+    if kind in ("$reduce_and", "$reduce_or", "$reduce_xor", "$reduce_xnor", "$reduce_bool", "$logic_not"):
+        n = len(conn["A"])
+        a = reader.bits(list(conn["A"]), False)
+        if kind == "$reduce_and":
+            return flag(a == (1 << n) - 1)
+        if kind in ("$reduce_or", "$reduce_bool"):
+            return flag(a != 0)
+        if kind == "$logic_not":
+            return flag(a == 0)
+        odd = parity(a, n)
+        return odd if kind == "$reduce_xor" else 1 - odd
+    if kind in ("$logic_and", "$logic_or"):
+        a, b = flag(port("A", signed=False) != 0), flag(port("B", signed=False) != 0)
+        return a & b if kind == "$logic_and" else a | b
+    if kind == "$mux":
+        return select(reader.bit(conn["S"][0]), port("B", y, False), port("A", y, False))
+    if kind == "$pmux":
+        r = port("A", y, False)
+        for i in reversed(range(len(conn["S"]))):  # the first set select wins
+            r = select(reader.bit(conn["S"][i]), reader.bits(conn["B"][i * y:(i + 1) * y], False), r)
+        return r
+    if kind in ("$shl", "$sshl", "$shr", "$sshr"):
+        s = port("B", signed=False)
+        if kind in ("$shl", "$sshl"):
+            return port("A", y) << s
+        return port("A", signed=a_signed and kind == "$sshr") >> s
+    raise ProofError(f"no evaluation of {kind}")
+
+
+# ---------------------------------------------------------------------------------------------- schedules (II > 1)
+@dataclass(frozen=True)
+class Schedule:
+    """What the protocol says around one event of a shared design (trigger/backends/rtl/serial.py): ``start`` is
+    high in cycle 0 and low in the ii - 1 cycles before and after it (events are ii clocks apart); ``in_data``
+    holds the event's input in cycles 0 .. held - 1; out_data must hold the result in cycles latency .. latency
+    + need - 1 (the next op reads it that long). Everything else (earlier and later inputs, the next event's
+    start, register contents before the event) is unknown, and a result that reads it is not proved."""
+
+    ii: int
+    held: int
+    need: int = 1
+
+
+class _Constants:
+    """One cell whose inputs are all constant, as ``Concrete`` reads a netlist (folding a schedule's control)."""
+
+    memories: dict = {}
+
+    def __init__(self, cell: dict):
+        self.cells = {"c": cell}
+
+    def sym(self, b):
+        return 1 if b == "1" else 0
+
+
+class Unrolled:
+    """Time-frame expansion of a flattened netlist over one event's cycles: bit b in cycle t is a new netlist
+    bit (a copy of its cell in frame t), a register in cycle t is its D input in cycle t - 1, and the control
+    the schedule fixes (start, rst, the phase counters and the multiplexers they drive) folds to constants,
+    so the shared arithmetic reads the input bits themselves and is affine again. Copies are made lazily,
+    from the bits asked for; the result (``module``) has no registers, and is read by ``Netlist`` as an op
+    module's combinational equivalent."""
+
+    def __init__(self, mod: dict, schedule: Schedule | None, drive: dict | None = None, first: int | None = None):
+        """``drive`` (instead of a schedule): port name -> f(bit, cycle) giving "0"/"1", a key (the same key, the
+        same free bit: an input variable) or None (unknown); ``first``: the earliest cycle unrolled."""
+        self.mod, self.cells, self.schedule, self.drive = mod, mod["cells"], schedule, drive or {}
+        self.variables: dict = {}
+        self.port_bit = {b: (name, k) for name, port in mod["ports"].items() for k, b in enumerate(port["bits"])
+                         if name in self.drive}
+        ports = mod["ports"]
+        self.in_bits = ports["in_data"]["bits"]
+        self.in_data = set(self.in_bits)
+        self.start = ports["start"]["bits"][0] if "start" in ports else None
+        self.rst = ports["rst"]["bits"][0] if "rst" in ports else None
+        clk = ports["clk"]["bits"][0] if "clk" in ports else None
+        self.first = first if first is not None else -(schedule.ii - 1)  # strobes of the ii - 1 cycles before known
+        self.driver = {}
+        for name, cell in self.cells.items():
+            kind = cell["type"]
+            if kind not in OPAQUE_KINDS | {"$dff", "$memrd", "$meminit_v2", "$shiftx"}:
+                raise ProofError(f"cells this prover does not read: {kind} ({name})")
+            if kind == "$dff" and (cell["connections"]["CLK"] != [clk]
+                                   or not int(str(cell["parameters"].get("CLK_POLARITY", "1")), 2)):
+                raise ProofError(f"register {name} is not clocked on the rising edge of clk")
+            for port, direction in cell["port_directions"].items():
+                if direction == "output":
+                    for i, b in enumerate(cell["connections"][port]):
+                        self.driver[b] = (name, i)
+        self.next_id = 1 + max([b for c in self.cells.values() for bits in c["connections"].values()
+                                for b in bits if isinstance(b, int)] + [b for p in ports.values() for b in p["bits"]
+                                                                        if isinstance(b, int)])
+        self.values: dict = {}  # (bit, cycle) -> "0"/"1"/"x" or a bit of the unrolled netlist
+        self.copies: dict = {}  # (cell, cycle) -> its output values
+        self.new_cells: dict = {}
+        self.unknown: dict = {}  # unrolled bit -> what it stands for (read: not proved)
+
+    def _fresh(self, why: str | None = None) -> int:
+        self.next_id += 1
+        if why is not None:
+            self.unknown[self.next_id] = why
+        return self.next_id
+
+    def bit(self, b, t: int):
+        """Bit ``b`` of the netlist in cycle ``t`` of the event."""
+        if isinstance(b, str):
+            return b
+        key = (b, t)
+        if key in self.values:
+            return self.values[key]
+        s = self.schedule
+        if b in self.port_bit:
+            name, k = self.port_bit[b]
+            got = self.drive[name](k, t)
+            if got is None:
+                value = self._fresh(f"{name} in cycle {t}")
+            elif got in ("0", "1"):
+                value = got
+            else:
+                value = self.variables.setdefault(got, self._fresh())
+        elif b in self.in_data:
+            value = b if 0 <= t < s.held else self._fresh(f"in_data in cycle {t} (held in cycles 0..{s.held - 1})")
+        elif b == self.start:
+            value = "1" if t == 0 else "0" if abs(t) < s.ii else self._fresh(f"start in cycle {t} (another event)")
+        elif b == self.rst:
+            value = "0"
+        elif b not in self.driver:
+            raise ProofError(f"netlist bit {b} has no driver")
+        else:
+            name, i = self.driver[b]
+            cell = self.cells[name]
+            if cell["type"] == "$dff":
+                d = cell["connections"]["D"][i]
+                value = self.bit(d, t - 1) if t > self.first else self._fresh(
+                    f"register {name.split('$')[-1] if name.startswith('$') else name} before the event")
+            else:
+                value = self._cell(name, t)[i]
+        self.values[key] = value
+        return value
+
+    def _cell(self, name: str, t: int) -> list:
+        key = (name, t)
+        if key in self.copies:
+            return self.copies[key]
+        cell = self.cells[name]
+        kind, conn = cell["type"], cell["connections"]
+        out = None
+        if kind == "$mux":  # a select the schedule fixes picks its input; the other is never read
+            s = self.bit(conn["S"][0], t)
+            if s in ("0", "1"):
+                out = [self.bit(x, t) for x in conn["B" if s == "1" else "A"]]
+        elif kind == "$pmux":
+            ss = [self.bit(x, t) for x in conn["S"]]
+            if all(v in ("0", "1") for v in ss):
+                y = len(conn["Y"])
+                first = ss.index("1") if "1" in ss else None  # the first set select wins
+                out = [self.bit(x, t) for x in (conn["A"] if first is None else conn["B"][first * y:(first + 1) * y])]
+        if out is None:
+            mapped = {p: ([self.bit(x, t) for x in bits] if cell["port_directions"][p] == "input" else None)
+                      for p, bits in conn.items()}
+            ins = [v for p, v in mapped.items() if v is not None]
+            if kind == "$mux" and mapped["A"] == mapped["B"]:
+                out = mapped["A"]
+            elif kind in ("$and", "$or", "$logic_and", "$logic_or") and _absorbed(kind, mapped, len(conn["Y"])):
+                out = _absorbed(kind, mapped, len(conn["Y"]))  # a known 0 (and) or 1 (or) decides it
+            elif kind == "$shiftx" and all(v in ("0", "1") for bits in ins for v in bits):  # a constant bit select
+                a, sel = mapped["A"], mapped["B"]
+                at = int("".join(reversed(sel)), 2)
+                if int(str(cell["parameters"].get("B_SIGNED", "0")), 2) and sel[-1] == "1":
+                    at -= 1 << len(sel)
+                out = [a[at + k] if 0 <= at + k < len(a) else "x" for k in range(len(conn["Y"]))]
+            elif kind not in ("$memrd", "$shiftx") and all(v in ("0", "1") for bits in ins for v in bits):
+                folded = dict(cell, connections={p: (v if v is not None else conn[p]) for p, v in mapped.items()})
+                y = conn["Y"]
+                value = int(Concrete(_Constants(folded), None).cell("c"))
+                out = [str((value >> k) & 1) for k in range(len(y))]
+            else:
+                for p, v in mapped.items():
+                    if v is None:
+                        mapped[p] = [self._fresh() for _ in conn[p]]
+                self.new_cells[f"{name}@{t}"] = dict(cell, connections=mapped)
+                out = mapped["DATA" if kind == "$memrd" else "Y"]
+        self.copies[key] = out
+        return out
+
+    def module(self, out_bits: list) -> dict:
+        """The unrolled netlist as a Yosys module: in_data (the event's input), ``out_bits`` as out_data."""
+        cells = dict(self.new_cells)
+        cells.update({n: c for n, c in self.cells.items() if c["type"] == "$meminit_v2"})
+        return {"ports": {"in_data": {"direction": "input", "bits": self.in_bits},
+                          "out_data": {"direction": "output", "bits": out_bits}},
+                "cells": cells, "netnames": {}, "unknown": dict(self.unknown)}
+
+
+def _absorbed(kind: str, mapped: dict, y: int) -> list | None:
+    """The output of an and/or whose known operand decides it whatever the other (a valid flag that is low gates
+    a counter's unknown value), else None."""
+    a, b = mapped["A"], mapped["B"]
+    if kind in ("$logic_and", "$logic_or"):
+        zero = [all(v == "0" for v in x) for x in (a, b)]
+        one = [any(v == "1" for v in x) for x in (a, b)]
+        if kind == "$logic_and" and any(zero):
+            return ["0"] * y
+        if kind == "$logic_or" and any(one):
+            return ["1"] + ["0"] * (y - 1)
+        return None
+    if not len(a) == len(b) == y:
+        return None
+    stop = "0" if kind == "$and" else "1"
+    out = []
+    for u, v in zip(a, b):
+        if stop in (u, v):
+            out.append(stop)
+        elif u in ("0", "1") and v in ("0", "1"):
+            out.append(str(int(u) & int(v)) if kind == "$and" else str(int(u) | int(v)))
+        else:
+            return None
+    return out
+
+
+def unroll(mod: dict, latency: int, schedule: Schedule) -> dict:
+    """An op module over one event (``Unrolled``): out_data in cycle ``latency``, checked to stay the same
+    signal for the ``schedule.need`` cycles the next op reads it."""
+    frames = Unrolled(mod, schedule)
+    out = [frames.bit(b, latency) for b in mod["ports"]["out_data"]["bits"]]
+    for k in range(1, schedule.need):
+        if [frames.bit(b, latency + k) for b in mod["ports"]["out_data"]["bits"]] != out:
+            raise ProofError(f"out_data changes in cycle {latency + k} of the event; the next op reads it in "
+                             f"cycles {latency}..{latency + schedule.need - 1}")
+    return frames.module(out)
 
 
 # ---------------------------------------------------------------------------------------------- SAT per element
@@ -646,73 +869,22 @@ class Symbolic:
 
         if name in self._cells:
             return self._cells[name]
-        net = self.net
-        cell = net.cells[name]
-        kind, par = cell["type"], cell.get("parameters", {})
-        if kind not in OPAQUE_KINDS:
-            raise ProofError(f"no solver translation of {kind}")
+        cell = self.net.cells[name]
+        if cell["type"] not in OPAQUE_KINDS:
+            raise ProofError(f"no solver translation of {cell['type']}")
         y = len(cell["connections"]["Y"])
         if y > 62:
             raise ProofError(f"cell {name} is {y} bits wide: beyond the 64-bit terms")
-        a_signed = bool(int(str(par.get("A_SIGNED", "0")), 2))
-        b_signed = bool(int(str(par.get("B_SIGNED", "0")), 2))
-        both = a_signed and ("B_SIGNED" not in par or b_signed)
         one, zero = z3.BitVecVal(1, 64), z3.BitVecVal(0, 64)
 
-        def port(p, width=None, signed=None):
-            bits = list(cell["connections"][p])
-            s = both if signed is None else signed
-            if width is not None:
-                bits = net._port(cell, p, width, s)
-            return self.bits(bits, s)
+        def parity(a, n):
+            r = z3.ZeroExt(63, z3.Extract(0, 0, a))
+            for k in range(1, n):
+                r = r ^ z3.ZeroExt(63, z3.Extract(k, k, a))
+            return r
 
-        def flag(cond):
-            return z3.If(cond, one, zero)
-
-        if kind in ("$add", "$sub", "$mul", "$and", "$or", "$xor", "$xnor"):
-            a, b = port("A", y), port("B", y)
-            r = {"$add": lambda: a + b, "$sub": lambda: a - b, "$mul": lambda: a * b, "$and": lambda: a & b,
-                 "$or": lambda: a | b, "$xor": lambda: a ^ b, "$xnor": lambda: ~(a ^ b)}[kind]()
-        elif kind in ("$neg", "$pos", "$not"):
-            a = port("A", y)
-            r = -a if kind == "$neg" else a if kind == "$pos" else ~a
-        elif kind in ("$eq", "$ne", "$eqx", "$nex", "$lt", "$le", "$gt", "$ge"):
-            w = max(len(cell["connections"]["A"]), len(cell["connections"]["B"]))
-            a, b = port("A", w), port("B", w)  # values in 64 bits: a signed comparison is the integers'
-            r = flag({"$eq": a == b, "$eqx": a == b, "$ne": a != b, "$nex": a != b, "$lt": a < b, "$le": a <= b,
-                      "$gt": a > b, "$ge": a >= b}[kind])
-        elif kind in ("$reduce_and", "$reduce_or", "$reduce_xor", "$reduce_xnor", "$reduce_bool", "$logic_not"):
-            bits = list(cell["connections"]["A"])
-            a = self.bits(bits, False)
-            if kind == "$reduce_and":
-                r = flag(a == (1 << len(bits)) - 1)
-            elif kind in ("$reduce_or", "$reduce_bool"):
-                r = flag(a != 0)
-            elif kind == "$logic_not":
-                r = flag(a == 0)
-            else:
-                r = z3.ZeroExt(63, z3.Extract(0, 0, a))
-                for k in range(1, len(bits)):
-                    r = r ^ z3.ZeroExt(63, z3.Extract(k, k, a))
-                r = r if kind == "$reduce_xor" else r ^ 1
-        elif kind in ("$logic_and", "$logic_or"):
-            a, b = port("A", signed=False) != 0, port("B", signed=False) != 0
-            r = flag(z3.And(a, b) if kind == "$logic_and" else z3.Or(a, b))
-        elif kind == "$mux":
-            r = z3.If(self.bit(cell["connections"]["S"][0]) == 1, port("B", y, False), port("A", y, False))
-        elif kind == "$pmux":
-            r = port("A", y, False)
-            bb, ss = cell["connections"]["B"], cell["connections"]["S"]
-            for i in reversed(range(len(ss))):  # the first set select wins
-                r = z3.If(self.bit(ss[i]) == 1, self.bits(bb[i * y:(i + 1) * y], False), r)
-        elif kind in ("$shl", "$sshl", "$shr", "$sshr"):
-            s = port("B", signed=False)
-            if kind in ("$shl", "$sshl"):
-                r = port("A", y) << s
-            else:
-                r = port("A", signed=a_signed and kind == "$sshr") >> s
-        else:
-            raise ProofError(f"no solver translation of {kind}")
+        r = cell_word(self, cell, y, flag=lambda c: z3.If(c, one, zero),
+                      select=lambda s, b, a: z3.If(s == 1, b, a), parity=parity)
         r = r & ((1 << y) - 1)
         self._cells[name] = r
         return r
@@ -894,7 +1066,11 @@ def reference(op) -> Reference:
         forms = [Aff.make(0, {j: 1}) for j in range(op.input.n)]
         base = np.clip(np.zeros(op.input.n, dtype=np.int64), op.input.min_raw, op.input.max_raw)
 
-        same = op.input.is_uniform and op.output.is_uniform and op.kind != "prelu"
+        # every element computes the same function: uniform formats and no per-element array (a scale's or
+        # prelu's factors) that differs between elements
+        same = op.input.is_uniform and op.output.is_uniform and all(
+            np.all(np.asarray(getattr(op, name)) == np.asarray(getattr(op, name)).flat[0])
+            for name in getattr(op, "arrays", ()) if np.asarray(getattr(op, name)).size)
 
         def elem(j):
             def post(g):
@@ -955,6 +1131,17 @@ def _witness(dirn, dom, target: int) -> dict | None:
     return x if rest == 0 else None
 
 
+def _witness_row(dirn, dom, target: int) -> np.ndarray | None:
+    """An input row where the accumulator direction ``dirn`` takes ``target`` (the other inputs near 0)."""
+    x = _witness(dirn, dom, target)
+    if x is None:
+        return None
+    row = np.array([min(max(0, lo), hi) for lo, hi in dom], dtype=np.int64)
+    for v, val in x.items():
+        row[v] = val
+    return row
+
+
 def _corners(aff: Aff, dom, n: int) -> list[np.ndarray]:
     """The inputs where a form takes its smallest and its largest value (the others at 0 or their bound)."""
     rows = []
@@ -967,25 +1154,37 @@ def _corners(aff: Aff, dom, n: int) -> list[np.ndarray]:
 
 
 def prove_op(op, sources: list[Path], module: str, latency: int, work: Path,
-             limit: int = ENUM_LIMIT, dom=None, model_dom=None) -> dict:
-    """Proves one op module against the op's reference; returns the result dict (see the module docstring)."""
+             limit: int = ENUM_LIMIT, dom=None, model_dom=None, schedule: Schedule | None = None) -> dict:
+    """Proves one op module against the op's reference; returns the result dict (see the module docstring).
+    ``schedule``: a module of a shared design (ii > 1), proved over one event unrolled (``unroll``)."""
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
     t0, cpu0 = time.perf_counter(), _cpu()
     dom = dom or [(int(f.min_raw), int(f.max_raw)) for f in op.input.formats]
     widths = [f.width for f in op.input.formats]
     result = {"op": op.name, "kind": op.kind, "module": module, "latency": latency}
+    if schedule is not None:
+        result["schedule"] = {"ii": schedule.ii, "input_held_cycles": schedule.held,
+                              "output_held_cycles": schedule.need}
     try:
         Path(work).mkdir(parents=True, exist_ok=True)
         mod = yosys_json(sources, module, work)
+        if schedule is not None:
+            mod = unroll(mod, latency, schedule)
+            result["schedule"]["unrolled_cells"] = len(mod["cells"])
         bits = mod["ports"]["in_data"]["bits"]
-        net = Netlist(mod, [bits[lsb:lsb + w] for lsb, w in zip(op.input.offsets, widths)], dom)
+        in_bits = [bits[lsb:lsb + w] for lsb, w in zip(op.input.offsets, widths)]
+        split = _digit_split(mod, in_bits, dom) if schedule is not None and schedule.held > 1 else None
+        net = Netlist(mod, split[0] if split else in_bits, split[1] if split else dom)
         net.outputs = [(net.out_bits[lsb:lsb + f.width], f.signed) for lsb, f in zip(op.output.offsets,
                                                                                     op.output.formats)]
         for b in net.out_bits:
             d = net.depth(b)
-            if d is not None and d != latency:
+            if d is not None and d != (0 if schedule else latency):
                 raise ProofError(f"out_data bit is {d} registers deep, the op's latency is {latency}")
-        result.update(_check(op, net, dom, limit, model_dom))
+        if split:
+            result.update(_check_digits(op, net, split[1], dom, split[2], limit))
+        else:
+            result.update(_check(op, net, dom, limit, model_dom))
     except ProofError as err:
         result.update(status="not proved", method="none", reason=str(err))
     result["seconds"] = round(time.perf_counter() - t0, 3)
@@ -1026,14 +1225,7 @@ def _check_scaled(op, net: Netlist, dom, limit: int) -> dict:
     and every input row is scaled back for the emulator and the report."""
     if not net.scale:
         return _check(op, net, dom, limit)
-    ref = reference(op)
-    if op.kind in PARTS or ref.forms is None:
-        raise ProofError(f"input elements {sorted(net.scale)} have constant low bits their range does not prove, "
-                         f"and {op.kind} has no reference form to rewrite over them")
     factor = {v: 1 << k for v, k in net.scale.items()}
-
-    def scaled(form):
-        return Aff.make(form.const, {v: c * factor.get(v, 1) for v, c in form.coef})
 
     def actual(y):
         x = np.array(y, dtype=np.int64)
@@ -1041,12 +1233,95 @@ def _check_scaled(op, net: Netlist, dom, limit: int) -> dict:
             x[..., v] = x[..., v] * f
         return x
 
-    ref = replace(ref, forms=[None if f is None else scaled(f) for f in ref.forms])
+    result = _check_rewritten(
+        op, net, dom, limit, lambda form: Aff.make(form.const, {v: c * factor.get(v, 1) for v, c in form.coef}),
+        actual, f"input elements {sorted(net.scale)} have constant low bits their range does not prove")
+    result["scaled_inputs"] = {str(v): k for v, k in net.scale.items()}
+    return result
+
+
+def _check_rewritten(op, net: Netlist, dom, limit: int, rewrite, actual, why: str) -> dict:
+    """_check over variables other than the op's input elements: ``rewrite`` turns a reference form over the
+    elements into one over the variables, ``actual`` a row of variables into the elements (for the emulator
+    and the report)."""
+    ref = reference(op)
+    if op.kind in PARTS or ref.forms is None:
+        raise ProofError(f"{why}, and {op.kind} has no reference form to rewrite over them")
+    ref = replace(ref, forms=[None if f is None else rewrite(f) for f in ref.forms])
     result = _check(op, net, dom, limit, ref=ref, emulate=lambda y: op.emulate(actual(y), {}))
     cex = result.get("counterexample")
     if cex and "input" in cex:
-        cex["input"] = [int(v) for v in actual(np.array(cex["input"]))]
-    result["scaled_inputs"] = {str(v): k for v, k in net.scale.items()}
+        cex["input"] = [int(v) for v in actual(np.array([cex["input"]]))[0]]
+    return result
+
+
+def _digit_split(mod: dict, bits: list[list], dom: list) -> tuple[list, list, list] | None:
+    """Digit-serial inputs (a shared dense reads each input slice by slice, serial.py): every element whose bits
+    the arithmetic reads in pieces becomes one variable per piece, the top one signed as the element, the others
+    unsigned, element = sum(piece << its lowest bit). Returns (bits, domain, (element, shift)) per variable, or
+    None when every element is read whole. The pieces' box holds every value of the element's domain, and
+    more when the domain is narrower than its bits (``_digit_legal`` drops such rows from counterexamples)."""
+    where = {}
+    for v, b in enumerate(bits):
+        for k, x in enumerate(b):
+            if isinstance(x, int):
+                where.setdefault(x, (v, k))
+    cuts = [set() for _ in bits]
+    for cell in mod["cells"].values():
+        if cell["type"] not in ("$add", "$sub", "$neg", "$pos", "$mul", "$shl", "$sshl"):
+            continue
+        for port, direction in cell["port_directions"].items():
+            if direction != "input":
+                continue
+            prev = None
+            for x in cell["connections"][port] + ["0"]:
+                at = where.get(x) if isinstance(x, int) else None
+                if prev is not None and at is not None and at[0] == prev[0] and (
+                        at[1] == prev[1] + 1 or (at == prev and at[1] == len(bits[at[0]]) - 1)):
+                    prev = at  # the next bit of the run, or the element's sign bit repeated (an extension)
+                    continue
+                if prev is not None:
+                    cuts[prev[0]].add(prev[1] + 1)
+                if at is not None:
+                    cuts[at[0]].add(at[1])
+                prev = at
+    out_bits, out_dom, parts = [], [], []
+    for v, (b, (lo, hi)) in enumerate(zip(bits, dom)):
+        edges = sorted({0, len(b)} | {c for c in cuts[v] if 0 < c < len(b)})
+        for k in range(len(edges) - 2, 0, -1):  # a piece of constant bits only (a sign bit known 0) joins the one below
+            if all(isinstance(x, str) for x in b[edges[k]:edges[k + 1]]):
+                del edges[k]
+        for s, e in zip(edges, edges[1:]):
+            out_bits.append(b[s:e])
+            out_dom.append((lo >> s, hi >> s) if e == len(b) else (0, (1 << (e - s)) - 1))
+            parts.append((v, s))
+    return (out_bits, out_dom, parts) if len(parts) > len(bits) else None
+
+
+def _check_digits(op, net: Netlist, dom, x_dom, parts: list, limit: int) -> dict:
+    """_check over digit variables (``_digit_split``): the reference forms rewritten over the pieces."""
+    n_x = len(x_dom)
+
+    def rewrite(form):
+        coef = {}
+        for j, (v, s) in enumerate(parts):
+            c = dict(form.coef).get(v, 0)
+            if c:
+                coef[j] = c << s
+        return Aff.make(form.const, coef)
+
+    def actual(y):
+        y = np.asarray(y, dtype=np.int64)
+        x = np.zeros(y.shape[:-1] + (n_x,), dtype=np.int64)
+        for j, (v, s) in enumerate(parts):
+            x[..., v] += y[..., j] << s
+        return x
+
+    lo = np.array([a for a, _ in x_dom], dtype=np.int64)
+    hi = np.array([b for _, b in x_dom], dtype=np.int64)
+    net.legal = lambda y: np.all((actual(y) >= lo) & (actual(y) <= hi), axis=-1)
+    result = _check_rewritten(op, net, dom, limit, rewrite, actual, "the inputs are read in digits")
+    result["digit_inputs"] = [[int(v), int(s)] for v, s in parts]
     return result
 
 
@@ -1148,13 +1423,8 @@ def _check(op, net: Netlist, dom, limit: int, model_dom=None, ref=None, emulate=
         else:
             failures.append(f"output {j}: differs from the reference at accumulator value(s) "
                             f"{[int(b) * scale + const for b in bad[:3]]}")
-            for g in bad[[0, bad.size // 2, -1]]:
-                x = _witness(dirn, space, int(g))
-                if x is not None:
-                    row = np.array([min(max(0, lo), hi) for lo, hi in space], dtype=np.int64)
-                    for v, val in x.items():
-                        row[v] = val
-                    candidates.append(row)
+            candidates += [row for g in bad[[0, bad.size // 2, -1]]
+                           if (row := _witness_row(dirn, space, int(g))) is not None]
     solved, sat_seconds = {}, 0.0
     for j, bits, signed, parts, dirn, scale, const, glo, ghi in wide:
         # outputs with the same cone, words and cast over the same range are one question to the solver
@@ -1171,11 +1441,8 @@ def _check(op, net: Netlist, dom, limit: int, model_dom=None, ref=None, emulate=
             out_ranges[j] = ref.post_range[j](*ends)
         elif verdict == "counterexample":
             failures.append(f"output {j}: differs from the reference at accumulator value {g * scale + const} (z3)")
-            x = _witness(dirn, dom, int(g))
-            if x is not None:
-                row = np.array([min(max(0, lo), hi) for lo, hi in dom], dtype=np.int64)
-                for v, val in x.items():
-                    row[v] = val
+            row = _witness_row(dirn, dom, int(g))
+            if row is not None:
                 candidates.append(row)
         else:
             failures.append(f"output {j}: {ghi - glo + 1} values of its accumulator, and the solver gave no "
@@ -1447,20 +1714,21 @@ PARTS = {"tree_ensemble": _check_trees, "dot": _check_dot}  # op kinds proved pa
 
 def adder_widths(net: Netlist) -> dict:
     """Adders whose result bits exceed what the exact range of their value needs (a result of one sign
-    drops its constant top bit, as the builder writes it): the bits, about LUTs, tighter widths would save."""
-    spare, wider, total = 0, 0, 0
-    for y, wid in net.adders:
+    drops its constant top bit, as the builder writes it): the bits, about LUTs, tighter widths would save.
+    An unrolled netlist (ii > 1) has a copy of a shared adder per cycle (``name@cycle``): it needs the widest."""
+    needs: dict = {}
+    for y, wid, name in net.adders:
         word = net.words[wid]
-        if word.m < y:
-            continue  # only known modulo 2^m: not an exact value
         lo, hi = word.lo, word.hi
-        need = hi.bit_length() if lo >= 0 else (-lo - 1).bit_length() if hi < 0 else \
-            max(hi.bit_length(), (-lo - 1).bit_length()) + 1
-        total += y
-        if y > max(need, 1):
-            spare += y - max(need, 1)
-            wider += 1
-    return {"count": len(net.adders), "bits": total, "wider_than_needed": wider, "spare_bits": spare}
+        need = None if word.m < y else max(1, hi.bit_length() if lo >= 0 else (-lo - 1).bit_length() if hi < 0
+                                           else max(hi.bit_length(), (-lo - 1).bit_length()) + 1)
+        cell = name.split("@")[0]
+        before = needs.get(cell, (y, 0))
+        needs[cell] = (y, None if need is None or before[1] is None else max(before[1], need))
+    exact = [(y, need) for y, need in needs.values() if need is not None]  # else only known modulo 2^m
+    spare = [y - need for y, need in exact if y > need]
+    return {"count": len(needs), "bits": sum(y for y, _ in exact), "wider_than_needed": len(spare),
+            "spare_bits": sum(spare)}
 
 
 def _post_key(op, j):
@@ -1526,6 +1794,10 @@ def _counterexample(emulate, net, candidates, n_in, dom) -> dict | None:
     x = np.stack(rows).astype(np.int64)
     for v, u in net.alias.items():  # inputs the op reads twice hold the same value
         x[:, v] = x[:, u]
+    if net.legal is not None:  # variables that are not the op's inputs: only rows that are its inputs
+        x = x[net.legal(x)]
+        if not len(x):
+            return None
     got = evaluate(net, x, None)
     want = emulate(x)
     bad = np.flatnonzero(np.any(got != want, axis=1))
@@ -1675,30 +1947,60 @@ def _whole(op, net, dom) -> dict:
 
 # ---------------------------------------------------------------------------------------------- confirmation
 def confirm(op, sources: list[Path], module: str, latency: int, x: np.ndarray, work: Path,
-            simulator: str = "verilator") -> np.ndarray:
+            simulator: str = "verilator", ii: int = 1) -> np.ndarray:
     """The op module's outputs on raw inputs x (n, n_in), simulated (Verilator by default) behind the standard
-    top (the bundle's own harness, trigger.rtlsim); ROM images ($readmemh) beside the module go with it."""
+    top (the bundle's own harness, trigger.rtlsim); ROM images ($readmemh) beside the module go with it.
+    ``ii`` > 1: a shared op's module, its ``start`` driven by the top as in the bundle, an input every ii clocks."""
     from trigger.backends.rtl import standard_top
     from trigger.rtlsim import simulate
 
     top = f"prove_{module}"
-    stage = {"module": module, "has_clock": latency > 0 or _has_clock(sources[0]), "clock_port": "clk",
-             "in_port": "in_data", "out_port": "out_data", "w_out": op.output.bus_width, "start_at": None}
+    head = _module_head(sources[0])
+    stage = {"module": module, "has_clock": latency > 0 or "input  wire clk" in head, "clock_port": "clk",
+             "in_port": "in_data", "out_port": "out_data", "w_out": op.output.bus_width,
+             "start_at": 0 if "input  wire start" in head else None}
     work.mkdir(parents=True, exist_ok=True)
     wrapper = work / f"{top}.v"
     wrapper.write_text(standard_top(top, f"op '{op.name}' alone (trigger prove)", op.input.elements(),
-                                    op.output.elements(), [stage], latency + 1))
+                                    op.output.elements(), [stage], latency + 1, ii=ii))
     x = np.atleast_2d(np.asarray(x, dtype=np.int64))
     sim = simulate([*sources, wrapper], top, op.input.to_bits(x), op.input.widths, op.output.widths,
                    simulator=simulator, build_dir=work / "sim", max_latency=latency + 8,
-                   data_files=sorted(Path(sources[0]).parent.glob(f"{module}_*.mem")))
+                   data_files=sorted(Path(sources[0]).parent.glob(f"{module}_*.mem")), ii=ii)
     return op.output.from_bits(sim.outputs)
 
 
-def _has_clock(source: Path) -> bool:
+def _confirm_counterexample(cex: dict, op, sources: list[Path], module: str, latency: int, work: Path,
+                            ii: int = 1) -> None:
+    """Replays a counterexample through the simulator: ``confirmed`` when the simulated module differs from
+    ``op.emulate`` on it (a failed simulation is reported, not fatal)."""
+    x = np.array([cex["input"]], dtype=np.int64)
+    try:
+        sim = confirm(op, sources, module, latency, x, work, ii=ii)[0]
+        cex["simulation"] = [int(v) for v in sim]
+        cex["confirmed"] = bool(np.any(sim != op.emulate(x, {})[0]))
+    except Exception as err:  # noqa: BLE001 - a failed confirmation is reported, not fatal
+        cex["confirmed"] = None
+        cex["confirm_error"] = str(err).splitlines()[0][:300]
+
+
+def _module_head(source: Path) -> str:
+    """A Verilog module's port list."""
     head = Path(source).read_text()
     head = head[head.find("\nmodule "):]
-    return "input  wire clk" in head[:head.find(");")]
+    return head[:head.find(");")]
+
+
+def _schedule(model, rtl: dict, k: int) -> Schedule | None:
+    """Op k's schedule in a shared design (rtl ii > 1), None at ii 1: it reads its input for its own ii cycles
+    (the op before, or the top's input register, holds it that long), and its output must stay for the
+    cycles the next op reads it (its ii; the top reads the last op's once)."""
+    ii = int(rtl.get("ii", 1))
+    if ii == 1:
+        return None
+    op_ii = rtl.get("op_ii") or {}
+    after = model.ops[k + 1].name if k + 1 < len(model.ops) else None
+    return Schedule(ii, int(op_ii.get(model.ops[k].name, 1)), int(op_ii.get(after, 1)) if after else 1)
 
 
 # ---------------------------------------------------------------------------------------------- a bundle
@@ -1724,7 +2026,7 @@ def op_modules(model, rtl_dir: Path, top: str, op_latency: dict) -> list[tuple]:
 
 
 def chain_signals(model, rtl: dict) -> list[list[tuple]]:
-    """pipeline auto: each op's output signals (name, width, constant) in the chain module, found by running
+    """pipeline auto: each op's output signals (name, width, constant, lo, hi, stage) in the chain module, found by running
     the op emitters again with the bundle's settings (names only: the proof reads the bundle's netlist, and a
     name that is not there makes the op 'not proved')."""
     from trigger.backends.rtl import holds_for_previous
@@ -1741,7 +2043,7 @@ def chain_signals(model, rtl: dict) -> list[list[tuple]]:
                                  "hold": not holds_for_previous(model, k + 1, op_ii)})
         if holds_for_previous(model, k, op_ii):
             ys = m.hold(ys)
-        out.append([(y.name, y.width, y.const, y.lo, y.hi) for y in ys])
+        out.append([(y.name, y.width, y.const, y.lo, y.hi, y.stage) for y in ys])
         xs = ys
     return out
 
@@ -1771,32 +2073,68 @@ def _chain_wrapper(bundle: Path, pieces: list[Path], work: Path) -> tuple[Path, 
     return path, top
 
 
-def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None, progress=None) -> list[dict]:
+def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None, progress=None,
+                kernel: tuple | None = None) -> list[dict]:
     """pipeline auto (the ops in one chain module, cut into pieces at registers): the chain is flattened
     once, every cell checked to read signals of one register depth (so registers become wires), and each
-    op proved between cut points: its input signals are free variables, its output signals are compared."""
-    pieces = [bundle / s for s in rtl["sources"] if Path(s).stem.startswith(f"{rtl['top']}_ops")]
+    op proved between cut points: its input signals are free variables, its output signals are compared.
+    A shared chain (ii > 1: one piece) is unrolled over one event instead (``Unrolled``), each op's signals
+    taken in the cycle they hold its values. ``kernel``: (module, its ops' signals, latency) of a streamed
+    stage's kernel datapath (``_kernel_signals``), proved the same way."""
+    chain = f"{rtl['top']}_ops"
+    pieces = [bundle / s for s in rtl["sources"] if (Path(s).stem == kernel[0] if kernel else
+                                                     Path(s).stem.startswith(chain))]
     adder = [bundle / s for s in rtl["sources"] if Path(s).stem == f"{rtl['top']}_sa"]
+    ii, op_ii = int(rtl.get("ii", 1)), rtl.get("op_ii") or {}
     results = []
     t0 = time.perf_counter()
     try:
-        wrapper, top = _chain_wrapper(bundle, pieces, work)
-        mod = yosys_json([*pieces, *adder, wrapper], top, work)
-        signals = chain_signals(model, rtl)
+        if ii > 1 and len(pieces) != 1:
+            raise ProofError(f"a shared chain (ii {ii}) in {len(pieces)} pieces (written as one module)")
+        if ii > 1:
+            files, top = [*pieces, *adder], f"{rtl['top']}_ops"
+        else:
+            wrapper, top = _chain_wrapper(bundle, pieces, work)
+            files = [*pieces, *adder, wrapper]
+        signals = kernel[1]() if kernel else chain_signals(model, rtl)
+        mod = _netlist_with(files, top, work, [y for ys in signals for y in ys])
     except (ProofError, KeyError, ValueError, AttributeError) as err:
         return [{"op": op.name, "kind": op.kind, "module": None, "status": "not proved", "method": "none",
                  "reason": f"chain module: {err}"} for op in model.ops if not ops or op.name in ops]
-    netnames = {}
-    for name, info in mod["netnames"].items():
-        netnames.setdefault(name.split(".")[-1], info["bits"])
+    netnames = _netnames(mod)
+    total = kernel[2] if kernel else sum(int(v) for v in rtl["op_latency"].values())
+    frames = Unrolled(mod, Schedule(ii, ii)) if ii > 1 else None
+    chain_error = None
+
+    def signal_bits(bits, stage):  # a signal's bits in the cycle it holds its value (unrolled), else as they are
+        return [frames.bit(b, stage) for b in bits] if frames else list(bits)
+
+    try:
+        op_outs = []
+        for k, op in enumerate(model.ops):
+            outs, missing = [], None
+            for name, width, const, _, _, stage in signals[k]:
+                bits = netnames.get(name)
+                if bits is None and const is None:
+                    missing, bits = name, ["x"] * width
+                outs.append((signal_bits(list(bits)[:width], stage) if bits is not None else
+                             [str((const >> i) & 1) for i in range(width)], True))
+            if k == len(model.ops) - 1:  # the last op: what the chain puts on out_data
+                out_bits = signal_bits(mod["ports"]["out_data"]["bits"], total)
+                outs = [(out_bits[lsb:lsb + f.width], f.signed) for lsb, f in zip(op.output.offsets,
+                                                                                  op.output.formats)]
+            op_outs.append((outs, missing))
+        if frames:
+            mod = frames.module(out_bits)
+    except ProofError as err:
+        chain_error = str(err)
+        op_outs = [([], None)] * len(model.ops)
     setup = time.perf_counter() - t0
     probe = Netlist(mod, [], [])
-    total = sum(int(v) for v in rtl["op_latency"].values())
-    chain_error = None
     try:
         for b in probe.out_bits:
             d = probe.depth(b)
-            if d is not None and d != total:
+            if chain_error is None and d is not None and d != (0 if frames else total):
                 raise ProofError(f"out_data bit is {d} registers deep, the ops' latencies add up to {total}")
     except ProofError as err:
         chain_error = str(err)
@@ -1804,23 +2142,16 @@ def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
     prev_bits = [[b for b in mod["ports"]["in_data"]["bits"][lsb:lsb + f.width]]
                  for lsb, f in zip(model.ops[0].input.offsets, model.ops[0].input.formats)]
     for k, op in enumerate(model.ops):
-        outs = []
-        missing = None
-        for name, width, const, _, _ in signals[k]:
-            bits = netnames.get(name)
-            if bits is None and const is None:
-                missing = name
-            outs.append((list(bits)[:width] if bits is not None else
-                         [str((const >> i) & 1) for i in range(width)], True))
-        if k == len(model.ops) - 1:  # the last op: what the chain puts on out_data
-            outs = [(probe.out_bits[lsb:lsb + f.width], f.signed)
-                    for lsb, f in zip(op.output.offsets, op.output.formats)]
+        outs, missing = op_outs[k]
         if ops and op.name not in ops:
             prev_bits, proven = [b for b, _ in outs], None
             continue
         t1, cpu0 = time.perf_counter(), _cpu()
-        result = {"op": op.name, "kind": op.kind, "module": f"{rtl['top']}_ops (chain)",
+        result = {"op": op.name, "kind": op.kind, "module": f"{kernel[0]} (kernel datapath)" if kernel else
+                  f"{chain} (chain)",
                   "latency": int(rtl["op_latency"].get(op.name, 0))}
+        if frames:
+            result["schedule"] = {"ii": ii, "op_ii": int(op_ii.get(op.name, 1))}
         # the chain's signals are only as wide as the values they carry: an op's inputs range over the exact
         # output range proved for the op before (else the builder's ranges, and the result says so)
         if k == 0:
@@ -1828,34 +2159,70 @@ def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
         elif proven is not None:
             dom, domain = [tuple(r) for r in proven], "the proved output range of the op before"
         else:
-            dom = [(int(lo), int(hi)) for _, _, _, lo, hi in signals[k - 1]]
+            dom = [(int(lo), int(hi)) for _, _, _, lo, hi, _ in signals[k - 1]]
             domain = "the builder's ranges of its inputs (the op before is not proved)"
         try:
             if chain_error:
                 raise ProofError(chain_error)
             if missing:
                 raise ProofError(f"signal {missing} of the chain not found in the netlist")
-            op_bits, dom, scale = _strip_low_zeros(prev_bits, dom)
-            net = Netlist(mod, op_bits, dom, driver=probe.driver)
-            net.outputs, net.scale = outs, scale
-            result.update(_check_scaled(op, net, dom, limit))
+            result.update(_check_between(op, mod, prev_bits, dom, outs, limit, probe.driver,
+                                         digits=op_ii.get(op.name, 1) > 1))
             result["domain"] = domain
             if result.get("counterexample"):
                 result["counterexample"]["confirmed"] = None
                 result["counterexample"]["confirm_note"] = "an op inside a chain module is not simulated alone"
         except ProofError as err:
             result.update(status="not proved", method="none", reason=str(err))
-        result["seconds"] = round(time.perf_counter() - t1 + (setup if not results else 0), 3)
-        if not results:
-            result["chain_setup_seconds"] = round(setup, 3)  # Yosys on the whole chain, its signal names
-        result["cpu_seconds"] = round(_cpu() - cpu0, 3)
-        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-        results.append(result)
-        if progress:
-            progress(result)
+        _close(result, results, t1, cpu0, setup, "chain_setup_seconds", progress)
         prev_bits = [b for b, _ in outs]
         proven = result.get("out_ranges") if result.get("status") == "proved" else None
     return results
+
+
+def _netlist_with(files: list[Path], top: str, work: Path, signals: list[tuple]) -> dict:
+    """The flattened netlist, with every signal (name, width, constant, ...) the op boundaries need: Yosys removes
+    a signal nothing reads (an op output no later op uses), so a missing one is asked for again with every wire
+    kept."""
+    mod = yosys_json(files, top, work)
+    names = _netnames(mod)
+    if all(y[0] in names or y[2] is not None for y in signals):
+        return mod
+    return yosys_json(files, top, work, keep=True)
+
+
+def _netnames(mod: dict) -> dict:
+    """A flattened netlist's signals by their own name (the last part of a hierarchical one), first one kept."""
+    out = {}
+    for name, info in mod["netnames"].items():
+        out.setdefault(name.split(".")[-1], info["bits"])
+    return out
+
+
+def _check_between(op, mod: dict, in_bits: list, dom: list, outs: list, limit: int, driver,
+                   digits: bool = False) -> dict:
+    """One op of a chain or graph module between its input signals (free over ``dom``) and its output signals;
+    ``digits``: a shared op, whose arithmetic may read its inputs slice by slice (``_digit_split``)."""
+    op_bits, dom, scale = _strip_low_zeros(in_bits, dom)
+    split = _digit_split(mod, op_bits, dom) if digits else None
+    if split and scale:
+        raise ProofError(f"input elements {sorted(scale)} have constant low bits and are read in digits")
+    net = Netlist(mod, split[0] if split else op_bits, split[1] if split else dom, driver=driver)
+    net.outputs, net.scale = outs, scale
+    return _check_digits(op, net, split[1], dom, split[2], limit) if split else _check_scaled(op, net, dom, limit)
+
+
+def _close(result: dict, results: list, t1: float, cpu0: float, setup: float, setup_key: str, progress) -> None:
+    """An op's result inside a chain or graph module: times (the first op carries the module's set-up: Yosys on
+    the whole module, its signal names), peak memory; appended and reported."""
+    result["seconds"] = round(time.perf_counter() - t1 + (setup if not results else 0), 3)
+    if not results:
+        result[setup_key] = round(setup, 3)
+    result["cpu_seconds"] = round(_cpu() - cpu0, 3)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    results.append(result)
+    if progress:
+        progress(result)
 
 
 def graph_signals(model, rtl: dict) -> tuple[dict, int]:
@@ -1883,14 +2250,7 @@ def _confirm_in_graph(cex: dict, op, model, sources, files, module, latency, wor
         cex["confirmed"] = None
         cex["confirm_note"] = "an op inside a graph module is not simulated alone"
         return
-    x = np.array([cex["input"]], dtype=np.int64)
-    try:
-        sim = confirm(op, files, module, latency, x, work / "confirm")[0]
-        cex["simulation"] = [int(v) for v in sim]
-        cex["confirmed"] = bool(np.any(sim != op.emulate(x, {})[0]))
-    except Exception as err:  # noqa: BLE001 - a failed confirmation is reported, not fatal
-        cex["confirmed"] = None
-        cex["confirm_error"] = str(err).splitlines()[0][:300]
+    _confirm_counterexample(cex, op, files, module, latency, work / "confirm")
 
 
 def prove_graph(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None, progress=None,
@@ -1906,14 +2266,12 @@ def prove_graph(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
     t0 = time.perf_counter()
     try:
         wrapper, top = _chain_wrapper(bundle, pieces, work)
-        mod = yosys_json([*pieces, *rest, wrapper], top, work)
         signals, latency = graph_signals(model, rtl)
+        mod = _netlist_with([*pieces, *rest, wrapper], top, work, [y for ys in signals.values() for y in ys])
     except (ProofError, KeyError, ValueError, AttributeError) as err:
         return [{"op": op.name, "kind": op.kind, "module": None, "status": "not proved", "method": "none",
                  "reason": f"graph module: {err}"} for op in model.ops if not ops or op.name in ops]
-    netnames = {}
-    for name, info in mod["netnames"].items():
-        netnames.setdefault(name.split(".")[-1], info["bits"])
+    netnames = _netnames(mod)
     setup = time.perf_counter() - t0
     probe = Netlist(mod, [], [])
     graph_error = None
@@ -1973,14 +2331,7 @@ def prove_graph(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
                                       f"{rtl['top']}_ops", latency, work, confirm_sim)
             except ProofError as err:
                 result.update(status="not proved", method="none", reason=str(err))
-            result["seconds"] = round(time.perf_counter() - t1 + (setup if not results else 0), 3)
-            if not results:
-                result["graph_setup_seconds"] = round(setup, 3)  # Yosys on the whole graph, its signal names
-            result["cpu_seconds"] = round(_cpu() - cpu0, 3)
-            result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-            results.append(result)
-            if progress:
-                progress(result)
+            _close(result, results, t1, cpu0, setup, "graph_setup_seconds", progress)
             if result.get("status") == "proved" and result.get("out_ranges"):
                 proved_range = result["out_ranges"]
         bits[op.name] = [b for b, _ in outs]
@@ -2034,12 +2385,13 @@ def prove_design(model, root: Path, rtl: dict, ops: list[str] | None = None, lim
     for name in ops or []:
         if name not in names:
             raise ConfigError(f"{bundle}: no op named {name!r} (ops: {', '.join(names)})")
+    if rtl.get("stream"):
+        return _prove_stream(model, bundle, rtl, ops, limit, confirm_sim, progress, edited)
     cache = _cache_dir()
     results = []
     ranges = model.ranges() if model.is_chain else None
     graph = not model.is_chain and not rtl.get("stream") and rtl.get("ii", 1) == 1
-    if graph or (rtl.get("pipeline") == "auto" and model.is_chain and not rtl.get("stream")
-                 and rtl.get("ii", 1) == 1):
+    if graph or (rtl.get("pipeline") == "auto" and model.is_chain and not rtl.get("stream")):
         rels = [s for s in rtl["sources"] if Path(s).stem != rtl["top"]]
         key = _cache_key(model.ops[0], [bundle / r for r in rels], json.dumps(rtl, sort_keys=True), limit,
                          [[op.to_dict() for op in model.ops], model.input_ports, model.output_names,
@@ -2068,6 +2420,7 @@ def prove_design(model, root: Path, rtl: dict, ops: list[str] | None = None, lim
                                                        rtl.get("op_latency", {})):
             if ops and op.name not in ops:
                 continue
+            schedule = _schedule(model, rtl, names.index(op.name))
             if sources is None:
                 results.append({"op": op.name, "kind": op.kind, "module": None, "status": "not proved",
                                 "method": "none", "reason": "no module of its own (pipeline auto, graph or "
@@ -2076,7 +2429,7 @@ def prove_design(model, root: Path, rtl: dict, ops: list[str] | None = None, lim
             rels = [s.relative_to(bundle).as_posix() for s in sources]
             k = names.index(op.name)
             model_dom = [(int(iv.lo), int(iv.hi)) for iv in ranges[k - 1]] if (ranges and k > 0) else None
-            key = _cache_key(op, sources, latency, limit, model_dom)
+            key = _cache_key(op, sources, f"{latency} {schedule}", limit, model_dom)
             hit = cache / f"{key}.json" if cache else None
             if hit is not None and hit.exists():
                 result = json.loads(hit.read_text())
@@ -2084,18 +2437,11 @@ def prove_design(model, root: Path, rtl: dict, ops: list[str] | None = None, lim
             else:
                 work = Path(tmp) / module
                 work.mkdir()
-                result = prove_op(op, sources, module, latency, work, limit, model_dom=model_dom)
+                result = prove_op(op, sources, module, latency, work, limit, model_dom=model_dom, schedule=schedule)
                 cex = result.get("counterexample")
                 if cex is not None and confirm_sim and "space" not in cex:  # op inputs only
-                    x = np.array([cex["input"]], dtype=np.int64)
-                    try:
-                        sim = confirm(op, sources, module, latency, x, work)[0]
-                        emu = op.emulate(x, {})[0]
-                        cex["simulation"] = [int(v) for v in sim]
-                        cex["confirmed"] = bool(np.any(sim != emu))
-                    except Exception as err:  # noqa: BLE001 - a failed confirmation is reported, not fatal
-                        cex["confirmed"] = None
-                        cex["confirm_error"] = str(err).splitlines()[0][:300]
+                    _confirm_counterexample(cex, op, sources, module, latency, work,
+                                            schedule.ii if schedule else 1)
                 if hit is not None:
                     hit.parent.mkdir(parents=True, exist_ok=True)
                     tmp_file = hit.with_name(hit.name + ".partial")
@@ -2110,6 +2456,199 @@ def prove_design(model, root: Path, rtl: dict, ops: list[str] | None = None, lim
     return results
 
 
+def _prove_stream(model, bundle: Path, rtl: dict, ops, limit: int, confirm_sim: bool, progress, edited) -> list[dict]:
+    """A streamed design (trigger/backends/rtl/stream.py): the tail after the streamed layers is an RTL design
+    of its own (``<top>_tail``, the tail model written by write_rtl, shared at the tail's ii), proved as any;
+    the streamed layers are "not proved" (docs/prove.md, "Not covered yet")."""
+    from trigger.ir.model import FirmwareModel
+
+    from trigger.backends.rtl.stream import plan_stages
+
+    stream = rtl["stream"]
+    tail_names = list(stream.get("tail_ops") or [])
+    at = len(model.ops) - len(tail_names)
+    results = []
+    stages, _, _ = plan_stages(model)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="trigger-prove-") as tmp:
+        why_stage, why_collector = stream_frame(bundle, rtl, stages, Path(tmp))
+    frame_seconds = round(time.perf_counter() - t0, 3)
+    for s, (stage, info) in enumerate(zip(stages, stream["stages"])):
+        if ops and not any(op.name in ops for op in stage.ops):
+            continue
+        kernel = FirmwareModel(f"{model.name}_k{s}", stage.kernel_ops[0].input, stage.kernel_ops)
+        module = f"{rtl['top']}_k{s}"
+        with tempfile.TemporaryDirectory(prefix="trigger-prove-") as tmp:
+            proofs = prove_chain(bundle, dict(rtl, ii=1), kernel, Path(tmp), limit, progress=None,  # one pixel a clock
+                                 kernel=(module, lambda: _kernel_signals(kernel, rtl, module),
+                                         int(info["kernel_latency"])))
+        # the stage's windows feed the datapath; the next stage's windows (or the collector) take its output
+        frame = why_stage[s] or (why_stage[s + 1] if s + 1 < len(stages) else why_collector)
+        for op, proof in zip(stage.ops, proofs):
+            if ops and op.name not in ops:
+                continue
+            done = proof["status"] == "proved"
+            reason = (f"kernel datapath: {proof.get('reason', proof['status'])}" if not done else
+                      f"its kernel datapath is proved for every window, but the frame check failed: {frame}" if frame
+                      else None)
+            kept = {k: proof[k] for k in ("seconds", "cpu_seconds", "peak_rss_mb", "adders", "domain",
+                                         "counterexample") if k in proof}
+            status = "counterexample" if proof["status"] == "counterexample" else \
+                "proved" if done and not frame else "not proved"
+            results.append(dict(kept, op=op.name, kind=op.kind, module=proof["module"], status=status,
+                                method=f"{proof.get('method')} (kernel datapath)" + (
+                                    "; line buffer and collector: frame unrolled" if done else ""),
+                                kernel_datapath=proof["status"], frame_check=frame or "passed",
+                                frame_seconds=frame_seconds, **({"reason": reason} if reason else {})))
+            if progress:
+                progress(results[-1])
+    wanted = [name for name in tail_names if not ops or name in ops]
+    if not wanted:
+        return results
+    tail = FirmwareModel(f"{model.name}_tail", model.ops[at - 1].output, model.ops[at:], kind=model.kind)
+    top = f"{rtl['top']}_tail"
+    tail_rtl = dict(rtl, top=top, ii=int(stream.get("tail_ii", 1)),
+                    sources=[x for x in rtl["sources"] if Path(x).stem.startswith(top)])
+    tail_rtl.pop("stream")
+    for r in prove_design(tail, bundle, tail_rtl, wanted, limit, confirm_sim, progress, edited):
+        results.append(dict(r, stream_tail=top))
+    return results
+
+
+def stream_frame(bundle: Path, rtl: dict, stages: list, work: Path) -> tuple[list, str | None]:
+    """The line buffers and the collector of a streamed design, over one frame unrolled (``Unrolled`` driven by the
+    frame protocol: pixel t of the frame on in_data in cycle t, in_first with pixel 0, in_valid high for the
+    frame's pixels; checked twice, the frame before it idle, and back to back): for each stage, None when the
+    j-th output pixel its kernel datapath computes was given window j of the stage's input (every element, bit
+    for bit: the frame's pixels, or the pixels the stage before put out), else why; and the same for the
+    collector (the flat tensor it hands on holds the last stage's output pixels in order). With the datapath
+    proved for every window, that proves the streamed op for every frame."""
+    stream = rtl["stream"]
+    n = len(stages)
+    if stream.get("padding"):
+        return ["a padding stage in front (valid/ready input): its frame is not unrolled yet"] * n, "not checked"
+    pixels, latency = int(stream["pixels_per_frame"]), int(stream["latency_after_last_pixel"])
+    files = [bundle / x for x in rtl["sources"] if Path(x).suffix == ".v"]
+    try:
+        mod = yosys_json(files, rtl["top"], work)
+        names = {name: info["bits"] for name, info in mod["netnames"].items()}
+        wanted = ["held", "frame_release"] + [f"s{k}_{w}" for k in range(n) for w in ("valid", "first")] + \
+            [f"u_s{k}.u_kernel.{w}" for k in range(n) for w in ("in_data", "out_data")]
+        missing = [w for w in wanted if w not in names]
+        if missing:
+            raise ProofError(f"signals {missing[:3]} not found in the streamed top")
+    except ProofError as err:
+        return [str(err)] * n, str(err)
+    why_stage: list = [None] * n
+    why_collector = None
+    end = pixels + latency + 4
+    for before in ("idle", "back to back"):
+        start = -pixels if before == "back to back" else 0
+        first = start - latency - 8  # registers before that are unknown; the valid chains are flushed by then
+
+        def valid(k, t):
+            return "1" if (0 <= t < pixels or start <= t < 0) else "0" if t < pixels else None
+
+        drive = {"in_valid": valid, "rst": lambda k, t: "0",
+                 "in_first": lambda k, t: "1" if t in (0, start) else "0" if t < pixels else None,
+                 "in_data": lambda k, t: ("pixel", t, k) if 0 <= t < pixels else None}
+        frames = Unrolled(mod, None, drive=drive, first=first)
+        try:
+            outs = []  # per stage, the cycles its output pixels of this frame come out
+            for k, (stage, info) in enumerate(zip(stages, stream["stages"])):
+                cycles = _frame_pixels(frames, names, k, start, end, stage.out_height * stage.out_width,
+                                       1 if before == "back to back" else 0)
+                outs.append(cycles)
+                why = _windows_differ(frames, names, stage, k, cycles, int(info["kernel_latency"]),
+                                      outs[k - 1] if k else None, stages[k - 1] if k else None)
+                if why and why_stage[k] is None:
+                    why_stage[k] = f"{why} (frame before {before})"
+            last, cycles = stages[-1], outs[-1]
+            release = [t for t in range(cycles[-1], end + pixels) if frames.bit(names["frame_release"][0], t) == "1"]
+            if not release:
+                raise ProofError("no frame_release after the frame's last output pixel")
+            held = [frames.bit(b, release[0]) for b in names["held"]]
+            width = len(names[f"u_s{n - 1}.u_kernel.out_data"])
+            want = [frames.bit(b, t) for t in cycles for b in names[f"u_s{n - 1}.u_kernel.out_data"]]
+            if held[:len(want)] != want:
+                bad = next(i for i, (a, b) in enumerate(zip(held, want)) if a != b)
+                why_collector = why_collector or (f"output pixel {bad // width}, bit {bad % width}: the collected tensor "
+                                                  f"does not hold it (frame before {before})")
+        except ProofError as err:
+            text = f"{err} (frame before {before})"
+            why_stage = [w or text for w in why_stage]
+            why_collector = why_collector or text
+    return why_stage, why_collector
+
+
+def _frame_pixels(frames: Unrolled, names: dict, k: int, start: int, end: int, count: int, group: int) -> list:
+    """The cycles stage k puts out the output pixels of frame ``group`` (0: the first frame from cycle ``start``),
+    from its out_valid and out_first flags unrolled: ``count`` of them, the first flagged first."""
+    groups: list = []
+    t = start
+    while not (len(groups) > group and len(groups[group]) == count):
+        if t >= end + count:
+            raise ProofError(f"stage {k}: {len(groups[group]) if len(groups) > group else 0} output pixels in a "
+                             f"frame, {count} expected")
+        v = frames.bit(names[f"s{k}_valid"][0], t)
+        f = frames.bit(names[f"s{k}_first"][0], t) if v == "1" else "0"
+        if v not in ("0", "1") or f not in ("0", "1"):
+            why = frames.unknown.get(v if v not in ("0", "1") else f, "a value outside the frame")
+            raise ProofError(f"stage {k}: out_valid/out_first in cycle {t} depend on {why}")
+        if v == "1":
+            if f == "1":
+                groups.append([])
+            elif not groups:
+                raise ProofError(f"stage {k}: an output pixel in cycle {t} before any flagged first")
+            groups[-1].append(t)
+        t += 1
+    return groups[group]
+
+
+def _windows_differ(frames: Unrolled, names: dict, stage, k: int, cycles: list, latency: int, source_cycles,
+                    source_stage) -> str | None:
+    """The first window element of stage k's kernel datapath that is not the input element window j should read
+    (None: every one is): j-th output pixel in cycle cycles[j], its window in cycle cycles[j] - latency."""
+    geo = stage.ops[0].geometry
+    ins = names[f"u_s{k}.u_kernel.in_data"]
+    w = stage.kernel_ops[0].input.widths[0]
+    if source_stage is not None:
+        src = names[f"u_s{k - 1}.u_kernel.out_data"]
+        if source_stage.kernel_ops[-1].output.widths[0] != w:
+            return f"stage {k}: its input elements are {w} bits, the stage before puts out " \
+                   f"{source_stage.kernel_ops[-1].output.widths[0]}"
+    for j, row in enumerate(geo.im2col()):
+        got = [frames.bit(b, cycles[j] - latency) for b in ins]
+        for e, flat in enumerate(row):
+            pixel, ch = divmod(int(flat), geo.channels)
+            if source_stage is None:  # the frame's pixel, as the top's in_data carried it
+                want = [frames.bit(b, pixel) for b in frames.mod["ports"]["in_data"]["bits"][ch * w:(ch + 1) * w]]
+            else:
+                want = [frames.bit(b, source_cycles[pixel]) for b in src[ch * w:(ch + 1) * w]]
+            if got[e * w:(e + 1) * w] != want:
+                return f"stage {k}: window {j}, element {e} is not input pixel {pixel} channel {ch}"
+    return None
+
+
+def _kernel_signals(kernel, rtl: dict, module: str) -> list[list[tuple]]:
+    """A streamed stage's kernel datapath (stream.kernel_module: the window op, then the pixel ops, in one module):
+    each op's output signals, found by running the op emitters again with the bundle's settings (names only)."""
+    from trigger.backends.rtl import parse_pipeline
+    from trigger.backends.rtl.builder import ModuleBuilder, parse_multiplier
+
+    _, dsp = parse_multiplier(rtl.get("multiplier", "shift_add"))
+    every = parse_pipeline(rtl.get("pipeline"))
+    max_delay = float(rtl["max_delay_ns_per_stage"]) if every == "auto" else None
+    m = ModuleBuilder(module, max_delay=max_delay, dsp_above_bits=dsp)
+    first = kernel.ops[0]
+    xs = [m.unpack(f"x{i}", lsb, fmt) for i, (lsb, fmt) in enumerate(zip(first.input.offsets, first.input.formats))]
+    out = []
+    for op in kernel.ops:
+        xs = op.emit_rtl(m, xs, {"pipeline_every": None if every == "auto" else every, "ii": 1, "hold": True})
+        out.append([(y.name, y.width, y.const, y.lo, y.hi, y.stage) for y in xs])
+    return out
+
+
 def _finish(bundle, manifest, results, edited, limit, write) -> dict:
     from trigger.bundle import write_json
 
@@ -2122,6 +2661,10 @@ def _finish(bundle, manifest, results, edited, limit, write) -> dict:
               "rests_on": ["Yosys 'read_verilog; proc; flatten' reads the Verilog as the simulators do",
                            "the reference forms equal op.emulate (tests/test_prove.py checks them on random vectors)",
                            "every in_data-to-out_data path crosses the op's latency in registers (checked per bit)",
+                           "a shared design (ii > 1): the unrolled event (start in cycle 0, events ii clocks apart, "
+                           "rst low; anything else unknown and, if read, not proved)",
+                           "a streamed design: its frame unrolled with the pixels on consecutive clocks, the frame "
+                           "before idle or back to back",
                            "trigger/prove.py's affine evaluation and enumeration"],
               "limits": {"enumeration_values": limit, "whole_op_input_bits": WHOLE_BITS}}
     if write:
