@@ -2371,8 +2371,64 @@ def prove_bundle(bundle, ops: list[str] | None = None, limit: int = ENUM_LIMIT, 
     model = FirmwareModel.load(bundle)
     edited = set(changed_files(bundle, manifest))
     rtl = dict(manifest.get("rtl", {}), ii=manifest.get("ii", 1))
-    results = prove_design(model, bundle, rtl, ops, limit, confirm_sim, progress, edited)
+    with tempfile.TemporaryDirectory(prefix="trigger-reference-") as tmp:
+        folder = bundle / "reports" / "reference" if write else Path(tmp)
+        if write and not ops:  # the folder holds this build's references only
+            for old in folder.glob("*.v"):
+                old.unlink()
+        folder.mkdir(parents=True, exist_ok=True)
+        by_name = {op.name: (k, op) for k, op in enumerate(model.ops)}
+        ranges = model.ranges() if model.is_chain else None
+
+        def step(result):  # the reference leg of each op, before its line is printed
+            if "reference" not in result:
+                result["reference"] = prove_reference(by_name, ranges, result["op"], folder, bundle, limit)
+                result["reference_used"] = "verilog" if result["reference"]["status"] == "proved" else "python form"
+            if progress:
+                progress(result)
+        results = prove_design(model, bundle, rtl, ops, limit, confirm_sim, step, edited)
+        for result in results:  # ops that were not reported through progress (no module of their own)
+            if "reference" not in result:
+                step(result)
     return _finish(bundle, manifest, results, edited, limit, write)
+
+
+def prove_reference(by_name: dict, ranges, name: str, folder: Path, bundle: Path, limit: int) -> dict:
+    """The op's reference Verilog (trigger/backends/rtl/reference.py), written to ``folder/<op>.v`` and proved
+    equal to the op's reference form with the same methods as the bundle's module (Yosys, affine forms,
+    enumeration or z3 for the casts). With the bundle's module proved equal to the same form, the bundle's
+    module equals the reference Verilog for all inputs (equality is transitive)."""
+    import re
+
+    from trigger.backends.rtl.reference import Unsupported, module_name, print_reference
+
+    if name not in by_name:
+        return {"verilog": None, "status": "not printed", "reason": f"op {name!r} is not in the firmware model"}
+    k, op = by_name[name]
+    try:
+        text = print_reference(op)
+    except Unsupported as err:
+        return {"verilog": None, "status": "not printed", "reason": str(err)}
+    path = folder / (re.sub(r"[^A-Za-z0-9_.-]", "_", op.name) + ".v")
+    path.write_text(text)
+    shown = path.relative_to(bundle).as_posix() if path.is_relative_to(bundle) else path.name
+    model_dom = [(int(iv.lo), int(iv.hi)) for iv in ranges[k - 1]] if (ranges and k > 0) else None
+    cache = _cache_dir()
+    key = _cache_key(op, [path], "reference", limit, model_dom)
+    hit = cache / f"{key}-reference.json" if cache else None
+    if hit is not None and hit.exists():
+        leg = dict(json.loads(hit.read_text()), cached=True)
+    else:
+        with tempfile.TemporaryDirectory(prefix="trigger-prove-reference-") as tmp:
+            proof = prove_op(op, [path], module_name(op), 0, Path(tmp), limit, model_dom=model_dom)
+        leg = {item: proof[item] for item in ("status", "method", "reason", "counterexample", "seconds", "domain")
+               if item in proof}
+        if hit is not None:
+            hit.parent.mkdir(parents=True, exist_ok=True)
+            hit.with_name(hit.name + ".partial").write_text(json.dumps(leg, sort_keys=True))
+            hit.with_name(hit.name + ".partial").replace(hit)
+        leg["cached"] = False
+    return {"verilog": shown, "module": module_name(op), **leg}
 
 
 def prove_design(model, root: Path, rtl: dict, ops: list[str] | None = None, limit: int = ENUM_LIMIT,
@@ -2657,9 +2713,14 @@ def _finish(bundle, manifest, results, edited, limit, write) -> dict:
 
     report = {"bundle": manifest.get("name"), "manifest_sha256": sha256(bundle / MANIFEST), "ops": results,
               "summary": counts,
+              "reference_verilog": {s: sum(r.get("reference", {}).get("status") == s for r in results)
+                                    for s in ("proved", "counterexample", "not proved", "not printed")},
               "edited_files": sorted(edited),
               "rests_on": ["Yosys 'read_verilog; proc; flatten' reads the Verilog as the simulators do",
                            "the reference forms equal op.emulate (tests/test_prove.py checks them on random vectors)",
+                           "the reference Verilog (reports/reference/<op>.v) equals op.emulate (tests/test_prove.py "
+                           "simulates each printed kind with Icarus on random and extreme inputs); where it is proved "
+                           "equal to the reference form, the bundle's module equals it for all inputs",
                            "every in_data-to-out_data path crosses the op's latency in registers (checked per bit)",
                            "a shared design (ii > 1): the unrolled event (start in cycle 0, events ii clocks apart, "
                            "rst low; anything else unknown and, if read, not proved)",
@@ -2683,6 +2744,10 @@ def line(result: dict) -> str:
         text += "  [RTL edited after build]"
     if result["status"] != "proved" and result.get("reason"):
         text += f"\n    {result['reason']}"
+    ref = result.get("reference")
+    if ref:
+        text += (f"\n    reference Verilog {ref['verilog']}: {ref['status']} {ref.get('method', '')}".rstrip()
+                 + (f" ({ref['reason']})" if ref["status"] != "proved" and ref.get("reason") else ""))
     cex = result.get("counterexample")
     if cex:
         text += (f"\n    counterexample: outputs {cex.get('outputs_differing', [])[:4]} differ; "

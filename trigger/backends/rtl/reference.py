@@ -207,28 +207,38 @@ def _argmax(p, op):
 
 
 def _merge(p, op):
+    """nnet_merge.h: the two operands aligned to the finer LSB (multiply: as they are), the operation in its
+    exact ap_fixed type, then the cast to the output."""
     from trigger.ir.ops.merge import _widths, exact_format
 
-    if op.operation not in ("add", "subtract", "average"):
-        raise Unsupported(f"merge {op.operation} has no reference Verilog yet")
     xs = inputs(p, op)
-    sign = "-" if op.operation == "subtract" else "+"
     outs = []
     for i in range(op.output.n):
         ia, ib = op.sources(i)
         fa, fb = op.operands(i)
-        sa, sb = _widths(fa, fb)
+        sa, sb = (0, 0) if op.operation == "multiply" else _widths(fa, fb)
         exact = exact_format(op.operation, fa, fb)
         width = signed_width(exact) + 1
-        s = p.wire(f"s{i}", width, True, f"({as_signed(xs[ia], fa)} <<< {sa}) {sign} ({as_signed(xs[ib], fb)} <<< {sb})",
-                   f"{exact.cpp}")
+        a = p.wire(f"a{i}", width, True, f"{as_signed(xs[ia], fa)} <<< {sa}")
+        b = p.wire(f"b{i}", width, True, f"{as_signed(xs[ib], fb)} <<< {sb}")
+        expr = {"add": f"{a} + {b}", "average": f"{a} + {b}", "subtract": f"{a} - {b}", "multiply": f"{a} * {b}",
+                "maximum": f"({a} > {b}) ? {a} : {b}", "minimum": f"({a} < {b}) ? {a} : {b}"}[op.operation]
+        s = p.wire(f"s{i}", width, True, expr, f"{op.operation}, {exact.cpp}")
         outs.append(cast(p, s, width, exact, op.output.formats[i], f"y{i}c"))
     return outs
 
 
+def _concatenate(p, op):
+    """Output i is input index[i], cast to its output format."""
+    xs = inputs(p, op)
+    return [cast(p, as_signed(xs[int(j)], op.input.formats[int(j)]), signed_width(op.input.formats[int(j)]),
+                 op.input.formats[int(j)], op.output.formats[i], f"y{i}c") for i, j in enumerate(op.index)]
+
+
 PRINTERS = {"dense": _dense, "conv1d": _conv, "conv2d": _conv,
             "relu": _elementwise(_relu_pre), "linear": _elementwise(lambda p, x, width, i: x),
-            "leaky_relu": _leaky_relu, "max_pool": _max_pool, "argmax": _argmax, "merge": _merge}
+            "leaky_relu": _leaky_relu, "max_pool": _max_pool, "argmax": _argmax, "merge": _merge,
+            "concatenate": _concatenate}
 
 
 def module_name(op) -> str:
