@@ -61,6 +61,19 @@ def as_signed(name: str, fmt) -> str:
     return f"$signed({name})" if fmt.signed else f"$signed({{1'b0, {name}}})"
 
 
+# whether a rounding mode adds one to the floor (trigger.fixed._round_shift): from the dropped bits (above or at
+# half of the LSB), the sign, and the floor's lowest bit
+ROUND_UP = {
+    "TRN": lambda above, tie, negative, inexact, odd: "1'b0",
+    "TRN_ZERO": lambda above, tie, negative, inexact, odd: f"{negative} & {inexact}",
+    "RND": lambda above, tie, negative, inexact, odd: f"{above} | {tie}",
+    "RND_ZERO": lambda above, tie, negative, inexact, odd: f"{above} | ({tie} & {negative})",
+    "RND_MIN_INF": lambda above, tie, negative, inexact, odd: above,
+    "RND_INF": lambda above, tie, negative, inexact, odd: f"{above} | ({tie} & ~{negative})",
+    "RND_CONV": lambda above, tie, negative, inexact, odd: f"{above} | ({tie} & {odd})",
+}
+
+
 def cast(p: Printer, value: str, width: int, source, out, stem: str) -> str:
     """``out.cast(value, source)`` as trigger.fixed computes it: round ``right`` dropped bits as the mode
     says, then handle overflow against the range; ``value`` is a signed wire of ``width`` bits holding a raw
@@ -81,11 +94,9 @@ def cast(p: Printer, value: str, width: int, source, out, stem: str) -> str:
         floor = p.wire(f"{stem}_floor", m, True, f"{a} >>> {right}")
         rem = p.wire(f"{stem}_rem", right, False, f"{a}[{right - 1}:0]")
         half = f"{right}'d{1 << (right - 1)}"
-        above, tie, negative = f"({rem} > {half})", f"({rem} == {half})", f"{a}[{m - 1}]"
-        up = {"TRN": "1'b0", "TRN_ZERO": f"{negative} & ({rem} != {right}'d0)", "RND": f"{above} | {tie}",
-              "RND_ZERO": f"{above} | ({tie} & {negative})", "RND_MIN_INF": above,
-              "RND_INF": f"{above} | ({tie} & ~{negative})", "RND_CONV": f"{above} | ({tie} & {floor}[0])"}
-        bit = p.wire(f"{stem}_up", 1, False, up[out.rounding], f"rounding {out.rounding}")
+        up = ROUND_UP[out.rounding](above=f"({rem} > {half})", tie=f"({rem} == {half})", negative=f"{a}[{m - 1}]",
+                                    inexact=f"({rem} != {right}'d0)", odd=f"{floor}[0]")
+        bit = p.wire(f"{stem}_up", 1, False, up, f"rounding {out.rounding}")
         r = p.wire(f"{stem}_r", m, True, f"{floor} + $signed({{{m - 1}'d0, {bit}}})")
     keep = max(out.width - left, 0)
     if keep == 0:
