@@ -118,8 +118,17 @@ def test_chain_bundle_proved_and_cached(tagger, tmp_path, monkeypatch):
     assert not any(r["edited_after_build"] or r["cached"] for r in report["ops"])
     assert json.loads((tagger / "reports" / "prove.json").read_text())["summary"] == report["summary"]
     assert changed_files(tagger, load_manifest(tagger)) == []  # the manifest's hashes still hold
+    # each op's reference Verilog written beside the report and proved equal to the reference form: with the
+    # bundle's module proved equal to the same form, the bundle's module equals the reference Verilog
+    assert report["reference_verilog"] == {"proved": 7, "counterexample": 0, "not proved": 0, "not printed": 0}
+    printed = {}
+    for r in report["ops"]:
+        assert r["reference_used"] == "verilog" and r["reference"]["verilog"] == f"reports/reference/{r['op']}.v", r
+        printed[r["op"]] = (tagger / r["reference"]["verilog"]).read_bytes()
     again = prove_bundle(tagger)
     assert all(r["cached"] for r in again["ops"]) and again["summary"] == report["summary"]
+    assert all(r["reference"]["cached"] for r in again["ops"])
+    assert {r["op"]: (tagger / r["reference"]["verilog"]).read_bytes() for r in again["ops"]} == printed
     # the report's proof section: every op proved for all inputs, so a budget asking for it passes
     budget = tmp_path / "proved.yml"
     budget.write_text("budget:\n  proved: true\n")

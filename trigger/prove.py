@@ -42,6 +42,11 @@ previous cycle's values, the schedule's start/rst and everything they decide fol
 leaves a netlist without registers for the steps above; a digit-serial dense's input slices are variables of
 their own (``_digit_split``). Streamed designs: the tail and each stage's kernel datapath (``_prove_stream``).
 
+Reference Verilog (``prove_reference``, trigger/backends/rtl/reference.py): each op of a printed kind is also
+written as plain combinational Verilog (``reports/reference/<op>.v``) and that module is proved equal to the same
+reference form by the same steps; the bundle's module, proved equal to the form, then equals the reference
+Verilog for all inputs.
+
 Results per op: ``proved`` / ``counterexample`` / ``not proved`` (with the reason), the method, time and
 peak memory. They are cached by a hash of the module's sources, the op and this file
 (``$TRIGGER_CACHE/prove``). What a proof rests on: Yosys' reading of the Verilog, the reference's
