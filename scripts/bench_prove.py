@@ -88,7 +88,7 @@ def prove_one(kind: str, source: str, pipeline: str | None, work: Path, ii: int 
     from trigger.backends.rtl import write_rtl
     from trigger.ir.ii import resolve_ii
     from trigger.ir.model import FirmwareModel
-    from trigger.prove import prove_bundle, prove_design
+    from trigger.prove import prove_bundle, prove_design, prove_reference
 
     t0 = time.perf_counter()
     if kind == "bundle":
@@ -114,6 +114,12 @@ def prove_one(kind: str, source: str, pipeline: str | None, work: Path, ii: int 
                "max_delay_ns_per_stage": design.max_delay_ns, "op_ii": design.op_ii, "ii": design.ii,
                "stream": design.stream}
         ops = prove_design(model, work, rtl, limit=LIMIT)
+        # the reference Verilog's leg, as prove_bundle runs it (trigger/backends/rtl/reference.py)
+        by_name, ranges = {op.name: (k, op) for k, op in enumerate(model.ops)}, (model.ranges() if model.is_chain else None)
+        (work / "reference").mkdir(exist_ok=True)
+        for r in ops:
+            r["reference"] = prove_reference(by_name, ranges, r["op"], work / "reference", work, LIMIT)
+            r["reference_used"] = "verilog" if r["reference"]["status"] == "proved" else "python form"
     return {"ops": ops, "wall_s": round(time.perf_counter() - t0, 1)}
 
 
@@ -353,6 +359,10 @@ def markdown(result: dict) -> str:
              "CPU seconds (from an empty proof cache), and the prover process's peak resident memory so far. "
              f"Enumeration limit: 2^{LIMIT.bit_length() - 1} values per accumulator (`trigger prove --max-values`); "
              "z3's time limit 60 s per question. "
+             "The last column: the op's reference Verilog (`reports/reference/<op>.v`, printed by "
+             "trigger/backends/rtl/reference.py) proved equal to the same reference form by the same steps, so that "
+             "where both are proved the op's module equals the reference Verilog for all inputs (`not run`: rows "
+             "measured before the reference Verilog existed). "
              f"Machine: {m['cpus']} CPUs shared with other jobs; load average {m['load_average_before']} before, "
              f"{m['load_average_after']} after: wall times are upper bounds.", ""]
     for name, d in result["designs"].items():
@@ -377,14 +387,18 @@ def markdown(result: dict) -> str:
                      else "")
                   + (f" Load average after it: {d['load_average_after']}." if d.get("load_average_after") else ""),
                   "",
-                  "| op | kind | result | method | domain | wall s | CPU s | peak MB | spare adder bits |",
-                  "|---|---|---|---|---|---:|---:|---:|---:|"]
+                  "| op | kind | result | method | domain | wall s | CPU s | peak MB | spare adder bits "
+                  "| reference Verilog = reference form |",
+                  "|---|---|---|---|---|---:|---:|---:|---:|---|"]
         for r in d["ops"]:
             why = f" ({r['reason']})" if r["status"] != "proved" and r.get("reason") else ""
             dom = domain_label(r.get("domain", ""))
+            ref = r.get("reference")
+            ref = ("not run" if ref is None else f"{ref['status']} ({ref.get('method', '')}, {ref['seconds']} s)"
+                   if "seconds" in ref else f"{ref['status']} ({ref.get('reason', '')})")
             lines.append(f"| {r['op']} | {r['kind']} | {r['status']}{why} | {r.get('method', '')} | {dom} | "
                          f"{r.get('seconds', '')} | {r.get('cpu_seconds', '')} | {r.get('peak_rss_mb', '')} | "
-                         f"{r.get('adders', {}).get('spare_bits', '')} |")
+                         f"{r.get('adders', {}).get('spare_bits', '')} | {ref} |")
         if bits:
             lines += ["", f"Adders read as exact affine words: {bits} result bits; {wider} of them are wider than "
                           f"the exact range of their value needs, by {spare} bits in all (about {spare} LUTs, "
