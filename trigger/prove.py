@@ -2174,15 +2174,99 @@ def prove_chain(bundle: Path, rtl: dict, model, work: Path, limit: int, ops=None
             result.update(_check_between(op, mod, prev_bits, dom, outs, limit, probe.driver,
                                          digits=op_ii.get(op.name, 1) > 1))
             result["domain"] = domain
-            if result.get("counterexample"):
-                result["counterexample"]["confirmed"] = None
-                result["counterexample"]["confirm_note"] = "an op inside a chain module is not simulated alone"
+            cex = result.get("counterexample")
+            if cex is not None and frames is None and not kernel and "space" not in cex:
+                _confirm_in_chain(cex, op, files, signals[k - 1] if k else None, signals[k],
+                                  k == len(model.ops) - 1, total, work / f"confirm_{k}")
+            elif cex is not None:
+                cex["confirmed"] = None
+                cex["confirm_note"] = "an op inside a shared chain or a kernel datapath is not simulated alone"
         except ProofError as err:
             result.update(status="not proved", method="none", reason=str(err))
         _close(result, results, t1, cpu0, setup, "chain_setup_seconds", progress)
         prev_bits = [b for b, _ in outs]
         proven = result.get("out_ranges") if result.get("status") == "proved" else None
     return results
+
+
+def _declaring(files: list[Path], name: str) -> list[str]:
+    """The chain wrapper's instances (u0, u1, ...: one per piece, in order) whose piece declares wire ``name``."""
+    import re
+
+    pattern = re.compile(rf"\bwire\b[^;=]*\b{re.escape(name)}\s*[=;]")
+    pieces = [f for f in files if "_ops" in Path(f).stem]
+    return [f"u{j}" for j, f in enumerate(pieces) if pattern.search(Path(f).read_text())]
+
+
+def _confirm_in_chain(cex: dict, op, files: list[Path], in_signals, out_signals, last: bool, latency: int,
+                      work: Path) -> None:
+    """A counterexample of an op inside a cut chain (pipeline auto), simulated alone (Icarus): the chain's own
+    Verilog with the op's input signals forced to the counterexample's values (its first op: driven on in_data)
+    and held for the chain's latency and two clocks, so that every register before the op's outputs holds values
+    computed from them; its output signals (the last op: out_data) are read and compared with ``op.emulate``.
+    ``confirmed``: they differ; None with ``confirm_error`` when it could not be simulated."""
+    from trigger.toolchain import find_tool
+
+    try:
+        iverilog, vvp = find_tool("iverilog"), find_tool("vvp")
+        if iverilog is None or vvp is None:
+            raise ProofError("Icarus Verilog not found")
+        work.mkdir(parents=True, exist_ok=True)
+        x = np.array([cex["input"]], dtype=np.int64)
+        drive = []
+        if in_signals is None:
+            bits = int(op.input.to_bits(x)[0].dot(1 << np.array(op.input.offsets, dtype=object)))
+            width = op.input.bus_width
+            drive.append(f"    in_data = {width}'d{bits};")
+        else:
+            for (name, width, const, *_), value in zip(in_signals, cex["input"]):
+                if const is not None:
+                    continue  # a constant signal: the counterexample's value is that constant (its domain)
+                where = _declaring(files, name)
+                if not where:
+                    raise ProofError(f"signal {name} is not declared in the chain's pieces")
+                drive += [f"    force dut.{u}.{name} = {width}'d{int(value) & ((1 << width) - 1)};" for u in where]
+        reads = []
+        if last:
+            reads = [(f"dut.out_data[{lsb + f.width - 1}:{lsb}]", f.width) for lsb, f in
+                     zip(op.output.offsets, op.output.formats)]
+        else:
+            for name, width, const, *_ in out_signals:
+                where = _declaring(files, name) if const is None else []
+                if const is None and not where:
+                    raise ProofError(f"signal {name} is not declared in the chain's pieces")
+                reads.append((f"dut.{where[0]}.{name}" if where else f"{width}'d{const & ((1 << width) - 1)}", width))
+        in_width, out_width = _port_width(files[-1], "in_data"), _port_width(files[-1], "out_data")
+        tb = work / "confirm_tb.v"
+        tb.write_text("`timescale 1ns/1ps\nmodule confirm_tb;\n  reg clk = 0;\n"
+                      f"  reg [{in_width - 1}:0] in_data = 0;\n  wire [{out_width - 1}:0] out_data;\n"
+                      "  trigger_prove_chain dut (.clk(clk), .in_data(in_data), .out_data(out_data));\n"
+                      "  initial begin\n" + "\n".join(drive) + "\n"
+                      f"    repeat ({latency + 2}) begin #1 clk = 1; #1 clk = 0; end\n    #1;\n"
+                      + "".join(f'    $display("%b", {r});\n' for r, _ in reads) + "    $finish;\n  end\nendmodule\n")
+        sim = work / "confirm.vvp"
+        run = subprocess.run([iverilog, "-g2012", "-o", str(sim), *map(str, files), str(tb)], capture_output=True,
+                             text=True, timeout=600)
+        if run.returncode != 0:
+            raise ProofError(f"iverilog: {(run.stderr or run.stdout).strip().splitlines()[-1:]}")
+        run = subprocess.run([vvp, "-n", str(sim)], capture_output=True, text=True, timeout=600)
+        lines = [v for v in run.stdout.split() if set(v) <= set("01xz")][:len(reads)]
+        if len(lines) != len(reads) or any(set(v) - set("01") for v in lines):
+            raise ProofError(f"the simulation printed {lines[:3]}... for {len(reads)} outputs")
+        got = [int(v, 2) - ((1 << w) if v[0] == "1" and (last and f.signed or not last) else 0)
+               for v, (_, w), f in zip(lines, reads, op.output.formats)]
+        cex["simulation"] = got
+        cex["confirmed"] = bool(np.any(np.array(got) != op.emulate(x, {})[0]))
+        cex["confirm_note"] = "the chain's Verilog simulated (Icarus) with the op's input signals forced"
+    except (ProofError, OSError, subprocess.SubprocessError, ValueError, IndexError) as err:
+        cex["confirmed"] = None
+        cex["confirm_error"] = str(err).splitlines()[0][:300]
+
+
+def _port_width(wrapper: Path, port: str) -> int:
+    import re
+
+    return int(re.search(rf"wire \[(\d+):0\] {port}\b", Path(wrapper).read_text()).group(1)) + 1
 
 
 def _netlist_with(files: list[Path], top: str, work: Path, signals: list[tuple]) -> dict:
