@@ -34,7 +34,8 @@ like any others):
    a tree ensemble goes part by part (``_check_trees``: each tree, then the sum over the leaf registers).
 5. Where a step fails, candidate inputs (the corners of a non-exact word, the witnesses of a mismatching
    scalar, inputs where the forms differ) go through the netlist and ``op.emulate``; a mismatch is a
-   counterexample, replayed through Verilator on the module itself (``confirm``).
+   counterexample, replayed through Verilator on the module itself (``confirm``), or, for an op inside a cut
+   chain, through Icarus on the chain with the op's input signals forced (``_confirm_in_chain``).
 
 Resource sharing (ii > 1): a shared module or chain has loops through registers (the accumulators, the phase
 counters); it is unrolled over one event instead (``Unrolled``: each cycle a copy of the cells, registers the
