@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -110,8 +111,63 @@ def plan_cmvm(matrix, max_depth: int | None = None, ranges=None) -> CmvmPlan:
     if key not in _PLANS:
         if len(_PLANS) >= 64:
             _PLANS.pop(next(iter(_PLANS)))
-        _PLANS[key] = _plan(matrix, max_depth, ranges)
+        _PLANS[key] = _stored_plan(key) or _plan(matrix, max_depth, ranges)
+        _store_plan(key, _PLANS[key])
     return _PLANS[key]
+
+
+def _plan_file(key):
+    """Where a plan is kept between runs ($TRIGGER_CACHE/cmvm; None when caching is off): named by a hash of
+    the problem and of this file, so a changed algorithm never reads an old plan. Solving a wide layer takes
+    seconds to minutes, and a scan or a rebuild with other settings asks for the same plans again."""
+    import hashlib
+    import json
+
+    from trigger.toolchain import cache_root
+
+    root = cache_root()
+    if root is None:
+        return None
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(json.dumps([list(key[0]), list(key[1]), key[2], key[3]]).encode())
+    return root / "cmvm" / f"{digest.hexdigest()[:40]}.json"
+
+
+def _stored_plan(key) -> CmvmPlan | None:
+    """The plan stored for ``key``, or None (missing or unreadable: solved again)."""
+    import json
+
+    path = _plan_file(key)
+    if path is None or not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return CmvmPlan(int(data["n_inputs"]), [Node(*node) for node in data["nodes"]],
+                        [[Term(*term) for term in column] for column in data["columns"]], list(data["depth"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _store_plan(key, plan: CmvmPlan) -> None:
+    """Writes the plan atomically (a temporary file renamed into place); a failure only loses the cache."""
+    import json
+    import os
+    import tempfile
+
+    path = _plan_file(key)
+    if path is None or path.exists():
+        return
+    data = {"n_inputs": plan.n_inputs, "nodes": [[x.a, x.b, x.shift, x.sign] for x in plan.nodes],
+            "columns": [[[t.src, t.shift, t.sign] for t in column] for column in plan.columns],
+            "depth": [int(v) for v in plan.depth]}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 SCORES = ("count_then_width", "count", "count_last")
