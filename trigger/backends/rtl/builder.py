@@ -362,12 +362,13 @@ class ModuleBuilder:
     def shift_add(self, name: str, a: Sig, sa: int, b: Sig, sb: int, subtract: bool = False,
                   cap: int | None = None, exact: Interval | None = None) -> Sig:
         """``(a << sa) + (b << sb)``, or minus ``(b << sb)``: shifts are wiring, the adder is exact.
-        ``exact``: the result's range when known better than from a's and b's (``_Forms``)."""
+        ``exact``: the result's range when known better than from a's and b's (``_Forms``); not used when capped
+        (capped operands hold their values modulo 2**cap, their ranges are not the values' ranges)."""
         sign = -1 if subtract else 1
         if a.const is not None and b.const is not None:
             return self.const(name, (a.const << sa) + sign * (b.const << sb))
         iv = a.interval.scale(1 << sa) + b.interval.scale(sign << sb)
-        if exact is not None:
+        if exact is not None and cap is None:
             iv = Interval(max(iv.lo, exact.lo), min(iv.hi, exact.hi))
         width, lo, hi = self._capped(iv, cap)
         a, b = self._ready([a, b], 0, adder=True, shifts=[sa, sb], width=width)
