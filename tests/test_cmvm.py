@@ -14,7 +14,7 @@ import pytest
 from tests.firmware_cases import F, ROUNDING_CHAIN, T, case_inputs, mlp, random_dense, relu
 from trigger.backends.rtl import finish_module, stage_of, standard_top, write_module, write_rtl
 from trigger.backends.rtl.builder import ModuleBuilder
-from trigger.backends.rtl import cmvm
+from trigger.backends.rtl import builder, cmvm
 from trigger.backends.rtl.cmvm import csd, evaluate, plan_cmvm
 from trigger.errors import ConfigError
 from trigger.fixed import FixedFormat
@@ -197,3 +197,89 @@ def test_every_cast_is_exact_on_every_input(kind, tmp_path):
     assert bad.size == 0, (f"{len(bad)} mismatches; first: input {raw[bad[0][0]]} to {formats[bad[0][1]]}: "
                            f"got {got[tuple(bad[0])]}, expected {expected[tuple(bad[0])]}")
     assert result.latency_cycles == 1
+
+
+def test_adder_ranges_are_exact_when_both_operands_hold_an_input():
+    """(x0 + 4 x1) - x0: the range of its linear form, exactly 4 x1's, where adding the operands' ranges gives 4
+    bits more; constant_matvec sizes its adders so (never wider than the operands' ranges give, narrower on a
+    layer with shared subexpressions)."""
+    m = ModuleBuilder("forms")
+    x0, x1 = m.unpack("x0", 0, F("fixed<8,8>")), m.unpack("x1", 8, F("fixed<4,4>"))
+    forms = builder._Forms([x0, x1])
+    a = m.shift_add("a", x0, 0, x1, 2, False, None, forms.combine(x0, 0, x1, 2, 1))
+    forms.name(a)
+    exact = m.shift_add("d", a, 0, x0, 0, True, None, forms.combine(a, 0, x0, 0, -1))
+    plain = m.shift_add("p", a, 0, x0, 0, True)
+    assert (exact.lo, exact.hi, exact.width) == (-32, 28, 6) and (plain.lo, plain.hi, plain.width) == (-287, 283, 10)
+
+    def adder_bits(with_forms: bool) -> int:
+        rng = np.random.default_rng(4)
+        matrix = rng.integers(-32, 32, (16, 24)).astype(object)
+        mb = ModuleBuilder("layer")
+        xs = [mb.unpack(f"x{i}", 6 * i, F("ufixed<6,0>")) for i in range(16)]
+        if not with_forms:
+            mb_forms = builder._Forms.combine
+            builder._Forms.combine = lambda self, *args: None
+        try:
+            mb.constant_matvec("", xs, matrix, [0] * 24)
+        finally:
+            if not with_forms:
+                builder._Forms.combine = mb_forms
+        return sum(st["out"].width for st in mb.statements if st["kind"] == "shift_add")
+
+    exact_bits, plain_bits = adder_bits(True), adder_bits(False)
+    assert exact_bits < plain_bits, (exact_bits, plain_bits)
+    print(f"adder result bits: {exact_bits} from exact ranges, {plain_bits} from operand ranges")
+
+
+def _cast_then_relu(src: str, with_relu: bool) -> FirmwareModel:
+    from trigger.ir.ops.activation import Linear, Relu
+
+    cast = F("fixed<16,6,RND_CONV,SAT>")
+    ops = [Linear("cast", T(F(src), 8), T(cast, 8))]
+    if with_relu:
+        ops.append(Relu("relu", ops[0].output, T(cast, 8)))
+    return FirmwareModel("cast_relu", T(F(src), 8), ops)
+
+
+def test_a_relu_after_a_saturating_cast_shares_its_stage(tmp_path):
+    """At 240 MHz a rounding, saturating cast fills most of a stage; the relu after it adds no LUT level (its LUT
+    merges into the saturation multiplexer's), so both take one stage, not two."""
+    clock = 1000 / 240
+    alone = write_rtl(_cast_then_relu("fixed<32,16>", False), tmp_path / "alone", pipeline="auto",
+                      clock_period_ns=clock)
+    both = write_rtl(_cast_then_relu("fixed<32,16>", True), tmp_path / "both", pipeline="auto", clock_period_ns=clock)
+    assert both.latency_cycles == alone.latency_cycles == 2  # the input register, the cast (+ relu), the output's
+    assert both.stage_delay_ns == alone.stage_delay_ns and max(both.stage_delay_ns) <= clock
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("src", ["fixed<32,16>", "fixed<30,14>"])
+def test_a_relu_merged_into_a_cast_stays_within_the_estimate_in_yosys(src, tmp_path):
+    """Yosys sta of the cast + relu stage is within the builder's estimate of it (less the input register's clock-to-
+    output, which the module's sta does not see): the estimate that gives the relu no level is not optimistic."""
+    from trigger.backends.rtl.builder import CLOCK_TO_Q_NS
+    from trigger.frontends import DEFAULT_PART
+    from trigger.synth import synthesize
+
+    clock = 1000 / 240
+    design = write_rtl(_cast_then_relu(src, True), tmp_path / "rtl", top="cast_relu", pipeline="auto",
+                       clock_period_ns=clock)
+    res = synthesize(design.sources, design.top, DEFAULT_PART, work_dir=tmp_path / "yosys")
+    estimate = max(design.stage_delay_ns) - CLOCK_TO_Q_NS
+    assert 0 < res["critical_path_ns"] <= estimate, (res["critical_path_ns"], estimate)
+    print(f"{src}: Yosys sta {res['critical_path_ns']} ns, builder {estimate:.3f} ns")
+
+
+def test_shared_outputs_in_hold_registers_get_no_output_register():
+    """pipeline auto on a shared design (II 3): the last op ends in its hold registers, which are the module's
+    outputs; another register after them would only add a cycle."""
+    from trigger.backends.rtl import build_chain_module
+    from trigger.ir.ii import resolve_ii
+
+    model = mlp((6, 10, 4), seed=2)
+    ii, op_ii = resolve_ii(model, 3, None, 5.0)
+    m, latencies = build_chain_module(model, "shared", 5.0, None, op_ii)
+    kinds = {st["out"].name: st["kind"] for st in m.statements}
+    assert [kinds[o["sig"].name] for o in m.outputs] == ["hold"] * 4
+    assert m.latency == sum(latencies.values()) == max(o["sig"].stage for o in m.outputs)

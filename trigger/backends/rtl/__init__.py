@@ -119,7 +119,8 @@ def build_chain_module(model: FirmwareModel, name: str, max_delay: float, dsp_ab
         latencies[op.name] = after - before
         xs, before = ys, after
     ys = [m.delay(y, before - y.stage) if y.const is None else y for y in xs]  # balance
-    if not last.ends_in_register:
+    # outputs that are already registers (a shared op's hold registers) need no output register of their own
+    if not last.ends_in_register and not all(y.const is not None or y.fresh for y in ys):
         ys = [m.reg(f"q{i}", y) for i, y in enumerate(ys)]
         before += 1
         latencies[last.name] += 1

@@ -191,7 +191,8 @@ def hold(m: ModuleBuilder, ys: list[Sig]) -> list[Sig]:
     enable = strobe(m, stage)
     m.has_clock = True
     return [y if y.const is not None else
-            m.emit("hold", Sig(m._new(f"{y.name}_held"), y.width, y.lo, y.hi, stage=stage + 1), a=y, enable=enable)
+            m.emit("hold", Sig(m._new(f"{y.name}_held"), y.width, y.lo, y.hi, stage=stage + 1, fresh=True), a=y,
+                   enable=enable)
             for y in ys]
 
 
