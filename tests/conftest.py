@@ -20,6 +20,7 @@ without PYTHONPATH and TRIGGER_TEST_TOOL_LOG, is not watched.)
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +34,22 @@ from tests.tool_watch import sitecustomize as tool_watch
 TOOL_WATCH = Path(tool_watch.__file__).parent
 
 
+LIBRARY_LIMIT = "TRIGGER_MAX_LIBRARY_WEIGHTS"
+
+
 def pytest_configure(config):
     """Each process of the session (controller, every xdist worker) logs the tools it and its children
-    start to a file of its own; the folder of sitecustomize.py goes first on PYTHONPATH for the children."""
+    start to a file of its own; the folder of sitecustomize.py goes first on PYTHONPATH for the children.
+
+    The emulator library (g++ -O2 over the network with every weight compiled in: about a third of a
+    network's verification CPU) is built and checked by the tests about it: test_emulator_library, the tests
+    marked ``library``, and the session's reference bundle and examples (``library_checked``). Elsewhere the
+    suite's verifications leave it out as `trigger verify` does for large designs (TRIGGER_MAX_LIBRARY_WEIGHTS
+    0: designs with hls4ml weights; tables and trees, which compile in none, still check theirs), and
+    verify.json says so. Set TRIGGER_MAX_LIBRARY_WEIGHTS to check it everywhere."""
     import tempfile
+
+    os.environ.setdefault(LIBRARY_LIMIT, "0")
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     fd, log = tempfile.mkstemp(prefix=f"trigger-tools-{worker}-", suffix=".log")
@@ -111,6 +124,32 @@ def pytest_runtest_teardown(item):
                     f"started {tool} ({command[:200]})", pytrace=False)
 
 
+@contextlib.contextmanager
+def library_checked():
+    """Verifications inside check the emulator library with verify's own limit (see pytest_configure)."""
+    from trigger.verify import MAX_LIBRARY_WEIGHTS
+
+    before = os.environ.get(LIBRARY_LIMIT)
+    os.environ[LIBRARY_LIMIT] = str(max(MAX_LIBRARY_WEIGHTS, int(before or 0)))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(LIBRARY_LIMIT, None)
+        else:
+            os.environ[LIBRARY_LIMIT] = before
+
+
+@pytest.fixture(autouse=True)
+def _library_for_marked_tests(request):
+    """Tests marked ``library`` check the emulator library in their verifications."""
+    if request.node.get_closest_marker("library") is None:
+        yield
+        return
+    with library_checked():
+        yield
+
+
 @pytest.fixture(scope="session")
 def reference_models() -> Path:
     if not REFERENCE_MODELS.is_dir():
@@ -142,7 +181,8 @@ def qkeras_reference(reference_models, tmp_path_factory) -> Converted:
 def reference_bundle(reference_models, tmp_path_factory) -> Bundle:
     """qkeras_3layer.json built (BUNDLE_VECTORS vectors) and verified with Verilator, once."""
     out = tmp_path_factory.mktemp("reference_bundle") / "qkeras_3layer"
-    return build_and_verify(reference_models / "qkeras_3layer.json", out, "--vectors", str(BUNDLE_VECTORS))
+    with library_checked():
+        return build_and_verify(reference_models / "qkeras_3layer.json", out, "--vectors", str(BUNDLE_VECTORS))
 
 
 UNSW_VECTORS = 2000  # the C simulation of this 600-input MLP takes 2 ms per vector

@@ -120,6 +120,7 @@ def test_autoencoder_outputs_its_reconstruction_error(tmp_path):
     assert 0 < trained.float_loss < 1 and 0 < trained.quantized_loss < 1
 
 
+@pytest.mark.library  # the example's verification checks its emulator library too
 @pytest.mark.slow  # training, hls4ml, C and RTL simulation
 def test_example_builds_and_verifies_bit_exact(tmp_path):
     if not Path("/tmp/graph_ready").exists():

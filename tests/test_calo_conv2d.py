@@ -26,6 +26,7 @@ def test_calo_images_are_seeded_and_physical():
     assert not np.array_equal(x, calo.generate(4000, seed=6)[0])
 
 
+@pytest.mark.library  # the example's verification checks its emulator library too
 @pytest.mark.slow  # trains the example (40,000 images), hls4ml C simulation and a Verilator build
 def test_calo_conv2d_example_end_to_end(tmp_path):
     from trigger.cli import main

@@ -16,6 +16,7 @@ VECTORS = 10_000
 N_TRAIN, EPOCHS = 80_000, 6
 
 
+@pytest.mark.library  # the example's verification checks its emulator library too
 @pytest.mark.slow  # trains the example network, then a Verilator build of a 16-64-32-32-5 network
 def test_jet_tagger_example_end_to_end(tmp_path):
     example = tmp_path / "example"
