@@ -46,8 +46,13 @@ HARNESS = "trigger_harness"  # the harness module: the simulation's toplevel
 HARNESS_TEMPLATE = "sim/harness.v.j2"
 PROTOCOL_VECTORS = 1000  # vectors checked cycle by cycle from Python; the rest stream in the harness
 CACHE_FORMAT = 2  # bump when the layout of a cached build changes
-CACHE_KEEP = 40  # compiled simulators kept in the cache (least recently used ones go first)
+CACHE_KEEP = 400  # compiled simulators kept in the cache (least recently used ones go first): ~1 MB each
+# (only the executable is kept), and a scan or the test suite builds over a hundred distinct designs
 CHUNK = 1 << 16  # vectors packed or unpacked at a time (bounded memory for 2**24 vectors)
+# Up to this many vectors the Verilator model's per-clock C++ is compiled at -O0, beyond it at -O1
+# (toolchain.VERILATOR_MAKE_VARIABLES): -O1 costs ~30 % more compile CPU (10 CPU-s on the 1.1 MB
+# conv2d_small_keras RTL) and saves ~25 us per vector there, so it pays only from a few 10^5 vectors on.
+OPTIMISED_MODEL_VECTORS = 100_000
 
 
 def _verilator_runner():
@@ -64,7 +69,7 @@ def _verilator_runner():
     return VerilateOnly()
 
 
-def _make_verilator(build: Path, log: Path, cache_root: Path) -> None:
+def _make_verilator(build: Path, log: Path, cache_root: Path, optimised: bool = True) -> None:
     """Compile what Verilator wrote in ``build``: its C++ as two units (see
     ``trigger.toolchain.VERILATOR_MAKE_VARIABLES``) with make's own rules. The run-time library
     (verilated*.o and cocotb's main, which sees only the harness's port-less Vtop.h) is the same
@@ -85,6 +90,7 @@ def _make_verilator(build: Path, log: Path, cache_root: Path) -> None:
             if (runtime / name).exists():
                 shutil.copyfile(runtime / name, build / name)  # a fresh mtime: newer than Vtop.mk
     units = {}
+    variables = dict(VERILATOR_MAKE_VARIABLES, **({} if optimised else {"OPT_FAST": "-O0"}))
     for unit, lists in (("trigger_fast", ("VM_CLASSES_FAST", "VM_SUPPORT_FAST")),
                         ("trigger_slow", ("VM_CLASSES_SLOW", "VM_SUPPORT_SLOW"))):
         files = [name for key in lists for name in _make_list(classes, key)]
@@ -97,7 +103,7 @@ def _make_verilator(build: Path, log: Path, cache_root: Path) -> None:
         "# compiled at -O0 (trigger.rtlsim).\ninclude Vtop.mk\n"
         f"{o0}: override OPT_FAST = -O0\n{o0}: override OPT_GLOBAL = -O0\n")
     cmd = ["make", "-j", str(os.cpu_count() or 1), "-C", str(build), "-f", "trigger.mk", "VM_TRACE=0",
-           *[f"{k}={v}" for k, v in VERILATOR_MAKE_VARIABLES.items()], "VK_PCH_H=trigger_nopch.h",
+           *[f"{k}={v}" for k, v in variables.items()], "VK_PCH_H=trigger_nopch.h",
            "VM_CLASSES_FAST=trigger_fast", "VM_CLASSES_SLOW=trigger_slow", "VM_SUPPORT_FAST=", "VM_SUPPORT_SLOW="]
     with open(log, "a") as fh:
         fh.write(" ".join(cmd) + "\n")
@@ -155,7 +161,7 @@ class Simulator:
     make_runner: Callable[[], object]
     build_args: tuple[str, ...] = ()
     prepare: Callable[[], None] | None = None  # run before building (e.g. put the tool on PATH)
-    compile: Callable[[Path, Path, Path], None] | None = None  # (build, log, cache root) after the runner
+    compile: Callable[[Path, Path, Path, bool], None] | None = None  # (build, log, cache root, optimised) after the runner
     version: Callable[[], str] = lambda: ""  # everything that changes the compiled simulator
     products: tuple[str, ...] = ()  # files of the build folder the run needs (the rest is deleted)
 
@@ -211,9 +217,10 @@ class SimResult:
                 "rtl_bulk_vectors_per_s": round(streamed / bulk["wall_s"], 1) if bulk.get("wall_s") else None}
 
 
-def build_key(simulator: str, harness_text: str, sources, build_args) -> str:
-    """The hash that names a compiled simulator: harness, every source (name and bytes), options,
-    tool versions and cocotb's (its VPI library is linked in)."""
+def build_key(simulator: str, harness_text: str, sources, build_args, optimised: bool = False) -> str:
+    """The hash that names a compiled simulator: harness, every source (name and bytes), options
+    (``optimised``: the model's C++ at -O1, see OPTIMISED_MODEL_VECTORS), tool versions and cocotb's
+    (its VPI library is linked in)."""
     from cocotb_tools import config as cocotb_config
 
     from trigger.toolchain import _package_version
@@ -229,7 +236,7 @@ def build_key(simulator: str, harness_text: str, sources, build_args) -> str:
     add("version", SIMULATORS[simulator].version().encode())
     add("cocotb", f"{_package_version('cocotb')} {cocotb_config.libs_dir}".encode())
     add("python", sys.executable.encode())
-    add("args", json.dumps(list(build_args)).encode())
+    add("args", json.dumps([*build_args, *(["optimised"] if optimised else [])]).encode())
     add("harness", harness_text.encode())
     for source in sources:
         add(f"source {Path(source).name}", Path(source).read_bytes())
@@ -283,10 +290,12 @@ def simulate(sources, top: str, inputs: np.ndarray, in_widths: list[int], out_wi
     harness = render(HARNESS_TEMPLATE, harness=HARNESS, top=_instance(top, parameters),
                      in_bits=in_bits, out_bits=out_bits, ii=int(ii), stream=stream)
     sources = [Path(s).resolve() for s in sources]
-    key = build_key(simulator, harness, sources, sim.build_args)
+    optimised = sim.compile is not None and n > OPTIMISED_MODEL_VECTORS
+    key = build_key(simulator, harness, sources, sim.build_args, optimised)
     root = sim_cache_dir() if cache_dir is True else (Path(cache_dir) if cache_dir else None)
     root = root or build_dir / "compiled"
-    compiled, hit, build_seconds, build_cpu = _compiled(sim, simulator, key, root, harness, sources, build_dir)
+    compiled, hit, build_seconds, build_cpu = _compiled(sim, simulator, key, root, harness, sources, build_dir,
+                                                        optimised)
 
     runner = sim.make_runner()
     runner.log.setLevel(logging.WARNING)  # its INFO lines (every command it runs) go to the log files
@@ -340,7 +349,7 @@ def _children_cpu() -> float:
 
 
 def _compiled(sim: Simulator, simulator: str, key: str, root: Path, harness: str, sources: list[Path],
-              build_dir: Path) -> tuple[Path, bool, float, float]:
+              build_dir: Path, optimised: bool = False) -> tuple[Path, bool, float, float]:
     """The cached build for ``key``, compiled now if missing; (folder, hit, seconds, CPU seconds).
 
     Builds go to a private temporary folder that is renamed into place when complete, so
@@ -364,7 +373,7 @@ def _compiled(sim: Simulator, simulator: str, key: str, root: Path, harness: str
             runner.build(sources=[*sources, harness_file], hdl_toplevel=HARNESS, build_dir=tmp,
                          build_args=list(sim.build_args), timescale=("1ns", "1ps"), log_file=log)
             if sim.compile is not None:
-                sim.compile(tmp, log, root)
+                sim.compile(tmp, log, root, optimised)
         except SimulationError:
             raise
         except (SystemExit, Exception) as err:  # the runner exits on a failed build
@@ -382,9 +391,10 @@ def _compiled(sim: Simulator, simulator: str, key: str, root: Path, harness: str
                                                     "sources": [str(s) for s in sources]}))
 
     store_entry(final, key, build_into, SimulationError)
-    seconds, cpu = timing["seconds"], timing["cpu"]
+    if not timing:  # another process built it while this one waited for it
+        return final, True, 0.0, 0.0
     _prune(root)
-    return final, False, seconds, cpu
+    return final, False, timing["seconds"], timing["cpu"]
 
 
 def _touch(path: Path) -> None:

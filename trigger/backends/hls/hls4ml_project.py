@@ -248,21 +248,18 @@ def _cached_driver(project: Path, ports: tuple[list[int], list[int]] = ([0], [0]
         def compile_into(tmp: Path) -> None:
             shutil.copytree(project / "firmware" / "weights", tmp / "weights", dirs_exist_ok=True) \
                 if (project / "firmware" / "weights").is_dir() else (tmp / "weights").mkdir()
-            (tmp / "driver.cpp").write_text(driver)
-            common = [gxx, *flags, "-Ifirmware/ap_types/", f'-DWEIGHTS_DIR="{final / "weights"}"', "-c"]
-            units = ((f"firmware/{name}.cpp", "top.o"), (bridge.name, "bridge.o"), (str(tmp / "driver.cpp"), "driver.o"))
-            jobs = [subprocess.Popen([*common, src, "-o", str(tmp / obj)], cwd=project, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True) for src, obj in units]
-            logs = [job.communicate()[0] for job in jobs]
-            if any(job.returncode for job in jobs):
-                first = next((line for log in logs for line in log.splitlines() if "error" in line), "(no output)")
+            # One translation unit (the top, the bridge, the driver): ap_fixed's and nnet_utils' headers are
+            # parsed once, not three times (a third of the CPU, the same wall time as the top alone).
+            (tmp / "csim.cpp").write_text(f'#include "{(project / "firmware" / f"{name}.cpp").resolve()}"\n'
+                                          f'#include "{bridge.resolve()}"\n{driver}')
+            run = subprocess.run([gxx, *flags, "-Ifirmware/ap_types/", f'-DWEIGHTS_DIR="{final / "weights"}"',
+                                  str(tmp / "csim.cpp"), "-o", str(tmp / "csim")],
+                                 cwd=project, capture_output=True, text=True)
+            if run.returncode != 0:
+                log = run.stdout + run.stderr
+                first = next((line for line in log.splitlines() if "error" in line), "(no output)")
                 raise ToolError(f"g++ failed to compile the C simulation of {project}: {first}")
-            link = subprocess.run([gxx, *flags, *(str(tmp / obj) for _, obj in units), "-o", str(tmp / "csim")],
-                                  capture_output=True, text=True)
-            if link.returncode != 0:
-                raise ToolError(f"g++ failed to link the C simulation of {project}: {link.stderr.strip()[:200]}")
-            for _, obj in units:
-                (tmp / obj).unlink()
+            (tmp / "csim.cpp").unlink()
 
         store_entry(final, digest.hexdigest(), compile_into)
     return final / "csim"
