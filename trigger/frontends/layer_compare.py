@@ -44,6 +44,9 @@ EXAMPLE_ELEMENTS = 64  # values of the example vector's layer shown (the largest
 BLOCK = 4096  # vectors per step of the comparison
 MEDIAN_VALUES = 1 << 21  # the median deviation of a layer is taken over its first 2M values
 BUILD_VECTORS = 20_000  # at build time: the first stored vectors compared (all of them when fewer)
+# A source that runs one sample at a time (an ONNX graph whose constants fix the batch: qonnx executes it node by
+# node, one onnxruntime session per node and sample, ~14 ms a sample) compares its layers on this many vectors.
+PER_SAMPLE_VECTORS = 200
 
 
 @dataclass
@@ -55,6 +58,7 @@ class LayerSource:
     layers: list[tuple[str, str]]  # (name, class) of the layers evaluated, in order
     predict: Callable[[np.ndarray], dict]
     passed: dict = field(default_factory=dict)  # layer -> the layer whose values it passes on (Flatten, ...)
+    max_vectors: int | None = None  # the first this many vectors are compared (None: all)
 
 
 # ------------------------------------------------------------------ the source model's layers
@@ -152,8 +156,8 @@ def _onnx_layers(loaded, exact: bool, fw) -> LayerSource:
     def predict(x: np.ndarray) -> dict:
         from qonnx.core.onnx_exec import execute_onnx
 
-        model = _with_batch(wrapper, len(x))
-        rows = [(model, x)] if model is not None else [(_with_batch(wrapper, 1), row[None]) for row in x]
+        model = _with_batch(wrapper, len(x)) if batched else None
+        rows = [(model, x)] if model is not None else [(one, row[None]) for row in x]
         parts: dict[str, list] = {}
         for graph, batch in rows:
             feed, at = {}, 0  # the input bus split into the graph's inputs, one after another
@@ -172,7 +176,9 @@ def _onnx_layers(loaded, exact: bool, fw) -> LayerSource:
                 parts.setdefault(layer, []).append((value + 1) / 2 if transform == "bipolar" else value)
         return {k: np.vstack(v) for k, v in parts.items()}
 
-    return LayerSource("qonnx", exact, layers, predict)
+    one = _with_batch(wrapper, 1)
+    batched = _with_batch(wrapper, 2) is not None
+    return LayerSource("qonnx", exact, layers, predict, max_vectors=None if batched else PER_SAMPLE_VECTORS)
 
 
 # ------------------------------------------------------------------ which op is which layer
@@ -216,7 +222,8 @@ def compare_layers(fw, source: LayerSource, raw_inputs: np.ndarray, tolerance: f
     deviation is taken over the first ``MEDIAN_VALUES`` values of a layer."""
     from trigger.ir.model import emulate
 
-    raw_inputs = np.asarray(raw_inputs, dtype=np.int64)
+    offered = len(raw_inputs)
+    raw_inputs = np.asarray(raw_inputs, dtype=np.int64)[:source.max_vectors]
     index = {op.name: k for k, op in enumerate(fw.ops)}
     rows = [dict(r) for r in layer_map(fw, source)]
     stats: dict[str, dict] = {}
@@ -285,6 +292,7 @@ def compare_layers(fw, source: LayerSource, raw_inputs: np.ndarray, tolerance: f
             first = st["example"]
     compared = [r for r in rows if r.get("op")]
     return {"framework": source.framework, "exact": bool(source.exact), "vectors": int(len(raw_inputs)),
+            "vectors_offered": int(offered),
             "tolerance": None if source.exact else tolerance, "layers": rows,
             "compared": len(compared), "deviating": [r["layer"] for r in compared if r["deviates"]],
             "first_deviation": first, "all_equal": bool(compared) and all(r["equal"] == r["values"] for r in compared)}
@@ -295,6 +303,9 @@ def describe(section: dict) -> str:
     if not section or section.get("error"):
         return f"layer comparison unavailable ({(section or {}).get('error', 'no source model')})"
     head = f"layers ({section['framework']}) on {section['vectors']} vectors: {section['compared']} compared"
+    if section.get("vectors_offered", section["vectors"]) > section["vectors"]:
+        head = (f"layers ({section['framework']}, one sample at a time) on the first {section['vectors']} of "
+                f"{section['vectors_offered']} vectors: {section['compared']} compared")
     first = section.get("first_deviation")
     if section["exact"]:
         text = head + (", every value equal" if section["all_equal"] else "")
