@@ -84,11 +84,6 @@ def _make_verilator(build: Path, log: Path, cache_root: Path, optimised: bool = 
     runtime = cache_root / f"verilator-runtime-{digest[:24]}"
     names = [f"{name}.o" for name in ("verilator", "verilated", "verilated_dpi", "verilated_vpi",
                                         "verilated_timing", "verilated_threads")]
-    if usable_entry(runtime, digest):
-        _touch(runtime / "complete")  # recently used: kept by _prune
-        for name in names:
-            if (runtime / name).exists():
-                shutil.copyfile(runtime / name, build / name)  # a fresh mtime: newer than Vtop.mk
     units = {}
     variables = dict(VERILATOR_MAKE_VARIABLES, **({} if optimised else {"OPT_FAST": "-O0"}))
     for unit, lists in (("trigger_fast", ("VM_CLASSES_FAST", "VM_SUPPORT_FAST")),
@@ -100,26 +95,36 @@ def _make_verilator(build: Path, log: Path, cache_root: Path, optimised: bool = 
     o0 = " ".join(f"{name}.o" for name in VERILATOR_RUNTIME_O0)
     (build / "trigger.mk").write_text(
         "# Verilator's makefile, with the run-time library's objects that nothing runs per clock\n"
-        "# compiled at -O0 (trigger.rtlsim).\ninclude Vtop.mk\n"
-        f"{o0}: override OPT_FAST = -O0\n{o0}: override OPT_GLOBAL = -O0\n")
+        "# compiled at -O0, and a goal for the run-time library alone (trigger.rtlsim).\ninclude Vtop.mk\n"
+        f"{o0}: override OPT_FAST = -O0\n{o0}: override OPT_GLOBAL = -O0\n"
+        "trigger_runtime: $(VK_GLOBAL_OBJS) $(VK_USER_OBJS)\n.PHONY: trigger_runtime\n")
     cmd = ["make", "-j", str(os.cpu_count() or 1), "-C", str(build), "-f", "trigger.mk", "VM_TRACE=0",
            *[f"{k}={v}" for k, v in variables.items()], "VK_PCH_H=trigger_nopch.h",
            "VM_CLASSES_FAST=trigger_fast", "VM_CLASSES_SLOW=trigger_slow", "VM_SUPPORT_FAST=", "VM_SUPPORT_SLOW="]
-    with open(log, "a") as fh:
-        fh.write(" ".join(cmd) + "\n")
-        fh.flush()
-        run = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
-    if run.returncode != 0:
-        raise SimulationError(f"the C++ compiler failed on Verilator's model (make exit {run.returncode}); "
-                              f"see {log}")
-    if not (runtime / "complete").exists():
 
-        def copy_runtime(tmp: Path) -> None:
+    def make(*goals: str) -> None:
+        with open(log, "a") as fh:
+            fh.write(" ".join([*cmd, *goals]) + "\n")
+            fh.flush()
+            run = subprocess.run([*cmd, *goals], stdout=fh, stderr=subprocess.STDOUT)
+        if run.returncode != 0:
+            raise SimulationError(f"the C++ compiler failed on Verilator's model (make exit {run.returncode}); "
+                                  f"see {log}")
+
+    if not usable_entry(runtime, digest):
+
+        def compile_runtime(tmp: Path) -> None:  # under the entry's lock: concurrent builds compile it once
+            make("trigger_runtime")
             for name in names:
                 if (build / name).exists():
                     shutil.copyfile(build / name, tmp / name)
 
-        store_entry(runtime, digest, copy_runtime, SimulationError)
+        store_entry(runtime, digest, compile_runtime, SimulationError)
+    _touch(runtime / "complete")  # recently used: kept by _prune
+    for name in names:
+        if (runtime / name).exists() and not (build / name).exists():
+            shutil.copyfile(runtime / name, build / name)  # a fresh mtime: newer than Vtop.mk
+    make()
 
 
 def _make_list(makefile: str, name: str) -> list[str]:
