@@ -94,14 +94,28 @@ def test_graph_rtl_is_delay_balanced_and_exact(pipeline, tmp_path):
 
 
 # ------------------------------------------------------------------ Keras functional models, end to end
+# The two-collection tagger is built with a format per input port (hls.input_precision as a mapping: muon
+# energies as unsigned 10-bit integers, jets in fixed<12,5>); the other cases with the default input format.
+INPUT_FORMATS = {"multi_collection_tagger": "{input_precision: {muons: 'uint<10>', jets: 'fixed<12,5,RND,SAT>'}}"}
+
+
 @pytest.fixture(scope="module")
 def graph_bundles(tmp_path_factory):
-    """Each graph case saved as JSON + H5, built and verified once through the CLI, when a test first asks for it."""
+    """Each graph case saved as JSON + H5 (and a trigger.yml where INPUT_FORMATS has its input formats), built and
+    verified once through the CLI, when a test first asks for it."""
     from tests.graph_cases import GRAPH_CASES, save
 
     root = tmp_path_factory.mktemp("graphs")
-    return OnFirstUse(lambda name: build_and_verify(save(GRAPH_CASES[name](), root / "models" / name), root / name,
-                                                    "--vectors", str(GRAPH_VECTORS)))
+
+    def build(name):
+        source = save(GRAPH_CASES[name](), root / "models" / name)
+        if name in INPUT_FORMATS:
+            (source.parent / "trigger.yml").write_text(
+                f"kind: network\nname: {name}\nmodel: {{file: {source.name}, weights: {source.stem}_weights.h5}}\n"
+                f"hls: {INPUT_FORMATS[name]}\n")
+            source = source.parent
+        return build_and_verify(source, root / name, "--vectors", str(GRAPH_VECTORS))
+    return OnFirstUse(build)
 
 
 @pytest.mark.slow
@@ -142,18 +156,12 @@ def test_residual_add_and_anomaly_score_use_merge_ops(graph_bundles):
 
 
 @pytest.mark.slow
-def test_each_input_port_gets_its_own_format(tmp_path):
-    """hls.input_precision as a mapping: muon energies as unsigned 10-bit integers, jets in fixed<12,5>."""
-    from tests.graph_cases import multi_collection_tagger, save
-
-    source = save(multi_collection_tagger(), tmp_path / "model")
-    (tmp_path / "model" / "trigger.yml").write_text(
-        "kind: network\nname: two_collections\n"
-        f"model: {{file: {source.name}, weights: {source.stem}_weights.h5}}\n"
-        "hls: {input_precision: {muons: 'uint<10>', jets: 'fixed<12,5,RND,SAT>'}}\n")
-    bundle = build_and_verify(tmp_path / "model", tmp_path / "bundle", "--vectors", "2000")
+def test_each_input_port_gets_its_own_format(graph_bundles):
+    """hls.input_precision as a mapping (INPUT_FORMATS): muon energies as unsigned 10-bit integers, jets in
+    fixed<12,5> (3-way exact and equal to QKeras: test_graph_model_is_bit_exact_three_ways_and_equals_qkeras)."""
+    bundle = graph_bundles["multi_collection_tagger"]
     assert bundle.build_status == 0 and bundle.verify_status == 0
-    assert_certified(bundle.verify, 2000)
+    assert_certified(bundle.verify, GRAPH_VECTORS)
     inputs = bundle.manifest["inputs"]
     assert {e["format"] for e in inputs[:12]} == {"ap_uint<10>"}
     assert {e["format"] for e in inputs[12:]} == {"ap_fixed<12,5,AP_RND,AP_SAT>"}

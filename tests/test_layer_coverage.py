@@ -3,6 +3,8 @@ simulation == RTL) and, for quantized models, equal to QKeras on every vector.""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -59,49 +61,21 @@ def _folder(model, folder, hls: str = ""):
     return folder
 
 
-def _relu_inside(kind: str, weight_bits: int):
+def _relu_inside(kind: str, weight_bits: int, prefix: str = ""):
+    """x -> QDense (or QConv2D + Flatten) with a float relu inside, then QDense out (``prefix`` on every name)."""
     import tensorflow as tf
     from qkeras import QConv2D, QDense, quantized_bits
 
-    tf.keras.utils.set_random_seed(21)
     q = dict(kernel_quantizer=quantized_bits(weight_bits, 0, alpha=1),
              bias_quantizer=quantized_bits(weight_bits, 0, alpha=1))
     if kind == "QDense":
-        x = tf.keras.Input((10,), name="x")
-        h = QDense(12, activation="relu", name="fc1", **q)(x)
+        x = tf.keras.Input((10,), name=f"{prefix}x")
+        h = QDense(12, activation="relu", name=f"{prefix}fc1", **q)(x)
     else:
-        x = tf.keras.Input((6, 6, 1), name="x")
-        h = tf.keras.layers.Flatten(name="flat")(QConv2D(3, (3, 3), activation="relu", name="conv1", **q)(x))
-    y = QDense(3, name="out", **q)(h)
-    return tf.keras.Model(x, y, name=f"{kind.lower()}_relu")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["QDense", "QConv2D"])
-def test_a_float_relu_inside_a_quantized_layer_rounds_once(kind, tmp_path):
-    """QKeras applies a layer's float relu to its exact result; hls4ml splits it into <layer>_relu typed
-    fixed<16,6,RND_CONV,SAT>, which rounds again. trigger types the split relu exactly: firmware == QKeras
-    on every vector (inputs and weights narrow enough that QKeras' float32 sums are exact too)."""
-    folder = _folder(_relu_inside(kind, 4), tmp_path / "m", "{input_precision: 'fixed<6,3>'}")
-    bundle = build_and_verify(folder, tmp_path / "b", "--vectors", str(VECTORS))
-    assert bundle.build_status == 0 and bundle.verify_status == 0
-    assert_certified(bundle.verify, VECTORS)
-    source = bundle.verify["source_model"]
-    assert source["exact"] is True and source["mismatches"] == 0 and source["equal"] == VECTORS, source
-    relu = next(op for op in bundle.manifest["ops"] if op["name"].endswith("_relu"))
-    assert "16,6" not in relu["description"]
-
-
-@pytest.mark.slow
-def test_the_witness_does_not_claim_exactness_float32_lacks(tmp_path):
-    """16-bit inputs times 8-bit weights summed over 10 reach past float32's 24-bit significand: QKeras
-    may round where the firmware does not, so the comparison is reported, not required."""
-    bundle = build_and_verify(_save(_relu_inside("QDense", 8), tmp_path / "m"), tmp_path / "b",
-                              "--vectors", str(VECTORS))
-    assert bundle.build_status == 0 and bundle.verify_status == 0
-    source = bundle.verify["source_model"]
-    assert source["exact"] is False and "float32" in source["description"], source
-    assert "source_vs_firmware" not in bundle.verify["mismatches"]
+        x = tf.keras.Input((6, 6, 1), name=f"{prefix}x")
+        h = tf.keras.layers.Flatten(name=f"{prefix}flat")(QConv2D(3, (3, 3), activation="relu", name=f"{prefix}conv1",
+                                                                   **q)(x))
+    return x, QDense(3, name=f"{prefix}out", **q)(h)
 
 
 def _conv_autoencoder():
@@ -109,17 +83,15 @@ def _conv_autoencoder():
     import tensorflow as tf
     from qkeras import QActivation, QConv2D, quantized_bits, quantized_relu
 
-    tf.keras.utils.set_random_seed(31)
     q = dict(kernel_quantizer=quantized_bits(4, 0, alpha=1), bias_quantizer=quantized_bits(4, 0, alpha=1))
     x = tf.keras.Input((5, 4, 1), name="image")
     y = QActivation(quantized_bits(6, 2, alpha=1), name="image_q")(x)
     y = tf.keras.layers.ZeroPadding2D(((1, 0), (1, 1)), name="pad")(y)
     y = QConv2D(2, (2, 2), strides=(2, 2), name="conv", **q)(y)
-    y = QActivation(quantized_relu(5, 2), name="conv_relu")(y)
+    y = QActivation(quantized_relu(5, 2), name="conv_act")(y)
     y = tf.keras.layers.UpSampling2D((2, 2), name="up")(y)
     y = tf.keras.layers.Cropping2D(((0, 1), (1, 0)), name="crop")(y)
-    y = tf.keras.layers.Flatten(name="flat")(y)
-    return tf.keras.Model(x, y, name="conv_autoencoder_shapes")
+    return x, tf.keras.layers.Flatten(name="flat")(y)
 
 
 def _sequence_moves():
@@ -130,23 +102,96 @@ def _sequence_moves():
     y = QActivation(quantized_bits(6, 2, alpha=1), name="seq_q")(x)
     y = tf.keras.layers.ZeroPadding1D((2, 1), name="pad1")(y)
     y = tf.keras.layers.UpSampling1D(2, name="up1")(y)
-    y = tf.keras.layers.Cropping1D((3, 2), name="crop1")(y)
-    return tf.keras.Model(x, y, name="sequence_moves")
+    return x, tf.keras.layers.Cropping1D((3, 2), name="crop1")(y)
+
+
+def _mean_over(kind: str):
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits
+
+    q = dict(kernel_quantizer=quantized_bits(4, 0, alpha=1), bias_quantizer=quantized_bits(4, 0, alpha=1))
+    if kind == "set10":  # a set of 10 constituents, 3 features each
+        x = tf.keras.Input((10, 3), name="constituents")
+        y = QActivation(quantized_bits(7, 2, alpha=1), name="cq")(x)
+        y = tf.keras.layers.GlobalAveragePooling1D(name="mean_set10")(y)
+    else:  # a 3 x 3 map of 2 channels
+        x = tf.keras.Input((3, 3, 2), name="map")
+        y = QActivation(quantized_bits(7, 2, alpha=1), name="mq")(x)
+        y = tf.keras.layers.GlobalAveragePooling2D(name="mean_map3x3")(y)
+    return x, QDense(2, name=f"out_{kind}", **q)(y)
+
+
+def _branches_model(branches, name):
+    """One model of these (input, output) branches. The inputs must be listed in the order Keras writes their
+    InputLayers in the JSON (the deepest branch first): with another order the bus's ports follow the JSON while
+    hls4ml's C simulation and QKeras take the model's order (seen here: emulator == RTL, C simulation and QKeras
+    differ)."""
+    import tensorflow as tf
+
+    model = tf.keras.Model([x for x, _ in branches], [y for _, y in branches], name=name)
+    written = [layer["name"] for layer in json.loads(model.to_json())["config"]["layers"]
+               if layer["class_name"] == "InputLayer"]
+    assert model.input_names == written, (model.input_names, written)
+    return model
+
+
+@pytest.fixture(scope="module")
+def layers_bundle(tmp_path_factory):
+    """One QKeras model, one branch per input, built and verified once (one hls4ml project, one C simulation and
+    one RTL compile instead of one per layer kind): a float relu inside a QDense and inside a QConv2D (inputs
+    fixed<6,3>); padding, cropping and up-sampling in 2d and 1d (inputs fixed<8,3>)."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(21)
+    model = _branches_model([_conv_autoencoder(), _sequence_moves(), _relu_inside("QConv2D", 4, "conv_"),
+                             _relu_inside("QDense", 4, "dense_")], "layer_kinds")
+    inputs = {"image": "fixed<8,3>", "seq": "fixed<8,3>", "conv_x": "fixed<6,3>", "dense_x": "fixed<6,3>"}
+    tmp = tmp_path_factory.mktemp("layer_kinds")
+    return build_and_verify(_folder(model, tmp / "m", f"{{input_precision: {json.dumps(inputs)}}}"), tmp / "b",
+                            "--vectors", str(VECTORS))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("make", [_conv_autoencoder, _sequence_moves], ids=["2d", "1d"])
-def test_padding_cropping_and_upsampling(make, tmp_path):
-    """ZeroPadding, Cropping and UpSampling (nearest) as gather ops: 3-way exact and equal to QKeras."""
-    model = make()
-    bundle = build_and_verify(_folder(model, tmp_path / "m", "{input_precision: 'fixed<8,3>'}"), tmp_path / "b",
-                              "--vectors", str(VECTORS))
-    assert bundle.build_status == 0 and bundle.verify_status == 0
+def test_layer_kinds_are_bit_exact_three_ways_and_equal_qkeras(layers_bundle):
+    bundle = layers_bundle
+    assert bundle.build_status == 0 and bundle.verify_status == 0, bundle.verify.get("first_mismatch")
     assert_certified(bundle.verify, VECTORS)
     source = bundle.verify["source_model"]
     assert source["exact"] is True and source["mismatches"] == 0 and source["equal"] == VECTORS, source
-    gathers = [op for op in bundle.manifest["ops"] if op["kind"] == "gather"]
-    assert len(gathers) == 3
+
+
+@pytest.mark.slow
+def test_a_float_relu_inside_a_quantized_layer_rounds_once(layers_bundle):
+    """QKeras applies a layer's float relu to its exact result; hls4ml splits it into <layer>_relu typed
+    fixed<16,6,RND_CONV,SAT>, which rounds again. trigger types the split relu exactly: firmware == QKeras
+    on every vector (inputs and weights narrow enough that QKeras' float32 sums are exact too: the bundle's
+    source witness above)."""
+    relus = {op["name"]: op for op in layers_bundle.manifest["ops"] if op["name"].endswith("_relu")}
+    assert sorted(relus) == ["conv_conv1_relu", "dense_fc1_relu"]
+    assert all("16,6" not in op["description"] for op in relus.values()), relus
+
+
+@pytest.mark.slow
+def test_the_witness_does_not_claim_exactness_float32_lacks(tmp_path):
+    """16-bit inputs times 8-bit weights summed over 10 reach past float32's 24-bit significand: QKeras
+    may round where the firmware does not, so the comparison is reported, not required."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(21)
+    model = tf.keras.Model(*_relu_inside("QDense", 8), name="qdense_relu")
+    bundle = build_and_verify(_save(model, tmp_path / "m"), tmp_path / "b", "--vectors", str(VECTORS))
+    assert bundle.build_status == 0 and bundle.verify_status == 0
+    source = bundle.verify["source_model"]
+    assert source["exact"] is False and "float32" in source["description"], source
+    assert "source_vs_firmware" not in bundle.verify["mismatches"]
+
+
+@pytest.mark.slow
+def test_padding_cropping_and_upsampling(layers_bundle):
+    """ZeroPadding, Cropping and UpSampling (nearest) as gather ops, 2d and 1d (3-way exact and equal to QKeras:
+    the bundle's verification above)."""
+    gathers = sorted(op["name"] for op in layers_bundle.manifest["ops"] if op["kind"] == "gather")
+    assert gathers == ["crop", "crop1", "pad", "pad1", "up", "up1"]
 
 
 def test_gather_index_replays_the_hls4ml_loops():
@@ -159,34 +204,22 @@ def test_gather_index_replays_the_hls4ml_loops():
     assert resize_nearest_index((2, 1, 2), (4, 2)).tolist() == [0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3]
 
 
-def _mean_over(kind: str):
+@pytest.mark.slow
+def test_global_average_over_a_count_that_is_not_a_power_of_two(tmp_path):
+    """hls4ml's y /= N truncates toward zero; the RTL multiplies by a rounded-up reciprocal, exactly: a mean over 10
+    items and one over 3 x 3, one branch each of one model (QKeras's float mean is not the firmware's: its witness
+    is not required here)."""
     import tensorflow as tf
-    from qkeras import QActivation, QDense, quantized_bits
 
     tf.keras.utils.set_random_seed(41)
-    q = dict(kernel_quantizer=quantized_bits(4, 0, alpha=1), bias_quantizer=quantized_bits(4, 0, alpha=1))
-    if kind == "set10":  # a set of 10 constituents, 3 features each
-        x = tf.keras.Input((10, 3), name="constituents")
-        y = QActivation(quantized_bits(7, 2, alpha=1), name="cq")(x)
-        y = tf.keras.layers.GlobalAveragePooling1D(name="mean")(y)
-    else:  # a 3 x 3 map of 2 channels
-        x = tf.keras.Input((3, 3, 2), name="map")
-        y = QActivation(quantized_bits(7, 2, alpha=1), name="mq")(x)
-        y = tf.keras.layers.GlobalAveragePooling2D(name="mean")(y)
-    y = QDense(2, name="out", **q)(y)
-    return tf.keras.Model(x, y, name=f"mean_{kind}")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["set10", "map3x3"])
-def test_global_average_over_a_count_that_is_not_a_power_of_two(kind, tmp_path):
-    """hls4ml's y /= N truncates toward zero; the RTL multiplies by a rounded-up reciprocal, exactly."""
-    bundle = build_and_verify(_folder(_mean_over(kind), tmp_path / "m", "{input_precision: 'fixed<8,3>'}"),
-                              tmp_path / "b", "--vectors", str(VECTORS))
+    model = _branches_model([_mean_over("set10"), _mean_over("map3x3")], "means")
+    bundle = build_and_verify(_folder(model, tmp_path / "m", "{input_precision: 'fixed<8,3>'}"), tmp_path / "b",
+                              "--vectors", str(VECTORS))
     assert bundle.build_status == 0 and bundle.verify_status == 0
     assert_certified(bundle.verify, VECTORS)
-    pool = next(op for op in bundle.manifest["ops"] if op["kind"] == "global_pool")
-    assert ("10 items" if kind == "set10" else "9 items") in pool["description"]
+    pools = {op["name"]: op for op in bundle.manifest["ops"] if op["kind"] == "global_pool"}
+    assert sorted(pools) == ["mean_map3x3", "mean_set10"]
+    assert "10 items" in pools["mean_set10"]["description"] and "9 items" in pools["mean_map3x3"]["description"]
 
 
 @pytest.mark.parametrize("n", [3, 5, 7, 9, 10, 18 * 18])

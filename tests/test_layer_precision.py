@@ -103,9 +103,15 @@ def assert_formats(formats: dict, asked: dict, manifest: dict | None = None) -> 
 
 
 # ------------------------------------------------------------------ trigger.yml hls.precision
+# The per-layer formats are given on the model with a batch norm right after the input (bn0, its own formats too):
+# one build and one 3-way verification show both.
+BN_FIRST = {"bn0": {"scale": "fixed<12,3>", "bias": "fixed<12,4>", "result": "fixed<12,4,RND,SAT>"}}
+
+
 @pytest.mark.slow
-def test_per_layer_precision_from_trigger_yml(tmp_path):
-    folder = model_folder(tmp_path / "m", float_model(), {"input_precision": "fixed<12,4>", "precision": PER_LAYER})
+def test_per_layer_precision_from_trigger_yml_and_batch_normalization_right_after_the_input(tmp_path):
+    folder = model_folder(tmp_path / "m", float_model(seed=9, batchnorm_first=True),
+                          {"input_precision": "fixed<12,4>", "precision": {**PER_LAYER, **BN_FIRST}})
     bundle = build_and_verify(folder, tmp_path / "b")
     assert bundle.build_status == 0 and bundle.verify_status == 0
     assert_certified(bundle.verify, VECTORS)
@@ -119,6 +125,9 @@ def test_per_layer_precision_from_trigger_yml(tmp_path):
     assert any(note.startswith("Per-layer precision as given") and "fc1_relu" in note for note in manifest["notes"])
     assert any(line.startswith("fc1: dense") and "ap_fixed<6,1,AP_TRN,AP_WRAP>" in line
                for line in manifest["formats"])
+    # the batch norm right after the input: the first op, a per-feature scale with its given result format
+    assert list(formats)[1] == "bn0" and formats["bn0"]["kind"] == "scale"
+    assert formats["bn0"]["output"] == fmt("fixed<12,4,RND,SAT>")
 
 
 @pytest.mark.slow
@@ -312,19 +321,6 @@ def test_unsigned_10_bit_input(tmp_path, input_precision, via):
     assert "input  wire [59:0] in_data" in (bundle.path / "rtl" / "calo_sums.v").read_text()
     raw = np.load(bundle.path / "vectors" / "inputs.npy")
     assert raw.min() >= 0 and raw.max() <= 1023 and raw.max() > 511  # the whole unsigned range is exercised
-
-
-@pytest.mark.slow
-def test_batch_normalization_right_after_the_input(tmp_path):
-    model = float_model(seed=9, batchnorm_first=True)
-    spec = {"bn0": {"scale": "fixed<12,3>", "bias": "fixed<12,4>", "result": "fixed<16,6,RND,SAT>"}}
-    folder = model_folder(tmp_path / "m", model, {"input_precision": "fixed<12,4>", "precision": spec})
-    bundle = build_and_verify(folder, tmp_path / "b")
-    assert bundle.build_status == 0 and bundle.verify_status == 0
-    assert_certified(bundle.verify, VECTORS)
-    formats = op_formats(bundle.path)
-    assert list(formats)[1] == "bn0" and formats["bn0"]["kind"] == "scale"  # the first op: a per-feature scale
-    assert formats["bn0"]["output"] == fmt("fixed<16,6,RND,SAT>")
 
 
 def test_batch_normalization_first_on_another_axis_is_refused(tmp_path):

@@ -362,53 +362,67 @@ def test_rtl_equals_emulator(family, tmp_path):
 MERGE_LAYERS = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot")
 
 
-def merge_network():
+def _randomize(layers, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for layer in layers:
+        if layer.weights:
+            layer.set_weights([rng.normal(0, 0.5, w.shape) for w in layer.weights])
+
+
+def merge_branch():
     """QKeras: x -> two QDense branches (a signed one with hls4ml's exact result type, an unsigned quantized_relu
     one) -> every Keras merge layer of the two, each an output of the model. Narrow enough that Keras' float32
     computes every merge exactly (so the source model equals the firmware)."""
     import tensorflow as tf
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
-    tf.keras.utils.set_random_seed(5)
     x = tf.keras.Input(shape=(6,), name="x")
     a = QDense(4, kernel_quantizer=quantized_bits(4, 0, alpha=1), bias_quantizer=quantized_bits(4, 0, alpha=1),
-               name="da")(x)
+               name="da")
     b = QDense(4, kernel_quantizer=quantized_bits(4, 0, alpha=1), bias_quantizer=quantized_bits(4, 0, alpha=1),
-               name="db")(x)
-    b = QActivation(quantized_relu(7, 2), name="qb")(b)
-    outs = [getattr(tf.keras.layers, cls)(name=cls.lower(), **({"axes": 1} if cls == "Dot" else {}))([a, b])
+               name="db")
+    ya, yb = a(x), QActivation(quantized_relu(7, 2), name="qb")(b(x))
+    outs = [getattr(tf.keras.layers, cls)(name=cls.lower(), **({"axes": 1} if cls == "Dot" else {}))([ya, yb])
             for cls in MERGE_LAYERS]
-    model = tf.keras.Model(x, outs, name="merges")
-    rng = np.random.default_rng(5)
-    for layer in model.layers:
-        if layer.weights:
-            layer.set_weights([rng.normal(0, 0.5, w.shape) for w in layer.weights])
-    return model
+    _randomize([a, b], 5)
+    return x, outs
 
 
-def concatenate_network():
+def concatenate_branch():
     """QKeras: two QDense branches reshaped to (2, 3) and (2, 2), concatenated along the last axis and
     (with the first branch again, as (3, 2) and (1, 2) pieces) along the first axis: nnet_merge.h's
     concatenate2d_1 and concatenate2d_0."""
     import tensorflow as tf
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
-    tf.keras.utils.set_random_seed(6)
-    x = tf.keras.Input(shape=(5,), name="x")
+    x = tf.keras.Input(shape=(5,), name="xc")
     a = QDense(6, kernel_quantizer=quantized_bits(4, 0, alpha=1), bias_quantizer=quantized_bits(4, 0, alpha=1),
-               name="da")(x)
+               name="dca")
     b = QDense(4, kernel_quantizer=quantized_bits(4, 0, alpha=1), bias_quantizer=quantized_bits(4, 0, alpha=1),
-               name="db")(x)
-    b = QActivation(quantized_relu(6, 2), name="qb")(b)
+               name="dcb")
+    ya, yb = a(x), QActivation(quantized_relu(6, 2), name="qcb")(b(x))
     last = tf.keras.layers.Concatenate(axis=-1, name="cat_last")(
-        [tf.keras.layers.Reshape((2, 3), name="ra")(a), tf.keras.layers.Reshape((2, 2), name="rb")(b)])
+        [tf.keras.layers.Reshape((2, 3), name="ra")(ya), tf.keras.layers.Reshape((2, 2), name="rb")(yb)])
     first = tf.keras.layers.Concatenate(axis=1, name="cat_first")(
-        [tf.keras.layers.Reshape((3, 2), name="ra2")(a), tf.keras.layers.Reshape((2, 2), name="rb2")(b)])
-    model = tf.keras.Model(x, [last, first], name="concats")
-    rng = np.random.default_rng(6)
-    for layer in model.layers:
-        if layer.weights:
-            layer.set_weights([rng.normal(0, 0.5, w.shape) for w in layer.weights])
+        [tf.keras.layers.Reshape((3, 2), name="ra2")(ya), tf.keras.layers.Reshape((2, 2), name="rb2")(yb)])
+    _randomize([a, b], 6)
+    return x, [last, first]
+
+
+def merges_and_concats():
+    """Both branches in one model (one input each): one build and one 3-way verification for every merge layer
+    and both concatenation axes. The inputs are listed in the order Keras writes their InputLayers in the JSON,
+    the order the bus's ports take (test_layer_coverage.py says why)."""
+    import json
+
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(5)
+    (x, merges), (xc, concats) = merge_branch(), concatenate_branch()
+    model = tf.keras.Model([xc, x], [*merges, *concats], name="merges")
+    written = [layer["name"] for layer in json.loads(model.to_json())["config"]["layers"]
+               if layer["class_name"] == "InputLayer"]
+    assert model.input_names == written, (model.input_names, written)
     return model
 
 
@@ -436,22 +450,9 @@ def build_verify(tmp_path, model, name: str, hls: dict, vectors: int = 3000) -> 
 
 
 @pytest.mark.slow
-def test_keras_concatenate_axes_build_and_verify(tmp_path):
-    import json
-
-    from tests.helpers import assert_certified
-
-    result = build_verify(tmp_path, concatenate_network(), "concats", {"input_precision": "fixed<6,2>"})
-    stored = json.loads((result["bundle"] / "firmware_model.json").read_text())
-    index = {op["name"]: op["index"] for op in stored["ops"] if op["op"] == "concatenate"}
-    assert index["cat_last"] == concatenate_index((2, 3), (2, 2), -1).tolist() != list(range(10))
-    assert index["cat_first"] == list(range(10))
-    assert_certified(result, 3000)
-
-
-@pytest.mark.slow
-def test_keras_merges_build_and_verify(tmp_path):
-    """Every merge layer through build_bundle + verify_bundle: emulator == HLS C simulation == RTL."""
+def test_keras_merges_and_concatenate_axes_build_and_verify(tmp_path):
+    """Every merge layer and both concatenation axes through build_bundle + verify_bundle: emulator == HLS C
+    simulation == RTL, and == the source model."""
     import json
 
     from tests.helpers import assert_certified
@@ -460,13 +461,16 @@ def test_keras_merges_build_and_verify(tmp_path):
     # mean): trigger types it exactly (network.merge_results_to_type_exactly), so the firmware equals the
     # source model, which the witness then requires. The Dot's accumulator is trigger's too (hls4ml infers
     # only a Dot's result type).
-    result = build_verify(tmp_path, merge_network(), "merges", {"input_precision": "fixed<6,2>"})
+    result = build_verify(tmp_path, merges_and_concats(), "merges", {"input_precision": "fixed<6,2>"})
     stored = json.loads((result["bundle"] / "firmware_model.json").read_text())
     kinds = {op["name"]: op["op"] for op in stored["ops"]}
     assert [kinds[c.lower()] for c in MERGE_LAYERS] == ["merge"] * 6 + ["concatenate", "dot"]
     average = next(op for op in stored["ops"] if op["name"] == "average")
     assert stored["meta"]["exact_merge_results"] == {"average": average["output"]["format"].replace("ap_", "")
                                                      .replace(",AP_TRN,AP_WRAP", "")}
+    index = {op["name"]: op["index"] for op in stored["ops"] if op["op"] == "concatenate"}
+    assert index["cat_last"] == concatenate_index((2, 3), (2, 2), -1).tolist() != list(range(10))
+    assert index["cat_first"] == list(range(10))
     assert_certified(result, 3000)
     assert result["source_model"]["exact"] is True
     assert result["source_model"]["mismatches"] == 0 and result["source_model"]["equal"] == 3000

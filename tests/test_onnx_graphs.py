@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.helpers import assert_certified, build_and_verify
+from tests.helpers import OnFirstUse, assert_certified, build_and_verify
 from tests.onnx_graph_cases import two_input_merges
 
 VECTORS = 2000
@@ -24,9 +24,32 @@ def graph_file(tmp_path_factory):
     return two_input_merges(tmp_path_factory.mktemp("onnx_graph") / "two_input_merges.onnx")
 
 
+# The graph built with each precision once; the fixed<12,5> build also gives each input its own format
+# (hls.input_precision keyed by the file's input names: x2 as unsigned integers, like detector energies).
+INPUT_FORMATS = {"fixed<12,5>": {"x1": "fixed<10,3,RND,SAT>", "x2": "uint<6>"}}
+
+
+@pytest.fixture(scope="module")
+def bundles(graph_file, tmp_path_factory):
+    """The graph built and verified once per precision, when a test first asks for it."""
+    import yaml
+
+    def build(precision):
+        tmp = tmp_path_factory.mktemp("onnx_graph_bundle")
+        source = graph_file
+        if precision in INPUT_FORMATS:
+            source = tmp / "model"
+            source.mkdir()
+            (source / "trigger.yml").write_text(yaml.safe_dump({
+                "kind": "network", "name": "two_inputs", "model": {"file": str(graph_file)},
+                "hls": {"input_precision": INPUT_FORMATS[precision]}}))
+        return build_and_verify(source, tmp / "bundle", "--vectors", str(VECTORS), "--precision", precision)
+    return OnFirstUse(build)
+
+
 @pytest.mark.parametrize("precision", ["fixed<16,6,RND_CONV,SAT>", "fixed<12,5>"])
-def test_merges_in_an_onnx_graph_are_verified_three_ways(graph_file, precision, tmp_path):
-    bundle = build_and_verify(graph_file, tmp_path / "bundle", "--vectors", str(VECTORS), "--precision", precision)
+def test_merges_in_an_onnx_graph_are_verified_three_ways(bundles, precision):
+    bundle = bundles[precision]
     assert bundle.build_status == 0 and bundle.verify_status == 0
     assert_certified(bundle.verify, VECTORS)
     manifest = bundle.manifest
@@ -63,16 +86,10 @@ def test_the_source_graph_gets_the_bus_in_the_file_layout(graph_file):
     assert np.abs(firmware - expected).max() < 1e-3
 
 
-def test_each_onnx_input_gets_its_own_format(graph_file, tmp_path):
-    """hls.input_precision keyed by the file's input names: x2 as unsigned integers, like detector energies."""
-    import yaml
-
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "trigger.yml").write_text(yaml.safe_dump({
-        "kind": "network", "name": "two_inputs", "model": {"file": str(graph_file)},
-        "hls": {"input_precision": {"x1": "fixed<10,3,RND,SAT>", "x2": "uint<6>"}}}))
-    bundle = build_and_verify(folder, tmp_path / "bundle", "--vectors", str(VECTORS))
+def test_each_onnx_input_gets_its_own_format(bundles):
+    """hls.input_precision keyed by the file's input names (INPUT_FORMATS; 3-way exact:
+    test_merges_in_an_onnx_graph_are_verified_three_ways[fixed<12,5>])."""
+    bundle = bundles["fixed<12,5>"]
     assert bundle.build_status == 0 and bundle.verify_status == 0
     assert_certified(bundle.verify, VECTORS)
     inputs = bundle.manifest["inputs"]
