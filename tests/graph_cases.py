@@ -42,7 +42,8 @@ def _seed(seed: int) -> None:
 
 def multi_collection_tagger():
     """Muons (4 x 3) and jets (3 x 3) as two inputs, a network each, concatenated, two outputs:
-    three class scores and one regressed quantity (e.g. the event's energy scale)."""
+    three class scores and one regressed quantity (e.g. the event's energy scale). The jets' network is the
+    deeper, so Keras lists the jets' input layer first in the file: the ports follow the model's inputs."""
     import tensorflow as tf
     from qkeras import QActivation
 
@@ -51,6 +52,7 @@ def multi_collection_tagger():
     jets = tf.keras.Input((3, 3), name="jets")
     m = _dense(8, "muon_fc", 6)(tf.keras.layers.Flatten(name="muon_flat")(muons))
     j = _dense(8, "jet_fc", 6)(tf.keras.layers.Flatten(name="jet_flat")(jets))
+    j = _dense(8, "jet_fc2", 6)(j)
     both = tf.keras.layers.Concatenate(name="objects")([m, j])
     trunk = _dense(8, "trunk", 6)(both)
     cls = _dense(3, "class_out")(trunk)

@@ -133,9 +133,14 @@ def test_graph_model_is_bit_exact_three_ways_and_equals_qkeras(graph_bundles, na
 
 @pytest.mark.slow
 def test_multi_input_bus_map(graph_bundles):
-    """Two collections packed one after another on in_data, two heads on out_data, as the manifest says."""
-    manifest = graph_bundles["multi_collection_tagger"].manifest
+    """Two collections packed one after another on in_data, in the model's input order (the file lists the jets'
+    input layer first), two heads on out_data, as the manifest says."""
+    bundle = graph_bundles["multi_collection_tagger"]
+    manifest = bundle.manifest
     ports = manifest["ports"]
+    source = json.loads(next((bundle.path.parent / "models" / "multi_collection_tagger").glob("*.json")).read_text())
+    body = source.get("config", source)
+    assert [layer["name"] for layer in body["layers"] if layer["class_name"] == "InputLayer"] == ["jets", "muons"]
     assert [p["name"] for p in ports["in_data"]] == ["muons", "jets"]
     assert [p["count"] for p in ports["in_data"]] == [12, 9]
     assert ports["in_data"][1]["lsb"] == ports["in_data"][0]["msb"] + 1

@@ -836,6 +836,10 @@ def extract(hls_model, name: str = "model") -> FirmwareModel:
         tensor_of[layer.outputs[0]] = produced[-1].name if produced else sources[0]
     if not ops:
         raise ModelError(f"{name}: the converted model has no layers")
+    # the ports in the order of the model's inputs, which hls4ml's top function takes its arguments in (a Keras
+    # file may list the input layers in another order: the deeper branch's first)
+    order = {tensor_of.get(v, v): k for k, v in enumerate(hls_model.inputs)}
+    ports.sort(key=lambda port: order.get(port[0], len(order)))
     out_vars = hls_model.get_output_variables()
     outputs = [tensor_of.get(v, v) for v in hls_model.outputs]
     for var, tensor in zip(out_vars, outputs):
