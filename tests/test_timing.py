@@ -98,7 +98,7 @@ def test_ci_fails_a_design_that_misses_its_clock_and_passes_the_default(tmp_path
         QActivation(quantized_bits(8, 2, alpha=1), name="q1")])
     random_weights(model, 1)
     source = save_model(model, tmp_path, "three_neurons")
-    common = [str(source), "--clock", "3", "--vectors", "300"]
+    common = [str(source), "--clock", "3", "--vectors", "300", "--sim", "icarus"]  # the gate, not the simulator
     assert main(["ci", *common, "--pipeline", "layer", "-o", str(tmp_path / "layer")]) == 1
     err = capsys.readouterr().err
     assert "budget violation: clock: three_neurons_d1 (d1): estimated path" in err and "slack -" in err
