@@ -888,17 +888,48 @@ def extreme_inputs(op, rng, n_random: int = 200) -> np.ndarray:
     return np.vstack([np.asarray(r, dtype=np.int64).reshape(-1, op.input.n) for r in rows])
 
 
-def simulate_reference(op, folder: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The printed reference module of op simulated by Icarus on x, and op.emulate on x."""
+def simulate_references(cases: list, folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The printed reference modules of several (op, x) side by side in one module, simulated by one Icarus
+    run (compiling and starting Icarus per op cost half a CPU second each): per op, the simulated outputs on its
+    x and op.emulate on x. Each op's rows are repeated to the longest x."""
+    from types import SimpleNamespace
+
     from trigger.backends.rtl.reference import module_name, print_reference
+    from trigger.ir.tensor import TensorType
 
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{module_name(op)}.v"
-    path.write_text(print_reference(op))
-    return confirm(op, [path], module_name(op), 0, x, folder, simulator="icarus"), op.emulate(x, {})
+    rows = max(len(x) for _, x in cases)
+    modules, instances, columns = [], [], []
+    lo_in = lo_out = 0
+    for k, (op, x) in enumerate(cases):
+        name = f"{module_name(op)}_{k}"  # ops of different models may share a name
+        modules.append(print_reference(op).replace(f"module {module_name(op)} (", f"module {name} (", 1))
+        instances.append(f"  {name} u{k} (.in_data(in_data[{lo_in + op.input.bus_width - 1}:{lo_in}]), "
+                         f".out_data(out_data[{lo_out + op.output.bus_width - 1}:{lo_out}]));")
+        lo_in, lo_out = lo_in + op.input.bus_width, lo_out + op.output.bus_width
+        columns.append(np.resize(np.asarray(x, dtype=np.int64), (rows, op.input.n)))
+    bank = "reference_bank"
+    path = folder / f"{bank}.v"
+    path.write_text(f"// the reference modules of {len(cases)} ops, side by side\nmodule {bank} (\n"
+                    f"  input  wire [{lo_in - 1}:0] in_data,\n  output wire [{lo_out - 1}:0] out_data\n);\n"
+                    + "\n".join(instances) + "\nendmodule\n\n" + "\n".join(modules))
+    side_by_side = SimpleNamespace(
+        name=bank, input=TensorType(tuple(f for op, _ in cases for f in op.input.formats)),
+        output=TensorType(tuple(f for op, _ in cases for f in op.output.formats)))
+    got = confirm(side_by_side, [path], bank, 0, np.hstack(columns), folder, simulator="icarus")
+    results, at = [], 0
+    for (op, x), inputs in zip(cases, columns):
+        results.append((got[:len(x), at:at + op.output.n], op.emulate(inputs[:len(x)], {})))
+        at += op.output.n
+    return results
 
 
-@pytest.mark.slow  # Icarus per op
+def simulate_reference(op, folder: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The printed reference module of op simulated by Icarus on x, and op.emulate on x."""
+    return simulate_references([(op, x)], folder)[0]
+
+
+@pytest.mark.slow  # Icarus
 def test_reference_verilog_simulates_as_emulator(tmp_path):
     """What a proof rests on: each printed reference module, simulated by Icarus, equals emulate on random and
     extreme inputs (ends of ranges, rounding ties), for every op kind the printer covers; printing twice gives
@@ -906,7 +937,7 @@ def test_reference_verilog_simulates_as_emulator(tmp_path):
     from trigger.backends.rtl.reference import PRINTERS, Unsupported, print_reference
 
     rng = np.random.default_rng(21)
-    simulated, refused = set(), {}
+    cases, refused = [], {}
     for op in printed_ops():
         try:
             text = print_reference(op)
@@ -914,8 +945,9 @@ def test_reference_verilog_simulates_as_emulator(tmp_path):
             refused[op.name] = str(err)
             continue
         assert print_reference(op) == text
-        x = extreme_inputs(op, rng)
-        got, want = simulate_reference(op, tmp_path / f"{op.kind}_{op.name}", x)
+        cases.append((op, extreme_inputs(op, rng)))
+    simulated = set()
+    for (op, x), (got, want) in zip(cases, simulate_references(cases, tmp_path / "references")):
         bad = np.flatnonzero(np.any(got != want, axis=1))
         assert not bad.size, (op.name, f"{bad.size} of {len(x)} vectors differ; first: input {x[bad[0]].tolist()}, "
                                        f"simulated {got[bad[0]].tolist()}, emulate {want[bad[0]].tolist()}")

@@ -6,6 +6,10 @@
 - a forged or foreign ``reports/verify.json`` is refused by ``trigger report`` (exit 1);
 - a file the manifest does not hash among the RTL is refused (exit 1);
 - three concurrent verifies of one bundle each pass, each in its own work folder.
+
+Every verification here runs Icarus: where compiled simulators are looked for and how cache entries are checked
+is the same for every simulator (trigger.rtlsim, trigger.toolchain), and a Verilator build of a table compiles
+its run-time library as well, a minute of CPU, in a cache of its own or none.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ import yaml
 
 from trigger.cli import main
 
-pytestmark = pytest.mark.slow  # builds a table and compiles Verilator
+pytestmark = pytest.mark.slow  # builds a table, compiles and runs its C simulation and Icarus
+
+SIM = "icarus"
 
 TABLE = {
     "kind": "lut", "name": "trust_lut", "seed": 5,
@@ -47,7 +53,7 @@ def built(tmp_path_factory) -> tuple[Path, Path]:
     old = os.environ.get("TRIGGER_CACHE")
     os.environ["TRIGGER_CACHE"] = str(root / "cache")
     try:
-        assert main(["verify", str(root / "good")]) == 0
+        assert main(["verify", str(root / "good"), "--sim", SIM]) == 0
     finally:
         os.environ.pop("TRIGGER_CACHE") if old is None else os.environ.update(TRIGGER_CACHE=old)
     return root / "good", root / "cache"
@@ -66,8 +72,8 @@ def cache(built, tmp_path, monkeypatch) -> Path:
     return copy_of
 
 
-def good_entry(cache: Path) -> Path:
-    (entry,) = [d for d in (cache / "sim").iterdir() if d.name.startswith("verilator-") and "runtime" not in d.name]
+def good_entry(cache: Path, simulator: str = SIM) -> Path:
+    (entry,) = [d for d in (cache / "sim").iterdir() if d.name.startswith(f"{simulator}-") and "runtime" not in d.name]
     return entry
 
 
@@ -92,7 +98,7 @@ def tamper_rtl(bundle: Path) -> None:
     rehash(bundle)
 
 
-def harness_key(bundle: Path) -> str:
+def harness_key(bundle: Path, simulator: str = SIM) -> str:
     """The cache key the verifier computes for a bundle's RTL as it is now (trigger.rtlsim.build_key)."""
     from trigger.ir.model import FirmwareModel
     from trigger.rtlsim import HARNESS, HARNESS_TEMPLATE, SIMULATORS, build_key
@@ -102,8 +108,8 @@ def harness_key(bundle: Path) -> str:
     model = FirmwareModel.load(bundle)
     harness = render(HARNESS_TEMPLATE, harness=HARNESS, top=manifest["rtl"]["top"], in_bits=sum(model.input.widths),
                      out_bits=sum(model.output.widths), ii=1, stream=None)
-    return build_key("verilator", harness, [(bundle / s).resolve() for s in manifest["rtl"]["sources"]],
-                     SIMULATORS["verilator"].build_args)
+    return build_key(simulator, harness, [(bundle / s).resolve() for s in manifest["rtl"]["sources"]],
+                     SIMULATORS[simulator].build_args)
 
 
 def test_tampered_rtl_with_the_good_simulator_inside_the_bundle_fails_without_a_cache(built, tmp_path, monkeypatch,
@@ -111,13 +117,13 @@ def test_tampered_rtl_with_the_good_simulator_inside_the_bundle_fails_without_a_
     good, cache = built
     bad = copy(good, tmp_path / "bad")
     entry = good_entry(cache)
-    assert entry.name == f"verilator-{harness_key(good)[:24]}"
+    assert entry.name == f"{SIM}-{harness_key(good)[:24]}"
     compiled = bad / ".sim_build" / "compiled"  # where the old verifier looked for (and trusted) a simulator
     shutil.copytree(entry, compiled / entry.name)
     tamper_rtl(bad)
-    shutil.copytree(entry, compiled / f"verilator-{harness_key(bad)[:24]}")  # and under the tampered key
+    shutil.copytree(entry, compiled / f"{SIM}-{harness_key(bad)[:24]}")  # and under the tampered key
     monkeypatch.setenv("TRIGGER_CACHE", "off")
-    assert main(["verify", str(bad)]) == 1
+    assert main(["verify", str(bad), "--sim", SIM]) == 1
     out = capsys.readouterr().out
     assert "bit exact: NO" in out and "emulator_vs_rtl: 2316 mismatches" in out
     result = json.loads((bad / "reports" / "verify.json").read_text())
@@ -130,9 +136,9 @@ def test_tampered_rtl_with_a_good_harness_under_its_key_in_a_shared_cache_fails(
     bad = copy(good, tmp_path / "bad")
     entry = good_entry(cache)
     tamper_rtl(bad)
-    forged = cache / "sim" / f"verilator-{harness_key(bad)[:24]}"
+    forged = cache / "sim" / f"{SIM}-{harness_key(bad)[:24]}"
     shutil.copytree(entry, forged)  # a good harness stored under the tampered RTL's key
-    assert main(["verify", str(bad)]) == 1
+    assert main(["verify", str(bad), "--sim", SIM]) == 1
     captured = capsys.readouterr()
     assert f"cache entry {forged} was built from other sources than its name says: replacing it" in captured.err
     assert "bit exact: NO" in captured.out
@@ -146,19 +152,22 @@ def test_tampered_rtl_with_a_good_harness_under_its_key_in_a_shared_cache_fails(
 def test_a_truncated_cache_entry_is_replaced_with_one_line(good, cache, tmp_path, capsys):
     bundle = copy(good, tmp_path / "b")
     entry = good_entry(cache)
-    binary = entry / "trigger_harness"
-    binary.write_bytes(binary.read_bytes()[:4096])  # truncated
-    assert main(["verify", str(bundle)]) == 0
+    binary = entry / "sim.vvp"  # Icarus's compiled design
+    size = binary.stat().st_size
+    binary.write_bytes(binary.read_bytes()[:size // 2])  # truncated
+    assert main(["verify", str(bundle), "--sim", SIM]) == 0
     err = [line for line in capsys.readouterr().err.splitlines() if "cache entry" in line]
-    assert err == [f"trigger: cache entry {entry} has trigger_harness changed since it was built: replacing it"]
-    assert binary.stat().st_size > 4096
+    assert err == [f"trigger: cache entry {entry} has sim.vvp changed since it was built: replacing it"]
+    from trigger.toolchain import entry_problem
+
+    assert binary.stat().st_size > size // 2 and entry_problem(entry, harness_key(bundle)) is None  # rebuilt whole
 
 
 def test_a_forged_or_foreign_verdict_is_refused_by_report(good, cache, tmp_path, capsys):
     from trigger.verify import _digest
 
     ok = copy(good, tmp_path / "ok")
-    assert main(["verify", str(ok)]) == 0
+    assert main(["verify", str(ok), "--sim", SIM]) == 0
     verdict = ok / "reports" / "verify.json"
     passing = verdict.read_text()
     assert main(["report", str(ok), "--no-synth"]) == 0  # its own verdict is accepted
@@ -196,13 +205,13 @@ def test_a_forged_or_foreign_verdict_is_refused_by_report(good, cache, tmp_path,
 def test_a_file_the_manifest_does_not_hash_among_the_sources_is_refused(good, tmp_path, capsys):
     bundle = copy(good, tmp_path / "b")
     (bundle / "hls" / "ap_int.h").write_text("// shadows the real header\n")
-    assert main(["verify", str(bundle)]) == 1
+    assert main(["verify", str(bundle), "--sim", SIM]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("trigger verify: check failed:") and "hls/ap_int.h" in err and "\n" not in err
     changed = copy(good, tmp_path / "c")
     tamper_rtl(changed)
     (changed / "rtl" / "trust_lut_ops.v").write_text("module x; endmodule\n")  # after the re-hash: changed
-    assert main(["verify", str(changed)]) == 1
+    assert main(["verify", str(changed), "--sim", SIM]) == 1
     assert "files changed since the build: rtl/trust_lut_ops.v" in capsys.readouterr().err
 
 
@@ -212,7 +221,7 @@ def test_three_concurrent_verifies_of_one_bundle_each_pass(good, cache, tmp_path
     bundle = copy(good, tmp_path / "b")
     env = {**os.environ, "TRIGGER_CACHE": str(cache),
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "trigger.cli", "verify", str(bundle)]
+    cmd = [sys.executable, "-m", "trigger.cli", "verify", str(bundle), "--sim", SIM]
     runs = [subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             for c in (cmd, [*cmd, "--vectors", "50"], cmd)]
     outputs = [(run.communicate(timeout=600)[0], run.returncode) for run in runs]
