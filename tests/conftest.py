@@ -46,10 +46,15 @@ def pytest_configure(config):
     marked ``library``, and the session's reference bundle and examples (``library_checked``). Elsewhere the
     suite's verifications leave it out as `trigger verify` does for large designs (TRIGGER_MAX_LIBRARY_WEIGHTS
     0: designs with hls4ml weights; tables and trees, which compile in none, still check theirs), and
-    verify.json says so. Set TRIGGER_MAX_LIBRARY_WEIGHTS to check it everywhere."""
+    verify.json says so. Set TRIGGER_MAX_LIBRARY_WEIGHTS to check it everywhere.
+
+    BLAS runs on one thread in every process of the session (set here, before xdist starts its workers): the
+    session already runs a worker per core, and a second BLAS thread only waits for a core (numpy's small
+    float products then take several times their CPU in wall time)."""
     import tempfile
 
     os.environ.setdefault(LIBRARY_LIMIT, "0")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     fd, log = tempfile.mkstemp(prefix=f"trigger-tools-{worker}-", suffix=".log")
