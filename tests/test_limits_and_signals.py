@@ -137,3 +137,31 @@ def test_a_signal_during_a_build_leaves_nothing_behind(sig, tmp_path, reference_
     assert len(err) == 1 and ("terminated (SIGTERM)" if sig == signal.SIGTERM else "interrupted") in err[0], err
     assert sorted(p.name for p in out.parent.iterdir()) == []
     assert sorted(p.name for p in scratch.iterdir()) == []
+
+
+def test_a_stop_whose_exception_was_lost_commits_nothing(tmp_path, monkeypatch, capsys):
+    """SIGTERM's handler raises, but an exception raised while Python runs a weakref callback is only printed
+    ("Exception ignored in ...") and the build went on to write its bundle (seen once in the suite). The stop is
+    also remembered: the staged bundle is not committed, and the command exits 143 all the same."""
+    from trigger import cli
+    from trigger.bundle import MANIFEST, staging
+    from trigger.errors import Terminated, clear_stop, request_stop
+
+    out = tmp_path / "new" / "b"
+    try:
+        with pytest.raises(Terminated):
+            with staging(out) as folder:
+                (folder / MANIFEST).write_text("{}")
+                request_stop(Terminated)  # as the handler does before its raise is lost
+    finally:
+        clear_stop()
+    assert not (tmp_path / "new").exists()
+
+    def finished_anyway(args):
+        request_stop(Terminated)
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_doctor", finished_anyway)
+    assert cli.main(["doctor"]) == 143
+    assert capsys.readouterr().err.strip() == "trigger doctor: terminated (SIGTERM)"
+    assert cli.main(["--version"]) == 0  # the next command in the process starts without the stop

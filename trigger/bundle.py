@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from trigger import __version__
-from trigger.errors import BundleChanged, BundleError, ConfigError  # noqa: F401  (BundleChanged: read here)
+from trigger.errors import BundleChanged, BundleError, ConfigError, check_stop  # noqa: F401  (BundleChanged: read here)
 from trigger.vectors import DEFAULT_SEED
 
 MANIFEST = "manifest.json"
@@ -102,6 +102,7 @@ def staging(out_dir: Path):
         yield tmp
         if not (tmp / MANIFEST).exists():
             raise RuntimeError("internal error: bundle finished without a manifest")
+        check_stop()  # a signal whose exception was lost: the bundle is not committed
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -131,6 +132,7 @@ def private_folder(final: Path):
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     try:
         yield work
+        check_stop()
         old = final.with_name(f".{final.name}.{work.name.rsplit('.', 2)[-2]}.old")
         try:
             final.rename(old)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from trigger import __version__
 from trigger.rtlsim import SIMULATORS
-from trigger.errors import TriggerError
+from trigger.errors import Terminated, TriggerError, check_stop, clear_stop, request_stop
 from trigger.parts import DEFAULT_PART
 from trigger.settings import DEFAULT_CLOCK_NS
 
@@ -587,11 +587,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(BaseException):
-    """SIGTERM (what `timeout` and a cancelled CI job send), raised where the command is, so that it
-    unwinds like a failure: partial bundles, temporary folders and child processes go."""
-
-
 def _stop_children() -> None:
     """Terminate this process's children (compilers, simulators, local Dask workers) so that the threads
     waiting on them return at once and the clean-up runs within seconds, not after a minute-long compile."""
@@ -619,14 +614,23 @@ def _signals_as_exceptions():
     def terminate(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        request_stop(Terminated)  # the raise below can be lost in a weakref callback: bundles check this too
         _stop_children()
         raise Terminated()
 
-    before = {sig: signal.signal(sig, terminate if sig == signal.SIGTERM else signal.getsignal(sig))
-              for sig in (signal.SIGTERM, signal.SIGINT)}
+    def interrupt(signum, frame):
+        request_stop(KeyboardInterrupt)
+        raise KeyboardInterrupt()
+
+    clear_stop()
+    handlers = {signal.SIGTERM: terminate,
+                signal.SIGINT: interrupt if signal.getsignal(signal.SIGINT) is signal.default_int_handler
+                else signal.getsignal(signal.SIGINT)}
+    before = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         yield
     finally:
+        clear_stop()
         for sig, handler in before.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
@@ -641,7 +645,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _signals_as_exceptions():
             try:
-                return args.func(args)
+                status = args.func(args)
+                check_stop()  # a signal whose exception was lost (see trigger.errors.request_stop)
+                return status
             except KeyboardInterrupt:  # cleaned up like a failure on the way here; no traceback
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 print(f"trigger {args.command}: interrupted", file=sys.stderr)

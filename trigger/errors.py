@@ -37,3 +37,30 @@ class BundleChanged(BundleError):
 
 class ToolError(TriggerError):
     """An external tool (compiler, simulator, synthesis) is missing or failed."""
+
+
+class Terminated(BaseException):
+    """SIGTERM (what `timeout` and a cancelled CI job send), raised where the command is, so that it
+    unwinds like a failure: partial bundles, temporary folders and child processes go."""
+
+
+_stop: type[BaseException] | None = None  # the stop a signal asked for in this process (see request_stop)
+
+
+def request_stop(kind: type[BaseException]) -> None:
+    """Remember that a signal asked this process to stop (``Terminated`` or ``KeyboardInterrupt``). The handler
+    also raises it, but an exception raised while Python runs a weakref callback or a destructor is only
+    printed ("Exception ignored in ...") and the work goes on: ``check_stop`` before committing it."""
+    global _stop
+    _stop = kind
+
+
+def clear_stop() -> None:
+    global _stop
+    _stop = None
+
+
+def check_stop() -> None:
+    """Raise the stop a signal asked for, if any: called before work is renamed into place."""
+    if _stop is not None:
+        raise _stop()
