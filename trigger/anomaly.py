@@ -280,6 +280,7 @@ def firmware_scores(fw, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def score_sample(fw, keras_model, float_model, x: np.ndarray, progress=None) -> dict[str, np.ndarray]:
     """{"firmware", "qkeras", "float"} scores of feature rows ``x`` (in chunks; ``progress(n)`` after each)."""
+    from trigger.frontends.keras import keras_predict
     from trigger.train import anomaly_score
 
     parts = {"firmware": [], "qkeras": [], "float": []}
@@ -287,8 +288,8 @@ def score_sample(fw, keras_model, float_model, x: np.ndarray, progress=None) -> 
         block = x[start:start + CHUNK]
         score, real = firmware_scores(fw, block)
         parts["firmware"].append(score)
-        predicted = keras_model.predict(real.astype(np.float32), batch_size=65536, verbose=0)
-        parts["qkeras"].append(np.asarray(predicted, dtype=np.float64).reshape(len(block), -1)[:, 0])
+        predicted = keras_predict(keras_model, [tuple(keras_model.input_shape[1:])], real.reshape(len(block), -1))
+        parts["qkeras"].append(predicted[:, 0])
         parts["float"].append(anomaly_score(float_model, block))
         if progress is not None:
             progress(len(block))

@@ -12,6 +12,7 @@ then hold the same table by construction; hls4ml's C simulation checks it.
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import subprocess
 import tempfile
@@ -21,6 +22,9 @@ import numpy as np
 
 from trigger.errors import ToolError
 from trigger.fixed import FixedFormat
+from trigger.toolchain import cache_root, store_entry
+
+TABLE_FILE = "table.txt"  # the entries as raw integers, one per line (the program's output)
 
 # (kind, C++ call filling table t). {cfg} is the config struct, {n} its size.
 _CALLS = {
@@ -84,19 +88,38 @@ def _table(kind: str, size: int, table_text: str, data_text: str | None, negativ
     if compiler is None:
         raise ToolError("g++ not found: hls4ml's activation tables are computed by its own C++ (install g++)")
     root = _hls4ml_templates()
-    with tempfile.TemporaryDirectory(prefix="trigger-table-") as work:
-        src, exe = Path(work) / "table.cpp", Path(work) / "table"
-        src.write_text(_program(kind, size, table, data, negative, exp_scale, layernorm))
-        # hls4ml's build_lib.sh flags (-O3, no fast-math): the same float arithmetic as its C simulation
-        cmd = [compiler, "-O3", "-std=c++11", f"-I{root / 'ap_types'}", f"-I{root}", str(src), "-o", str(exe)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
+    program = _program(kind, size, table, data, negative, exp_scale, layernorm)
+    # hls4ml's build_lib.sh flags (-O3, no fast-math): the same float arithmetic as its C simulation
+    flags = ["-O3", "-std=c++11", f"-I{root / 'ap_types'}", f"-I{root}"]
+
+    def compute(folder: Path) -> None:
+        src, exe = folder / "table.cpp", folder / "table"
+        src.write_text(program)
+        done = subprocess.run([compiler, *flags, str(src), "-o", str(exe)], capture_output=True, text=True)
         if done.returncode != 0:
             raise ToolError(f"compiling hls4ml's {kind} table ({size} x {table.cpp}) failed: "
                             f"{(done.stderr.strip().splitlines() or ['?'])[0][:200]}")
         run = subprocess.run([str(exe)], capture_output=True, text=True)
         if run.returncode != 0:
             raise ToolError(f"hls4ml's {kind} table program failed with exit code {run.returncode}")
-    bits = np.array([int(v) for v in run.stdout.split()], dtype=np.int64)
+        (folder / TABLE_FILE).write_text(run.stdout)
+        src.unlink()
+        exe.unlink()
+
+    cache = cache_root()
+    if cache is None:
+        with tempfile.TemporaryDirectory(prefix="trigger-table-") as work:
+            compute(Path(work))
+            text = (Path(work) / TABLE_FILE).read_text()
+    else:  # one compile per table and compiler for every build that uses it (a second each)
+        import hashlib
+        import importlib.metadata
+
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
+        key = hashlib.sha256(json.dumps([program, flags, version, importlib.metadata.version("hls4ml")]).encode())
+        entry = store_entry(cache / "tables" / key.hexdigest()[:32], key.hexdigest(), compute)
+        text = (entry / TABLE_FILE).read_text()
+    bits = np.array([int(v) for v in text.split()], dtype=np.int64)
     if bits.size != size:
         raise ToolError(f"hls4ml's {kind} table program printed {bits.size} entries, expected {size}")
     return tuple(int(v) for v in table.from_bits(bits))

@@ -93,9 +93,26 @@ def keras_predict(keras_model, shapes: list[tuple], x: np.ndarray) -> np.ndarray
         n = int(np.prod(shape))
         parts.append(x[:, at:at + n].reshape((len(x), *shape)).astype(np.float32))
         at += n
-    out = keras_model.predict(parts[0] if len(parts) == 1 else parts, batch_size=4096, verbose=0)
-    outs = out if isinstance(out, list) else [out]
-    return np.concatenate([np.asarray(o, dtype=np.float64).reshape(len(x), -1) for o in outs], axis=1)
+    # Called eagerly, in batches of PREDICT_BATCH rows: ``predict`` would trace a graph for every model and
+    # convert every layer's Python with autograph first, seconds per model for the same kernels.
+    rows = []
+    for start in range(0, len(x), PREDICT_BATCH):
+        batch = [p[start:start + PREDICT_BATCH] for p in parts]
+        out = keras_model(batch[0] if len(batch) == 1 else batch, training=False)
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        rows.append(np.concatenate([np.asarray(o, dtype=np.float64).reshape(len(batch[0]), -1) for o in outs], axis=1))
+    if not rows:
+        return keras_predict_empty(keras_model, len(x))
+    return np.concatenate(rows, axis=0)
+
+
+PREDICT_BATCH = 4096
+
+
+def keras_predict_empty(keras_model, rows: int) -> np.ndarray:
+    """No rows: an empty output bus as wide as the model's outputs."""
+    shapes = keras_model.output_shape if isinstance(keras_model.output_shape, list) else [keras_model.output_shape]
+    return np.zeros((rows, sum(int(np.prod(s[1:])) for s in shapes)))
 
 
 # Layers whose Keras arithmetic the firmware can only approximate: float constants that hls4ml rounds
@@ -918,10 +935,26 @@ def _build(plan: _Plan, h5group, weights_path: Path):
     first.pop("batch_shape", None)
     seq = {"class_name": "Sequential", "config": {"name": "model", "layers": layers}}
     try:
-        model = tf.keras.models.model_from_json(json.dumps(seq), custom_objects=custom)
+        model = _from_json(tf, json.dumps(seq), custom)
     except Exception as err:  # noqa: BLE001 - Keras raises many types for a bad config
         raise ModelError(f"{plan.where}: Keras cannot build the architecture: {_one_line(err)}") from None
     return _load_weights(plan, model, h5group, weights_path)
+
+
+def _from_json(tf, text: str, custom: dict):
+    """``model_from_json`` with autograph off: building a model calls every layer once on symbolic inputs,
+    and Keras first converts each layer's Python with autograph (a second or more per model, for control
+    flow our layers do not have; we call models eagerly, ``keras_predict``). A layer that needs it (Python
+    control flow on a tensor) fails that way, and is built again with autograph."""
+    try:
+        from tensorflow.python.autograph.core import ag_ctx
+    except ImportError:  # another TensorFlow: build as Keras does
+        return tf.keras.models.model_from_json(text, custom_objects=custom)
+    try:
+        with ag_ctx.ControlStatusCtx(status=ag_ctx.Status.DISABLED):
+            return tf.keras.models.model_from_json(text, custom_objects=custom)
+    except Exception:  # noqa: BLE001 - built again with autograph; a real error is raised there
+        return tf.keras.models.model_from_json(text, custom_objects=custom)
 
 
 def _build_graph(plan: _Plan, custom: dict, tf):
@@ -943,7 +976,7 @@ def _build_graph(plan: _Plan, custom: dict, tf):
         "input_layers": [[n, 0, 0] for n, _ in plan.graph["inputs"]],
         "output_layers": [[n, 0, 0] for n in plan.graph["outputs"]]}}
     try:
-        return tf.keras.models.model_from_json(json.dumps(config), custom_objects=custom)
+        return _from_json(tf, json.dumps(config), custom)
     except Exception as err:  # noqa: BLE001 - Keras raises many types for a bad config
         raise ModelError(f"{plan.where}: Keras cannot build the architecture: {_one_line(err)}") from None
 

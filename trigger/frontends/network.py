@@ -1201,8 +1201,10 @@ def classifier_scores(fw: FirmwareModel, keras_model, x_test, y_test) -> dict:
         ops, trace = ops[:-1], trace[:-1]
     else:
         firmware_class = np.argmax(outputs, axis=1)
-    real = fw.input.to_float(xq).reshape((len(xq), *keras_model.input_shape[1:])).astype(np.float32)
-    model_class = np.argmax(keras_model.predict(real, batch_size=8192, verbose=0).reshape(len(xq), -1), axis=1)
+    from trigger.frontends.keras import keras_predict
+
+    real = fw.input.to_float(xq).reshape(len(xq), -1)
+    model_class = np.argmax(keras_predict(keras_model, [tuple(keras_model.input_shape[1:])], real), axis=1)
     y = np.asarray(y_test)
     scores = {"firmware_accuracy": float(np.mean(firmware_class == y)),
               "model_accuracy_on_firmware_inputs": float(np.mean(model_class == y)),

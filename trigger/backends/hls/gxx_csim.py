@@ -41,19 +41,7 @@ def run_testbench(bundle: Path, manifest: dict, raw: np.ndarray, work: Path, *, 
     cmd = [gxx, "-std=c++14", optimisation, "-w", *(f"-D{d}" for d in defines), f"-I{ap_types_include()}", f"-I{include}",
            *[str(Path(bundle) / s) for s in sources], str(Path(bundle) / testbench), "-o", str(exe)]
     t0 = time.perf_counter()
-    # A work folder used again for the same bundle (trigger.cluster verifies address ranges one after
-    # another in each worker) keeps its executable: same command, same files (the manifest's hashes).
-    stamp = work / f"{top}_csim.stamp"
-    files = manifest.get("files") or {}
-    key = "\n".join([*cmd[:-2], *(f"{rel} {files.get(rel)}" for rel in sorted(files) if rel.startswith("hls/"))])
-    if not (exe.exists() and stamp.exists() and stamp.read_text() == key and files):
-        stamp.unlink(missing_ok=True)
-        run = subprocess.run(cmd, capture_output=True, text=True)
-        if run.returncode != 0:
-            first = next((line for line in run.stderr.splitlines() if "error" in line), None) or \
-                (run.stderr.strip().splitlines() or ["(no output)"])[0]
-            raise ToolError(f"g++ failed to compile the C simulation of {top}: {first}")
-        stamp.write_text(key)
+    exe = _cached_testbench(cmd, bundle, top, sources, testbench) or _testbench_in(work, exe, cmd, manifest, top)
     t1 = time.perf_counter()
     raw = np.ascontiguousarray(raw, dtype="<i4")
     bits = run_in_parts(exe, raw, work, lambda rows_in, rows_out: [str(rows_in), str(rows_out), *extra_args],
@@ -63,6 +51,56 @@ def run_testbench(bundle: Path, manifest: dict, raw: np.ndarray, work: Path, *, 
         raise ToolError(f"C simulation of {top} returned {bits.size} words for {len(raw)} vectors "
                         f"x {words_per_vector} outputs")
     return bits.reshape(len(raw), words_per_vector), {"csim_build_s": round(t1 - t0, 3), "csim_s": round(t2 - t1, 3)}
+
+
+def _compile(cmd: list, top: str) -> None:
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        first = next((line for line in run.stderr.splitlines() if "error" in line), None) or \
+            (run.stderr.strip().splitlines() or ["(no output)"])[0]
+        raise ToolError(f"g++ failed to compile the C simulation of {top}: {first}")
+
+
+def _cached_testbench(cmd: list, bundle: Path, top: str, sources: list, testbench: str) -> Path | None:
+    """The testbench compiled once per content into the cache (``csim_cache_dir``), as the hls4ml projects'
+    C simulations are: the key is g++'s version, the flags and defines, hls4ml's ap_types and every file of
+    the bundle's HLS folders, so verifying the same table or ensemble again, in another bundle, or in each
+    worker of a cluster does not compile it again. None without a cache."""
+    import hashlib
+    import importlib.metadata
+    import json
+
+    from trigger.toolchain import csim_cache_dir, store_entry
+
+    root = csim_cache_dir()
+    if root is None:
+        return None
+    version = subprocess.run([cmd[0], "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
+    flags = [c for c in cmd[1:-2] if c.startswith("-") and not c.startswith("-I")]
+    digest = hashlib.sha256(json.dumps(["testbench", version, flags, importlib.metadata.version("hls4ml"),
+                                        str(ap_types_include()), sorted(sources), testbench]).encode())
+    folders = sorted({(Path(bundle) / rel).parent for rel in [*sources, testbench]})
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                digest.update(f"{path.relative_to(bundle)}:{path.stat().st_size}:".encode())
+                digest.update(path.read_bytes())
+    final = root / f"tb-{digest.hexdigest()[:32]}"
+    store_entry(final, digest.hexdigest(), lambda tmp: _compile([*cmd[:-1], str(tmp / "csim")], top))
+    return final / "csim"
+
+
+def _testbench_in(work: Path, exe: Path, cmd: list, manifest: dict, top: str) -> Path:
+    """Without a cache: compiled in the work folder, kept there for the same command and files (the
+    manifest's hashes): trigger.cluster verifies address ranges one after another in each worker."""
+    stamp = work / f"{top}_csim.stamp"
+    files = manifest.get("files") or {}
+    key = "\n".join([*cmd[:-2], *(f"{rel} {files.get(rel)}" for rel in sorted(files) if rel.startswith("hls/"))])
+    if not (exe.exists() and stamp.exists() and stamp.read_text() == key and files):
+        stamp.unlink(missing_ok=True)
+        _compile(cmd, top)
+        stamp.write_text(key)
+    return exe
 
 
 def run_in_parts(exe: Path, rows: np.ndarray, work: Path, args, *, out_dtype: str, rows_per_process: int,

@@ -265,11 +265,10 @@ class _Solver:
         saves (every occurrence but the one the node itself costs saves an adder about as wide as the
         node, counted from its shifted operand's lowest bit up); 'count_then_width': occurrences, ties
         to the wider node; 'count': occurrences alone (ties to the first in a fixed order)."""
+        if self.score == "count":
+            return np.where(counts >= 2, counts, 0).astype(np.float64)
         score = np.zeros(counts.shape)
         i, j = np.nonzero(counts >= 2)  # only patterns that occur twice are scored (few)
-        if self.score == "count":
-            score[i, j] = counts[i, j]
-            return score
         d, opposite, a = (np.asarray(v)[i] for v in (d, opposite, a))
         b = j if b is None else np.asarray(b).ravel()[j]
         scale = np.exp2(d)
@@ -296,47 +295,71 @@ class _Solver:
         self._mask_rows(range(n))
 
     def _recount(self, rows):
-        """Recounts every pattern involving the sources ``rows`` (as a or as b).
+        """Recounts every pattern involving the sources ``rows`` (as a or as b), all rows in one product.
 
-        ``corr[q, t, s]`` = sum over columns of digit (q, t) times digit (r, s), per sign pair; the
+        ``corr[r, q, t, s]`` = sum over columns of digit (q, t) times digit (r, s), per sign pair; the
         pairs (r at s, q at s + d) lie on its diagonal offset -d, (q at s, r at s + d) on offset +d."""
         n, bits = self.n, self.bits
+        rows = list(rows)
         planes = self.digits[:n]
         pos = (planes == 1).astype(np.float32).reshape(n * bits, self.n_cols)
         neg = (planes == -1).astype(np.float32).reshape(n * bits, self.n_cols)
-        t, u = np.indices((bits, bits))
-        diagonals = (t - u + bits - 1 == np.arange(2 * bits - 1)[:, None, None]).reshape(2 * bits - 1, -1)
-        diagonals = diagonals.T.astype(np.float32)  # (t, s) -> offset t - s (+ bits - 1)
-        ahead = np.arange(bits - 1, 2 * bits - 1)  # q at s + d: offset +d
-        behind = np.arange(bits - 1, -1, -1)  # r at s + d: offset -d
-        for r in rows:
-            rp, rn = pos[r * bits:(r + 1) * bits], neg[r * bits:(r + 1) * bits]
-            same = np.rint((pos @ rp.T + neg @ rn.T).reshape(n, bits * bits) @ diagonals).astype(np.int32)
-            opposite = np.rint((pos @ rn.T + neg @ rp.T).reshape(n, bits * bits) @ diagonals).astype(np.int32)
-            self.counts[:, 0, r, :n] = same[:, ahead].T
-            self.counts[:, 1, r, :n] = opposite[:, ahead].T
-            self.counts[:, 0, :n, r] = same[:, behind].T
-            self.counts[:, 1, :n, r] = opposite[:, behind].T
+        diagonals, ahead, behind = self._diagonals()
+        k = len(rows)
+        rp = pos.reshape(n, bits, -1)[rows].reshape(k * bits, -1)
+        rn = neg.reshape(n, bits, -1)[rows].reshape(k * bits, -1)
+
+        def per_row(corr):  # (n * bits, k * bits) -> (k, n, 2 * bits - 1): row r, source q, diagonal offset
+            corr = corr.reshape(n, bits, k, bits).transpose(2, 0, 1, 3).reshape(k * n, bits * bits)
+            return np.rint(corr @ diagonals).astype(np.int32).reshape(k, n, -1)
+
+        same = per_row(pos @ rp.T + neg @ rn.T)
+        opposite = per_row(pos @ rn.T + neg @ rp.T)
+        for i, r in enumerate(rows):  # the same value from either row of a pair: the order does not matter
+            self.counts[:, 0, r, :n] = same[i][:, ahead].T
+            self.counts[:, 1, r, :n] = opposite[i][:, ahead].T
+            self.counts[:, 0, :n, r] = same[i][:, behind].T
+            self.counts[:, 1, :n, r] = opposite[i][:, behind].T
         self._mask_rows(rows)
         self._refresh(rows)
 
+    def _diagonals(self):
+        """(matrix summing each diagonal of a bits x bits block, the offsets +d, the offsets -d), made once."""
+        if getattr(self, "_diagonal_sums", None) is None:
+            bits = self.bits
+            t, u = np.indices((bits, bits))
+            diagonals = (t - u + bits - 1 == np.arange(2 * bits - 1)[:, None, None]).reshape(2 * bits - 1, -1)
+            self._diagonal_sums = (diagonals.T.astype(np.float32),  # (t, s) -> offset t - s (+ bits - 1)
+                                   np.arange(bits - 1, 2 * bits - 1),  # q at s + d: offset +d
+                                   np.arange(bits - 1, -1, -1))  # r at s + d: offset -d
+        return self._diagonal_sums
+
     def _refresh(self, rows):
         """Updates ``best``/``partner`` after the counts of ``rows`` (as a and as b) changed: rows that
-        changed, or whose best partner did, are searched again; the others only compare the new columns."""
-        rows = list(rows)
-        again = np.isin(self.partner, rows)
+        changed, or whose best partner did, are searched again; the others only compare the new columns
+        (the highest score among them, the first column on ties, as if compared one after another)."""
+        rows = sorted(rows)
+        again = self.partner == rows[0]
+        for r in rows[1:]:
+            again |= self.partner == r
         again[:, :, rows] = True
         idx = np.nonzero(again)
         sub = self._score(self.counts[idx[0], idx[1], idx[2], :], *idx)
         self.best[idx] = sub.max(axis=1)
         self.partner[idx] = sub.argmax(axis=1)
-        d, o, a = (g.ravel() for g in np.indices(self.best.shape))
-        for c in sorted(rows):
-            vals = self._score(self.counts[d, o, a, c][:, None], d, o, a, [[c]])[:, 0]  # only partner b = c
-            vals = vals.reshape(self.best.shape)
-            better = ~again & ((vals > self.best) | ((vals == self.best) & (c < self.partner)))
-            self.best[better] = vals[better]
-            self.partner[better] = c
+        d, o, a = self._all_rows()
+        vals = self._score(self.counts[:, :, :, rows].reshape(d.size, len(rows)), d, o, a, np.array(rows))
+        top = vals.max(axis=1).reshape(self.best.shape)
+        column = np.asarray(rows)[vals.argmax(axis=1)].reshape(self.best.shape)
+        better = ~again & ((top > self.best) | ((top == self.best) & (column < self.partner)))
+        self.best[better] = top[better]
+        self.partner[better] = column[better]
+
+    def _all_rows(self):
+        """Every (d, sign, a) of ``best``, raveled (made again when the arrays grow)."""
+        if getattr(self, "_rows", None) is None or self._rows[0].size != self.best.size:
+            self._rows = tuple(g.ravel() for g in np.indices(self.best.shape))
+        return self._rows
 
     def _mask_rows(self, rows):
         """Patterns that are not allowed: a source with itself at shift 0, (b, a) at shift 0 for a < b,
