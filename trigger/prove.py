@@ -214,6 +214,7 @@ class Netlist:
                     continue
                 self.input_bit.setdefault(b, ("w", wid, k))
         self._sym, self._cell_sym, self._depth, self._active = {}, {}, {}, set()
+        self._cell_depth = {}  # combinational cell -> the registers between in_data and its inputs
         self.adders: list[tuple[int, int]] = []  # (result bits, word) of every adder read as an affine word
         unknown = {c["type"] for c in self.cells.values()} - OPAQUE_KINDS - {"$dff", "$memrd", "$meminit_v2"}
         if unknown:
@@ -245,6 +246,8 @@ class Netlist:
         if cell["type"] == "$dff":
             d = self.depth(cell["connections"]["D"][i])
             result = None if d is None else d + 1
+        elif name in self._cell_depth:  # every output bit of a combinational cell has its inputs' depth
+            result = self._cell_depth[name]
         else:
             seen = set()
             for port, direction in cell["port_directions"].items():
@@ -254,6 +257,7 @@ class Netlist:
             if len(seen) > 1:
                 raise ProofError(f"cell {name} reads signals {sorted(seen)} registers deep: not a balanced pipeline")
             result = seen.pop() if seen else None
+            self._cell_depth[name] = result
         self._active.discard(bit)
         self._depth[bit] = result
         return result
