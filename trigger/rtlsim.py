@@ -84,13 +84,16 @@ def _make_verilator(build: Path, log: Path, cache_root: Path, optimised: bool = 
     runtime = cache_root / f"verilator-runtime-{digest[:24]}"
     names = [f"{name}.o" for name in ("verilator", "verilated", "verilated_dpi", "verilated_vpi",
                                         "verilated_timing", "verilated_threads")]
-    units = {}
     variables = dict(VERILATOR_MAKE_VARIABLES, **({} if optimised else {"OPT_FAST": "-O0"}))
-    for unit, lists in (("trigger_fast", ("VM_CLASSES_FAST", "VM_SUPPORT_FAST")),
-                        ("trigger_slow", ("VM_CLASSES_SLOW", "VM_SUPPORT_SLOW"))):
+    # The per-clock code (fast) and the set-up code (slow) as two units at their own optimisation; at -O0 both,
+    # as one unit: Verilator's headers are parsed once (0.8 of a small design's 4.2 CPU-s of make).
+    groups = ((("trigger_fast", ("VM_CLASSES_FAST", "VM_SUPPORT_FAST")),
+               ("trigger_slow", ("VM_CLASSES_SLOW", "VM_SUPPORT_SLOW"))) if optimised else
+              (("trigger_fast", ("VM_CLASSES_FAST", "VM_SUPPORT_FAST", "VM_CLASSES_SLOW", "VM_SUPPORT_SLOW")),
+               ("trigger_slow", ())))
+    for unit, lists in groups:
         files = [name for key in lists for name in _make_list(classes, key)]
         (build / f"{unit}.cpp").write_text("".join(f'#include "{name}.cpp"\n' for name in files))
-        units[unit] = files
     (build / "trigger_nopch.h").write_text("// no precompiled header (see trigger.toolchain)\n")
     o0 = " ".join(f"{name}.o" for name in VERILATOR_RUNTIME_O0)
     (build / "trigger.mk").write_text(
