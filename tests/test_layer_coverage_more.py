@@ -2,9 +2,9 @@
 LayerNormalization, LSTM and GRU (and QKeras QLSTM / QGRU), and the refusals (SimpleRNN, options hls4ml does not convert).
 
 Every layer kind sits in one multi-input model (one branch per kind and set of formats: rounding and overflow
-modes, signed and unsigned outputs, wrapping and saturating accumulators), built and verified 3-way once
-(emulator == hls4ml C simulation == RTL, integer for integer): one hls4ml conversion, one C simulation build and
-one RTL build for the whole file.
+modes, signed and unsigned outputs, wrapping and saturating accumulators; a stacked LSTM -> GRU -> Dense typed by
+trigger's defaults), built and verified 3-way once (emulator == hls4ml C simulation == RTL, integer for integer):
+one hls4ml conversion, one C simulation build and one RTL build for the Keras layers of the file.
 """
 
 from __future__ import annotations
@@ -111,7 +111,23 @@ def _qrecurrent(tf, rng, inputs, outputs, hls):
     hls["precision"]["qlstm"] = {"result": "fixed<10,3,RND,SAT>", "accum": "fixed<10,3,RND,SAT>"}
 
 
-BRANCHES = (_activations, _embedding, _layer_norms, _recurrent, _qrecurrent)
+def _stacked_recurrent(tf, rng, inputs, outputs, hls):
+    """An LSTM (every state) -> GRU -> Dense with no precisions given: trigger types each recurrent layer's accum
+    and result as its input (the port's fixed<12,4>, wrapping), so hls4ml's C++ compiles it."""
+    x = tf.keras.Input((4, 3), name="seq_s")
+    layers = [tf.keras.layers.LSTM(3, return_sequences=True, name="l1"), tf.keras.layers.GRU(2, name="g2"),
+              tf.keras.layers.Dense(2, name="out")]
+    y = x
+    for layer in layers:
+        y = layer(y)
+    inputs.append(x)
+    outputs.append(y)
+    for layer in layers:
+        layer.set_weights([rng.normal(0, 0.5, w.shape) for w in layer.get_weights()])
+    hls["input_precision"]["seq_s"] = "fixed<12,4>"
+
+
+BRANCHES = (_activations, _embedding, _layer_norms, _recurrent, _qrecurrent, _stacked_recurrent)
 
 
 def _folder(model, folder, hls: dict):
@@ -187,6 +203,17 @@ def test_lstm_and_gru_unrolled(ops):
     assert ops["lstm_t1_wh"]["kind"] == "dense" and "lstm_t0_wh" not in ops  # the zero state's product is its bias
     assert "table 1024 x ap_fixed<10,2,AP_RND," in ops["lstm_t2_ifo"]["description"]
     assert ops["gru_t2_h"]["kind"] == "merge" and ops["gru_seq2"]["kind"] == "concatenate"
+
+
+@pytest.mark.slow
+def test_stacked_recurrent_layers_with_trigger_default_types(ops):
+    """LSTM (every state) -> GRU -> Dense with no precisions given: each recurrent layer's accum and result are its
+    input's format (the port's fixed<12,4>, wrapping); the branch is 3-way exact with the rest of the model."""
+    assert {"l1_seq3", "g2_t3_h", "out"} <= set(ops)
+    assert ops["l1_seq3"]["kind"] == "concatenate" and ops["g2_t3_h"]["kind"] == "merge"
+    for dense in ("l1_t1_wh", "g2_t1_wh"):  # the recurrent products: accum and output as the port
+        assert "accum ap_fixed<12,4,AP_TRN,AP_WRAP>, output ap_fixed<12,4,AP_TRN,AP_WRAP>" in \
+            ops[dense]["description"], ops[dense]["description"]
 
 
 @pytest.mark.slow
@@ -279,7 +306,9 @@ def test_a_float_lstm_gets_one_format_by_default(tmp_path):
 # ------------------------------------------------------------------ every input against hls4ml's own C++
 # (kind, input, output, table size, table_t or param_t, parameter): the element-wise ops on every raw value of the
 # input format, against nnet_activation.h's functions compiled with g++ (table sizes and types hls4ml's flow
-# does not set too).
+# does not set too). The emulator's ops take the tables the same program filled (init_*_table with the case's
+# config: one g++ compile for every case); hls4ml's default tables (1024 x fixed<18,8>, which the bundle's flow
+# computes with trigger's activation_table) are checked equal to activation_table's.
 CPP_CASES = [
     ("elu", "fixed<10,4>", "fixed<8,2,RND_CONV,SAT>", 1024, "fixed<18,8>", ("ufixed<5,0>", 0.7)),
     ("elu", "fixed<8,3,RND,SAT>", "fixed<7,3,TRN,WRAP>", 256, "fixed<10,2,RND>", ("fixed<8,3>", 1.3)),
@@ -311,6 +340,11 @@ def _cpp_case(k: int, case) -> tuple[str, str]:
     elif param is not None:
         pf = FixedFormat.parse(param[0])
         call = f"nnet::{kind}<{src.cpp}, {pf.cpp}, {dst.cpp}, cfg{k}>(x, {param[1]!r}, y);"
+    if table_text:  # the table the call fills, printed too: the emulator's op is given it (see _emulated)
+        tw = FixedFormat.parse(table_text).width
+        call += (f" static cfg{k}::table_t t[{size}]; nnet::init_{kind}_table<cfg{k}, {size}>(t);"
+                 f" for (int i = 0; i < {size}; i++) std::printf(\"t{k} %llu\\n\", "
+                 f"(unsigned long long)t[i].range({tw - 1}, 0).to_uint64());")
     block = (f"{{ static {src.cpp} x[{n}]; static {dst.cpp} y[{n}];\n"
              f"  for (int i = 0; i < {n}; i++) x[i].range({src.width - 1}, 0) = (unsigned long long)i;\n"
              f"  {call}\n"
@@ -319,10 +353,10 @@ def _cpp_case(k: int, case) -> tuple[str, str]:
     return config, block
 
 
-def _emulated(case) -> np.ndarray:
-    """The op's emulator on every raw input (in bit order 0 .. 2**W - 1)."""
+def _emulated(case, table: np.ndarray | None = None) -> np.ndarray:
+    """The op's emulator on every raw input (in bit order 0 .. 2**W - 1); ``table``: the raw entries of its table
+    as the harness printed them."""
     from trigger.fixed import FixedFormat
-    from trigger.frontends.hls4ml_tables import activation_table
     from trigger.ir import FirmwareModel, TensorType, emulate
     from trigger.ir.ops.elu import Elu, Selu
     from trigger.ir.ops.prelu import PRelu
@@ -344,7 +378,6 @@ def _emulated(case) -> np.ndarray:
         op = ThresholdedRelu("t", *one, int(pf.quantize([param[1]])[0]), pf)
     else:
         tf_ = FixedFormat.parse(table_text)
-        table = activation_table(kind, size, tf_)
         if kind == "elu":
             pf = FixedFormat.parse(param[0])
             op = Elu("e", *one, table, tf_, int(pf.quantize([param[1]])[0]), pf)
@@ -359,7 +392,7 @@ def test_elementwise_ops_equal_hls4ml_cpp_on_every_input(tmp_path):
     import subprocess
 
     from trigger.fixed import FixedFormat
-    from trigger.frontends.hls4ml_tables import _hls4ml_templates
+    from trigger.frontends.hls4ml_tables import _hls4ml_templates, activation_table
 
     if shutil.which("g++") is None:
         pytest.skip("g++ not found")
@@ -375,7 +408,15 @@ def test_elementwise_ops_equal_hls4ml_cpp_on_every_input(tmp_path):
     for k, case in enumerate(CPP_CASES):
         dst = FixedFormat.parse(case[2])
         cpp = dst.from_bits(np.array([int(line.split()[1]) for line in printed if line.startswith(f"{k} ")]))
-        ours = _emulated(case)
+        table = None
+        if case[4]:
+            kind, size, table_fmt = case[0], case[3], FixedFormat.parse(case[4])
+            table = table_fmt.from_bits(np.array([int(line.split()[1]) for line in printed
+                                                  if line.startswith(f"t{k} ")]))
+            assert table.size == size
+            if (size, case[4]) == (1024, "fixed<18,8>"):  # hls4ml's default table, which the bundle's flow computes
+                assert np.array_equal(table, activation_table(kind, size, table_fmt)), case
+        ours = _emulated(case, table)
         assert cpp.size == ours.size == 1 << FixedFormat.parse(case[1]).width
         bad = np.flatnonzero(cpp != ours)
         assert bad.size == 0, f"{case}: {bad.size} inputs differ, first input bits {bad[0]}: C++ {cpp[bad[0]]}, " \
@@ -400,16 +441,6 @@ def _onnx_activations(path, elu_alpha: float | None = 0.7):
     return path
 
 
-@pytest.mark.slow  # hls4ml's activation tables are computed by its own C++ (g++)
-def test_onnx_activation_nodes_map_to_the_same_ops(tmp_path):
-    from trigger.frontends import BuildOptions
-    from trigger.frontends.onnx import design_from_file
-
-    design = design_from_file(_onnx_activations(tmp_path / "acts.onnx"), BuildOptions(precision="fixed<12,4>"))
-    assert [op.kind for op in design.model.ops] == ["elu", "selu", "softsign", "thresholded_relu"]
-    assert "alpha 0.699219" in design.model.ops[0].describe()
-
-
 def test_an_onnx_elu_without_alpha_is_refused(tmp_path):
     from trigger.errors import ModelError
     from trigger.frontends.onnx import load_onnx
@@ -421,26 +452,14 @@ def test_an_onnx_elu_without_alpha_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_onnx_activation_nodes_are_bit_exact(tmp_path):
+    """The ONNX nodes map to the same ops as the Keras layers, and the design is 3-way exact (the RTL under Icarus:
+    four table lookups on five elements, no Verilator model to compile for them)."""
     path = _onnx_activations(tmp_path / "acts.onnx")
-    bundle = build_and_verify(path, tmp_path / "b", "--vectors", str(VECTORS), "--precision", "fixed<10,3,RND,SAT>")
+    bundle = build_and_verify(path, tmp_path / "b", "--vectors", str(VECTORS), "--precision", "fixed<10,3,RND,SAT>",
+                              verify_args=("--sim", "icarus"))
     assert bundle.build_status == 0 and bundle.verify_status == 0, bundle.verify.get("first_mismatch")
     assert_certified(bundle.verify, VECTORS)
-
-
-@pytest.mark.slow
-def test_stacked_recurrent_layers_with_trigger_default_types(tmp_path):
-    """A Sequential LSTM (every state) -> GRU -> Dense with no precisions given: trigger types each recurrent
-    layer's accum and result as its input (fixed<12,4>, wrapping), and the single-input graph is 3-way exact."""
-    import tensorflow as tf
-
-    rng = np.random.default_rng(3)
-    model = tf.keras.Sequential([tf.keras.Input((4, 3)), tf.keras.layers.LSTM(3, return_sequences=True, name="l1"),
-                                 tf.keras.layers.GRU(2, name="g2"), tf.keras.layers.Dense(2, name="out")],
-                                name="stacked")
-    for layer in model.layers:
-        layer.set_weights([rng.normal(0, 0.5, w.shape) for w in layer.get_weights()])
-    bundle = build_and_verify(_folder(model, tmp_path / "m", {"input_precision": "fixed<12,4>"}), tmp_path / "b",
-                              "--vectors", str(VECTORS))
-    assert bundle.build_status == 0 and bundle.verify_status == 0, bundle.verify.get("first_mismatch")
-    assert_certified(bundle.verify, VECTORS)
-    assert {"l1_seq3", "g2_t3_h", "out"} <= {op["name"] for op in bundle.manifest["ops"]}
+    assert bundle.verify["simulator"] == "icarus"
+    ops = bundle.manifest["ops"]
+    assert [op["kind"] for op in ops] == ["elu", "selu", "softsign", "thresholded_relu"]
+    assert "alpha 0.699219" in ops[0]["description"]

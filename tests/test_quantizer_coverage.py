@@ -174,43 +174,65 @@ def _reference_sign(x_real: np.ndarray, upper: float | None, hi: float, lo: floa
     return np.where(x_real > hi, 1, np.where(x_real <= lo, -1, 0))
 
 
-@pytest.mark.parametrize("src, dst", [("fixed<6,2>", "fixed<5,1,RND_CONV,SAT>"), ("ufixed<5,3>", "fixed<4,2>"),
-                                      ("fixed<7,4,RND,SAT>", "fixed<3,1,RND,WRAP>")])
+THRESHOLD_FORMATS = [("fixed<6,2>", "fixed<5,1,RND_CONV,SAT>"), ("ufixed<5,3>", "fixed<4,2>"),
+                     ("fixed<7,4,RND,SAT>", "fixed<3,1,RND,WRAP>")]
+
+
 @pytest.mark.slow
-def test_hard_tanh_and_sign_thresholds_on_every_input(src, dst, tmp_path):
-    """The new ops against the C++ formulas on every input of a small format, and their RTL (Icarus) against the
+def test_hard_tanh_and_sign_thresholds_on_every_input(tmp_path):
+    """The new ops against the C++ formulas on every input of small formats, and their RTL (Icarus) against the
     emulator on the same inputs: hard_tanh is clip(x, -1, 1), hard_sigmoid clip(x / 2 + 1 / 2, 0, 1), cast to res_T
-    (slope = shift = 1/2 exact); the thresholds compare raw integers."""
+    (slope = shift = 1/2 exact); the thresholds compare raw integers. Every (input, output) format pair is a port of
+    one graph model whose four ops each read it, so one RTL simulation covers them all."""
     from tests.firmware_cases import F, T
     from trigger.backends.rtl import write_rtl
     from trigger.ir import FirmwareModel, emulate
+    from trigger.ir.model import join
     from trigger.ir.ops.hard_tanh import HardTanh
     from trigger.ir.ops.sign_threshold import SignThreshold
     from trigger.rtlsim import simulate
 
-    fmt, out = F(src), F(dst)
-    raw = np.arange(fmt.min_raw, fmt.max_raw + 1, dtype=np.int64).reshape(-1, 1).repeat(3, axis=1)
-    real = fmt.to_float(raw)
-    hi = int(fmt.quantize([0.33])[0])
-    lo = -hi if fmt.signed else fmt.min_raw - 1  # thresholds in the input type, as hls4ml holds them
     two = F("int<2>")
-    ops = {"hard_tanh": HardTanh("t", T(fmt, 3), T(out, 3)),
-           "hard_sigmoid": HardTanh("g", T(fmt, 3), T(out, 3), "sigmoid"),
-           "binary": SignThreshold("b", T(fmt, 3), T(two, 3), np.zeros(3, np.int64), np.zeros(3, np.int64)),
-           "ternary": SignThreshold("s", T(fmt, 3), T(two, 3), np.full(3, hi + 1), np.full(3, lo + 1))}
-    expected = {"hard_tanh": out.quantize(np.clip(real, -1, 1)),
-                "hard_sigmoid": out.quantize(np.clip(real / 2 + 0.5, 0, 1)),
-                "binary": _reference_sign(real, 0.0, 0, 0),
-                "ternary": _reference_sign(raw, None, hi, lo)}
-    for kind, op in ops.items():
-        model = FirmwareModel(kind, T(fmt, 3), [op])
-        got = emulate(model, raw).outputs
-        assert np.array_equal(got, expected[kind]), kind
-        design = write_rtl(model, tmp_path / kind / "rtl", top=f"{kind}_top")
-        sim = simulate(design.sources, design.top, model.input.to_bits(raw), model.input.widths,
-                       model.output.widths, simulator="icarus", build_dir=tmp_path / kind / "sim",
-                       max_latency=design.latency_cycles + 4)
-        assert np.array_equal(model.output.from_bits(sim.outputs), got), kind
+    rows = max(1 << F(src).width for src, _ in THRESHOLD_FORMATS)
+    ports, columns, ops, expected = [], [], [], {}
+    for p, (src, dst) in enumerate(THRESHOLD_FORMATS):
+        fmt, out = F(src), F(dst)
+        every = np.arange(fmt.min_raw, fmt.max_raw + 1, dtype=np.int64)
+        raw = np.resize(every, rows).reshape(-1, 1).repeat(3, axis=1)  # every raw value, repeated up to `rows`
+        real = fmt.to_float(raw)
+        hi = int(fmt.quantize([0.33])[0])
+        lo = -hi if fmt.signed else fmt.min_raw - 1  # thresholds in the input type, as hls4ml holds them
+        port_ops = {"hard_tanh": HardTanh(f"t{p}", T(fmt, 3), T(out, 3)),
+                    "hard_sigmoid": HardTanh(f"g{p}", T(fmt, 3), T(out, 3), "sigmoid"),
+                    "binary": SignThreshold(f"b{p}", T(fmt, 3), T(two, 3), np.zeros(3, np.int64),
+                                            np.zeros(3, np.int64)),
+                    "ternary": SignThreshold(f"s{p}", T(fmt, 3), T(two, 3), np.full(3, hi + 1), np.full(3, lo + 1))}
+        port_expected = {"hard_tanh": out.quantize(np.clip(real, -1, 1)),
+                         "hard_sigmoid": out.quantize(np.clip(real / 2 + 0.5, 0, 1)),
+                         "binary": _reference_sign(real, 0.0, 0, 0),
+                         "ternary": _reference_sign(raw, None, hi, lo)}
+        ports.append((f"x{p}", 3))
+        columns.append(raw)
+        for kind, op in port_ops.items():
+            ops.append(op)
+            expected[op.name] = (f"{kind} {src} -> {dst}", port_expected[kind])
+    model = FirmwareModel("thresholds", join([T(F(src), 3) for src, _ in THRESHOLD_FORMATS], [n for n, _ in ports]),
+                          ops, ports=ports, reads={op.name: [f"x{int(op.name[1:])}"] for op in ops},
+                          outputs=[op.name for op in ops])
+    model.validate()
+    raw = np.hstack(columns)
+    got = emulate(model, raw).outputs
+    assert got.shape == (rows, 3 * len(ops))
+    for k, op in enumerate(ops):
+        what, want = expected[op.name]
+        assert np.array_equal(got[:, 3 * k:3 * k + 3], want), what
+    design = write_rtl(model, tmp_path / "rtl", top="thresholds_top")
+    sim = simulate(design.sources, design.top, model.input.to_bits(raw), model.input.widths,
+                   model.output.widths, simulator="icarus", build_dir=tmp_path / "sim",
+                   max_latency=design.latency_cycles + 4)
+    rtl = model.output.from_bits(sim.outputs)
+    bad = np.flatnonzero(np.any(rtl != got, axis=1))
+    assert bad.size == 0, f"RTL != emulator on {bad.size}/{rows} vectors, first #{bad[0]}: {rtl[bad[0]]} vs {got[bad[0]]}"
 
 
 def _layer_json(layer: dict, shape=(4,)) -> dict:

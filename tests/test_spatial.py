@@ -1,11 +1,12 @@
 """Convolutions, pooling, flatten/reshape/dropout and batch norm after a convolution (issue 10, part A).
 
-Two small Keras models, one per op family (1D and 2D), each with per-layer formats chosen so that
+Two small Keras branches, one per op family (1D and 2D), each with per-layer formats chosen so that
 outputs round (RND, RND_CONV, TRN) and overflow (SAT, WRAP), 'same' padding at the edges (odd and
 even windows), strides, pointwise (1-wide) kernels, max pooling over a signed and over an unsigned
 tensor (hls4ml pads the unsigned one with 2**(W-1) raw, which can win) and average pooling whose
-divisor shrinks at the edges. Each model is converted by hls4ml once, built into a bundle and
-verified three ways on 200 vectors: emulator == hls4ml's C simulation == RTL (Icarus).
+divisor shrinks at the edges. Both branches sit in one two-input model, converted by hls4ml once,
+built into a bundle and verified three ways on 200 vectors: emulator == hls4ml's C simulation == RTL
+(Icarus).
 The emulator is also compared with exact arithmetic where no rounding happens, and the size limit
 of a fully unrolled convolution is checked before hls4ml runs.
 """
@@ -17,7 +18,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.helpers import CLEAN, SEED, OnFirstUse, checked_counts
+from tests.helpers import CLEAN, SEED, checked_counts
 from trigger.errors import FirmwareModelError, ModelError
 from trigger.fixed import FixedFormat
 from trigger.ir import FirmwareModel, TensorType, emulate
@@ -30,110 +31,104 @@ VECTORS = 200  # Icarus runs the 2D model at ~16 vectors/s; these still saturate
 F = FixedFormat.parse
 
 
-def _model_1d():
-    import tensorflow as tf
-
+def _branch_1d(tf):
     L = tf.keras.layers
-    model = tf.keras.Sequential([
-        tf.keras.Input(shape=(9, 3), name="x"),
-        L.Conv1D(4, 3, strides=2, padding="same", name="c_same_s2"),  # 9 -> 5, pad 1/1
-        L.Activation("relu", name="r1"),
-        L.Conv1D(3, 1, name="c_point"),  # hls4ml's PointwiseConv1D
-        L.MaxPooling1D(2, padding="same", name="max_same"),  # 5 -> 3, pad 0/1, signed input
-        L.Conv1D(2, 2, padding="valid", name="c_valid"),  # 3 -> 2
-        L.Dropout(0.3, name="drop"),
-        L.AveragePooling1D(2, strides=1, padding="same", name="avg_same"),  # 2 -> 2, last window 1 cell
-        L.Flatten(name="flat"),
-        L.Dense(3, name="out"),
-    ])
-    precisions = {"x": "fixed<8,3,RND,SAT>", "c_same_s2": "fixed<9,3,RND,SAT>", "r1": "ufixed<8,3,RND_CONV,SAT>",
-                  "c_point": "fixed<8,2,TRN,WRAP>", "max_same": "fixed<7,2,RND_CONV,SAT>",
-                  "c_valid": "fixed<12,4,RND_CONV,SAT>", "avg_same": "fixed<8,2,RND,WRAP>",
-                  "flat": "fixed<8,2,RND,WRAP>", "out": "fixed<14,6,RND_CONV,SAT>"}
-    return model, precisions
+    x = tf.keras.Input(shape=(9, 3), name="x1")
+    y = x
+    for layer in (L.Conv1D(4, 3, strides=2, padding="same", name="c_same_s2"),  # 9 -> 5, pad 1/1
+                  L.Activation("relu", name="r1_1d"),
+                  L.Conv1D(3, 1, name="c_point_1d"),  # hls4ml's PointwiseConv1D
+                  L.MaxPooling1D(2, padding="same", name="max_same_1d"),  # 5 -> 3, pad 0/1, signed input
+                  L.Conv1D(2, 2, padding="valid", name="c_valid_1d"),  # 3 -> 2
+                  L.Dropout(0.3, name="drop"),
+                  L.AveragePooling1D(2, strides=1, padding="same", name="avg_same_1d"),  # 2 -> 2, last window 1 cell
+                  L.Flatten(name="flat"),
+                  L.Dense(3, name="out_1d")):
+        y = layer(y)
+    precisions = {"x1": "fixed<8,3,RND,SAT>", "c_same_s2": "fixed<9,3,RND,SAT>", "r1_1d": "ufixed<8,3,RND_CONV,SAT>",
+                  "c_point_1d": "fixed<8,2,TRN,WRAP>", "max_same_1d": "fixed<7,2,RND_CONV,SAT>",
+                  "c_valid_1d": "fixed<12,4,RND_CONV,SAT>", "avg_same_1d": "fixed<8,2,RND,WRAP>",
+                  "flat": "fixed<8,2,RND,WRAP>", "out_1d": "fixed<14,6,RND_CONV,SAT>"}
+    return x, y, precisions
 
 
-def _model_2d():
-    import tensorflow as tf
-
+def _branch_2d(tf):
     L = tf.keras.layers
-    model = tf.keras.Sequential([
-        tf.keras.Input(shape=(6, 5, 2), name="x"),
-        L.Conv2D(3, (3, 2), strides=(2, 1), padding="same", name="c_same"),  # 6x5 -> 3x5, pad 0/1 x 0/1
-        L.BatchNormalization(name="bn"),  # one scale per channel (not folded: the conv's type is set)
-        L.Activation("relu", name="r1"),
-        L.MaxPooling2D((2, 2), padding="same", name="max_same"),  # 3x5 -> 2x3, unsigned input
-        L.AveragePooling2D((2, 2), strides=1, padding="same", name="avg_same"),  # 2x3 -> 2x3
-        L.Conv2D(2, (1, 1), name="c_point"),  # hls4ml's PointwiseConv2D
-        L.Conv2D(2, (2, 2), strides=(1, 2), name="c_valid"),  # 2x3 -> 1x1
-        L.Reshape((2,), name="reshape"),
-        L.Dense(3, name="out"),
-    ])
-    precisions = {"x": "fixed<8,3,TRN,SAT>", "c_same": "fixed<10,4,RND,SAT>", "bn": "fixed<9,2,RND_CONV,SAT>",
-                  "r1": "ufixed<6,2,RND,SAT>", "max_same": "ufixed<6,2,RND,SAT>", "avg_same": "fixed<7,2,TRN,SAT>",
-                  "c_point": "fixed<10,4,RND_CONV,WRAP>", "c_valid": "fixed<12,5,RND,SAT>",
-                  "reshape": "fixed<12,5,RND,SAT>", "out": "fixed<14,6,RND_CONV,SAT>"}
-    return model, precisions
+    x = tf.keras.Input(shape=(6, 5, 2), name="x2")
+    y = x
+    for layer in (L.Conv2D(3, (3, 2), strides=(2, 1), padding="same", name="c_same"),  # 6x5 -> 3x5, pad 0/1 x 0/1
+                  L.BatchNormalization(name="bn"),  # one scale per channel (not folded: the conv's type is set)
+                  L.Activation("relu", name="r1_2d"),
+                  L.MaxPooling2D((2, 2), padding="same", name="max_same_2d"),  # 3x5 -> 2x3, unsigned input
+                  L.AveragePooling2D((2, 2), strides=1, padding="same", name="avg_same_2d"),  # 2x3 -> 2x3
+                  L.Conv2D(2, (1, 1), name="c_point_2d"),  # hls4ml's PointwiseConv2D
+                  L.Conv2D(2, (2, 2), strides=(1, 2), name="c_valid_2d"),  # 2x3 -> 1x1
+                  L.Reshape((2,), name="reshape"),
+                  L.Dense(3, name="out_2d")):
+        y = layer(y)
+    precisions = {"x2": "fixed<8,3,TRN,SAT>", "c_same": "fixed<10,4,RND,SAT>", "bn": "fixed<9,2,RND_CONV,SAT>",
+                  "r1_2d": "ufixed<6,2,RND,SAT>", "max_same_2d": "ufixed<6,2,RND,SAT>",
+                  "avg_same_2d": "fixed<7,2,TRN,SAT>", "c_point_2d": "fixed<10,4,RND_CONV,WRAP>",
+                  "c_valid_2d": "fixed<12,5,RND,SAT>", "reshape": "fixed<12,5,RND,SAT>",
+                  "out_2d": "fixed<14,6,RND_CONV,SAT>"}
+    return x, y, precisions
 
 
-MODELS = {"spatial_1d": _model_1d, "spatial_2d": _model_2d}
-# (hls4ml adds a linear activation after each float layer; a 1-wide Conv1D may map to item_dense, the same sums)
-KINDS = {"spatial_1d": ["conv1d", "relu", "conv1d", "max_pool", "conv1d", "average_pool", "dense"],
-         "spatial_2d": ["conv2d", "scale", "relu", "max_pool", "average_pool", "conv2d", "conv2d", "dense"]}
+# Each family's ops in order (hls4ml adds a linear activation after each float layer; a 1-wide Conv1D may map to
+# item_dense, the same sums), by the names of its layers
+KINDS = {"1d": ["conv1d", "relu", "conv1d", "max_pool", "conv1d", "average_pool", "dense"],
+         "2d": ["conv2d", "scale", "relu", "max_pool", "average_pool", "conv2d", "conv2d", "dense"]}
 
 
 @pytest.fixture(scope="module")
-def spatial_bundles(tmp_path_factory):
-    """Each family model saved, built (hls4ml project, RTL, VECTORS vectors) and verified with Icarus once, on first
-    use."""
+def spatial_bundle(tmp_path_factory):
+    """Both family branches in one two-input model (x1: the 1D family, x2: the 2D family), saved, built (hls4ml
+    project, RTL, VECTORS vectors) and verified with Icarus once."""
+    import tensorflow as tf
+
     from trigger.bundle import build_bundle
     from trigger.frontends import BuildOptions
     from trigger.frontends import network
     from trigger.verify import verify_bundle
 
-    def build(name):
-        import tensorflow as tf
+    tf.keras.utils.set_random_seed(SEED)
+    (x1, y1, p1), (x2, y2, p2) = _branch_1d(tf), _branch_2d(tf)
+    model = tf.keras.Model([x1, x2], [y1, y2], name="spatial")
+    precisions = {**p1, **p2}
+    rng = np.random.default_rng(SEED)
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights([rng.uniform(0.3, 2.0, w.shape) if "variance" in w.name else rng.normal(0, 0.7, w.shape)
+                               for w in layer.weights])
+    folder = tmp_path_factory.mktemp("spatial")
+    (folder / "spatial.json").write_text(model.to_json())
+    model.save_weights(folder / "spatial_weights.h5")
+    original = network._hls_config
 
-        make = MODELS[name]
+    def per_layer(loaded, opts):  # every layer's output type as the test says
+        cfg = original(loaded, opts)
+        for lname, text in precisions.items():
+            for target in (lname, f"{lname}_linear"):  # the activation hls4ml splits off keeps the type
+                if target == lname or target in cfg["LayerName"]:
+                    cfg["LayerName"].setdefault(target, {}).setdefault("Precision", {})["result"] = text
+        return cfg
 
-        tf.keras.utils.set_random_seed(SEED)
-        model, precisions = make()
-        rng = np.random.default_rng(SEED)
-        for layer in model.layers:
-            if layer.weights:
-                layer.set_weights([rng.uniform(0.3, 2.0, w.shape) if "variance" in w.name else rng.normal(0, 0.7, w.shape)
-                                   for w in layer.weights])
-        folder = tmp_path_factory.mktemp(name)
-        (folder / f"{name}.json").write_text(model.to_json())
-        model.save_weights(folder / f"{name}_weights.h5")
-        original = network._hls_config
-
-        def per_layer(loaded, opts, precisions=precisions):  # every layer's output type as the test says
-            cfg = original(loaded, opts)
-            for lname, text in precisions.items():
-                for target in (lname, f"{lname}_linear"):  # the activation hls4ml splits off keeps the type
-                    if target == lname or target in cfg["LayerName"]:
-                        cfg["LayerName"].setdefault(target, {}).setdefault("Precision", {})["result"] = text
-            return cfg
-
-        network._hls_config = per_layer
-        try:
-            bundle = build_bundle(folder / f"{name}.json", folder / "bundle", BuildOptions(vectors=VECTORS),
-                                  progress=False)
-        finally:
-            network._hls_config = original
-        return bundle, verify_bundle(bundle, simulator="icarus", progress=False)
-
-    return OnFirstUse(build)
+    network._hls_config = per_layer
+    try:
+        bundle = build_bundle(folder / "spatial.json", folder / "bundle", BuildOptions(vectors=VECTORS),
+                              progress=False)
+    finally:
+        network._hls_config = original
+    return bundle, verify_bundle(bundle, simulator="icarus", progress=False), (set(p1), set(p2))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_spatial_family_is_bit_exact_three_ways(spatial_bundles, name):
-    bundle, result = spatial_bundles[name]
+def test_spatial_family_is_bit_exact_three_ways(spatial_bundle):
+    bundle, result, (names_1d, names_2d) = spatial_bundle
     stored = json.loads((bundle / "firmware_model.json").read_text())
-    kinds = [op["op"] for op in stored["ops"] if op["op"] != "linear"]
-    assert [k if k != "item_dense" else "conv1d" for k in kinds] == KINDS[name]
+    for family, names in (("1d", names_1d), ("2d", names_2d)):
+        kinds = [op["op"] for op in stored["ops"] if op["op"] != "linear" and op["name"] in names]
+        assert [k if k != "item_dense" else "conv1d" for k in kinds] == KINDS[family], family
     assert result["vectors"] == VECTORS and result["simulator"] == "icarus"
     assert {k: checked_counts(result)[k] for k in CLEAN} == CLEAN, result["first_mismatch"]
     assert result["pass"] is True
@@ -141,23 +136,21 @@ def test_spatial_family_is_bit_exact_three_ways(spatial_bundles, name):
     trace = emulate(model, np.load(bundle / "vectors" / "inputs.npy"), trace=True)
     over = trace.overflows
     # the formats make outputs overflow (saturate and wrap) on the stored vectors: those paths are verified too
-    if name == "spatial_1d":
-        assert over["c_same_s2"]["output"].overflows > 0  # SAT
-        assert over["c_point"]["output"].overflows > 0  # WRAP
-    else:
-        assert over["c_same"]["output"].overflows > 0  # SAT
-        assert over["bn"]["output"].overflows > 0  # SAT after the per-channel scale
-        pool = next(op for op in model.ops if isinstance(op, MaxPool))
-        assert pool.pad_raw == 1 << (pool.input.format.width - 1)  # an unsigned type pads with its top bit
-        k = [op.name for op in model.ops].index(pool.name)
-        assert (trace.trace[k] == pool.pad_raw).any()  # ... and the pad value wins somewhere: verified as hls4ml
-        manifest = json.loads((bundle / "manifest.json").read_text())
-        assert any(note.startswith("max_same: hls4ml pads this max pooling with 2 ") for note in manifest["notes"])
+    assert over["c_same_s2"]["output"].overflows > 0  # SAT
+    assert over["c_point_1d"]["output"].overflows > 0  # WRAP
+    assert over["c_same"]["output"].overflows > 0  # SAT
+    assert over["bn"]["output"].overflows > 0  # SAT after the per-channel scale
+    pool = next(op for op in model.ops if isinstance(op, MaxPool) and op.name == "max_same_2d")
+    assert pool.pad_raw == 1 << (pool.input.format.width - 1)  # an unsigned type pads with its top bit
+    k = [op.name for op in model.ops].index(pool.name)
+    assert (trace.trace[k] == pool.pad_raw).any()  # ... and the pad value wins somewhere: verified as hls4ml
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert any(note.startswith("max_same_2d: hls4ml pads this max pooling with 2 ") for note in manifest["notes"])
 
 
 @pytest.mark.slow
-def test_batchnorm_after_conv_scales_per_channel(spatial_bundles):
-    bundle, _ = spatial_bundles["spatial_2d"]
+def test_batchnorm_after_conv_scales_per_channel(spatial_bundle):
+    bundle, _, _ = spatial_bundle
     model = FirmwareModel.load(bundle)
     bn = next(op for op in model.ops if op.kind == "scale")
     assert bn.input.n == 3 * 5 * 3 and np.array_equal(bn.scale, np.tile(bn.scale[:3], 15))
@@ -248,7 +241,8 @@ def test_oversized_convolution_is_refused_before_hls4ml(tmp_path):
         op.validate()
 
 
-CONV1D_VECTORS = 600  # Icarus runs this network at about 35 vectors per second; every vector covers every position
+CONV1D_VECTORS = 200  # Icarus runs this network at about 35 vectors per second (its largest cost: 600 vectors took
+# 10 CPU-s of vvp); every vector covers every position of each convolution, as for the family models
 
 
 @pytest.mark.slow  # an hls4ml C simulation and an Icarus run of a three-convolution network
