@@ -347,6 +347,41 @@ def test_a_nested_sequential_loads_from_a_full_model_file(suffix, tmp_path):
     assert np.array_equal(loaded.keras.predict(events, verbose=0), model.predict(events, verbose=0))
 
 
+def test_a_nested_sequential_in_a_second_branch_gets_its_own_weights(tmp_path):
+    """A two-input model whose nested Sequential sits in the branch built second, saved as JSON + weights: the
+    weights file lists the nested block after the other branch's layers, the rebuilt (flattened) model lists them
+    in place, and Keras orders layers by their distance from the outputs, which the flattened block lengthens in
+    its branch. Each layer gets its own weights (paired by name) and Keras computes the same outputs. This model
+    used to be refused ("layer 'first' expects weight shapes ..., the file's layer 'wide1' has ...")."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_relu
+    from trigger.frontends.keras import keras_predict, load_model
+
+    tf.keras.utils.set_random_seed(29)
+    block = tf.keras.Sequential([tf.keras.Input((6,)), QDense(5, kernel_quantizer=_q(), bias_quantizer=_q(),
+                                                               name="inner_dense"),
+                                 QActivation(quantized_relu(4, 1), name="inner_relu")], name="block")
+    a = tf.keras.Input((3,), name="a")
+    wide = a
+    for name, units in (("wide1", 7), ("wide2", 5), ("wide3", 2)):  # as deep as the other branch before flattening
+        wide = QDense(units, kernel_quantizer=_q(), bias_quantizer=_q(), name=name)(wide)
+    b = tf.keras.Input((4,), name="b")
+    deep = QDense(2, kernel_quantizer=_q(), bias_quantizer=_q(), name="deep")(
+        block(QDense(6, kernel_quantizer=_q(), bias_quantizer=_q(), name="first")(b)))
+    model = tf.keras.Model([a, b], [wide, deep], name="two")
+    _randomize(model, 8)
+    _randomize(block, 9)
+    _folder(model, tmp_path)
+    loaded = load_model(tmp_path / "two.json")
+    for layer in loaded.keras.layers:
+        source = model.get_layer(layer.name) if layer.name not in ("inner_dense", "inner_relu") else \
+            block.get_layer(layer.name)
+        assert all(np.array_equal(w, v) for w, v in zip(layer.get_weights(), source.get_weights())), layer.name
+    events = np.random.default_rng(3).normal(size=(64, 7))
+    expected = np.concatenate([np.asarray(o, dtype=np.float64) for o in model([events[:, :3], events[:, 3:]])], axis=1)
+    assert np.array_equal(keras_predict(loaded.keras, [(3,), (4,)], events), expected)
+
+
 def test_the_witness_says_where_qkeras_arithmetic_is_not_the_firmware():
     """The exactness claim follows the conversion: a folded bias without its quantizer, binary weights scaled by a
     float alpha, quantized_tanh's symmetric clip, float depthwise weights, a leaky quantized_relu are inexact; the

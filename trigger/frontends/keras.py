@@ -985,7 +985,12 @@ def _load_weights(plan: _Plan, model, h5group, weights_path: Path):
     """Checks the file's weights against the built model, layer by layer and shape by shape, and loads them."""
     in_file = _weight_shapes(h5group, weights_path, plan.nested)
     in_model = [(l.name, [tuple(w.shape) for w in l.weights]) for l in model.layers if l.weights]
-    if len(in_file) != len(in_model):
+    by_name = dict(in_file)
+    if len(by_name) == len(in_file) and set(by_name) == {name for name, _ in in_model}:
+        # The same layer names: paired by name. A nested model's layers are built in place, so the rebuilt
+        # model can list them in another order than the file (which lists them inside the nested layer).
+        in_file = [(name, by_name[name]) for name, _ in in_model]
+    if len(in_file) != len(in_model):  # otherwise by position, as Keras' load_weights pairs them
         raise ModelError(f"{weights_path} does not match {plan.where}: the file has weights for {len(in_file)} layers "
                          f"({', '.join(n for n, _ in in_file)}), the architecture has {len(in_model)} "
                          f"({', '.join(n for n, _ in in_model)})")
