@@ -219,7 +219,7 @@ def test_external_memory_table_reads_its_image_from_the_given_folder(tmp_path, m
     source = tmp_path / "source"
     source.mkdir()
     (source / "trigger.yml").write_text(yaml.safe_dump(EXTERNAL_TABLE, sort_keys=False))
-    bundle = _build(source, tmp_path / "external_table", "--workers", "1")
+    bundle = _build(source, tmp_path / "external_table")  # parts made in this process (test_scale: on Dask workers)
     manifest = load_manifest(bundle)
     assert manifest["emulator"]["external_memory"] is True
     lib, _ = build_library(bundle, manifest)
