@@ -3,48 +3,27 @@
 Each network (4-bit, quantized_bits with integer bits, batch norm; non-power-of-two widths) is
 built from a model folder with its own trigger.yml and verified through the emulator, hls4ml's
 C simulation and the RTL under Verilator (conftest.py: ``constructed_bundles``, once per
-session and worker, on first use). The 4-bit one is built once, by `trigger ci` with a budget it meets
-(build, verification, Yosys report: ``four_bit_ci`` below); it must fail verification once a bit of its
-RTL is flipped, and fail a budget it does not meet, and `trigger report` writes the machine- and
+session and worker, on first use). The 4-bit one must fail verification once a bit of its RTL is flipped, then goes through
+`trigger ci` with a budget it meets and one it fails, and `trigger report` writes the machine- and
 people-readable reports.
 """
 
-import contextlib
 import hashlib
-import io
 import json
 import re
 import shutil
 
 import pytest
 
-from tests.helpers import CONSTRUCTED_VECTORS, Bundle, assert_certified
+from tests.helpers import CONSTRUCTED_VECTORS, assert_certified
 from trigger.cli import main
 from trigger.ir import FirmwareModel
-
-BUDGET_MET = "budget:\n  latency_cycles: 10\n  ii: 1\n  LUT: 5%\n  DSP: 100\n  bit_exact: true\n"
-
-
-@pytest.fixture(scope="module")
-def four_bit_ci(constructed_networks, tmp_path_factory) -> tuple[int, Bundle]:
-    """four_bit through `trigger ci` with a budget it meets, once: its exit code and the bundle (built, verified
-    on the trigger.yml's vectors, reported with Yosys) that the bit-exact check, the flipped bit and the CI gate
-    share. (A second build and verification of the same network would only repeat the first.)"""
-    root = tmp_path_factory.mktemp("four_bit_ci")
-    budget = root / "ok.yml"
-    budget.write_text(BUDGET_MET)
-    out = root / "four_bit"
-    with contextlib.redirect_stdout(io.StringIO()):
-        status = main(["ci", str(constructed_networks["four_bit"].folder), "-o", str(out), "--budget", str(budget)])
-    verified = out / "reports" / "verify.json"
-    return status, Bundle(out, status, status, json.loads(verified.read_text()) if verified.exists() else {})
 
 
 @pytest.mark.slow  # three network bundles verified with Verilator
 @pytest.mark.parametrize("name", ["four_bit", "integer_bits", "batchnorm"])
-def test_constructed_network_is_bit_exact(constructed_bundles, name, request):
-    # four_bit: the bundle `trigger ci` built (its exit code 0 also says the build and the verification passed)
-    bundle = request.getfixturevalue("four_bit_ci")[1] if name == "four_bit" else constructed_bundles[name]
+def test_constructed_network_is_bit_exact(constructed_bundles, name):
+    bundle = constructed_bundles[name]
     assert bundle.build_status == 0 and bundle.verify_status == 0
     assert_certified(bundle.verify, CONSTRUCTED_VECTORS)  # the trigger.yml's verify.vectors
     manifest = bundle.manifest
@@ -65,10 +44,10 @@ def rehash(bundle, *rels):
 
 
 @pytest.mark.slow
-def test_flipped_rtl_bit_fails_verification(four_bit_ci, tmp_path, capsys):
+def test_flipped_rtl_bit_fails_verification(constructed_bundles, tmp_path, capsys):
     """A verifier that cannot fail proves nothing: one flipped bit in a generated adder must show.
     (A small network, simulated with Icarus on a few hundred vectors: no simulator to compile.)"""
-    bundle = four_bit_ci[1]
+    bundle = constructed_bundles["four_bit"]
     broken = tmp_path / "broken"
     shutil.copytree(bundle.path, broken, ignore=shutil.ignore_patterns(".sim_build"))
     # the first layer (its inputs are the test vectors themselves): its own module with `pipeline: layer`, the
@@ -102,11 +81,12 @@ def test_flipped_rtl_bit_fails_verification(four_bit_ci, tmp_path, capsys):
 
 
 @pytest.mark.slow  # a build, a verification and Yosys synthesis
-def test_ci_gate_passes_and_fails_on_budget(four_bit_ci, tmp_path, capsys):
-    status, bundle = four_bit_ci
-    assert status == 0
-    out = tmp_path / "bundle"  # `trigger report` below rewrites the reports: a copy
-    shutil.copytree(bundle.path, out, ignore=shutil.ignore_patterns(".sim_build"))
+def test_ci_gate_passes_and_fails_on_budget(constructed_networks, tmp_path, capsys):
+    ok = tmp_path / "ok.yml"
+    ok.write_text("budget:\n  latency_cycles: 10\n  ii: 1\n  LUT: 5%\n  DSP: 100\n  bit_exact: true\n")
+    out = tmp_path / "bundle"
+    assert main(["ci", str(constructed_networks["four_bit"].folder), "-o", str(out), "--budget", str(ok),
+                 "--vectors", "2000"]) == 0
     report = json.loads((out / "reports" / "report.json").read_text())
     assert report["budget"] == {"pass": True, "violations": [], "limits": report["budget"]["limits"]}
     assert report["bit_exact"] is True
