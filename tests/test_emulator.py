@@ -132,13 +132,12 @@ def test_sequential_reference_agrees_with_fast_path():
     acc_fmt = op.accum_fmt
     prod_fmt = op.input.format.product_format(op.weight_fmt)
     expected = np.zeros((len(raw), op.n_out), dtype=np.int64)
-    for v in range(len(raw)):
-        for j in range(op.n_out):
-            acc = acc_fmt.cast(op.bias[j], op.bias_fmt)
-            for i in range(op.n_in):
-                p = acc_fmt.cast(raw[v, i] * op.weight[i, j], prod_fmt)
-                acc = acc_fmt.cast(acc + p, acc_fmt.sum_format(acc_fmt))
-            expected[v, j] = op.output.format.cast(acc, acc_fmt)
+    for j in range(op.n_out):  # the loop over vectors is numpy's: each column is one vector's accumulator
+        acc = np.full(len(raw), acc_fmt.cast(op.bias[j], op.bias_fmt), dtype=np.int64)
+        for i in range(op.n_in):
+            p = acc_fmt.cast(raw[:, i] * op.weight[i, j], prod_fmt)
+            acc = acc_fmt.cast(acc + p, acc_fmt.sum_format(acc_fmt))
+        expected[:, j] = op.output.format.cast(acc, acc_fmt)
     got = emulate(model, raw, trace=True).trace[0]
     assert np.array_equal(got, expected)
 

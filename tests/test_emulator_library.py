@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import REPO, SMALL_EXTERNAL_TABLE, Bundle, assert_same, build_and_verify
+from tests.openmp import one_openmp_thread
 
 VECTORS = 300  # stored vectors per bundle built here (the reference bundle has BUNDLE_VECTORS)
 
@@ -37,9 +38,11 @@ def bundles(reference_bundle, reference_models, tmp_path_factory) -> dict[str, P
 
     root = tmp_path_factory.mktemp("emulator_library")
     graph = save(multi_collection_tagger(), root / "sources" / "multi_collection_tagger")
+    with one_openmp_thread():  # the BDT's training (tests/openmp.py: idle OpenMP threads spin, 5x the CPU)
+        bdt = _build(REPO / "models" / "muon_pt_bdt", root / "muon_pt_bdt")
     return {"qkeras_3layer": reference_bundle.path,
             "muon_pt_lut": _build(REPO / "models" / "muon_pt_lut", root / "muon_pt_lut"),
-            "muon_pt_bdt": _build(REPO / "models" / "muon_pt_bdt", root / "muon_pt_bdt"),
+            "muon_pt_bdt": bdt,
             "conv1d": _build(reference_models / "KERAS_conv1d_small.json", root / "conv1d"),
             "multi_collection_tagger": _build(graph, root / "multi_collection_tagger")}
 
@@ -216,7 +219,7 @@ def test_external_memory_table_reads_its_image_from_the_given_folder(tmp_path, m
     source = tmp_path / "source"
     source.mkdir()
     (source / "trigger.yml").write_text(yaml.safe_dump(EXTERNAL_TABLE, sort_keys=False))
-    bundle = _build(source, tmp_path / "external_table", "--workers", "1")
+    bundle = _build(source, tmp_path / "external_table")  # parts made in this process (test_scale: on Dask workers)
     manifest = load_manifest(bundle)
     assert manifest["emulator"]["external_memory"] is True
     lib, _ = build_library(bundle, manifest)
