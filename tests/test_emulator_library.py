@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from tests.helpers import REPO, SMALL_EXTERNAL_TABLE, Bundle, assert_same, build_and_verify
-from tests.openmp import one_openmp_thread
 
 VECTORS = 300  # stored vectors per bundle built here (the reference bundle has BUNDLE_VECTORS)
 
@@ -38,8 +37,7 @@ def bundles(reference_bundle, reference_models, tmp_path_factory) -> dict[str, P
 
     root = tmp_path_factory.mktemp("emulator_library")
     graph = save(multi_collection_tagger(), root / "sources" / "multi_collection_tagger")
-    with one_openmp_thread():  # the BDT's training (tests/openmp.py: idle OpenMP threads spin, 5x the CPU)
-        bdt = _build(REPO / "models" / "muon_pt_bdt", root / "muon_pt_bdt")
+    bdt = _build(REPO / "models" / "muon_pt_bdt", root / "muon_pt_bdt")
     return {"qkeras_3layer": reference_bundle.path,
             "muon_pt_lut": _build(REPO / "models" / "muon_pt_lut", root / "muon_pt_lut"),
             "muon_pt_bdt": bdt,

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import yaml
 from tests.helpers import CLEAN, REPO, assert_certified, build_and_verify
-from tests.openmp import one_openmp_thread
 
 from trigger.errors import ConfigError, FirmwareModelError, ModelError
 from trigger.fixed import FixedFormat
@@ -22,13 +21,6 @@ from trigger.ir.tensor import TensorType
 
 DATA = REPO / "tests" / "data" / "trees"
 SMALL = TensorType((FixedFormat.parse("fixed<4,2>"), FixedFormat.parse("int<4>"), FixedFormat.parse("uint<4>")))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_openmp_thread():
-    """scikit-learn trains here on one OpenMP thread (tests/openmp.py: idle threads spin, 5x the CPU)."""
-    with one_openmp_thread():
-        yield
 
 
 def _grid(t: TensorType, n: int, seed: int = 0) -> np.ndarray:
