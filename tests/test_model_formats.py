@@ -171,7 +171,9 @@ def test_final_sigmoid_is_dropped_unless_kept(tmp_path):
 # ------------------------------------------------------------------ Keras .keras archives
 @pytest.fixture(scope="module")
 def qkeras_archive(reference_models, tmp_path_factory):
-    """The QKeras jet tagger saved as a .keras archive by tf.keras 2.14's own saving library."""
+    """The QKeras jet tagger saved as a .keras archive by tf.keras 2.14's own saving library, under the JSON's name
+    (the model's name is the file's): its bundle's RTL is the reference bundle's, byte for byte, and its verification
+    runs on the simulators compiled for that (cached by content)."""
     from trigger.frontends.keras import load_model
 
     import tensorflow as tf
@@ -179,7 +181,7 @@ def qkeras_archive(reference_models, tmp_path_factory):
     loaded = load_model(reference_models / "qkeras_3layer.json")  # QDense/QActivation layers, softmax dropped
     with_softmax = tf.keras.Sequential([tf.keras.Input(shape=(16,), name="features"), *loaded.keras.layers,
                                         tf.keras.layers.Activation("softmax", name="softmax")])
-    path = tmp_path_factory.mktemp("keras_archive") / "jet_tagger.keras"
+    path = tmp_path_factory.mktemp("keras_archive") / "qkeras_3layer.keras"
     with_softmax.save(path)
     assert zipfile.is_zipfile(path)
     return loaded, path
@@ -232,10 +234,13 @@ def test_keras_archive_is_verified_with_qkeras(qkeras_archive, tmp_path_factory,
     assert source["framework"] == "qkeras" and source["exact"] is True
     assert source["equal"] == VECTORS and source["mismatches"] == 0 and source["max_deviation_lsb"] == 0
     assert bundle.verify["mismatches"]["source_vs_firmware"] == 0
-    # the archive and the JSON + H5 files give the same firmware model
+    # the archive and the JSON + H5 files give the same firmware model, RTL and HLS firmware
     same = json.loads((reference_bundle.path / "firmware_model.json").read_text())
     mine = json.loads((bundle.path / "firmware_model.json").read_text())
     assert mine["ops"] == same["ops"]
+    generated = [{rel: digest for rel, digest in b.manifest["files"].items()
+                  if rel.startswith(("rtl/", "hls/firmware/"))} for b in (bundle, reference_bundle)]
+    assert generated[0] == generated[1] and any(rel.startswith("rtl/") for rel in generated[0])
 
 
 @pytest.mark.slow
