@@ -171,10 +171,13 @@ def dask_cluster(logs: Path, worker_options: list[str], names: str, env: dict | 
                 time.sleep(0.5)
         yield address
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        # The workers first, while their scheduler is there to see them leave: a worker without a nanny whose
+        # scheduler went first waits out its reconnection timeouts (20 s each, twice, on every teardown).
+        for group in (procs[1:], procs[:1]):
+            for p in group:
+                p.terminate()
+            for p in group:
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
