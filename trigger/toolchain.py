@@ -31,9 +31,10 @@ def bundled_verilator_root() -> Path | None:
 # Make variables for building a Verilator model (on make's command line, see trigger.rtlsim).
 # Two translation units compiled in parallel: trigger.rtlsim concatenates Verilator's "fast" C++
 # files (the evaluation, run every clock) into one and its "slow" ones (construction, initial
-# settle, run once) into another, so each re-reads the Verilated headers once. Precompiled
-# headers are off: the wheel's verilated.mk leaves the flag that reads them (CFG_CXXFLAGS_PCH_I)
-# empty, and compiling them was itself the bottleneck of large flat designs. --timing needs
+# settle, run once) into another, so each re-reads the Verilated headers once. Verilator's own
+# precompiled header is off (it holds the design's signals, so compiling it was itself the bottleneck of
+# large flat designs, and the wheel's verilated.mk leaves the flag that reads it, CFG_CXXFLAGS_PCH_I,
+# empty); trigger.rtlsim precompiles Verilator's library headers once per cache instead. --timing needs
 # CFG_CXXFLAGS_COROUTINES with g++, which the wheel leaves empty too. -O1 for the fast unit (with
 # --output-split-cfuncs keeping functions small, -O1 costs ~2x the CPU of -O0 to compile and the
 # model runs ~5x faster; rtlsim.OPTIMISED_MODEL_VECTORS: -O0 for runs too short to repay it) and for the run-time library that runs every clock (verilated.o: $fread and
@@ -46,8 +47,6 @@ VERILATOR_MAKE_VARIABLES = {
     "OPT_FAST": "-O1",
     "OPT_SLOW": "-O0",
     "OPT_GLOBAL": "-O1",
-    "VK_PCH_I_FAST": "",
-    "VK_PCH_I_SLOW": "",
 }
 # Run-time library objects compiled at -O0 (the rest of it at OPT_GLOBAL).
 VERILATOR_RUNTIME_O0 = ("verilated_dpi", "verilated_threads")
