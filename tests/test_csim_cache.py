@@ -25,7 +25,10 @@ def test_csim_is_compiled_once_per_content(reference_bundle, tmp_path, monkeypat
             top.write_text(top.read_text() + "\n// changed\n")
         out, timings = csim_project(project, model, raw)
         assert np.array_equal(out, expected)
-        entries.append(sorted(p.name for p in (tmp_path / "cache" / "csim").iterdir() if not p.name.startswith(".")))
+        entries.append(sorted(p.name for p in (tmp_path / "cache" / "csim").iterdir()
+                              if not p.name.startswith((".", "pch-"))))
         if step == "hit":
             assert timings["csim_build_s"] < 1.0
     assert len(entries[0]) == 1 and entries[1] == entries[0] and len(entries[2]) == 2
+    # the ap_types headers, precompiled once for both compiles (gxx_csim.ap_types_pch)
+    assert [p.name[:4] for p in (tmp_path / "cache" / "csim").glob("pch-*")] == ["pch-"]
