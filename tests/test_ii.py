@@ -350,16 +350,16 @@ def test_a_bundle_finds_the_curve_it_is_a_point_of(tmp_path):
 
 
 @pytest.mark.slow
-def test_report_shows_the_resource_versus_ii_curve(reference_bundle, tmp_path, capsys):
-    """`trigger report` on a real verified bundle: the curve beside it (table and plot) in report.md/.html/.json;
-    none when there is no curve; a given curve folder is shown too."""
+def test_report_shows_the_resource_versus_ii_curve(shared_reference_bundle, tmp_path, capsys):
+    """`trigger report` on a real verified bundle (the reference tagger at II 3, this file's own): the curve beside
+    it (table and plot) in report.md/.html/.json; none when there is no curve; a given curve folder is shown too."""
     import shutil
 
     from trigger.cli import main
     from trigger.ii_curve import _write
 
     bundle = tmp_path / "curve" / "ii3"
-    shutil.copytree(reference_bundle.path, bundle)
+    shutil.copytree(shared_reference_bundle.path, bundle)
     assert main(["report", str(bundle), "--no-synth"]) in (0, 1)
     reports = bundle / "reports"
     assert "Resources versus II" not in (reports / "report.md").read_text()
