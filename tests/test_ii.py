@@ -14,6 +14,10 @@ from trigger.errors import ConfigError
 from trigger.ir.ii import auto_ii, parse_ii, resolve_ii
 
 II_VECTORS = 2000
+# The small shared designs (a few dense neurons) run under Icarus: no simulator to compile, 0.5 CPU-s a design
+# against Verilator's 1.8 (measured on zero_column at ii 3, 1,500 vectors). The convolutions (37 CPU-s under
+# Icarus, 3 under Verilator) and the reference tagger's 3-way verification stay on Verilator.
+SMALL_DESIGN_SIM = "icarus"
 
 
 # ------------------------------------------------------------------ the setting
@@ -98,7 +102,8 @@ def test_shared_rtl_is_exact_at_ii_spacing_and_refuses_early_inputs(tmp_path, ii
     inputs = test_vectors(model, II_VECTORS, SEED)
     expected = emulate(model, inputs).outputs
     sim = simulate(design.sources, "shared", model.input.to_bits(inputs), model.input.widths, model.output.widths,
-                   build_dir=tmp_path / "sim", max_latency=design.latency_cycles + 8, ii=ii)
+                   simulator=SMALL_DESIGN_SIM, build_dir=tmp_path / "sim", max_latency=design.latency_cycles + 8,
+                   ii=ii)
     assert_same(model, inputs, expected, model.output.from_bits(sim.outputs), ("emulator", "rtl"))
     assert (sim.ii, sim.latency_cycles) == (ii, design.latency_cycles)
     assert sim.timing["input_gaps"][0] == ii and sim.timing["bulk"]["received"] == II_VECTORS - sim.protocol_vectors
@@ -132,10 +137,11 @@ def test_shared_rtl_corner_cases(tmp_path, name, ii, pipeline):
     model = models[name]
     ii, per_op = resolve_ii(model, ii)
     assert max(per_op.values()) == ii
-    assert_exact_at_ii(model, case_inputs(model, 1500), "corner", tmp_path, pipeline, ii, per_op)
+    assert_exact_at_ii(model, case_inputs(model, 1500), "corner", tmp_path, pipeline, ii, per_op, SMALL_DESIGN_SIM)
 
 
-def assert_exact_at_ii(model, inputs, top: str, tmp_path, pipeline, ii: int, per_op: dict) -> None:
+def assert_exact_at_ii(model, inputs, top: str, tmp_path, pipeline, ii: int, per_op: dict,
+                       simulator: str = "verilator") -> None:
     """The model's RTL shared over ``ii`` clocks (``per_op``), simulated: equal to the emulator on every input,
     at the measured II and latency, and an input sent too early refused."""
     from trigger.backends.rtl import write_rtl
@@ -145,7 +151,8 @@ def assert_exact_at_ii(model, inputs, top: str, tmp_path, pipeline, ii: int, per
     design = write_rtl(model, tmp_path / "rtl", top=top, pipeline=pipeline, clock_period_ns=3.0, ii=ii,
                        op_ii=per_op)
     sim = simulate(design.sources, top, model.input.to_bits(inputs), model.input.widths, model.output.widths,
-                   build_dir=tmp_path / "sim", max_latency=design.latency_cycles + 8, ii=ii, protocol_vectors=300)
+                   simulator=simulator, build_dir=tmp_path / "sim", max_latency=design.latency_cycles + 8, ii=ii,
+                   protocol_vectors=300)
     assert_same(model, inputs, emulate(model, inputs).outputs, model.output.from_bits(sim.outputs),
                 ("emulator", "rtl"))
     assert (sim.ii, sim.latency_cycles) == (ii, design.latency_cycles)
@@ -343,16 +350,16 @@ def test_a_bundle_finds_the_curve_it_is_a_point_of(tmp_path):
 
 
 @pytest.mark.slow
-def test_report_shows_the_resource_versus_ii_curve(reference_bundle, tmp_path, capsys):
-    """`trigger report` on a real verified bundle: the curve beside it (table and plot) in report.md/.html/.json;
-    none when there is no curve; a given curve folder is shown too."""
+def test_report_shows_the_resource_versus_ii_curve(shared_reference_bundle, tmp_path, capsys):
+    """`trigger report` on a real verified bundle (the reference tagger at II 3, this file's own): the curve beside
+    it (table and plot) in report.md/.html/.json; none when there is no curve; a given curve folder is shown too."""
     import shutil
 
     from trigger.cli import main
     from trigger.ii_curve import _write
 
     bundle = tmp_path / "curve" / "ii3"
-    shutil.copytree(reference_bundle.path, bundle)
+    shutil.copytree(shared_reference_bundle.path, bundle)
     assert main(["report", str(bundle), "--no-synth"]) in (0, 1)
     reports = bundle / "reports"
     assert "Resources versus II" not in (reports / "report.md").read_text()

@@ -6,7 +6,7 @@ cover signed and unsigned inputs of different formats, outputs narrower than exa
 rounding mode (TRN, RND, RND_CONV, ...) and overflow mode (WRAP, SAT, SAT_SYM, SAT_ZERO),
 broadcasting merges, every concatenation axis hls4ml supports and dot1d with wrapping,
 saturating and rounding accumulators; the raw integers must equal the ops' emulate().
-(b) The RTL of every op, one design per format family (a graph model whose two input ports
+(b) The RTL of every op, for several format families (one graph model: per family, two input ports
 feed every op), simulated under Verilator, equals the emulator.
 (c) A QKeras functional model with every Keras merge layer goes through build_bundle +
 verify_bundle: emulator == HLS C simulation == RTL == the source model, 0 mismatches.
@@ -315,36 +315,64 @@ RTL_FAMILIES = [
 ]
 
 
-def rtl_model(family) -> FirmwareModel:
-    """Every merge op on the same two input ports (a: 6 elements, b: 6), each op an output."""
+def rtl_parts(family, prefix: str = ""):
+    """Every merge op on the same two input ports (a: 6 elements, b: 6; b2: 2 for the broadcast add), each op an
+    output: (ops, reads, ports, port types), names prefixed with ``prefix``."""
     name, s1, s2, so, sa, product = family
     f1, f2, out, acc = F(s1), F(s2), F(so), F(sa)
     n = 6
-    ops = [merge_op(op, op, f1, f2, out, n, n) for op in OPERATIONS]
-    ops.append(merge_op("add_broadcast", "add", f1, f2, out, n, 2))
-    ops.append(dot_op("dot", f1, f2, out, acc, n, product))
-    ops.append(concatenate_op("concatenate", f1, f2, out, (2, 3), (2, 3), -1))
-    reads = {op.name: ["a", "b"] for op in ops}
-    reads["add_broadcast"] = ["a", "b2"]
-    b2 = [("b2", 2)]
-    ports = [("a", n), ("b", n)] + b2
-    model = FirmwareModel(f"merge_{name}", join([T(f1, n), T(f2, n), T(f2, 2)], ["a", "b", "b2"]), ops,
-                          ports=ports, reads=reads, outputs=[op.name for op in ops])
+    ops = [merge_op(prefix + op, op, f1, f2, out, n, n) for op in OPERATIONS]
+    ops.append(merge_op(prefix + "add_broadcast", "add", f1, f2, out, n, 2))
+    ops.append(dot_op(prefix + "dot", f1, f2, out, acc, n, product))
+    ops.append(concatenate_op(prefix + "concatenate", f1, f2, out, (2, 3), (2, 3), -1))
+    a, b, b2 = prefix + "a", prefix + "b", prefix + "b2"
+    reads = {op.name: [a, b] for op in ops}
+    reads[prefix + "add_broadcast"] = [a, b2]
+    return ops, reads, [(a, n), (b, n), (b2, 2)], [T(f1, n), T(f2, n), T(f2, 2)]
+
+
+def _graph(name: str, parts: list) -> FirmwareModel:
+    ops = [op for p in parts for op in p[0]]
+    ports = [port for p in parts for port in p[2]]
+    model = FirmwareModel(name, join([t for p in parts for t in p[3]], [port for port, _ in ports]), ops,
+                          ports=ports, reads={k: v for p in parts for k, v in p[1].items()},
+                          outputs=[op.name for op in ops])
     model.validate()
     return model
 
 
+def rtl_model(family) -> FirmwareModel:
+    """Every merge op of one format family on the same input ports, each op an output."""
+    return _graph(f"merge_{family[0]}", [rtl_parts(family)])
+
+
+def rtl_model_all_families() -> FirmwareModel:
+    """The ops of every family of RTL_FAMILIES side by side in one design (ports and ops named <family>_...):
+    one Verilator compile for all of them."""
+    return _graph("merge_families", [rtl_parts(family, f"{family[0]}_") for family in RTL_FAMILIES])
+
+
+def rtl_inputs() -> np.ndarray:
+    """Per family of RTL_FAMILIES, the rows of ``vectors`` (every pairing of the edge values, ties, RTL_VECTORS
+    random) on its ports a and b, and b's first two on b2; the families' blocks side by side (the ports' order
+    in rtl_model_all_families), the shorter ones repeated."""
+    blocks = []
+    for family in RTL_FAMILIES:
+        rows = vectors(np.random.default_rng(SEED), F(family[1]), F(family[2]), 6, 6, RTL_VECTORS)
+        blocks.append(np.hstack([rows, rows[:, 6:8]]))
+    n = max(len(b) for b in blocks)
+    return np.hstack([np.resize(b, (n, b.shape[1])) for b in blocks])
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("family", RTL_FAMILIES, ids=[f[0] for f in RTL_FAMILIES])
-def test_rtl_equals_emulator(family, tmp_path):
+def test_rtl_equals_emulator(tmp_path):
+    """The RTL of every op of every RTL family, one design simulated with Verilator, equals the emulator."""
     from tests.helpers import assert_same
     from trigger.backends.rtl import write_rtl
     from trigger.rtlsim import simulate
 
-    model = rtl_model(family)
-    f1, f2 = model.input.formats[0], model.input.formats[6]
-    rows = vectors(np.random.default_rng(SEED), f1, f2, 6, 6, RTL_VECTORS)
-    raw = np.hstack([rows, rows[:, 6:8]])  # b2 (the broadcast add's 2-element input): b's first two
+    model = rtl_model_all_families()
+    raw = rtl_inputs()
     expected = emulate(model, raw)
     design = write_rtl(model, tmp_path / "rtl", top=f"{model.name}_top", pipeline="layer")
     result = simulate(design.sources, design.top, model.input.to_bits(raw), model.input.widths,
@@ -354,6 +382,7 @@ def test_rtl_equals_emulator(family, tmp_path):
     assert_same(model, raw, expected.outputs, got, ("emulator", "rtl"), model.name)
     assert result.latency_cycles == design.latency_cycles
     counts = {op.name: expected.overflows[op.name]["output"].overflows for op in model.ops}
+    assert all(counts[f"{family[0]}_{op}"] for family in RTL_FAMILIES for op in ("add", "multiply"))
     print(f"{model.name}: {len(raw)} vectors, 0 mismatches over {len(model.ops)} ops "
           f"(output overflows {counts}), latency {design.latency_cycles}")
 
