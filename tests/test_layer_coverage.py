@@ -171,19 +171,21 @@ def test_a_float_relu_inside_a_quantized_layer_rounds_once(layers_bundle):
     assert all("16,6" not in op["description"] for op in relus.values()), relus
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # TensorFlow and hls4ml's conversion: seconds of work, though no tool
 def test_the_witness_does_not_claim_exactness_float32_lacks(tmp_path):
     """16-bit inputs times 8-bit weights summed over 10 reach past float32's 24-bit significand: QKeras
-    may round where the firmware does not, so the comparison is reported, not required."""
+    may round where the firmware does not, so the design's source witness (made when the design is loaded,
+    before any tool) says the comparison is not exact. Verify then reports it without counting it as a mismatch
+    (asserted on built bundles in test_model_formats, test_onnx_exports, test_quantizer_coverage)."""
     import tensorflow as tf
+
+    from trigger.frontends import BuildOptions, load_design
 
     tf.keras.utils.set_random_seed(21)
     model = tf.keras.Model(*_relu_inside("QDense", 8), name="qdense_relu")
-    bundle = build_and_verify(_save(model, tmp_path / "m"), tmp_path / "b", "--vectors", str(VECTORS))
-    assert bundle.build_status == 0 and bundle.verify_status == 0
-    source = bundle.verify["source_model"]
+    design = load_design(_save(model, tmp_path / "m"), BuildOptions(vectors=VECTORS))
+    source = design.manifest["source_model"]
     assert source["exact"] is False and "float32" in source["description"], source
-    assert "source_vs_firmware" not in bundle.verify["mismatches"]
 
 
 @pytest.mark.slow
