@@ -105,9 +105,16 @@ def test_reference_forms_equal_emulator(tagger):
             assert np.array_equal(post(form.eval(x)), want[:, j]), (op.name, j)
 
 
+@pytest.fixture(scope="module")
+def tagger_cache(tmp_path_factory) -> Path:
+    """A cache of the tagger's proofs of its own: the chain test sees its first proof computed, not read; the
+    edited bundle's test then reads the unchanged ops' reference legs from it (its edited chain is a new key)."""
+    return tmp_path_factory.mktemp("tagger_cache")
+
+
 @pytest.mark.slow
-def test_chain_bundle_proved_and_cached(tagger, tmp_path, monkeypatch):
-    monkeypatch.setenv("TRIGGER_CACHE", str(tmp_path / "cache"))
+def test_chain_bundle_proved_and_cached(tagger, tagger_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRIGGER_CACHE", str(tagger_cache))
     report = prove_bundle(tagger)
     by_op = {r["op"]: r for r in report["ops"]}
     assert load_manifest(tagger)["rtl"]["pipeline"] == "auto"
@@ -180,9 +187,10 @@ def test_random_simulation_misses_narrow_adder(layer_rtl, tmp_path):
 
 
 @pytest.mark.slow
-def test_edited_bundle_names_the_op(tagger, tmp_path, capsys):
+def test_edited_bundle_names_the_op(tagger, tagger_cache, tmp_path, capsys, monkeypatch):
     """A bias constant of the chain's last piece changed after build: the op it belongs to gets a
     counterexample, the edit is reported, and the CLI exits 1."""
+    monkeypatch.setenv("TRIGGER_CACHE", str(tagger_cache))
     bundle = tmp_path / "edited"
     shutil.copytree(tagger, bundle)
     piece = sorted((bundle / "rtl").glob("*_ops_*.v"))[-1]
