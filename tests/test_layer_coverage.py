@@ -171,19 +171,21 @@ def test_a_float_relu_inside_a_quantized_layer_rounds_once(layers_bundle):
     assert all("16,6" not in op["description"] for op in relus.values()), relus
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # TensorFlow and hls4ml's conversion: seconds of work, though no tool
 def test_the_witness_does_not_claim_exactness_float32_lacks(tmp_path):
     """16-bit inputs times 8-bit weights summed over 10 reach past float32's 24-bit significand: QKeras
-    may round where the firmware does not, so the comparison is reported, not required."""
+    may round where the firmware does not, so the design's source witness (made when the design is loaded,
+    before any tool) says the comparison is not exact. Verify then reports it without counting it as a mismatch
+    (asserted on built bundles in test_model_formats, test_onnx_exports, test_quantizer_coverage)."""
     import tensorflow as tf
+
+    from trigger.frontends import BuildOptions, load_design
 
     tf.keras.utils.set_random_seed(21)
     model = tf.keras.Model(*_relu_inside("QDense", 8), name="qdense_relu")
-    bundle = build_and_verify(_save(model, tmp_path / "m"), tmp_path / "b", "--vectors", str(VECTORS))
-    assert bundle.build_status == 0 and bundle.verify_status == 0
-    source = bundle.verify["source_model"]
+    design = load_design(_save(model, tmp_path / "m"), BuildOptions(vectors=VECTORS))
+    source = design.manifest["source_model"]
     assert source["exact"] is False and "float32" in source["description"], source
-    assert "source_vs_firmware" not in bundle.verify["mismatches"]
 
 
 @pytest.mark.slow
@@ -225,7 +227,10 @@ def test_global_average_over_a_count_that_is_not_a_power_of_two(tmp_path):
 @pytest.mark.parametrize("n", [3, 5, 7, 9, 10, 18 * 18])
 @pytest.mark.slow
 def test_reciprocal_division_is_exact_over_the_whole_range(n, tmp_path):
-    """The mean's RTL division, simulated on every sum the accumulator can hold (Icarus)."""
+    """The mean's RTL division, simulated (Icarus) on sums over the accumulator's whole range: half the vectors
+    uniform elements (sums near the middle), half elements near a level drawn per vector (sums spread from end to
+    end), and every element at its minimum, at its maximum. Icarus takes ~2 ms a vector on the 324-input mean:
+    1,000 vectors there, 3,000 on the others."""
     from tests.firmware_cases import F, T
     from trigger.backends.rtl import write_rtl
     from trigger.ir import FirmwareModel, emulate
@@ -237,7 +242,10 @@ def test_reciprocal_division_is_exact_over_the_whole_range(n, tmp_path):
                                                                             f"{3 + n.bit_length() + 1}>"))
     model = FirmwareModel("mean", T(src, n), [op])
     rng = np.random.default_rng(n)
-    raw = rng.integers(src.min_raw, src.max_raw + 1, (3000, n), dtype=np.int64)
+    vectors = 3000 if n < 100 else 1000
+    raw = rng.integers(src.min_raw, src.max_raw + 1, (vectors, n), dtype=np.int64)
+    level = rng.integers(src.min_raw, src.max_raw + 1, (vectors // 2, 1))
+    raw[vectors // 2:] = np.clip(level + rng.integers(-3, 4, (vectors // 2, n)), src.min_raw, src.max_raw)
     raw[:64] = src.min_raw  # the ends of the range: every element at its minimum, at its maximum
     raw[64:128] = src.max_raw
     expected = emulate(model, raw).outputs

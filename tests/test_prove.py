@@ -1,7 +1,8 @@
 """``trigger prove`` (trigger/prove.py) on the reference QKeras tagger: every op of its RTL proved equal to the
 op's integer semantics for all inputs, both as one module per op (pipeline layer) and as the cut chain of
-pipeline auto; deliberately broken modules caught with counterexamples that Verilator confirms, one of which
-1,500 random vectors miss; the printed reference checked against op.emulate; an edited RTL file named."""
+pipeline auto; deliberately broken modules caught with counterexamples that simulation confirms (Icarus for an op
+module alone: it compiles in a fraction of Verilator's CPU; Verilator where trigger prove confirms a graph's), one
+of which 1,500 random vectors miss; the printed reference checked against op.emulate; an edited RTL file named."""
 
 from __future__ import annotations
 
@@ -104,9 +105,16 @@ def test_reference_forms_equal_emulator(tagger):
             assert np.array_equal(post(form.eval(x)), want[:, j]), (op.name, j)
 
 
+@pytest.fixture(scope="module")
+def tagger_cache(tmp_path_factory) -> Path:
+    """A cache of the tagger's proofs of its own: the chain test sees its first proof computed, not read; the
+    edited bundle's test then reads the unchanged ops' reference legs from it (its edited chain is a new key)."""
+    return tmp_path_factory.mktemp("tagger_cache")
+
+
 @pytest.mark.slow
-def test_chain_bundle_proved_and_cached(tagger, tmp_path, monkeypatch):
-    monkeypatch.setenv("TRIGGER_CACHE", str(tmp_path / "cache"))
+def test_chain_bundle_proved_and_cached(tagger, tagger_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRIGGER_CACHE", str(tagger_cache))
     report = prove_bundle(tagger)
     by_op = {r["op"]: r for r in report["ops"]}
     assert load_manifest(tagger)["rtl"]["pipeline"] == "auto"
@@ -160,27 +168,29 @@ def test_mutant_caught_and_confirmed_by_simulation(layer_rtl, tmp_path, name, ed
     result = prove_op(op, sources, module, latency, tmp_path)
     assert result["status"] == "counterexample", result
     x = np.array([result["counterexample"]["input"]])
-    simulated = confirm(op, sources, module, latency, x, tmp_path / "sim")
-    assert not np.array_equal(simulated, op.emulate(x, {}))  # Verilator shows the bug on that input
+    simulated = confirm(op, sources, module, latency, x, tmp_path / "sim", simulator="icarus")
+    assert not np.array_equal(simulated, op.emulate(x, {}))  # the simulator shows the bug on that input
 
 
 @pytest.mark.slow
 def test_random_simulation_misses_narrow_adder(layer_rtl, tmp_path):
-    """Output 3's root adder one bit too narrow: 1,500 random vectors through Verilator agree with the
+    """Output 3's root adder one bit too narrow: 1,500 random vectors through Icarus agree with the
     emulator (the sum rarely reaches the ends of its range), while the proof names an input where they differ.
     (The builder sizes constant-matrix adders from their exact ranges, so one bit less already wraps.)"""
     op, module, sources, latency = module_of(layer_rtl, "output", tmp_path / "rtl", narrow_root(3, 1))
     rng = np.random.default_rng(2)
     x = rng.integers(op.input.min_raw, op.input.max_raw + 1, size=(RANDOM_VECTORS, op.input.n))
-    assert np.array_equal(confirm(op, sources, module, latency, x, tmp_path / "random"), op.emulate(x, {}))
+    assert np.array_equal(confirm(op, sources, module, latency, x, tmp_path / "random", simulator="icarus"),
+                          op.emulate(x, {}))
     result = prove_op(op, sources, module, latency, tmp_path)
     assert result["status"] == "counterexample"
 
 
 @pytest.mark.slow
-def test_edited_bundle_names_the_op(tagger, tmp_path, capsys):
+def test_edited_bundle_names_the_op(tagger, tagger_cache, tmp_path, capsys, monkeypatch):
     """A bias constant of the chain's last piece changed after build: the op it belongs to gets a
     counterexample, the edit is reported, and the CLI exits 1."""
+    monkeypatch.setenv("TRIGGER_CACHE", str(tagger_cache))
     bundle = tmp_path / "edited"
     shutil.copytree(tagger, bundle)
     piece = sorted((bundle / "rtl").glob("*_ops_*.v"))[-1]
@@ -381,10 +391,10 @@ MUTANTS = {
 }
 
 
-@pytest.mark.slow  # Yosys and Verilator per mutant
+@pytest.mark.slow  # Yosys and Icarus per mutant
 @pytest.mark.parametrize("mutant", sorted(MUTANTS))
 def test_every_kind_proved_and_its_mutant_caught(kind_rtl, tmp_path, mutant):
-    """The op as built is proved; the broken copy gets a counterexample on which Verilator shows the bug."""
+    """The op as built is proved; the broken copy gets a counterexample on which Icarus shows the bug."""
     kind, name, edit, edited_file, limit = MUTANTS[mutant]
     model, modules = kind_rtl[kind]
     op, module, sources, latency = modules[name]
@@ -746,25 +756,25 @@ SHARED_MUTANTS = {
 }
 
 
-@pytest.mark.slow  # Yosys and Verilator
+@pytest.mark.slow  # Yosys and Icarus
 @pytest.mark.parametrize("mutant", sorted(SHARED_MUTANTS))
 def test_shared_mutant_caught_and_confirmed_by_simulation(tmp_path, mutant):
     """A shared dense with a wrong operand selection in one cycle, or a wrong constant in one time slot: a
-    counterexample that Verilator, driving the module at ii 2 behind the standard top, confirms."""
+    counterexample that Icarus, driving the module at ii 2 behind the standard top, confirms."""
     op, module, sources, latency, schedule = shared_module(tmp_path, "dense0", SHARED_MUTANTS[mutant])
     result = prove_op(op, sources, module, latency, tmp_path / "proof", schedule=schedule)
     assert result["status"] == "counterexample", result
     x = np.array([result["counterexample"]["input"]])
     assert np.all((x >= op.input.min_raw) & (x <= op.input.max_raw))  # an input of the op, not of the digits
-    simulated = confirm(op, sources, module, latency, x, tmp_path / "sim", ii=2)
+    simulated = confirm(op, sources, module, latency, x, tmp_path / "sim", simulator="icarus", ii=2)
     assert not np.array_equal(simulated, op.emulate(x, {}))
     assert simulated.tolist() == [result["counterexample"]["netlist"]]  # the unrolled netlist computes what runs
 
 
-@pytest.mark.slow  # Yosys and Verilator
+@pytest.mark.slow  # Yosys and Icarus
 def test_unrolled_netlist_equals_simulation(tmp_path):
     """What a shared op's proof rests on: the unrolled netlist (``Unrolled``), evaluated on random inputs,
-    computes what Verilator computes for the module at ii 2 behind the standard top."""
+    computes what Icarus computes for the module at ii 2 behind the standard top."""
     from trigger.prove import Netlist, evaluate, unroll, yosys_json
 
     op, module, sources, latency, schedule = shared_module(tmp_path, "dense0")
@@ -777,7 +787,7 @@ def test_unrolled_netlist_equals_simulation(tmp_path):
     x = np.random.default_rng(4).integers(op.input.min_raw, op.input.max_raw + 1, size=(300, op.input.n))
     x[:2] = op.input.min_raw, op.input.max_raw
     got = evaluate(net, x, None)
-    assert np.array_equal(got, confirm(op, sources, module, latency, x, tmp_path / "sim", ii=2))
+    assert np.array_equal(got, confirm(op, sources, module, latency, x, tmp_path / "sim", simulator="icarus", ii=2))
     assert np.array_equal(got, op.emulate(x, {}))
 
 
