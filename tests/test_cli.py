@@ -44,3 +44,11 @@ def test_demo_runs_examples_in_processes_of_their_own_and_reports_each(tmp_path,
     assert all(e["status"] == "failed" and e["exit_code"] == 2 and e["cpu_s"] > 0 for e in summary["examples"])
     out = capsys.readouterr().out
     assert "== broken_a: failed" in out and "   trigger ci: error:" in out and "\r" not in out
+
+
+def test_python_dash_m_runs_the_same_command_line():
+    """`python -m trigger` is the `trigger` script (for environments without the script on PATH)."""
+    run = subprocess.run([sys.executable, "-m", "trigger", "--version"], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.startswith("trigger "), run.stderr
+    run = subprocess.run([sys.executable, "-m", "trigger", "no-such-command"], capture_output=True, text=True)
+    assert run.returncode == 2 and "no-such-command" in run.stderr
