@@ -29,17 +29,38 @@ def _build(source, out: Path, *args) -> Path:
     return out
 
 
+# The built-in examples trained on fewer events (their tables and trees keep their shape: 2^20 addresses, 100 trees
+# of depth 5): the libraries' evidence does not depend on how well they were trained, and the examples' own
+# training (400,000 muons over 8 epochs for the table) was most of this file's Python CPU.
+SMALLER_TRAINING = {"muon_pt_lut": {"data": {"n_train": 40_000, "n_test": 20_000}, "model": {"epochs": 1}},
+                    "muon_pt_bdt": {"train": {"n_train": 10_000, "n_test": 10_000}}}
+
+
+def _example(name: str, root: Path) -> Path:
+    """models/<name>/trigger.yml with SMALLER_TRAINING, in a folder of its own."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "models" / name / "trigger.yml").read_text())
+    for section, values in SMALLER_TRAINING[name].items():
+        assert set(values) <= set(config[section]), (name, section)  # only settings the example has
+        config[section].update(values)
+    folder = root / "sources" / name
+    folder.mkdir(parents=True)
+    (folder / "trigger.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def bundles(reference_bundle, reference_models, tmp_path_factory) -> dict[str, Path]:
     """The four designs of the issue and the two-input graph model, built once (the reference tagger is the
-    session's verified bundle)."""
+    session's verified bundle; the table and the trees are the built-in examples, trained on fewer events)."""
     from tests.graph_cases import multi_collection_tagger, save
 
     root = tmp_path_factory.mktemp("emulator_library")
     graph = save(multi_collection_tagger(), root / "sources" / "multi_collection_tagger")
-    bdt = _build(REPO / "models" / "muon_pt_bdt", root / "muon_pt_bdt")
+    bdt = _build(_example("muon_pt_bdt", root), root / "muon_pt_bdt")
     return {"qkeras_3layer": reference_bundle.path,
-            "muon_pt_lut": _build(REPO / "models" / "muon_pt_lut", root / "muon_pt_lut"),
+            "muon_pt_lut": _build(_example("muon_pt_lut", root), root / "muon_pt_lut"),
             "muon_pt_bdt": bdt,
             "conv1d": _build(reference_models / "KERAS_conv1d_small.json", root / "conv1d"),
             "multi_collection_tagger": _build(graph, root / "multi_collection_tagger")}

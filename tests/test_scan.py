@@ -115,13 +115,16 @@ def test_scan_help_explains_the_grid(capsys):
 
 
 @pytest.mark.slow  # hls4ml conversion, C simulation, Icarus and Yosys for each II
-def test_ii_curve_is_a_preset_of_the_scan(tiny_network, tmp_path, capsys):
+def test_ii_curve_is_a_preset_of_the_scan(tiny_network, dask_scheduler_address, tmp_path, capsys):
     """`trigger ii-curve` runs the scan engine over the grid ii with every point verified 3-way: the curve's
     points carry the scan's figures, bundles sit at DIR/ii<N>, an II the model cannot use is skipped, and
-    `trigger report` on a point shows the curve."""
+    `trigger report` on a point shows the curve. It runs on the session's Dask cluster, whose workers have
+    imported TensorFlow and hls4ml already (a LocalCluster of its own would import them again)."""
     out = tmp_path / "curve"
-    assert main(["ii-curve", str(tiny_network), "--ii-values", "1,2,1000", "--vectors", "300", "--workers", "1",
-                 "--sim", "icarus", "-o", str(out)]) == 0  # Icarus: no Verilator models to compile per II
+    assert main(["ii-curve", str(tiny_network), "--ii-values", "1,2,1000", "--vectors", "300",
+                 "--scheduler", dask_scheduler_address, "--sim", "icarus",
+                 "-o", str(out)]) == 0  # Icarus: no Verilator models to compile per II
+    assert json.loads((out / "timing.json").read_text())["workers"] == 2
     curve = json.loads((out / "ii_curve.json").read_text())
     scan = json.loads((out / "scan.json").read_text())
     assert [p["ii"] for p in curve["points"]] == [1, 2] and [s["ii"] for s in curve["skipped"]] == [1000]

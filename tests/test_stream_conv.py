@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 import bench_stream_conv as bench  # noqa: E402
 
 F = FixedFormat.parse
-VECTORS = 64  # frames: Icarus runs each pixel under cocotb, about 15 CPU s per 200 frames of 10 x 10
+VECTORS = 32  # frames: Icarus runs each pixel under cocotb, about 15 CPU s per 200 frames of 10 x 10
 STREAM_CLEAN = {"emulator_vs_csim": 0, "emulator_vs_rtl": 0, "csim_vs_rtl": 0, "emulator_vs_stored": 0,
                 "latency_vs_manifest": 0, "too_early_input_not_refused": 0, "inputs_refused_at_ii_spacing": 0,
                 "source_vs_firmware": 0, "library_vs_emulator": 0}
@@ -69,6 +69,9 @@ def test_streamed_cnn_is_bit_exact_three_ways(streamed):
     assert "input  wire in_first" in top and "frame protocol" in top
 
 
+CHANNELS_VECTORS = 20  # frames, each driven pixel by pixel (the padded 9 x 8 image) under cocotb
+
+
 def _channels_model(folder):
     """Two input channels, 'same' padding (hls4ml's io_stream pads in a layer of its own: streamed in front, with
     valid/ready), a 3x2 kernel at stride (2, 1), a float batch norm and a quantized relu in the convolution's
@@ -98,7 +101,7 @@ def _channels_model(folder):
     (folder / "model.json").write_text(model.to_json())
     model.save_weights(folder / "model_weights.h5")
     config = {"kind": "network", "name": "channels", "model": {"file": "model.json", "weights": "model_weights.h5"},
-              "hls": {"io_type": "io_stream", "input_precision": "fixed<8,3>"}, "verify": {"vectors": 40}}
+              "hls": {"io_type": "io_stream", "input_precision": "fixed<8,3>"}, "verify": {"vectors": CHANNELS_VECTORS}}
     (folder / "trigger.yml").write_text(yaml.safe_dump(config))
     return folder
 
@@ -110,6 +113,7 @@ def test_streamed_same_padding_channels_stride_batchnorm_average_pool(tmp_path):
 
     bundle = build_bundle(_channels_model(tmp_path / "model"), tmp_path / "bundle", progress=False)
     result = verify_bundle(bundle, simulator="icarus", progress=False)
+    assert result["vectors"] == CHANNELS_VECTORS
     clean = {k: v for k, v in STREAM_CLEAN.items() if k != "source_vs_firmware"}  # a float batch norm: not exact
     assert {k: checked_counts(result).get(k) for k in clean} == clean, result["first_mismatch"]
     stream = json.loads((bundle / "manifest.json").read_text())["rtl"]["stream"]
