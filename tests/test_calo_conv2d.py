@@ -1,15 +1,21 @@
 """The built-in Conv2D example: toy calorimeter images, a QKeras Conv2D trained in the flow, built and verified."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
+import yaml
 
 from tests.helpers import REPO, assert_certified
 from trigger.data import calo
 
 CALO = REPO / "models" / "calo_conv2d"
 VECTORS = 5000
+# The example trains on 40,000 images for 8 epochs and measures its accuracies on 20,000; the test trains the
+# same network on 10,000 images for 4 epochs and measures on 5,000 (accuracies ~0.95, firmware within 0.004
+# of QKeras: the assertions hold with margin; the example as shipped runs in `make demo`).
+N_TRAIN, N_TEST, EPOCHS = 10_000, 5_000, 4
 
 
 def test_calo_images_are_seeded_and_physical():
@@ -27,12 +33,18 @@ def test_calo_images_are_seeded_and_physical():
 
 
 @pytest.mark.library  # the example's verification checks its emulator library too
-@pytest.mark.slow  # trains the example (40,000 images), hls4ml C simulation and a Verilator build
+@pytest.mark.slow  # trains the example network, hls4ml C simulation and a Verilator build
 def test_calo_conv2d_example_end_to_end(tmp_path):
     from trigger.cli import main
 
+    example = tmp_path / "example"
+    shutil.copytree(CALO, example)
+    config = yaml.safe_load((example / "trigger.yml").read_text())
+    config["dataset"].update(n_train=N_TRAIN, n_test=N_TEST)
+    config["train"]["epochs"] = EPOCHS
+    (example / "trigger.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     out = tmp_path / "calo_conv2d"
-    assert main(["build", str(CALO), "-o", str(out), "--vectors", str(VECTORS)]) == 0
+    assert main(["build", str(example), "-o", str(out), "--vectors", str(VECTORS)]) == 0
     training = json.loads((out / "reports" / "training.json").read_text())
     assert training["quantized_accuracy"] > 0.85 and training["float_accuracy"] > 0.85
     assert abs(training["firmware_accuracy"] - training["quantized_accuracy"]) < 0.02

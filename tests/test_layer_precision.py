@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.helpers import assert_certified, build_and_verify
+from tests.helpers import CLEAN, assert_certified, build_and_verify, checked_counts
 from tests.keras_cases import save_model
 
 VECTORS = 2000
@@ -166,14 +166,37 @@ def hls4ml_config(model, default="fixed<16,6>") -> dict:
     return hls4ml.utils.config_from_keras_model(model, granularity="name", default_precision=default)
 
 
+def assert_unsigned_10_bit_input(bundle, input_precision: str, n_inputs: int, name: str) -> None:
+    """The unsigned 10-bit input through hls4ml (its input typedef), the firmware model, the bus and the vectors."""
+    formats = op_formats(bundle.path)
+    assert formats["input"] == fmt(input_precision)
+    assert not formats["input"].signed and formats["input"].width == 10 and formats["input"].integer == 10
+    inputs = bundle.manifest["inputs"]  # the bus: n x 10 unsigned bits, element 0 in the least significant bits
+    assert [(e["format"], e["signed"], e["width"], e["lsb"]) for e in inputs] == \
+        [(fmt(input_precision).cpp, False, 10, 10 * i) for i in range(n_inputs)]
+    assert f"typedef {fmt(input_precision).cpp.replace(',AP_TRN,AP_WRAP', '')} input_t;" in \
+        (bundle.path / "hls" / "firmware" / "defines.h").read_text()  # hls4ml's input type
+    assert f"input  wire [{10 * n_inputs - 1}:0] in_data" in (bundle.path / "rtl" / f"{name}.v").read_text()
+    raw = np.load(bundle.path / "vectors" / "inputs.npy")
+    assert raw.min() >= 0 and raw.max() <= 1023 and raw.max() > 511  # the whole unsigned range is exercised
+
+
 @pytest.mark.slow
 def test_hls_config_file_from_hls4ml(tmp_path):
+    """One hls4ml config file (config_from_keras_model, granularity='name') with per-layer precisions, an unsigned
+    10-bit input (the input layer's Precision) and ReuseFactor 2 everywhere, as hls4ml users set it: trigger's II 2,
+    each dense layer shared over 2 cycles (layers without arithmetic to share, relu, ignore it, as in hls4ml). One
+    build and one 3-way verification show all three."""
     model = float_model(seed=5)
     path = save_model(model, tmp_path, "float_mlp")
     cfg = hls4ml_config(model, default="fixed<18,7>")
+    cfg["Model"]["ReuseFactor"] = 2
+    for entry in cfg["LayerName"].values():
+        if "ReuseFactor" in entry:
+            entry["ReuseFactor"] = 2
     names = cfg["LayerName"]
-    names["inp"]["Precision"]["result"] = "ap_fixed<11,4>"
-    names["fc1"]["Precision"].update(weight="ap_fixed<6,1>", bias="fixed<8,3>", accum="fixed<24,10>",
+    names["inp"]["Precision"]["result"] = "uint<10>"  # 10-bit energies: fc1 accumulates up to 2^13
+    names["fc1"]["Precision"].update(weight="ap_fixed<6,1>", bias="fixed<8,3>", accum="fixed<28,14>",
                                      result="ap_fixed<14,5,AP_RND,AP_SAT>")
     names["fc1_relu"]["Precision"]["result"] = "ufixed<10,4,RND,SAT>"
     names["fc1"]["Trace"] = True  # changes nothing in the firmware
@@ -181,12 +204,18 @@ def test_hls_config_file_from_hls4ml(tmp_path):
     names["out"]["Precision"].update(weight="fixed<10,3>", result="fixed<18,8,RND,SAT>")
     config_file = tmp_path / "hls4ml_config.yml"
     config_file.write_text(yaml.safe_dump(cfg))
-    bundle = build_and_verify(path, tmp_path / "b", "--hls-config", str(config_file))
+    bundle = build_and_verify(path, tmp_path / "b", "--hls-config", str(config_file), "--vectors", str(VECTORS))
     assert bundle.build_status == 0 and bundle.verify_status == 0
-    assert_certified(bundle.verify, None)
+    result = bundle.verify  # assert_certified's checks, at II 2 (with its two checks of the input spacing)
+    counts = checked_counts(result)
+    assert counts.pop("source_vs_firmware", 0) == 0, result.get("source_model")
+    assert counts == {**CLEAN, "inputs_refused_at_ii_spacing": 0, "too_early_input_not_refused": 0}, \
+        result["first_mismatch"]
+    assert result["pass"] is True and result["vectors"] == VECTORS and result["spurious_outputs"] == 0
+    assert result["latency_cycles"] == result["latency_cycles_expected"] > 0
+    assert result["ii"] == 2 and bundle.manifest["ii"] == 2
     formats = op_formats(bundle.path)
-    assert formats["input"] == fmt("fixed<11,4>")
-    assert_formats(formats, {"fc1": {"weight": "fixed<6,1>", "bias": "fixed<8,3>", "accum": "fixed<24,10>",
+    assert_formats(formats, {"fc1": {"weight": "fixed<6,1>", "bias": "fixed<8,3>", "accum": "fixed<28,14>",
                                      "result": "fixed<14,5,RND,SAT>"},
                              "fc1_relu": {"result": "ufixed<10,4,RND,SAT>"},
                              "fc2": {k: "fixed<20,8>" for k in ("weight", "bias", "accum", "result")},
@@ -196,25 +225,7 @@ def test_hls_config_file_from_hls4ml(tmp_path):
     manifest = bundle.manifest
     assert manifest["layer_precision"]["hls_config_file"] == "hls4ml_config.yml"
     assert manifest["layer_precision"]["given"]["fc2"]["accum"] == "fixed<20,8>"
-
-
-@pytest.mark.slow
-def test_hls_config_reuse_factor_is_the_ii(tmp_path):
-    """ReuseFactor 2 everywhere (as hls4ml users set it): trigger's II 2, each dense layer shared over 2 cycles;
-    layers without arithmetic to share (relu) ignore it, as in hls4ml."""
-    model = float_model(seed=6)
-    path = save_model(model, tmp_path, "float_mlp")
-    cfg = hls4ml_config(model, default="fixed<16,6,RND_CONV,SAT>")
-    cfg["Model"]["ReuseFactor"] = 2
-    for entry in cfg["LayerName"].values():
-        if "ReuseFactor" in entry:
-            entry["ReuseFactor"] = 2
-    cfg["LayerName"]["fc1"]["Precision"].update(weight="fixed<8,2>", result="fixed<16,6,RND,SAT>")
-    (tmp_path / "hls4ml.yml").write_text(yaml.safe_dump(cfg))
-    bundle = build_and_verify(path, tmp_path / "b", "--hls-config", str(tmp_path / "hls4ml.yml"), "--vectors", "500")
-    assert bundle.build_status == 0 and bundle.verify_status == 0 and bundle.verify["pass"] is True
-    assert bundle.verify["ii"] == 2 and bundle.manifest["ii"] == 2
-    assert op_formats(bundle.path)["fc1"]["weight"] == fmt("fixed<8,2>")
+    assert_unsigned_10_bit_input(bundle, "uint<10>", 8, "float_mlp")
 
 
 def test_hls_config_bad_keys_exit_2_naming_the_key(tmp_path, capsys):
@@ -278,11 +289,10 @@ def test_hls_config_refused_where_it_would_be_ignored(tmp_path, capsys):
 
 # ------------------------------------------------------------------ unsigned inputs, batch norm first
 @pytest.mark.slow
-@pytest.mark.parametrize("input_precision, via", [("ap_uint<10>", "trigger.yml"), ("ap_ufixed<10,10>", "trigger.yml"),
-                                                  ("uint<10>", "--hls-config")])
-def test_unsigned_10_bit_input(tmp_path, input_precision, via):
-    """10-bit calorimeter energies: an unsigned input format through hls4ml, the firmware model, vectors and RTL
-    (hls.input_precision, or the input layer's Precision in an --hls-config file)."""
+@pytest.mark.parametrize("input_precision", ["ap_uint<10>", "ap_ufixed<10,10>"])
+def test_unsigned_10_bit_input(tmp_path, input_precision):
+    """10-bit calorimeter energies: an unsigned input format (hls.input_precision) through hls4ml, the firmware
+    model, vectors and RTL (the input layer's Precision in an --hls-config file: test_hls_config_file_from_hls4ml)."""
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(7)
@@ -294,33 +304,13 @@ def test_unsigned_10_bit_input(tmp_path, input_precision, via):
         layer.set_weights([rng.normal(0, 0.05, w.shape) for w in layer.weights])
     precision = {"fc1": {"weight": "fixed<8,0>", "result": "fixed<16,8,RND,SAT>"},
                  "fc1_relu": {"result": "ufixed<12,6,RND,SAT>"}}
-    if via == "trigger.yml":
-        folder = model_folder(tmp_path / "m", model, {"input_precision": input_precision, "precision": precision},
-                              name="calo_sums")
-        bundle = build_and_verify(folder, tmp_path / "b")
-    else:
-        cfg = hls4ml_config(model)
-        cfg["LayerName"]["energies"]["Precision"]["result"] = input_precision
-        for layer, keys in precision.items():
-            cfg["LayerName"][layer]["Precision"].update(keys)
-        (tmp_path / "hls4ml.json").write_text(json.dumps(cfg))
-        path = save_model(model, tmp_path, "calo_sums")
-        bundle = build_and_verify(path, tmp_path / "b", "--hls-config", str(tmp_path / "hls4ml.json"),
-                                  "--vectors", str(VECTORS))
+    folder = model_folder(tmp_path / "m", model, {"input_precision": input_precision, "precision": precision},
+                          name="calo_sums")
+    bundle = build_and_verify(folder, tmp_path / "b")
     assert bundle.build_status == 0 and bundle.verify_status == 0
     assert_certified(bundle.verify)
-    formats = op_formats(bundle.path)
-    assert formats["input"] == fmt(input_precision)
-    assert not formats["input"].signed and formats["input"].width == 10 and formats["input"].integer == 10
-    assert formats["fc1_relu"]["output"] == fmt("ufixed<12,6,RND,SAT>")
-    inputs = bundle.manifest["inputs"]  # the bus: 6 x 10 unsigned bits, element 0 in the least significant bits
-    assert [(e["format"], e["signed"], e["width"], e["lsb"]) for e in inputs] == \
-        [(fmt(input_precision).cpp, False, 10, 10 * i) for i in range(6)]
-    assert f"typedef {fmt(input_precision).cpp.replace(',AP_TRN,AP_WRAP', '')} input_t;" in \
-        (bundle.path / "hls" / "firmware" / "defines.h").read_text()  # hls4ml's input type
-    assert "input  wire [59:0] in_data" in (bundle.path / "rtl" / "calo_sums.v").read_text()
-    raw = np.load(bundle.path / "vectors" / "inputs.npy")
-    assert raw.min() >= 0 and raw.max() <= 1023 and raw.max() > 511  # the whole unsigned range is exercised
+    assert op_formats(bundle.path)["fc1_relu"]["output"] == fmt("ufixed<12,6,RND,SAT>")
+    assert_unsigned_10_bit_input(bundle, input_precision, 6, "calo_sums")
 
 
 def test_batch_normalization_first_on_another_axis_is_refused(tmp_path):
