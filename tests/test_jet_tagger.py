@@ -16,9 +16,7 @@ VECTORS = 10_000
 N_TRAIN, EPOCHS = 80_000, 6
 
 
-# Not marked ``library``: the emulator library of this 16-64-32-32-5 QKeras dense network (g++ -O2 with its 4,256
-# weights compiled in: 19 of the test's ~70 CPU-s) is checked on the same architecture by the session's reference
-# bundle (qkeras_3layer, conftest.py) and by test_emulator_library.py; verify.json says the check was left out.
+@pytest.mark.library  # the example's verification checks its emulator library too (~5 CPU-s of g++)
 @pytest.mark.slow  # trains the example network, then a Verilator build of a 16-64-32-32-5 network
 def test_jet_tagger_example_end_to_end(tmp_path):
     example = tmp_path / "example"
