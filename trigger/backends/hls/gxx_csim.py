@@ -60,8 +60,8 @@ AP_PCH_HEADERS = ("iostream", "ap_fixed.h", "ap_int.h", "hls_stream.h")  # what 
 
 def ap_types_pch(gxx: str, flags: list, ap_types: Path) -> list[str]:
     """g++ options that read hls4ml's ap_types headers precompiled (``-include <entry>/ap_pch.h``): a C
-    simulation's compile spends about a quarter of its CPU parsing them (the reference MLP's: 3.7 CPU-s of g++,
-    2.6 with them precompiled). The .gch is compiled once per cache for exactly these ``flags`` (the options
+    simulation's compile spends about a fifth of its CPU parsing them (the reference MLP's at -O1: 2.95 CPU-s of
+    g++, 2.34 with them precompiled). The .gch is compiled once per cache for exactly these ``flags`` (the options
     that must match for GCC to use it; -D and -I need not) and the headers' content; should GCC refuse it, it
     reads the text ap_pch.h, which includes the same headers. [] without a cache."""
     import hashlib
